@@ -1,0 +1,12 @@
+/**
+ * @module The Hono environment shared by every route: request id and the runtime.
+ */
+import type { Runtime } from "../runtime.ts";
+
+/** Hono's `Env` for this program's app. */
+export type AppEnv = {
+  Variables: {
+    requestId: string;
+    rt: Runtime;
+  };
+};

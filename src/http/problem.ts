@@ -1,0 +1,66 @@
+/**
+ * @module RFC 9457 problem details: the one shape of every error answer.
+ */
+import type { Context } from "hono";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+
+/** One validation issue: where and what. */
+export interface Issue {
+  path: string;
+  message: string;
+}
+
+const TITLES: Record<number, string> = {
+  400: "Bad Request",
+  401: "Unauthorized",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  409: "Conflict",
+  413: "Content Too Large",
+  415: "Unsupported Media Type",
+  500: "Internal Server Error",
+  503: "Service Unavailable",
+};
+
+/** An error a handler throws to answer with a problem document. */
+export class HttpProblem extends Error {
+  /**
+   * @param status HTTP status
+   * @param detail what went wrong, for the client
+   * @param extra more members (e.g. `issues`)
+   */
+  constructor(
+    readonly status: ContentfulStatusCode,
+    readonly detail: string,
+    readonly extra: Record<string, unknown> = {},
+  ) {
+    super(detail);
+    this.name = "HttpProblem";
+  }
+}
+
+/**
+ * Answers with `application/problem+json`.
+ *
+ * @param c the Hono context
+ * @param status HTTP status
+ * @param detail human-readable explanation
+ * @param extra more members
+ * @returns the response
+ */
+export function problem(
+  c: Context,
+  status: ContentfulStatusCode,
+  detail: string,
+  extra: Record<string, unknown> = {},
+): Response {
+  const body = {
+    type: "about:blank",
+    title: TITLES[status] ?? "Error",
+    status,
+    detail,
+    instance: c.req.path,
+    ...extra,
+  };
+  return c.body(JSON.stringify(body), status, { "content-type": "application/problem+json" });
+}

@@ -1,0 +1,25 @@
+/**
+ * @module The messaging port: Kafka (`kafka.ts`) or the embedded bus (`memory-bus.ts`).
+ */
+import type { Check } from "./store.ts";
+
+/** One message to publish. */
+export interface OutgoingMessage {
+  key?: string | null;
+  value: string;
+  headers?: Record<string, string>;
+}
+
+/** A Kafka-like message bus. The consumer side is defined in `bus-consumer.ts`. */
+export interface Bus {
+  /** `kafka` or `memory`. */
+  readonly kind: "kafka" | "memory";
+  /** Publishes messages to one topic; resolves once the broker acknowledged all of them. */
+  publish(topic: string, messages: OutgoingMessage[]): Promise<void>;
+  /** Creates the topics that do not exist yet. */
+  ensureTopics(topics: string[], partitions?: number): Promise<void>;
+  /** Whether the bus answers now. */
+  check(): Promise<Check>;
+  /** Closes producers, admin and every consumer created from this bus. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,197 @@
+/**
+ * @module The only importer of the `redis` client: the Store port on a real Redis.
+ */
+import { createClient } from "redis";
+import {
+  type Check,
+  type Command,
+  type Reply,
+  type Script,
+  type Store,
+  UnavailableError,
+} from "./store.ts";
+import type { Logger } from "../log.ts";
+import { redactUrl } from "../config.ts";
+
+// deno-lint-ignore no-explicit-any
+type Client = any;
+
+const CHECK_TIMEOUT_MS = 1000;
+
+/** Redis replies through node-redis: RESP2 arrays, but HGETALL-like replies come as objects. */
+function _normalize(reply: unknown): Reply {
+  if (reply === undefined || reply === null) return null;
+  if (typeof reply === "string" || typeof reply === "number") return reply;
+  if (typeof reply === "boolean") return reply ? 1 : null;
+  if (reply instanceof Uint8Array) return new TextDecoder().decode(reply);
+  if (Array.isArray(reply)) return reply.map(_normalize);
+  if (reply instanceof Map) {
+    return [...reply.entries()].flatMap(([k, v]) => [String(k), _normalize(v)]);
+  }
+  if (typeof reply === "object") {
+    return Object.entries(reply as Record<string, unknown>).flatMap(([k, v]) => [k, _normalize(v)]);
+  }
+  return String(reply);
+}
+
+const _args = (command: Command) => command.map(String);
+
+/** The Store port on real Redis, with automatic reconnects. */
+export class RedisStore implements Store {
+  readonly kind = "redis" as const;
+  #client: Client;
+  #subscriber: Client | undefined;
+  #shas = new Map<Script, string>();
+  #log: Logger;
+  #url: string;
+  #lastError = "";
+  #closed = false;
+
+  /**
+   * @param url `redis://` or `rediss://` URL
+   * @param log where connection events go
+   */
+  constructor(url: string, log: Logger) {
+    this.#url = url;
+    this.#log = log.child({ component: "redis" });
+    this.#client = this.#create();
+  }
+
+  #create(): Client {
+    const client = createClient({
+      url: this.#url,
+      // Fail fast while disconnected: callers answer 503 instead of hanging.
+      disableOfflineQueue: true,
+      socket: {
+        connectTimeout: 2000,
+        reconnectStrategy: (retries: number) =>
+          this.#closed ? false : Math.min(50 * 2 ** retries, 1000),
+      },
+    });
+    let down = false;
+    client.on("error", (err: Error) => {
+      this.#lastError = err.message;
+      if (!down) {
+        this.#log.warn("redis connection error", { url: redactUrl(this.#url), error: err.message });
+      }
+      down = true;
+    });
+    client.on("ready", () => {
+      if (down) this.#log.info("redis reconnected", { url: redactUrl(this.#url) });
+      down = false;
+      this.#lastError = "";
+    });
+    client.connect().catch((err: Error) => {
+      this.#lastError = err.message;
+    });
+    return client;
+  }
+
+  #unavailable(err: unknown): Error {
+    if (
+      !this.#client.isReady || !(err instanceof Error) ||
+      /closed|offline|ECONN|socket/i.test(err.message)
+    ) {
+      return new UnavailableError("redis", err instanceof Error ? err.message : String(err));
+    }
+    return err;
+  }
+
+  async command(command: Command): Promise<Reply> {
+    try {
+      return _normalize(await this.#client.sendCommand(_args(command)));
+    } catch (err) {
+      throw this.#unavailable(err);
+    }
+  }
+
+  async multi(commands: Command[]): Promise<Reply[]> {
+    const tx = this.#client.multi();
+    for (const c of commands) tx.addCommand(_args(c));
+    try {
+      return (await tx.exec() as unknown[]).map(_normalize);
+    } catch (err) {
+      throw this.#unavailable(err);
+    }
+  }
+
+  async pipeline(commands: Command[]): Promise<Reply[]> {
+    const tx = this.#client.multi();
+    for (const c of commands) tx.addCommand(_args(c));
+    try {
+      return (await tx.execAsPipeline() as unknown[]).map(_normalize);
+    } catch (err) {
+      throw this.#unavailable(err);
+    }
+  }
+
+  async eval(script: Script, keys: string[], args: (string | number)[]): Promise<Reply> {
+    const rest = [String(keys.length), ...keys, ...args.map(String)];
+    const sha = this.#shas.get(script);
+    try {
+      if (sha) {
+        try {
+          return _normalize(await this.#client.sendCommand(["EVALSHA", sha, ...rest]));
+        } catch (err) {
+          if (!(err instanceof Error) || !err.message.startsWith("NOSCRIPT")) throw err;
+        }
+      }
+      const loaded = String(await this.#client.sendCommand(["SCRIPT", "LOAD", script.lua]));
+      this.#shas.set(script, loaded);
+      return _normalize(await this.#client.sendCommand(["EVALSHA", loaded, ...rest]));
+    } catch (err) {
+      if (err instanceof Error && /ERR|script/i.test(err.message) && this.#client.isReady) {
+        throw new Error(`Script "${script.name}" failed: ${err.message}`);
+      }
+      throw this.#unavailable(err);
+    }
+  }
+
+  async subscribe(
+    channel: string,
+    onMessage: (message: string) => void,
+  ): Promise<() => Promise<void>> {
+    if (!this.#subscriber) {
+      this.#subscriber = this.#client.duplicate();
+      this.#subscriber.on("error", () => {});
+      await this.#subscriber.connect();
+    }
+    const sub = this.#subscriber;
+    const listener = (message: string) => onMessage(message);
+    await sub.subscribe(channel, listener);
+    return async () => {
+      if (sub.isOpen) await sub.unsubscribe(channel, listener);
+    };
+  }
+
+  async check(): Promise<Check> {
+    if (!this.#client.isReady) return { ok: false, detail: this.#lastError || "not connected" };
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        this.#client.sendCommand(["PING"]),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error("PING timed out")), CHECK_TIMEOUT_MS);
+        }),
+      ]);
+      return { ok: true };
+    } catch (err) {
+      return { ok: false, detail: err instanceof Error ? err.message : String(err) };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const c of [this.#subscriber, this.#client]) {
+      if (!c) continue;
+      try {
+        if (c.isOpen) await c.close();
+        else c.destroy();
+      } catch {
+        c.destroy();
+      }
+    }
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * @module The storage port every feature uses: Redis commands, atomic scripts and pub/sub,
+ * served by real Redis (`redis.ts`) or by the embedded store (`memory-store.ts`).
+ */
+
+/** A Redis reply, RESP2-shaped: bulk strings, integers, nil and arrays. */
+export type Reply = string | number | null | Reply[];
+
+/** One command with its arguments, e.g. `["HSET", key, "status", "queued"]`. */
+export type Command = (string | number)[];
+
+/** Calls one command inside a script, like `redis.call` in Lua. */
+export type Call = (...command: Command) => Reply;
+
+/**
+ * An atomic script: the Lua that runs in Redis and its twin in TypeScript that runs in the
+ * embedded store. Both receive KEYS and ARGV as strings and must return the same reply.
+ */
+export interface Script {
+  /** A name for logs and errors. */
+  readonly name: string;
+  /** Lua source, run with EVALSHA. */
+  readonly lua: string;
+  /** The same logic for the embedded store; runs synchronously, hence atomically. */
+  readonly local: (call: Call, keys: string[], args: string[]) => Reply;
+}
+
+/** The result of a readiness check. */
+export interface Check {
+  ok: boolean;
+  detail?: string;
+}
+
+/** A Redis-like store. */
+export interface Store {
+  /** `redis` or `memory`. */
+  readonly kind: "redis" | "memory";
+  /** Runs one command. */
+  command(command: Command): Promise<Reply>;
+  /** Runs commands atomically (MULTI/EXEC) in one round trip; returns each reply. */
+  multi(commands: Command[]): Promise<Reply[]>;
+  /** Runs commands in one round trip without atomicity (a pipeline). */
+  pipeline(commands: Command[]): Promise<Reply[]>;
+  /** Runs a script atomically. */
+  eval(script: Script, keys: string[], args: (string | number)[]): Promise<Reply>;
+  /**
+   * Subscribes to a pub/sub channel; messages published with `PUBLISH` (also from scripts)
+   * reach `onMessage`. Resolves once subscribed, with the function that unsubscribes.
+   */
+  subscribe(channel: string, onMessage: (message: string) => void): Promise<() => Promise<void>>;
+  /** Whether the store answers now (a PING with a short timeout). */
+  check(): Promise<Check>;
+  /** Closes every connection. */
+  close(): Promise<void>;
+}
+
+/** The store cannot be reached; HTTP answers 503. */
+export class UnavailableError extends Error {
+  /**
+   * @param dependency `redis` or `kafka`
+   * @param detail what failed
+   */
+  constructor(readonly dependency: string, detail: string) {
+    super(`${dependency} is unavailable: ${detail}`);
+    this.name = "UnavailableError";
+  }
+}
+
+/**
+ * Declares a script with its Lua source and its embedded twin.
+ *
+ * @param script name, Lua and TypeScript implementation
+ * @returns the same object, typed
+ * @example
+ * ```ts
+ * // KEYS[1] counter; ARGV[1] step. Returns the new value.
+ * const incr = defineScript({
+ *   name: "incr",
+ *   lua: `return redis.call("INCRBY", KEYS[1], ARGV[1])`,
+ *   local: (call, keys, args) => call("INCRBY", keys[0], args[0]),
+ * });
+ * ```
+ */
+export function defineScript(script: Script): Script {
+  return script;
+}
+
+/**
+ * Builds a key under the deployment's prefix with a Redis Cluster hash tag, so the keys of one
+ * entity share a slot: `key("svc", "t:abc", "state")` → `svc:{t:abc}:state`.
+ *
+ * @param prefix `KEY_PREFIX`
+ * @param tag the part that picks the cluster slot
+ * @param parts the rest of the key
+ * @returns the key
+ */
+export function key(prefix: string, tag: string, ...parts: string[]): string {
+  return [prefix, `{${tag}}`, ...parts].join(":");
+}
+
+/**
+ * Turns a flat `[field, value, field, value]` reply (HGETALL) into an object.
+ *
+ * @param reply the reply
+ * @returns the fields
+ */
+export function toHash(reply: Reply): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!Array.isArray(reply)) return out;
+  for (let i = 0; i + 1 < reply.length; i += 2) out[String(reply[i])] = String(reply[i + 1]);
+  return out;
+}

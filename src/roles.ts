@@ -1,0 +1,59 @@
+/**
+ * @module ROLE → which services start, and the order they stop in.
+ */
+import type { Role } from "./config.ts";
+import type { Runtime, Service } from "./runtime.ts";
+
+/** Creates the services of one role. */
+export type RoleFactory = (rt: Runtime) => Service[];
+
+/**
+ * What each role runs. A role absent from this table is not built yet: naming it explicitly
+ * stops start-up, and `all` leaves it out with a log line.
+ */
+export const ROLE_FACTORIES: Partial<Record<Role, RoleFactory>> = {};
+
+/**
+ * Stop order, first to last. Sources of new work stop first so nothing new arrives while the
+ * rest drains: the HTTP API (stops accepting, answers what is in flight), then the scheduler
+ * (no new ticks), then the loops that do work (consumers hand back or finish their batch,
+ * workers finish or release their leases). The store and bus close after all of them, since
+ * every one of them writes to them while it drains.
+ */
+export const STOP_ORDER: readonly Role[] = [
+  "http",
+  "scheduler",
+  "consumer",
+  "bulk-consumer",
+  "async-worker",
+  "parallel-worker",
+];
+
+/** A role was named explicitly but is not available. */
+export class RoleUnavailableError extends Error {
+  /** @param role the role named in `ROLE` */
+  constructor(readonly role: Role) {
+    super(`ROLE: "${role}" is not available yet`);
+    this.name = "RoleUnavailableError";
+  }
+}
+
+/**
+ * Resolves which roles can start.
+ *
+ * @param requested roles from the configuration (all six when `ROLE=all`)
+ * @param explicit whether `ROLE` named them (not `all`)
+ * @param rt the runtime (for the log line on skipped roles)
+ * @returns roles with a factory, in stop order
+ * @throws {RoleUnavailableError} when an explicitly named role is not built
+ */
+export function availableRoles(requested: Role[], explicit: boolean, rt: Runtime): Role[] {
+  const out: Role[] = [];
+  for (const role of STOP_ORDER) {
+    if (!requested.includes(role)) continue;
+    if (ROLE_FACTORIES[role]) out.push(role);
+    else if (explicit) throw new RoleUnavailableError(role);
+    else rt.log.warn("role left out: not available yet", { role });
+  }
+  return out;
+}

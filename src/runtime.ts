@@ -1,0 +1,100 @@
+/**
+ * @module What every role shares in one process: configuration, logger, store, bus, metrics,
+ * the program's definitions, and the stopping flag.
+ */
+import { Registry } from "prom-client";
+import type { Config } from "./config.ts";
+import { createLogger, type Logger } from "./log.ts";
+import type { Check, Store } from "./infra/store.ts";
+import type { Bus } from "./infra/bus.ts";
+import { RedisStore } from "./infra/redis.ts";
+import { MemoryStore } from "./infra/memory-store.ts";
+import { KafkaBus } from "./infra/kafka.ts";
+import { MemoryBus } from "./infra/memory-bus.ts";
+import type { System } from "./system.ts";
+
+/** A long-running part of a role (an HTTP server, a consumer loop, a worker pool). */
+export interface Service {
+  /** For logs and readiness checks. */
+  readonly name: string;
+  /** Starts the service; resolves once it runs. */
+  start(): Promise<void>;
+  /**
+   * Stops it: finish or hand back in-flight work before `deadline` (epoch ms), then release
+   * what it holds. Never throws.
+   */
+  stop(deadline: number): Promise<void>;
+  /** Readiness of this service itself (e.g. "in its consumer group"); absent = always ready. */
+  check?(): Promise<Check>;
+}
+
+/** Shared state of one process. */
+export interface Runtime {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly store: Store;
+  readonly bus: Bus;
+  /** This runtime's Prometheus registry (not the global one: tests run several runtimes). */
+  readonly metrics: Registry;
+  readonly system: System;
+  /** Process-unique id, for logs, run records and leases. */
+  readonly instanceId: string;
+  /** True from the moment SIGTERM/SIGINT arrives (readiness turns 503). */
+  stopping: boolean;
+  /**
+   * Returns the process-wide instance stored under `name`, creating it on first use. Features
+   * use it for their clients and metrics, so each is made once per runtime.
+   */
+  shared<T>(name: string, create: () => T): T;
+}
+
+/** Options for tests: inject a store, a bus or a logger. */
+export interface RuntimeOptions {
+  store?: Store;
+  bus?: Bus;
+  log?: Logger;
+}
+
+/**
+ * Creates the runtime: real Redis/Kafka when configured, embedded otherwise.
+ *
+ * @param config the validated configuration
+ * @param system the program's definitions
+ * @param options injected parts (tests)
+ * @returns the runtime
+ * @example
+ * ```ts
+ * const rt = createRuntime(loadConfig(), new System());
+ * ```
+ */
+export function createRuntime(
+  config: Config,
+  system: System,
+  options: RuntimeOptions = {},
+): Runtime {
+  const instanceId = `${Deno.hostname?.() ?? "host"}-${Deno.pid}-${
+    crypto.randomUUID().slice(0, 8)
+  }`;
+  const log = options.log ?? createLogger(config.logLevel, { instance: instanceId });
+  const store = options.store ??
+    (config.redisUrl ? new RedisStore(config.redisUrl, log) : new MemoryStore());
+  const bus = options.bus ??
+    (config.kafkaBrokers
+      ? new KafkaBus(config.kafkaBrokers, log, { clientId: config.keyPrefix })
+      : new MemoryBus());
+  const instances = new Map<string, unknown>();
+  return {
+    config,
+    log,
+    store,
+    bus,
+    metrics: new Registry(),
+    system,
+    instanceId,
+    stopping: false,
+    shared<T>(name: string, create: () => T): T {
+      if (!instances.has(name)) instances.set(name, create());
+      return instances.get(name) as T;
+    },
+  };
+}
