@@ -21,7 +21,7 @@ set -euo pipefail
 HOST=127.0.0.1
 PORT="${KAFKA_PORT:-9092}"
 CPORT="${KAFKA_CONTROLLER_PORT:-9093}"
-CACHE="${KAFKA_HOME_CACHE:-$HOME/.cache/svc-kafka}"
+CACHE="${KAFKA_HOME_CACHE:-${HOME:-/root}/.cache/svc-kafka}"
 VERSIONS="${KAFKA_VERSION:-4.4.0 4.1.1 4.0.0}"
 HEAP="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
 TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
@@ -47,11 +47,11 @@ kafka_metadata_ok() {
   local hex
   hex=$(
     exec 3<>"/dev/tcp/$HOST/$PORT" 2>/dev/null || exit 1
-    # size=24 | api_key=3 (Metadata) | api_version=4 | correlation_id=0x4b414641 | client_id="kafka.sh"
+    # size=23 | api_key=3 (Metadata) | api_version=4 | correlation_id=0x4b414641 | client_id="kafka.sh"
     # | topics=-1 (null: all) | allow_auto_topic_creation=false
-    printf '\x00\x00\x00\x18\x00\x03\x00\x04\x4b\x41\x46\x41\x00\x08kafka.sh\xff\xff\xff\xff\x00' >&3
+    printf '\x00\x00\x00\x17\x00\x03\x00\x04\x4b\x41\x46\x41\x00\x08kafka.sh\xff\xff\xff\xff\x00' >&3
     # response: size(4) correlation_id(4) throttle_time_ms(4) brokers_count(4)
-    timeout 5 head -c 16 <&3 | od -An -v -tx1 | tr -d ' \n'
+    timeout 3 head -c 16 <&3 | od -An -v -tx1 | tr -d ' \n'
   ) 2>/dev/null || return 1
   [[ ${#hex} -eq 32 && ${hex:8:8} == 4b414641 ]] || return 1
   local nbrokers=$((16#${hex:24:8}))
