@@ -1,0 +1,33 @@
+/**
+ * @module A microservice runtime: one program that becomes, by `ROLE`, an HTTP API, a Kafka
+ * consumer or bulk consumer, a cron scheduler, an async-task worker or a parallel-task worker.
+ */
+export { type Config, ConfigError, loadConfig, type Role, ROLES } from "./src/config.ts";
+export { createLogger, type Logger, type LogLevel } from "./src/log.ts";
+export {
+  type Call,
+  type Check,
+  type Command,
+  defineScript,
+  key,
+  type Reply,
+  type Script,
+  type Store,
+  toHash,
+  UnavailableError,
+} from "./src/infra/store.ts";
+export type { Bus, OutgoingMessage } from "./src/infra/bus.ts";
+export { createRuntime, type Runtime, type Service } from "./src/runtime.ts";
+export { type Definition, type RouteModule, System } from "./src/system.ts";
+export type { AppEnv } from "./src/http/env.ts";
+export { HttpProblem, type Issue, problem } from "./src/http/problem.ts";
+export { validate } from "./src/http/validate.ts";
+export { createApp } from "./src/http/app.ts";
+export { describeRoute, resolver } from "hono-openapi";
+export { main, type Running, start } from "./src/main.ts";
+
+if (import.meta.main) {
+  const { main } = await import("./src/main.ts");
+  const { exampleSystem } = await import("./src/example/mod.ts");
+  Deno.exit(await main(exampleSystem()));
+}

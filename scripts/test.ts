@@ -1,0 +1,109 @@
+/**
+ * @module The test command: starts Redis and Kafka if absent, runs every `test/**\/*.test.ts`
+ * file as its own process, and ends with one line `N passed, N failed, N skipped`.
+ *
+ * Usage: `deno task test [substring…]` (only files whose path contains a substring).
+ */
+const ROOT = new URL("../", import.meta.url).pathname;
+const FILE_TIMEOUT_MS = Number(Deno.env.get("TEST_FILE_TIMEOUT_MS") ?? 15 * 60_000);
+
+async function ensure(script: string): Promise<boolean> {
+  const out = await new Deno.Command("bash", {
+    args: [`${ROOT}scripts/${script}`],
+    cwd: ROOT,
+    stdin: "null",
+  })
+    .output();
+  const dec = new TextDecoder();
+  if (out.code !== 0) {
+    console.error(
+      `${script} failed (exit ${out.code}):\n${dec.decode(out.stdout)}${dec.decode(out.stderr)}`,
+    );
+  }
+  return out.code === 0;
+}
+
+async function* walk(dir: string): AsyncGenerator<string> {
+  const entries = [];
+  for await (const e of Deno.readDir(dir)) entries.push(e);
+  entries.sort((a, b) => a.name.localeCompare(b.name));
+  for (const e of entries) {
+    const path = `${dir}/${e.name}`;
+    if (e.isDirectory) yield* walk(path);
+    else if (e.name.endsWith(".test.ts")) yield path;
+  }
+}
+
+function summary(text: string): { total: number; passed: number; skipped: number } | undefined {
+  // deno-lint-ignore no-control-regex
+  const plain = text.replace(/\x1b\[[0-9;]*m/g, "");
+  const total = /Total:\s+(\d+)/.exec(plain);
+  const passed = /Passed:\s+(\d+)/.exec(plain);
+  const skipped = /Skipped:\s+(\d+)/.exec(plain);
+  if (!total || !passed) return undefined;
+  return { total: Number(total[1]), passed: Number(passed[1]), skipped: Number(skipped?.[1] ?? 0) };
+}
+
+const filters = Deno.args;
+const files: string[] = [];
+for await (const f of walk(`${ROOT}test`)) {
+  const rel = f.slice(ROOT.length);
+  if (filters.length === 0 || filters.some((s) => rel.includes(s))) files.push(rel);
+}
+
+const needRedis = files.some((f) => f.includes(".redis.") || f.includes(".e2e."));
+const needKafka = files.some((f) => f.includes(".kafka.") || f.includes(".e2e."));
+if (needRedis) await ensure("redis.sh");
+if (needKafka) await ensure("kafka.sh");
+
+let passed = 0, failed = 0, skipped = 0;
+const failures: string[] = [];
+const started = Date.now();
+for (const file of files) {
+  const t0 = Date.now();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", file],
+    cwd: ROOT,
+    env: {
+      TEST_REDIS_URL: Deno.env.get("TEST_REDIS_URL") ?? "redis://127.0.0.1:6379",
+      TEST_KAFKA_BROKERS: Deno.env.get("TEST_KAFKA_BROKERS") ?? "127.0.0.1:9092",
+      NO_COLOR: "1",
+    },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+  }, FILE_TIMEOUT_MS);
+  const out = await child.output();
+  clearTimeout(timer);
+  const dec = new TextDecoder();
+  const text = dec.decode(out.stdout) + dec.decode(out.stderr);
+  const s = summary(text);
+  const seconds = ((Date.now() - t0) / 1000).toFixed(1);
+  let fileFailed: number;
+  if (s) {
+    passed += s.passed;
+    skipped += s.skipped;
+    fileFailed = s.total - s.passed - s.skipped;
+    if (out.code !== 0 && fileFailed === 0) fileFailed = 1;
+  } else {
+    fileFailed = 1;
+  }
+  failed += fileFailed;
+  const mark = fileFailed > 0 ? "FAIL" : "ok  ";
+  console.log(
+    `${mark} ${file} (${s ? `${s.passed}/${s.total}` : `exit ${out.code}`}, ${seconds}s)`,
+  );
+  if (fileFailed > 0) {
+    failures.push(file);
+    console.log(text.split("\n").slice(-80).map((l) => `     ${l}`).join("\n"));
+  }
+}
+console.log(`\n${files.length} files in ${((Date.now() - started) / 1000).toFixed(0)}s`);
+if (failures.length) console.log(`failing files: ${failures.join(", ")}`);
+console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
+Deno.exit(failed > 0 ? 1 : 0);

@@ -1,0 +1,56 @@
+/**
+ * @module Redis keys of the example system (orders and events), shared by its HTTP routes,
+ * consumers and tasks.
+ */
+import { key } from "../../mod.ts";
+
+/**
+ * An order's hash: `id`, `item`, `qty`, `processed` (`0`/`1`), `created_at`.
+ *
+ * @param prefix `KEY_PREFIX`
+ * @param id the order id
+ * @returns the key
+ */
+export function orderKey(prefix: string, id: string): string {
+  return key(prefix, `order:${id}`);
+}
+
+/**
+ * Set of every order id (what `orders-report` counts as orders).
+ *
+ * @param prefix `KEY_PREFIX`
+ * @returns the key
+ */
+export function ordersAllKey(prefix: string): string {
+  return key(prefix, "orders", "all");
+}
+
+/**
+ * Set of processed order ids (what `orders-report` counts as processed).
+ *
+ * @param prefix `KEY_PREFIX`
+ * @returns the key
+ */
+export function ordersProcessedKey(prefix: string): string {
+  return key(prefix, "orders", "processed");
+}
+
+/**
+ * Hash of the bulk consumer's counters: `stored` (events written) and `batches`.
+ *
+ * @param prefix `KEY_PREFIX`
+ * @returns the key
+ */
+export function eventsStatsKey(prefix: string): string {
+  return key(prefix, "events", "stats");
+}
+
+/**
+ * Topic names of the example system, under `TOPIC_PREFIX`.
+ *
+ * @param topicPrefix `TOPIC_PREFIX`
+ * @returns the `orders` and `events` topics
+ */
+export function exampleTopics(topicPrefix: string): { orders: string; events: string } {
+  return { orders: `${topicPrefix}orders`, events: `${topicPrefix}events` };
+}

@@ -1,0 +1,16 @@
+/**
+ * @module The example system of API.md: what `deno run mod.ts` runs and the tests drive.
+ */
+import { System } from "../../mod.ts";
+import { exampleRoutes } from "./http.ts";
+
+/**
+ * Builds the example system: orders and events over HTTP, their consumers, the `sleep` and
+ * `orders-report` tasks, the `primes` parallel task and the two schedules.
+ *
+ * @returns the system
+ */
+export function exampleSystem(): System {
+  return new System()
+    .routes(exampleRoutes);
+}

@@ -1,0 +1,168 @@
+/**
+ * @module The Hono app: middleware, probes, metrics, OpenAPI, built-in and user routes.
+ */
+import { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { bodyLimit } from "hono/body-limit";
+import { openAPIRouteHandler } from "hono-openapi";
+import { Counter, Histogram } from "prom-client";
+import type { AppEnv } from "./env.ts";
+import { HttpProblem, problem } from "./problem.ts";
+import { probeRoutes } from "./probes.ts";
+import { UnavailableError } from "../infra/store.ts";
+import type { Runtime, Service } from "../runtime.ts";
+import type { RouteModule } from "../system.ts";
+
+/** Largest request body accepted, in bytes (API.md: 1 MiB). */
+export const BODY_LIMIT_BYTES = 1024 * 1024;
+
+/** Paths answered without `Authorization`, so probes and scrapers need no key. */
+const OPEN_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
+
+/** Routes of the runtime's own features (tasks, parallel tasks, schedules). */
+const BUILTIN_ROUTES: RouteModule[] = [];
+
+/** What `createApp` needs besides the runtime. */
+export interface AppOptions {
+  /** Serve the API (role `http`); otherwise only probes and metrics. */
+  api: boolean;
+  /** The services running in this process, for `/readyz`. */
+  services: () => readonly Service[];
+}
+
+const _httpMetrics = (rt: Runtime) =>
+  rt.shared("http.metrics", () => ({
+    requests: new Counter({
+      name: "http_requests_total",
+      help: "HTTP requests answered, by method, route and status",
+      labelNames: ["method", "route", "status"],
+      registers: [rt.metrics],
+    }),
+    duration: new Histogram({
+      name: "http_request_duration_seconds",
+      help: "Time to answer HTTP requests, by method and route",
+      labelNames: ["method", "route"],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [rt.metrics],
+    }),
+  }));
+
+function _sameKey(given: string, keys: readonly string[]): boolean {
+  const a = new TextEncoder().encode(given);
+  let found = false;
+  for (const key of keys) {
+    const b = new TextEncoder().encode(key);
+    let diff = a.length ^ b.length;
+    for (let i = 0; i < a.length; i++) diff |= a[i] ^ (b[i % (b.length || 1)] ?? 0);
+    found ||= diff === 0;
+  }
+  return found;
+}
+
+/**
+ * Builds the app.
+ *
+ * @param rt the runtime
+ * @param options API or probes only, and the running services
+ * @returns the Hono app, ready for `Deno.serve` or `app.request()`
+ * @example
+ * ```ts
+ * const app = createApp(rt, { api: true, services: () => [] });
+ * const res = await app.request("/healthz");
+ * ```
+ */
+export function createApp(rt: Runtime, options: AppOptions): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  const metrics = _httpMetrics(rt);
+  const log = rt.log.child({ component: "http" });
+
+  app.use(async (c, next) => {
+    const started = performance.now();
+    const incoming = c.req.header("x-request-id");
+    const requestId = incoming && /^[\w.\-:]{1,128}$/.test(incoming)
+      ? incoming
+      : crypto.randomUUID();
+    c.set("requestId", requestId);
+    c.set("rt", rt);
+    await next();
+    c.header("x-request-id", requestId);
+    const route = c.req.routePath === "/*" ? "unmatched" : c.req.routePath;
+    const seconds = (performance.now() - started) / 1000;
+    metrics.requests.inc({ method: c.req.method, route, status: String(c.res.status) });
+    metrics.duration.observe({ method: c.req.method, route }, seconds);
+    if (!OPEN_PATHS.has(c.req.path)) {
+      log.info("request", {
+        request_id: requestId,
+        method: c.req.method,
+        path: c.req.path,
+        status: c.res.status,
+        duration_ms: Math.round(seconds * 1e4) / 10,
+      });
+    }
+  });
+
+  app.use(
+    bodyLimit({
+      maxSize: BODY_LIMIT_BYTES,
+      onError: (c) => problem(c, 413, `The request body exceeds ${BODY_LIMIT_BYTES} bytes`),
+    }),
+  );
+
+  const keys = rt.config.apiKeys;
+  if (keys.length > 0) {
+    app.use(async (c, next) => {
+      if (OPEN_PATHS.has(c.req.path)) return next();
+      const match = /^Bearer\s+(.+)$/i.exec(c.req.header("authorization") ?? "");
+      if (!match || !_sameKey(match[1].trim(), keys)) {
+        c.header("www-authenticate", 'Bearer realm="svc"');
+        return problem(
+          c,
+          401,
+          match
+            ? "The API key is not valid"
+            : "An API key is required: Authorization: Bearer <key>",
+        );
+      }
+      await next();
+    });
+  }
+
+  probeRoutes(app, rt, options.services);
+
+  if (options.api) {
+    for (const routes of BUILTIN_ROUTES) routes(app, rt);
+    for (const routes of rt.system.routeModules) routes(app, rt);
+    app.get(
+      "/openapi.json",
+      openAPIRouteHandler(app, {
+        documentation: {
+          openapi: "3.1.0",
+          info: { title: "svc", version: "1.0.0", description: "Microservice runtime API" },
+          components: {
+            securitySchemes: { bearer: { type: "http", scheme: "bearer" } },
+          },
+          security: keys.length > 0 ? [{ bearer: [] }] : [],
+        },
+      }),
+    );
+  }
+
+  app.notFound((c) => problem(c, 404, `No route for ${c.req.method} ${c.req.path}`));
+  app.onError((err, c) => {
+    if (err instanceof HttpProblem) return problem(c, err.status, err.detail, err.extra);
+    if (err instanceof UnavailableError) {
+      c.header("retry-after", "1");
+      return problem(c, 503, err.message, { dependency: err.dependency });
+    }
+    if (err instanceof HTTPException) {
+      const status = err.status >= 400 && err.status < 500 ? err.status : 400;
+      return problem(c, status as 400, err.message || "The request is invalid");
+    }
+    if (err instanceof SyntaxError || err instanceof TypeError && /body|json/i.test(err.message)) {
+      return problem(c, 400, `The request body is not valid JSON: ${err.message}`);
+    }
+    log.error("unhandled error", { request_id: c.get("requestId"), error: err, stack: err.stack });
+    return problem(c, 500, "An unexpected error occurred; it has been logged");
+  });
+  return app;
+}

@@ -1,0 +1,88 @@
+/**
+ * @module Probes every role serves: `/healthz`, `/readyz` and `/metrics`.
+ */
+import type { Hono } from "hono";
+import type { AppEnv } from "./env.ts";
+import type { Check } from "../infra/store.ts";
+import type { Runtime, Service } from "../runtime.ts";
+
+const CHECK_TIMEOUT_MS = 2000;
+
+async function _bounded(check: () => Promise<Check>): Promise<Check> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      check(),
+      new Promise<Check>((resolve) => {
+        timer = setTimeout(
+          () => resolve({ ok: false, detail: "check timed out" }),
+          CHECK_TIMEOUT_MS,
+        );
+      }),
+    ]);
+  } catch (err) {
+    return { ok: false, detail: err instanceof Error ? err.message : String(err) };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Runs every readiness check: the store (`redis`), the bus (`kafka`), each service, and the
+ * shutdown flag.
+ *
+ * @param rt the runtime
+ * @param services the services of this process
+ * @returns whether all pass, and each check's result
+ */
+export async function readiness(
+  rt: Runtime,
+  services: readonly Service[],
+): Promise<{ ok: boolean; checks: Record<string, { status: "ok" | "failing"; detail?: string }> }> {
+  const named: [string, () => Promise<Check>][] = [
+    ["redis", () => rt.store.check()],
+    ["kafka", () => rt.bus.check()],
+    ...services.filter((s) => s.check).map((s) =>
+      [s.name, () => s.check!()] as [string, () => Promise<Check>]
+    ),
+  ];
+  const results = await Promise.all(named.map(([, check]) => _bounded(check)));
+  const checks: Record<string, { status: "ok" | "failing"; detail?: string }> = {};
+  named.forEach(([name], i) => {
+    const r = results[i];
+    checks[name] = r.ok
+      ? {
+        status: "ok",
+        ...(rt.store.kind === "memory" && name === "redis" ? { detail: "embedded" } : {}),
+      }
+      : { status: "failing", detail: r.detail ?? "failing" };
+  });
+  if (rt.bus.kind === "memory") checks.kafka.detail ??= "embedded";
+  if (rt.stopping) checks.shutdown = { status: "failing", detail: "shutting down" };
+  return { ok: Object.values(checks).every((c) => c.status === "ok"), checks };
+}
+
+/**
+ * Adds the probes to an app.
+ *
+ * @param app the app
+ * @param rt the runtime
+ * @param services the services of this process (read at each request)
+ */
+export function probeRoutes(
+  app: Hono<AppEnv>,
+  rt: Runtime,
+  services: () => readonly Service[],
+): void {
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+  app.get("/readyz", async (c) => {
+    const { ok, checks } = await readiness(rt, services());
+    if (ok) return c.json({ status: "ready", checks });
+    const failing = Object.entries(checks).filter(([, v]) => v.status !== "ok").map(([k]) => k);
+    return c.json({ status: "unavailable", failing, checks }, 503);
+  });
+  app.get("/metrics", async (c) => {
+    const text = await rt.metrics.metrics();
+    return c.body(text, 200, { "content-type": rt.metrics.contentType });
+  });
+}

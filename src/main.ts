@@ -1,0 +1,144 @@
+/**
+ * @module Start-up and shutdown of one process: configuration, roles, HTTP server, signals.
+ */
+import { ConfigError, loadConfig, redactUrl } from "./config.ts";
+import { createApp } from "./http/app.ts";
+import { availableRoles, ROLE_FACTORIES, RoleUnavailableError, STOP_ORDER } from "./roles.ts";
+import { createRuntime, type Runtime, type RuntimeOptions, type Service } from "./runtime.ts";
+import type { System } from "./system.ts";
+
+/** A running process: its runtime, the port it listens on, and how to stop it. */
+export interface Running {
+  rt: Runtime;
+  port: number;
+  /** Stops everything in the documented order; resolves when done. */
+  shutdown(reason: string): Promise<void>;
+  /** Resolves once shutdown finished. */
+  finished: Promise<void>;
+}
+
+/** Exit code for bad configuration (API.md). */
+export const EXIT_CONFIG = 2;
+
+async function _withDeadline(work: Promise<unknown>, deadline: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const left = Math.max(0, deadline - Date.now());
+  try {
+    return await Promise.race([
+      work.then(() => true, () => true),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), left);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Starts the roles of `ROLE` for a system.
+ *
+ * @param system the program's definitions and routes
+ * @param env the environment (defaults to the process's)
+ * @param options injected store/bus/logger (tests)
+ * @returns the running process
+ * @throws {ConfigError} on a bad environment value
+ * @throws {RoleUnavailableError} when a role named in `ROLE` is not built
+ */
+export async function start(
+  system: System,
+  env: Record<string, string | undefined> = Deno.env.toObject(),
+  options: RuntimeOptions = {},
+): Promise<Running> {
+  const config = loadConfig(env);
+  const explicit = !(env.ROLE ?? "all").split(",").map((r) => r.trim()).includes("all") &&
+    !!env.ROLE;
+  const rt = createRuntime(config, system, options);
+  const log = rt.log.child({ component: "main" });
+  let services: { role: string; service: Service }[] = [];
+  try {
+    const roles = availableRoles(config.roles, explicit, rt);
+    services = roles.flatMap((role) =>
+      ROLE_FACTORIES[role]!(rt).map((service) => ({ role, service }))
+    );
+  } catch (err) {
+    await Promise.allSettled([rt.store.close(), rt.bus.close()]);
+    throw err;
+  }
+  const api = config.roles.includes("http");
+  if (config.apiKeys.length === 0 && api) log.warn("API_KEYS is unset: the API is open to anyone");
+  const app = createApp(rt, { api, services: () => services.map((s) => s.service) });
+
+  for (const { role, service } of services) {
+    await service.start();
+    log.debug("service started", { role, service: service.name });
+  }
+  const server = Deno.serve(
+    { port: config.port, hostname: "0.0.0.0", onListen: () => {} },
+    app.fetch,
+  );
+  const port = server.addr.port;
+  log.info("listening", {
+    port,
+    roles: services.length ? [...new Set(services.map((s) => s.role))] : [],
+    redis: config.redisUrl ? redactUrl(config.redisUrl) : "embedded",
+    kafka: config.kafkaBrokers ? config.kafkaBrokers.join(",") : "embedded",
+  });
+
+  let resolveFinished!: () => void;
+  const finished = new Promise<void>((resolve) => (resolveFinished = resolve));
+  let stopping: Promise<void> | undefined;
+
+  const shutdown = (reason: string) => {
+    stopping ??= (async () => {
+      rt.stopping = true;
+      // A margin under the timeout so the process exits before an orchestrator's kill.
+      const deadline = Date.now() + Math.max(100, config.shutdownTimeoutMs - 500);
+      log.info("shutting down", { reason, timeout_ms: config.shutdownTimeoutMs });
+      // The API stops first so no new work arrives; the probe-only server of worker roles stays
+      // up (answering 503 on /readyz) until their work is handed back.
+      if (api && !(await _withDeadline(server.shutdown(), deadline))) {
+        log.warn("in-flight requests did not finish before the deadline");
+      }
+      for (const role of STOP_ORDER) {
+        await Promise.all(
+          services.filter((s) => s.role === role).map(({ service }) =>
+            service.stop(deadline).catch((err) =>
+              log.error("service stop failed", { service: service.name, error: err })
+            )
+          ),
+        );
+      }
+      if (!api) await _withDeadline(server.shutdown(), deadline);
+      await _withDeadline(Promise.allSettled([rt.bus.close(), rt.store.close()]), deadline + 400);
+      log.info("stopped", { reason });
+      resolveFinished();
+    })();
+    return stopping;
+  };
+  return { rt, port, shutdown, finished };
+}
+
+/**
+ * Runs the program until SIGTERM/SIGINT: the entry point of `mod.ts`.
+ *
+ * @param system the program's definitions and routes
+ * @returns the exit code: 0 after a clean stop, 2 for bad configuration
+ */
+export async function main(system: System): Promise<number> {
+  let running: Running;
+  try {
+    running = await start(system);
+  } catch (err) {
+    if (err instanceof ConfigError || err instanceof RoleUnavailableError) {
+      console.error(err.message);
+      return EXIT_CONFIG;
+    }
+    throw err;
+  }
+  const onSignal = (signal: Deno.Signal) => () => void running.shutdown(signal);
+  Deno.addSignalListener("SIGTERM", onSignal("SIGTERM"));
+  Deno.addSignalListener("SIGINT", onSignal("SIGINT"));
+  await running.finished;
+  return 0;
+}

@@ -1,0 +1,283 @@
+/**
+ * @module Shared test helpers: isolated runtimes on both backends, spawned programs, waiting.
+ */
+import { loadConfig } from "../src/config.ts";
+import { createLogger } from "../src/log.ts";
+import { createRuntime, type Runtime, type RuntimeOptions } from "../src/runtime.ts";
+import { System } from "../src/system.ts";
+
+/** Real Redis for `*.redis.test.ts`. */
+export const REDIS_URL = Deno.env.get("TEST_REDIS_URL") ?? "redis://127.0.0.1:6379";
+/** Real Kafka for `*.kafka.test.ts`. */
+export const KAFKA_BROKERS = Deno.env.get("TEST_KAFKA_BROKERS") ?? "127.0.0.1:9092";
+/** The repository's root. */
+export const ROOT = new URL("../", import.meta.url).pathname;
+
+const _cleanups: (() => Promise<void> | void)[] = [];
+
+/**
+ * Registers work for `cleanup()` (run it in `test.after`).
+ *
+ * @param fn what to undo
+ */
+export function onCleanup(fn: () => Promise<void> | void): void {
+  _cleanups.push(fn);
+}
+
+/** Runs every registered cleanup, newest first. Use as `test.after(cleanup)`. */
+export async function cleanup(): Promise<void> {
+  while (_cleanups.length) {
+    try {
+      await _cleanups.pop()!();
+    } catch (err) {
+      console.error("cleanup failed:", err);
+    }
+  }
+}
+
+/**
+ * A unique name for keys, topics and groups.
+ *
+ * @param label a readable part
+ * @returns e.g. `t-orders-1a2b3c4d`
+ */
+export function unique(label = "t"): string {
+  return `${label}-${crypto.randomUUID().slice(0, 8)}`;
+}
+
+/** A backend the behavioural tests run on. */
+export interface Backend {
+  name: "memory" | "redis";
+  /** Environment to add (REDIS_URL for redis). */
+  env: Record<string, string>;
+}
+
+/**
+ * The stores behavioural tests run on: the embedded one always, real Redis unless
+ * `TEST_BACKENDS=memory`.
+ *
+ * @returns the backends
+ */
+export function backends(): Backend[] {
+  const only = Deno.env.get("TEST_BACKENDS");
+  const all: Backend[] = [{ name: "memory", env: {} }, { name: "redis", env: { REDIS_URL } }];
+  return only ? all.filter((b) => only.split(",").includes(b.name)) : all;
+}
+
+/** Options of `testRuntime`. */
+export interface TestRuntimeOptions extends RuntimeOptions {
+  /** Use real Redis. */
+  redis?: boolean;
+  /** Use the real Kafka broker. */
+  kafka?: boolean;
+  /** More environment (ROLE, SCHEDULE_*_CRON…). */
+  env?: Record<string, string>;
+  /** The system (empty by default). */
+  system?: System;
+}
+
+/**
+ * A runtime with its own KEY_PREFIX and TOPIC_PREFIX; closed and its Redis keys deleted by
+ * `cleanup()`.
+ *
+ * @param options backends, environment, system
+ * @returns the runtime
+ */
+export function testRuntime(options: TestRuntimeOptions = {}): Runtime {
+  const prefix = unique("t");
+  const env: Record<string, string> = {
+    KEY_PREFIX: prefix,
+    TOPIC_PREFIX: `${prefix}.`,
+    LOG_LEVEL: Deno.env.get("TEST_LOG_LEVEL") ?? "error",
+    ...(options.redis ? { REDIS_URL } : {}),
+    ...(options.kafka ? { KAFKA_BROKERS } : {}),
+    ...options.env,
+  };
+  const config = loadConfig(env);
+  const rt = createRuntime(config, options.system ?? new System(), {
+    log: options.log ?? createLogger(config.logLevel, { test: prefix }),
+    store: options.store,
+    bus: options.bus,
+  });
+  onCleanup(async () => {
+    if (rt.store.kind === "redis") await deleteKeys(rt, `${config.keyPrefix}:*`).catch(() => {});
+    await Promise.allSettled([rt.bus.close(), rt.store.close()]);
+  });
+  return rt;
+}
+
+/**
+ * Deletes keys matching a pattern (SCAN, never KEYS on a shared server).
+ *
+ * @param rt a runtime on Redis
+ * @param pattern e.g. `t-1234:*`
+ */
+export async function deleteKeys(rt: Runtime, pattern: string): Promise<void> {
+  let cursor = "0";
+  do {
+    const reply = await rt.store.command(["SCAN", cursor, "MATCH", pattern, "COUNT", 1000]) as [
+      string,
+      string[],
+    ];
+    cursor = String(reply[0]);
+    if (reply[1].length) await rt.store.command(["UNLINK", ...reply[1]]);
+  } while (cursor !== "0");
+}
+
+/**
+ * Polls until `fn` returns a truthy value.
+ *
+ * @param fn the condition (may be async)
+ * @param timeoutMs how long to wait
+ * @param what named in the timeout error
+ * @param intervalMs time between polls
+ * @returns the truthy value
+ */
+export async function waitFor<T>(
+  fn: () => T | Promise<T>,
+  timeoutMs = 10_000,
+  what = "condition",
+  intervalMs = 25,
+): Promise<NonNullable<T>> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < end) {
+    try {
+      const value = await fn();
+      if (value) return value as NonNullable<T>;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${last}` : ""}`);
+}
+
+/** A program started with `deno run -A mod.ts`. */
+export interface Program {
+  /** `http://127.0.0.1:<port>` */
+  url: string;
+  port: number;
+  pid: number;
+  /** Every stdout/stderr line so far. */
+  logs: string[];
+  /** Sends a signal (SIGTERM, SIGKILL…). */
+  kill(signal?: Deno.Signal): void;
+  /** Resolves with the exit status. */
+  exited: Promise<Deno.CommandStatus>;
+  /** Sends SIGTERM and waits for the exit. */
+  stop(): Promise<Deno.CommandStatus>;
+}
+
+/**
+ * Starts the program as its own process with `PORT=0`, waits for its "listening" line.
+ *
+ * @param env environment (ROLE, REDIS_URL, KEY_PREFIX…); PATH and HOME are passed through
+ * @param options `entry` (default `mod.ts`), `timeoutMs` for start-up
+ * @returns the running program; killed by `cleanup()` if still running
+ */
+export async function spawnProgram(
+  env: Record<string, string>,
+  options: { entry?: string; timeoutMs?: number } = {},
+): Promise<Program> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", options.entry ?? "mod.ts"],
+    cwd: ROOT,
+    env: { PORT: "0", LOG_LEVEL: "info", ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const logs: string[] = [];
+  let onListen: (port: number) => void;
+  const listening = new Promise<number>((resolve) => (onListen = resolve));
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    let buf = "";
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      buf += chunk;
+      let nl;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        logs.push(line);
+        if (Deno.env.get("TEST_SHOW_LOGS")) console.log(`[${child.pid}] ${line}`);
+        if (line.includes('"listening"')) {
+          try {
+            onListen(JSON.parse(line).port);
+          } catch { /* not JSON */ }
+        }
+      }
+    }
+    if (buf) logs.push(buf);
+  };
+  const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
+  const exited = child.status.then(async (s) => {
+    await pumps;
+    return s;
+  });
+  const kill = (signal: Deno.Signal = "SIGTERM") => {
+    try {
+      child.kill(signal);
+    } catch { /* already gone */ }
+  };
+  let done = false;
+  exited.then(() => (done = true));
+  onCleanup(async () => {
+    if (!done) {
+      kill("SIGKILL");
+      await exited;
+    }
+  });
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const port = await Promise.race([
+    listening,
+    exited.then((s) => {
+      throw new Error(
+        `Program exited with ${s.code} before listening:\n${logs.slice(-20).join("\n")}`,
+      );
+    }),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `Program did not listen within ${timeoutMs} ms:\n${logs.slice(-20).join("\n")}`,
+            ),
+          ),
+        timeoutMs,
+      );
+    }),
+  ]).finally(() => clearTimeout(timer));
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    pid: child.pid,
+    logs,
+    kill,
+    exited,
+    stop: () => {
+      kill("SIGTERM");
+      return exited;
+    },
+  };
+}
+
+/**
+ * Runs the program to completion (for start-up errors).
+ *
+ * @param env environment
+ * @returns exit code and output
+ */
+export async function runProgram(
+  env: Record<string, string>,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "mod.ts"],
+    cwd: ROOT,
+    env: { PORT: "0", ...env },
+    stdin: "null",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
