@@ -11,7 +11,10 @@ export type RoleFactory = (rt: Runtime) => Service[];
  * What each role runs. A role absent from this table is not built yet: naming it explicitly
  * stops start-up, and `all` leaves it out with a log line.
  */
-export const ROLE_FACTORIES: Partial<Record<Role, RoleFactory>> = {};
+export const ROLE_FACTORIES: Partial<Record<Role, RoleFactory>> = {
+  // Every role gets the HTTP server (probes and metrics) from `main.ts`; `http` adds the API.
+  http: () => [],
+};
 
 /**
  * Stop order, first to last. Sources of new work stop first so nothing new arrives while the
