@@ -1,0 +1,156 @@
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import * as v from "valibot";
+import { Validator } from "@seriousme/openapi-schema-validator";
+import { createApp } from "../../src/http/app.ts";
+import { validate } from "../../src/http/validate.ts";
+import { System } from "../../src/system.ts";
+import { exampleSystem } from "../../src/example/mod.ts";
+import { cleanup, testRuntime } from "../helpers.ts";
+
+test.after(cleanup);
+
+const appWith = (env: Record<string, string> = {}, system = exampleSystem()) => {
+  const rt = testRuntime({ env, system });
+  return { rt, app: createApp(rt, { api: true, services: () => [] }) };
+};
+
+const post = (path: string, body: string, headers: Record<string, string> = {}) => ({
+  method: "POST",
+  body,
+  headers: { "content-type": "application/json", ...headers },
+});
+
+test("GET /healthz answers 200 ok", async () => {
+  const { app } = appWith();
+  const res = await app.request("/healthz");
+  assert.is(res.status, 200);
+  assert.equal(await res.json(), { status: "ok" });
+  assert.ok(res.headers.get("x-request-id"));
+});
+
+test("GET /readyz answers ready with the embedded checks, 503 once stopping", async () => {
+  const { app, rt } = appWith();
+  let res = await app.request("/readyz");
+  assert.is(res.status, 200);
+  const body = await res.json();
+  assert.is(body.status, "ready");
+  assert.is(body.checks.redis.status, "ok");
+  assert.is(body.checks.kafka.status, "ok");
+  rt.stopping = true;
+  res = await app.request("/readyz");
+  assert.is(res.status, 503);
+  assert.ok((await res.json()).failing.includes("shutdown"));
+});
+
+test("GET /metrics is Prometheus text with HTTP counters", async () => {
+  const { app } = appWith();
+  await app.request("/healthz");
+  const res = await app.request("/metrics");
+  assert.is(res.status, 200);
+  assert.match(res.headers.get("content-type")!, /text\/plain/);
+  assert.match(await res.text(), /http_requests_total\{method="GET",route="\/healthz",status="200"\} 1/);
+});
+
+test("a bad body answers 400 problem+json with issues", async () => {
+  const { app } = appWith();
+  const res = await app.request("/orders", post("/orders", JSON.stringify({ item: "", qty: 1.5 })));
+  assert.is(res.status, 400);
+  assert.is(res.headers.get("content-type"), "application/problem+json");
+  const body = await res.json();
+  assert.is(body.status, 400);
+  assert.is(body.title, "Bad Request");
+  assert.equal(body.issues.map((i: { path: string }) => i.path).sort(), ["item", "qty"]);
+});
+
+test("malformed JSON answers 400 problem+json", async () => {
+  const { app } = appWith();
+  const res = await app.request("/orders", post("/orders", "{not json"));
+  assert.is(res.status, 400);
+  assert.is(res.headers.get("content-type"), "application/problem+json");
+});
+
+test("a body over 1 MiB answers 413, with or without Content-Length", async () => {
+  const { app } = appWith();
+  const big = JSON.stringify({ item: "x".repeat(2 * 1024 * 1024), qty: 1 });
+  let res = await app.request("/orders", post("/orders", big));
+  assert.is(res.status, 413);
+  assert.is(res.headers.get("content-type"), "application/problem+json");
+  // Chunked over a real socket: no Content-Length, the limit is counted while reading.
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, app.fetch);
+  try {
+    const chunk = new TextEncoder().encode("x".repeat(64 * 1024));
+    let sent = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent >= 2 * 1024 * 1024) return controller.close();
+        sent += chunk.length;
+        controller.enqueue(chunk);
+      },
+    });
+    res = await fetch(`http://127.0.0.1:${server.addr.port}/orders`, {
+      method: "POST",
+      body: stream,
+      headers: { "content-type": "application/json" },
+      // @ts-ignore: Deno's fetch takes duplex for streamed bodies
+      duplex: "half",
+    });
+    assert.is(res.status, 413);
+    await res.body?.cancel();
+  } finally {
+    await server.shutdown();
+  }
+});
+
+test("API_KEYS: missing or wrong key answers 401, right key passes, probes stay open", async () => {
+  const { app } = appWith({ API_KEYS: "k1,k2" });
+  assert.is((await app.request("/orders/abc")).status, 401);
+  const wrong = await app.request("/orders/abc", { headers: { authorization: "Bearer nope" } });
+  assert.is(wrong.status, 401);
+  assert.is(wrong.headers.get("content-type"), "application/problem+json");
+  assert.is((await app.request("/orders/abc", { headers: { authorization: "Bearer k2" } })).status, 404);
+  for (const p of ["/healthz", "/readyz", "/metrics"]) assert.is((await app.request(p)).status, 200, p);
+  assert.is((await app.request("/openapi.json")).status, 401);
+});
+
+test("an unknown route answers 404 problem+json", async () => {
+  const { app } = appWith();
+  const res = await app.request("/nope");
+  assert.is(res.status, 404);
+  assert.is(res.headers.get("content-type"), "application/problem+json");
+});
+
+test("a handler's unexpected error answers 500 problem+json without details", async () => {
+  const system = new System().routes((app) => {
+    app.get("/boom", () => {
+      throw new Error("secret internals");
+    });
+  });
+  const { app } = appWith({}, system);
+  const res = await app.request("/boom");
+  assert.is(res.status, 500);
+  assert.not.match(await res.text(), /secret internals/);
+});
+
+test("validate() documents and checks query parameters", async () => {
+  const system = new System().routes((app) => {
+    app.get("/q", validate("query", v.object({ n: v.pipe(v.string(), v.regex(/^\d+$/)) })), (c) => c.json(c.req.valid("query")));
+  });
+  const { app } = appWith({}, system);
+  assert.is((await app.request("/q?n=x")).status, 400);
+  assert.equal(await (await app.request("/q?n=5")).json(), { n: "5" });
+});
+
+test("GET /openapi.json is a valid OpenAPI 3.1 document naming every example route", async () => {
+  const { app } = appWith();
+  const res = await app.request("/openapi.json");
+  assert.is(res.status, 200);
+  const doc = await res.json();
+  assert.is(doc.openapi, "3.1.0");
+  const validator = new Validator();
+  const result = await validator.validate(doc);
+  assert.ok(result.valid, JSON.stringify(result.errors));
+  for (const p of ["/orders", "/orders/{id}", "/events", "/events/stats"]) assert.ok(doc.paths[p], p);
+});
+
+test.run();

@@ -1,0 +1,26 @@
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { createLogger } from "../src/log.ts";
+
+test("createLogger() writes one JSON line per record with level filtering", () => {
+  const lines: string[] = [];
+  const log = createLogger("info", { role: "http" }, (l) => lines.push(l));
+  log.debug("hidden");
+  log.info("shown", { n: 1 });
+  assert.is(lines.length, 1);
+  const rec = JSON.parse(lines[0]);
+  assert.is(rec.msg, "shown");
+  assert.is(rec.level, "info");
+  assert.is(rec.role, "http");
+  assert.is(rec.n, 1);
+});
+
+test("createLogger() never writes passwords in URLs or secret fields", () => {
+  const lines: string[] = [];
+  const log = createLogger("debug", {}, (l) => lines.push(l)).child({ api_keys: ["k1"] });
+  log.warn("connect", { url: "redis://u:hunter2@h:6379", authorization: "Bearer k1" });
+  assert.not.match(lines[0], /hunter2/);
+  assert.not.match(lines[0], /k1/);
+});
+
+test.run();

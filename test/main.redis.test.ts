@@ -1,0 +1,70 @@
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { cleanup, onCleanup, spawnProgram, unique, waitFor } from "./helpers.ts";
+
+test.after(cleanup);
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+async function startRedis(port: number): Promise<Deno.ChildProcess> {
+  const child = new Deno.Command("redis-server", {
+    args: ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  onCleanup(async () => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+    await child.status;
+  });
+  await waitFor(async () => {
+    try {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port });
+      c.close();
+      return true;
+    } catch {
+      return false;
+    }
+  }, 10_000, "redis-server to listen");
+  return child;
+}
+
+test("stopping Redis turns /readyz 503 naming redis, /healthz stays 200; restarting recovers", async () => {
+  const port = freePort();
+  let redis = await startRedis(port);
+  const p = await spawnProgram({ ROLE: "http", REDIS_URL: `redis://127.0.0.1:${port}`, KEY_PREFIX: unique("t") });
+  await waitFor(async () => (await fetch(`${p.url}/readyz`).then((r) => r.body?.cancel().then(() => r.status))) === 200, 10_000, "ready");
+
+  redis.kill("SIGKILL");
+  await redis.status;
+  const down = await waitFor(async () => {
+    const r = await fetch(`${p.url}/readyz`);
+    const body = await r.json();
+    return r.status === 503 ? body : undefined;
+  }, 10_000, "readyz 503");
+  assert.ok(down.failing.includes("redis"), JSON.stringify(down));
+  assert.is(down.checks.redis.status, "failing");
+  const health = await fetch(`${p.url}/healthz`);
+  assert.is(health.status, 200);
+  await health.body?.cancel();
+  const during = await fetch(`${p.url}/orders/x`);
+  assert.is(during.status, 503);
+  assert.is(during.headers.get("content-type"), "application/problem+json");
+  await during.body?.cancel();
+
+  redis = await startRedis(port);
+  await waitFor(async () => {
+    const r = await fetch(`${p.url}/readyz`);
+    await r.body?.cancel();
+    return r.status === 200;
+  }, 15_000, "readyz back to 200");
+  assert.is((await p.stop()).code, 0);
+});
+
+test.run();

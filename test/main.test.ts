@@ -1,0 +1,56 @@
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { cleanup, runProgram, spawnProgram, unique } from "./helpers.ts";
+
+test.after(cleanup);
+
+test("ROLE=bogus exits 2 with one line naming ROLE", async () => {
+  const { code, stderr } = await runProgram({ ROLE: "bogus" });
+  assert.is(code, 2);
+  const lines = stderr.trim().split("\n");
+  assert.is(lines.length, 1, stderr);
+  assert.match(lines[0], /^ROLE: /);
+});
+
+test("PORT=abc exits 2 with one line naming PORT", async () => {
+  const { code, stderr } = await runProgram({ PORT: "abc" });
+  assert.is(code, 2);
+  assert.match(stderr.trim(), /^PORT: .*"abc"/);
+});
+
+test("a malformed REDIS_URL exits 2 naming REDIS_URL", async () => {
+  const { code, stderr } = await runProgram({ REDIS_URL: "localhost:6379" });
+  assert.is(code, 2);
+  assert.match(stderr.trim(), /^REDIS_URL: /);
+});
+
+test("the default start serves every HTTP route of the example in embedded mode", async () => {
+  const p = await spawnProgram({ KEY_PREFIX: unique("t") });
+  const created = await fetch(`${p.url}/orders`, {
+    method: "POST",
+    body: JSON.stringify({ item: "pen", qty: 1 }),
+    headers: { "content-type": "application/json" },
+  });
+  assert.is(created.status, 201);
+  const order = await created.json();
+  assert.is((await fetch(`${p.url}/orders/${order.id}`)).status, 200);
+  const doc = await (await fetch(`${p.url}/openapi.json`)).json();
+  assert.ok(doc.paths["/orders"]);
+  assert.is((await fetch(`${p.url}/readyz`)).status, 200);
+  const status = await p.stop();
+  assert.is(status.code, 0);
+});
+
+test("SIGTERM while 50 requests are in flight: every one is answered, exit 0", async () => {
+  const p = await spawnProgram({ ROLE: "http", SHUTDOWN_TIMEOUT_MS: "10000" }, { entry: "test/fixtures/slow-program.ts" });
+  const inflight = Array.from({ length: 50 }, () => fetch(`${p.url}/slow?ms=1500`).then(async (r) => ({ status: r.status, body: await r.json() })));
+  await new Promise((r) => setTimeout(r, 400));
+  p.kill("SIGTERM");
+  const results = await Promise.all(inflight);
+  assert.ok(results.every((r) => r.status === 200 && r.body.slept_ms === 1500), JSON.stringify(results.slice(0, 3)));
+  const status = await p.exited;
+  assert.is(status.code, 0);
+  assert.ok(p.logs.some((l) => l.includes('"shutting down"')));
+});
+
+test.run();
