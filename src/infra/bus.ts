@@ -2,6 +2,7 @@
  * @module The messaging port: Kafka (`kafka.ts`) or the embedded bus (`memory-bus.ts`).
  */
 import type { Check } from "./store.ts";
+import type { ConsumerBus } from "./bus-consumer.ts";
 
 /** One message to publish. */
 export interface OutgoingMessage {
@@ -11,7 +12,7 @@ export interface OutgoingMessage {
 }
 
 /** A Kafka-like message bus. The consumer side is defined in `bus-consumer.ts`. */
-export interface Bus {
+export interface Bus extends ConsumerBus {
   /** `kafka` or `memory`. */
   readonly kind: "kafka" | "memory";
   /** Publishes messages to one topic; resolves once the broker acknowledged all of them. */

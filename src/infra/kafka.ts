@@ -1,0 +1,564 @@
+/**
+ * @module The Bus port on Apache Kafka (kafkajs): an idempotent producer, an admin for topics
+ * and readiness, and group consumers. The only importer of kafkajs.
+ */
+import {
+  type Admin,
+  type Consumer,
+  type EachBatchPayload,
+  Kafka,
+  type KafkaMessage,
+  logLevel,
+  Partitioners,
+  type Producer,
+} from "kafkajs";
+import type { Logger } from "../log.ts";
+import type { Bus, OutgoingMessage } from "./bus.ts";
+import type {
+  BusRecord,
+  GroupConsumer,
+  GroupConsumerOptions,
+  PartitionOffset,
+  TopicPartition,
+} from "./bus-consumer.ts";
+import { type Check, UnavailableError } from "./store.ts";
+
+/** Longest a publish may take before it fails with `UnavailableError`. */
+const PUBLISH_TIMEOUT_MS = 5_000;
+/** Longest topic creation may take. */
+const ADMIN_TIMEOUT_MS = 15_000;
+/** Readiness probe timeout, and how long its answer is reused. */
+const CHECK_TIMEOUT_MS = 1_500;
+const CHECK_CACHE_MS = 1_000;
+const DEFAULT_PARTITIONS = 3;
+const DEFAULT_SESSION_TIMEOUT_MS = 10_000;
+const HEARTBEAT_INTERVAL_MS = 1_000;
+/** Producer errors that mean its id/epoch/sequence no longer match the broker's state. */
+const FENCED = new Set([
+  "OUT_OF_ORDER_SEQUENCE_NUMBER",
+  "UNKNOWN_PRODUCER_ID",
+  "INVALID_PRODUCER_EPOCH",
+  "INVALID_PRODUCER_ID_MAPPING",
+]);
+/** Broker errors caused by the request itself, not by availability. */
+const REQUEST_FAULTS = new Set([
+  "MESSAGE_TOO_LARGE",
+  "RECORD_LIST_TOO_LARGE",
+  "INVALID_TOPIC_EXCEPTION",
+  "TOPIC_AUTHORIZATION_FAILED",
+  "INVALID_RECORD",
+  "INVALID_REQUIRED_ACKS",
+]);
+
+/** Options of the Kafka bus. */
+export interface KafkaBusOptions {
+  /** Kafka client id (the deployment's KEY_PREFIX). */
+  clientId: string;
+}
+
+class _TimeoutError extends Error {
+  constructor(what: string, ms: number) {
+    super(`${what} timed out after ${ms} ms`);
+    this.name = "TimeoutError";
+  }
+}
+
+async function _withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      work,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new _TimeoutError(what, ms)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function _rootCause(err: unknown): any {
+  let e: any = err;
+  while (e && e.cause) e = e.cause;
+  return e;
+}
+
+function _message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * kafkajs logs go to our logger. Its ERRORs are mostly connection trouble it retries (and
+ * that surfaces in our own errors and readiness), so each distinct one is logged as a warning
+ * at most every 10 s.
+ */
+function _logCreator(log: Logger) {
+  const lastSeen = new Map<string, number>();
+  return () => ({ level, log: entry }: { level: number; log: any }) => {
+    const { message, timestamp: _t, logger: _l, stack: _s, ...fields } = entry;
+    if (level > logLevel.ERROR) return log.debug(message, fields);
+    const now = Date.now();
+    if (now - (lastSeen.get(message) ?? 0) < 10_000) return;
+    if (lastSeen.size > 1000) lastSeen.clear();
+    lastSeen.set(message, now);
+    log.warn(message, fields);
+  };
+}
+
+/**
+ * The Bus on a Kafka cluster. The producer connects on first publish and reconnects by
+ * itself; a publish fails with `UnavailableError` within `PUBLISH_TIMEOUT_MS` while the broker
+ * is unreachable.
+ *
+ * @example
+ * ```ts
+ * const bus = new KafkaBus(["127.0.0.1:9092"], log, { clientId: "svc" });
+ * await bus.publish("orders", [{ key: "o1", value: "{}" }]);
+ * ```
+ */
+export class KafkaBus implements Bus {
+  readonly kind = "kafka" as const;
+  readonly #kafka: Kafka;
+  readonly #log: Logger;
+  #producer: Promise<Producer> | undefined;
+  #admin: Promise<Admin> | undefined;
+  #checked: { at: number; result: Check } | undefined;
+  #checking: Promise<Check> | undefined;
+  readonly #knownTopics = new Set<string>();
+  readonly #consumers = new Set<KafkaGroupConsumer>();
+  #closed = false;
+
+  /**
+   * @param brokers `host:port` list
+   * @param log the logger
+   * @param opts client id
+   */
+  constructor(brokers: string[], log: Logger, opts: KafkaBusOptions) {
+    this.#log = log.child({ component: "kafka" });
+    this.#kafka = new Kafka({
+      brokers,
+      clientId: opts.clientId,
+      connectionTimeout: 1_000,
+      requestTimeout: 10_000,
+      retry: { initialRetryTime: 200, maxRetryTime: 2_000, retries: 5 },
+      logLevel: logLevel.WARN,
+      logCreator: _logCreator(this.#log),
+    });
+  }
+
+  /**
+   * Publishes to one topic with acks from all in-sync replicas.
+   *
+   * @param topic the topic
+   * @param messages what to publish
+   * @throws {UnavailableError} when the broker cannot be reached in time
+   */
+  async publish(topic: string, messages: OutgoingMessage[]): Promise<void> {
+    if (messages.length === 0) return;
+    if (this.#closed) throw new UnavailableError("kafka", "the bus is closed");
+    const deadline = Date.now() + PUBLISH_TIMEOUT_MS;
+    for (let attempt = 1;; attempt++) {
+      const producer = this.#getProducer();
+      try {
+        await _withTimeout(
+          producer.then((p) =>
+            p.send({
+              topic,
+              acks: -1,
+              messages: messages.map((m) => ({
+                key: m.key ?? null,
+                value: m.value,
+                headers: m.headers,
+              })),
+            })
+          ),
+          Math.max(1, deadline - Date.now()),
+          `Publishing to "${topic}"`,
+        );
+        return;
+      } catch (err) {
+        const cause = _rootCause(err);
+        if (REQUEST_FAULTS.has(cause?.type)) {
+          throw new Error(`Cannot publish to "${topic}": ${_message(cause)}`);
+        }
+        // A new producer gets a fresh id and sequence numbers, and new connections.
+        this.#dropProducer(producer);
+        if (FENCED.has(cause?.type) && attempt === 1 && Date.now() < deadline) continue;
+        throw new UnavailableError("kafka", `publishing to "${topic}" failed: ${_message(err)}`);
+      }
+    }
+  }
+
+  /**
+   * Creates missing topics.
+   *
+   * @param topics names
+   * @param partitions partitions of each new topic (default 3)
+   * @throws {UnavailableError} when the broker cannot be reached in time
+   */
+  async ensureTopics(topics: string[], partitions = DEFAULT_PARTITIONS): Promise<void> {
+    const missing = [...new Set(topics)].filter((t) => !this.#knownTopics.has(t));
+    if (missing.length === 0) return;
+    try {
+      const admin = await this.#getAdmin();
+      await _withTimeout(
+        admin.createTopics({
+          topics: missing.map((topic) => ({ topic, numPartitions: partitions })),
+          waitForLeaders: true,
+        }),
+        ADMIN_TIMEOUT_MS,
+        "Creating topics",
+      );
+    } catch (err) {
+      if (_rootCause(err)?.type !== "TOPIC_ALREADY_EXISTS") {
+        this.#dropAdmin();
+        throw new UnavailableError("kafka", `creating topics failed: ${_message(err)}`);
+      }
+    }
+    for (const t of missing) this.#knownTopics.add(t);
+  }
+
+  /**
+   * Whether a broker answers a metadata request now; the answer is reused for a second so
+   * frequent probes cost one request.
+   *
+   * @returns ok, or the reason it is not
+   */
+  check(): Promise<Check> {
+    if (this.#checked && Date.now() - this.#checked.at < CHECK_CACHE_MS) {
+      return Promise.resolve(this.#checked.result);
+    }
+    this.#checking ??= this.#probe().then((result) => {
+      this.#checked = { at: Date.now(), result };
+      this.#checking = undefined;
+      return result;
+    });
+    return this.#checking;
+  }
+
+  /**
+   * Creates a group consumer on this cluster.
+   *
+   * @param options group, topics and record sink
+   * @returns the consumer, not started
+   */
+  consumer(options: GroupConsumerOptions): KafkaGroupConsumer {
+    const consumer = new KafkaGroupConsumer(this.#kafka, this.#log, options, () => {
+      this.#consumers.delete(consumer);
+    });
+    this.#consumers.add(consumer);
+    return consumer;
+  }
+
+  /** Stops consumers, then disconnects the producer and admin. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.allSettled([...this.#consumers].map((c) => c.stop()));
+    const producer = this.#producer;
+    const admin = this.#admin;
+    this.#producer = this.#admin = undefined;
+    await Promise.allSettled([
+      producer?.then((p) => _withTimeout(p.disconnect(), 3_000, "Producer disconnect")),
+      admin?.then((a) => _withTimeout(a.disconnect(), 3_000, "Admin disconnect")),
+    ]);
+  }
+
+  async #probe(): Promise<Check> {
+    try {
+      const admin = await _withTimeout(this.#getAdmin(), CHECK_TIMEOUT_MS, "Connecting");
+      await _withTimeout(admin.describeCluster(), CHECK_TIMEOUT_MS, "Describing the cluster");
+      return { ok: true };
+    } catch (err) {
+      this.#dropAdmin();
+      return { ok: false, detail: _message(err) };
+    }
+  }
+
+  #getProducer(): Promise<Producer> {
+    if (!this.#producer) {
+      const producer = this.#kafka.producer({
+        idempotent: true,
+        maxInFlightRequests: 1,
+        createPartitioner: Partitioners.DefaultPartitioner,
+        retry: { initialRetryTime: 100, maxRetryTime: 1_000, retries: 3 },
+      });
+      const connecting = producer.connect().then(() => producer);
+      connecting.catch(() => this.#dropProducer(connecting));
+      this.#producer = connecting;
+    }
+    return this.#producer;
+  }
+
+  #dropProducer(which: Promise<Producer>): void {
+    if (this.#producer !== which) return;
+    this.#producer = undefined;
+    which.then((p) => p.disconnect()).catch(() => {});
+  }
+
+  #getAdmin(): Promise<Admin> {
+    if (!this.#admin) {
+      const admin = this.#kafka.admin({
+        retry: { initialRetryTime: 100, maxRetryTime: 500, retries: 1 },
+      });
+      const connecting = admin.connect().then(() => admin);
+      connecting.catch(() => {
+        if (this.#admin === connecting) this.#admin = undefined;
+      });
+      this.#admin = connecting;
+    }
+    return this.#admin;
+  }
+
+  #dropAdmin(): void {
+    const admin = this.#admin;
+    this.#admin = undefined;
+    admin?.then((a) => a.disconnect()).catch(() => {});
+  }
+}
+
+function _toRecord(topic: string, partition: number, m: KafkaMessage): BusRecord {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(m.headers ?? {})) {
+    if (v === undefined) continue;
+    headers[k] = Array.isArray(v) ? String(v[v.length - 1]) : String(v);
+  }
+  const key = m.key ? m.key.toString("utf8") : null;
+  const value = m.value ? m.value.toString("utf8") : null;
+  return {
+    topic,
+    partition,
+    offset: Number(m.offset),
+    key,
+    value,
+    headers,
+    timestamp: Number(m.timestamp),
+    size: (m.value?.length ?? 0) + (m.key?.length ?? 0),
+  };
+}
+
+/**
+ * A kafkajs group consumer that hands fetched batches to a sink and commits only what it is
+ * told to. kafkajs's own fetch loop keeps running (and heartbeating) while the sink's work
+ * goes on; a crash that kafkajs does not restart by itself is restarted here.
+ */
+export class KafkaGroupConsumer implements GroupConsumer {
+  readonly #kafka: Kafka;
+  readonly #log: Logger;
+  readonly #options: GroupConsumerOptions;
+  readonly #onStopped: () => void;
+  #consumer: Consumer | undefined;
+  #assigned: TopicPartition[] = [];
+  #inGroup = false;
+  #lastHeartbeat = 0;
+  #running = false;
+  #paused = new Set<string>();
+  #highWatermarks = new Map<string, PartitionOffset>();
+  #restartTimer: ReturnType<typeof setTimeout> | undefined;
+  #launching: Promise<void> | undefined;
+  #failures = 0;
+
+  /**
+   * @param kafka the kafkajs client
+   * @param log the logger
+   * @param options group, topics and sink
+   * @param onStopped called once stopped
+   */
+  constructor(kafka: Kafka, log: Logger, options: GroupConsumerOptions, onStopped: () => void) {
+    this.#kafka = kafka;
+    this.#log = log.child({ group: options.groupId });
+    this.#options = options;
+    this.#onStopped = onStopped;
+  }
+
+  /** Starts joining in the background. */
+  start(): Promise<void> {
+    if (this.#running) return Promise.resolve();
+    this.#running = true;
+    this.#launching = this.#launch();
+    return Promise.resolve();
+  }
+
+  /**
+   * Commits offsets of owned partitions.
+   *
+   * @param offsets next offsets to read
+   * @returns those committed
+   */
+  async commit(offsets: PartitionOffset[]): Promise<PartitionOffset[]> {
+    const consumer = this.#consumer;
+    if (!consumer || !this.#inGroup) return [];
+    const owned = new Set(this.#assigned.map((tp) => `${tp.topic}/${tp.partition}`));
+    const mine = offsets.filter((o) => owned.has(`${o.topic}/${o.partition}`));
+    if (mine.length === 0) return [];
+    await _withTimeout(
+      consumer.commitOffsets(
+        mine.map((o) => ({ topic: o.topic, partition: o.partition, offset: String(o.offset) })),
+      ),
+      10_000,
+      "Committing offsets",
+    );
+    return mine;
+  }
+
+  /** @param topics topics to stop fetching */
+  pause(topics: string[]): void {
+    for (const t of topics) this.#paused.add(t);
+    this.#applyPauses();
+  }
+
+  /** @param topics topics to fetch again */
+  resume(topics: string[]): void {
+    const back = topics.filter((t) => this.#paused.delete(t));
+    if (back.length === 0) return;
+    try {
+      this.#consumer?.resume(back.map((topic) => ({ topic })));
+    } catch { /* not running yet: nothing is paused there */ }
+  }
+
+  /** @returns owned partitions */
+  assignment(): TopicPartition[] {
+    return this.#inGroup ? [...this.#assigned] : [];
+  }
+
+  /** @returns whether in the group (joined, and heartbeating within the session timeout) */
+  inGroup(): boolean {
+    const session = this.#options.sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS;
+    return this.#inGroup && Date.now() - this.#lastHeartbeat < session;
+  }
+
+  /** @returns the last high watermark seen per owned partition */
+  highWatermarks(): PartitionOffset[] {
+    return this.assignment().flatMap((tp) => {
+      const hw = this.#highWatermarks.get(`${tp.topic}/${tp.partition}`);
+      return hw ? [hw] : [];
+    });
+  }
+
+  /** @returns ok while in the group */
+  check(): Promise<Check> {
+    if (this.inGroup()) return Promise.resolve({ ok: true });
+    return Promise.resolve({
+      ok: false,
+      detail: this.#inGroup ? "no heartbeat within the session timeout" : "not in its group",
+    });
+  }
+
+  /** Leaves the group and disconnects. */
+  async stop(): Promise<void> {
+    if (!this.#running) return;
+    this.#running = false;
+    clearTimeout(this.#restartTimer);
+    await this.#launching?.catch(() => {});
+    const consumer = this.#consumer;
+    this.#consumer = undefined;
+    if (consumer) {
+      await _withTimeout(consumer.disconnect(), 10_000, "Leaving the group").catch((err) =>
+        this.#log.warn("consumer did not leave its group cleanly", { error: err })
+      );
+    }
+    this.#setOut("stopped");
+    this.#onStopped();
+  }
+
+  #setOut(reason: string): void {
+    const was = this.#inGroup;
+    this.#inGroup = false;
+    this.#assigned = [];
+    if (was) this.#options.onLeave?.(reason);
+  }
+
+  #applyPauses(): void {
+    if (!this.#consumer || this.#paused.size === 0) return;
+    try {
+      this.#consumer.pause([...this.#paused].map((topic) => ({ topic })));
+    } catch { /* not running yet: re-applied on join */ }
+  }
+
+  async #launch(): Promise<void> {
+    const o = this.#options;
+    const session = o.sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS;
+    const consumer = this.#kafka.consumer({
+      groupId: o.groupId,
+      sessionTimeout: session,
+      rebalanceTimeout: Math.max(session, 15_000),
+      heartbeatInterval: Math.min(HEARTBEAT_INTERVAL_MS, Math.floor(session / 3)),
+      maxWaitTimeInMs: o.maxWaitMs ?? 500,
+      maxBytesPerPartition: o.maxBytesPerPartition ?? 1024 * 1024,
+      allowAutoTopicCreation: true,
+      retry: {
+        initialRetryTime: 300,
+        maxRetryTime: 5_000,
+        retries: 8,
+        restartOnFailure: () => Promise.resolve(this.#running),
+      },
+    });
+    this.#consumer = consumer;
+    const { GROUP_JOIN, HEARTBEAT, CRASH, STOP, REBALANCING, END_BATCH_PROCESS } = consumer.events;
+    consumer.on(GROUP_JOIN, ({ payload }) => {
+      if (this.#consumer !== consumer) return;
+      this.#failures = 0;
+      this.#assigned = Object.entries(payload.memberAssignment).flatMap(([topic, partitions]) =>
+        (partitions as number[]).map((partition) => ({ topic, partition }))
+      );
+      this.#inGroup = true;
+      this.#lastHeartbeat = Date.now();
+      this.#applyPauses();
+      this.#log.debug("joined its group", { assignment: payload.memberAssignment });
+      o.onAssignment?.([...this.#assigned]);
+    });
+    consumer.on(HEARTBEAT, () => {
+      if (this.#consumer === consumer) this.#lastHeartbeat = Date.now();
+    });
+    consumer.on(REBALANCING, () => this.#log.debug("group is rebalancing"));
+    consumer.on(END_BATCH_PROCESS, ({ payload }) => {
+      this.#highWatermarks.set(`${payload.topic}/${payload.partition}`, {
+        topic: payload.topic,
+        partition: payload.partition,
+        offset: Number(payload.highWatermark),
+      });
+    });
+    consumer.on(CRASH, ({ payload }) => {
+      if (this.#consumer !== consumer) return;
+      this.#log.warn("consumer crashed", { error: payload.error, restart: payload.restart });
+      this.#setOut("crashed");
+      o.onAssignment?.([]);
+      if (!payload.restart) this.#relaunch(consumer);
+    });
+    consumer.on(STOP, () => {
+      if (this.#consumer === consumer) this.#setOut("stopped");
+    });
+    try {
+      await consumer.connect();
+      await consumer.subscribe({ topics: o.topics, fromBeginning: o.fromBeginning ?? true });
+      await consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: true,
+        partitionsConsumedConcurrently: 1,
+        eachBatch: (payload: EachBatchPayload) => {
+          const { batch } = payload;
+          if (this.#consumer !== consumer || batch.messages.length === 0) {
+            return Promise.resolve();
+          }
+          const records = batch.messages.map((m) => _toRecord(batch.topic, batch.partition, m));
+          o.onRecords(records);
+          return Promise.resolve();
+        },
+      });
+    } catch (err) {
+      this.#log.warn("consumer could not start", { error: err });
+      this.#relaunch(consumer);
+    }
+  }
+
+  /** Replaces a consumer that kafkajs gave up on, with growing delays while it keeps failing. */
+  #relaunch(failed: Consumer): void {
+    if (!this.#running || this.#consumer !== failed) return;
+    this.#consumer = undefined;
+    this.#setOut("restarting");
+    failed.disconnect().catch(() => {});
+    const delay = Math.min(10_000, 500 * 2 ** Math.min(this.#failures++, 5));
+    this.#restartTimer = setTimeout(() => {
+      if (this.#running) this.#launching = this.#launch();
+    }, delay);
+  }
+}
