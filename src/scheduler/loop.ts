@@ -1,0 +1,173 @@
+/**
+ * @module The timer loop of one schedule on one replica: aim a timer at the next tick, claim
+ * the tick, run it; catch up missed ticks by the schedule's policy.
+ *
+ * Claims are a mark per schedule ("every tick up to here is taken"), moved forward atomically:
+ * a replica runs tick t only if it moved the mark from before t to t. So a tick runs at most
+ * once whatever the number of replicas, their restarts or their clocks; and the ticks a
+ * claim jumps over (the mark was older than the tick before t) are exactly the ticks no replica
+ * claimed in time — the missed ones, which the claim's winner alone handles by the policy.
+ */
+import type { Logger } from "../log.ts";
+import type { Clock } from "./clock.ts";
+import type { Cron } from "./cron.ts";
+import { MAX_CATCH_UP_RUNS, type ScheduleDefinition } from "./define.ts";
+import type { SchedulerMetrics } from "./metrics.ts";
+import type { Runs } from "./runs.ts";
+import type { ScheduleStore } from "./store.ts";
+
+/**
+ * A tick of the last second before a replica starts is still "on time": the replica aims at it
+ * like the live replicas do (one of them may be claiming it this very moment), instead of
+ * counting it missed.
+ */
+export const START_GRACE_MS = 1000;
+
+/** Most ticks counted when looking for missed ones (bounds the work after a long outage). */
+const _MAX_COUNTED = 100_000;
+
+/** One schedule's loop on one replica. */
+export class ScheduleLoop {
+  #def: ScheduleDefinition;
+  #cron: Cron;
+  #runs: Runs;
+  #store: ScheduleStore;
+  #clock: Clock;
+  #metrics: SchedulerMetrics;
+  #log: Logger;
+  #abort = new AbortController();
+  #loop: Promise<void> = Promise.resolve();
+  #catchUp: Promise<void> = Promise.resolve();
+  #nextTick: number | null = null;
+
+  /**
+   * @param deps the schedule, its parsed cron, and the scheduler's parts
+   */
+  constructor(deps: {
+    def: ScheduleDefinition;
+    cron: Cron;
+    runs: Runs;
+    store: ScheduleStore;
+    clock: Clock;
+    metrics: SchedulerMetrics;
+    log: Logger;
+  }) {
+    this.#def = deps.def;
+    this.#cron = deps.cron;
+    this.#runs = deps.runs;
+    this.#store = deps.store;
+    this.#clock = deps.clock;
+    this.#metrics = deps.metrics;
+    this.#log = deps.log.child({ schedule: deps.def.name });
+  }
+
+  /** The tick the timer is aimed at, or null. */
+  get nextTick(): number | null {
+    return this.#nextTick;
+  }
+
+  /**
+   * Claims what was missed while no replica ran (and catches it up in the background), then
+   * starts the timer loop.
+   */
+  async start(): Promise<void> {
+    const now = this.#clock.now();
+    const recent = this.#cron.between(now - START_GRACE_MS, now, { inclusive: true, keep: 1 });
+    const upTo = recent.total ? this.#cron.next(now - START_GRACE_MS) - 1 : now;
+    try {
+      const { won, previous } = await this.#store.claim(this.#def.name, upTo);
+      if (won && previous !== null) this.#missed(previous, upTo, true);
+    } catch (err) {
+      // The store is down: the first tick claimed later finds the gap and handles it.
+      this.#log.warn("missed ticks not checked at start", { error: err });
+    }
+    this.#loop = this.#run(upTo);
+  }
+
+  /**
+   * Stops aiming timers and starting catch-up runs; resolves when the loop has stopped (runs
+   * in flight are the scheduler's to drain).
+   */
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    await this.#loop;
+  }
+
+  /** Resolves when the catch-up runs queued so far have ended. */
+  async idle(): Promise<void> {
+    let seen;
+    do {
+      seen = this.#catchUp;
+      await seen;
+    } while (seen !== this.#catchUp);
+  }
+
+  async #run(after: number): Promise<void> {
+    const signal = this.#abort.signal;
+    const cursor = this.#cron.cursor(after);
+    let floor = after;
+    while (!signal.aborted) {
+      // Aimed at the tick itself, from the wall clock, each time: lateness never accumulates.
+      const tick = cursor.nextAfter(floor);
+      this.#nextTick = tick;
+      await this.#clock.sleepUntil(tick, signal);
+      if (signal.aborted) break;
+      try {
+        const started = await this.#runs.begin(this.#def, {
+          tick,
+          trigger: "schedule",
+          claim: true,
+        });
+        if (started.outcome !== "lost" && started.previous !== null) {
+          this.#missed(started.previous, tick, false);
+        }
+      } catch (err) {
+        this.#log.warn("tick not claimed", {
+          scheduled_at: new Date(tick).toISOString(),
+          error: err,
+        });
+      }
+      // Ticks that passed while this replica was busy are not aimed at: the next claim finds
+      // them in its gap and the missed policy decides.
+      floor = Math.max(tick, this.#clock.now() - 1);
+    }
+    this.#nextTick = null;
+  }
+
+  /** Handles the missed ticks in `(previous, upTo)` (or `]`), which this replica now owns. */
+  #missed(previous: number, upTo: number, inclusive: boolean): void {
+    const def = this.#def;
+    const from = Math.max(previous, this.#clock.now() - def.catchUpWindowMs);
+    const keep = def.missed === "all" ? MAX_CATCH_UP_RUNS : def.missed === "latest" ? 1 : 0;
+    const { ticks, total } = this.#cron.between(from, upTo, { inclusive, keep, max: _MAX_COUNTED });
+    if (total === 0) return;
+    this.#metrics.missed.inc({ schedule: def.name }, total - ticks.length);
+    this.#log.info("missed ticks", {
+      missed: total,
+      policy: def.missed,
+      catching_up: ticks.length,
+      since: new Date(previous).toISOString(),
+    });
+    if (!ticks.length) return;
+    // One after another: catch-up runs never overlap each other, whatever the overlap policy.
+    this.#catchUp = this.#catchUp.then(async () => {
+      for (const tick of ticks) {
+        if (this.#abort.signal.aborted) {
+          this.#log.info("catch-up stopped by shutdown", {
+            left: ticks.length - ticks.indexOf(tick),
+          });
+          return;
+        }
+        try {
+          const started = await this.#runs.begin(def, { tick, trigger: "catch-up", claim: false });
+          await started.done;
+        } catch (err) {
+          this.#log.warn("catch-up run not started", {
+            scheduled_at: new Date(tick).toISOString(),
+            error: err,
+          });
+        }
+      }
+    });
+  }
+}

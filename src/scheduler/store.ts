@@ -1,0 +1,439 @@
+/**
+ * @module The scheduler's state in the store: per-schedule tick claims, run records (newest
+ * 100), the overlap lock with its lease, and the queue of manual runs.
+ */
+import { type Call, defineScript, type Reply, type Store, toHash } from "../infra/store.ts";
+import { manualQueueKey, scheduleKeys, wakeChannel } from "./keys.ts";
+import type { Trigger } from "./define.ts";
+
+/** Runs kept per schedule (API.md). */
+export const RUNS_KEPT = 100;
+
+/** A run's status. `skipped`: its tick found the previous run still going (overlap `skip`). */
+export type RunStatus = "queued" | "running" | "completed" | "failed" | "skipped";
+
+/** One run as stored. Times are epoch ms. */
+export interface RunRecord {
+  id: string;
+  trigger: Trigger;
+  scheduledAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  status: RunStatus;
+  replica: string | null;
+  refcode: string | null;
+  error: string | null;
+}
+
+/**
+ * How `begin` treats the overlap lock: `skip` takes it or records the run skipped, `allow`
+ * ignores it, `force` takes it if free and runs anyway (manual runs), `queue` only records the
+ * run as queued.
+ */
+export type LockMode = "skip" | "allow" | "force" | "queue";
+
+/** What `begin` did. */
+export type BeginOutcome = "lost" | "claimed" | "running" | "skipped" | "queued";
+
+/** A manual run waiting for a replica. */
+export interface ManualRequest {
+  name: string;
+  id: string;
+  /** When it was asked for (epoch ms), its `scheduled_at`. */
+  at: number;
+}
+
+const _num = (v: Reply) => (v === null || v === "" ? null : Number(v));
+
+// begin: claims ticks up to an instant (optional) and opens a run's record (optional).
+// KEYS[1] state hash   KEYS[2] overlap lock   KEYS[3] run list   KEYS[4] run hash
+// KEYS[5] run's alive key
+// ARGV[1] claim up to (epoch ms), or "" when the tick is already owned
+// ARGV[2] run id, or "" to claim only
+// ARGV[3] lock mode: skip | allow | force | queue
+// ARGV[4] lease ms   ARGV[5] runs kept   ARGV[6] run hash prefix   ARGV[7] alive key prefix
+// ARGV[8] now (epoch ms)   ARGV[9..] the run's fields: name, value, …
+// Returns {outcome, previous claim or ""}; outcome: lost (ARGV[1] was already claimed),
+// claimed (claim only), running, skipped (the lock is held), queued.
+const BEGIN = defineScript({
+  name: "scheduler.begin",
+  lua: `
+local prev = redis.call("HGET", KEYS[1], "claimed")
+if ARGV[1] ~= "" then
+  if prev and tonumber(prev) >= tonumber(ARGV[1]) then return {"lost", prev} end
+  redis.call("HSET", KEYS[1], "claimed", ARGV[1])
+end
+prev = prev or ""
+if ARGV[2] == "" then return {"claimed", prev} end
+local outcome = "running"
+if ARGV[3] == "queue" then
+  outcome = "queued"
+elseif ARGV[3] == "skip" then
+  if not redis.call("SET", KEYS[2], ARGV[2], "NX", "PX", ARGV[4]) then outcome = "skipped" end
+elseif ARGV[3] == "force" then
+  redis.call("SET", KEYS[2], ARGV[2], "NX", "PX", ARGV[4])
+end
+local fresh = redis.call("EXISTS", KEYS[4]) == 0
+local fields = {}
+for i = 9, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call("HSET", KEYS[4], unpack(fields))
+if outcome == "running" then
+  redis.call("SET", KEYS[5], "1", "PX", ARGV[4])
+elseif outcome == "skipped" then
+  redis.call("HSET", KEYS[4], "status", "skipped", "started_at", "", "finished_at", ARGV[8])
+else
+  redis.call("HSET", KEYS[4], "status", "queued", "started_at", "", "replica", "")
+end
+if fresh then
+  redis.call("LPUSH", KEYS[3], ARGV[2])
+  local kept = tonumber(ARGV[5])
+  for _, id in ipairs(redis.call("LRANGE", KEYS[3], kept, -1)) do
+    redis.call("DEL", ARGV[6] .. id, ARGV[7] .. id)
+  end
+  redis.call("LTRIM", KEYS[3], 0, kept - 1)
+end
+return {outcome, prev}
+`,
+  local: (call: Call, keys: string[], args: string[]) => {
+    const prevReply = call("HGET", keys[0], "claimed");
+    if (args[0] !== "") {
+      if (prevReply !== null && Number(prevReply) >= Number(args[0])) {
+        return ["lost", String(prevReply)];
+      }
+      call("HSET", keys[0], "claimed", args[0]);
+    }
+    const prev = prevReply === null ? "" : String(prevReply);
+    if (args[1] === "") return ["claimed", prev];
+    let outcome = "running";
+    if (args[2] === "queue") outcome = "queued";
+    else if (args[2] === "skip") {
+      if (call("SET", keys[1], args[1], "NX", "PX", args[3]) === null) outcome = "skipped";
+    } else if (args[2] === "force") call("SET", keys[1], args[1], "NX", "PX", args[3]);
+    const fresh = call("EXISTS", keys[3]) === 0;
+    call("HSET", keys[3], ...args.slice(8));
+    if (outcome === "running") call("SET", keys[4], "1", "PX", args[3]);
+    else if (outcome === "skipped") {
+      call("HSET", keys[3], "status", "skipped", "started_at", "", "finished_at", args[7]);
+    } else call("HSET", keys[3], "status", "queued", "started_at", "", "replica", "");
+    if (fresh) {
+      call("LPUSH", keys[2], args[1]);
+      const kept = Number(args[4]);
+      for (const id of call("LRANGE", keys[2], kept, -1) as string[]) {
+        call("DEL", args[5] + id, args[6] + id);
+      }
+      call("LTRIM", keys[2], 0, kept - 1);
+    }
+    return [outcome, prev];
+  },
+});
+
+// finish: closes a running run's record and releases what it holds.
+// KEYS[1] overlap lock   KEYS[2] run hash   KEYS[3] run's alive key
+// ARGV[1] run id   ARGV[2..] fields to set: name, value, …
+// Returns 1 when the record was written, 0 when it was no longer running (finished already, or
+// trimmed away).
+const FINISH = defineScript({
+  name: "scheduler.finish",
+  lua: `
+if redis.call("GET", KEYS[1]) == ARGV[1] then redis.call("DEL", KEYS[1]) end
+redis.call("DEL", KEYS[3])
+if redis.call("HGET", KEYS[2], "status") ~= "running" then return 0 end
+local fields = {}
+for i = 2, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call("HSET", KEYS[2], unpack(fields))
+return 1
+`,
+  local: (call, keys, args) => {
+    if (call("GET", keys[0]) === args[0]) call("DEL", keys[0]);
+    call("DEL", keys[2]);
+    if (call("HGET", keys[1], "status") !== "running") return 0;
+    call("HSET", keys[1], ...args.slice(1));
+    return 1;
+  },
+});
+
+// renew: extends a running run's leases (its alive key, and the overlap lock if it holds it).
+// KEYS[1] overlap lock   KEYS[2] run hash   KEYS[3] run's alive key
+// ARGV[1] run id   ARGV[2] lease ms
+// Returns 1 when renewed, 0 when the run is no longer running.
+const RENEW = defineScript({
+  name: "scheduler.renew",
+  lua: `
+if redis.call("HGET", KEYS[2], "status") ~= "running" then return 0 end
+if redis.call("GET", KEYS[1]) == ARGV[1] then redis.call("PEXPIRE", KEYS[1], ARGV[2]) end
+redis.call("SET", KEYS[3], "1", "PX", ARGV[2])
+return 1
+`,
+  local: (call, keys, args) => {
+    if (call("HGET", keys[1], "status") !== "running") return 0;
+    if (call("GET", keys[0]) === args[0]) call("PEXPIRE", keys[0], args[1]);
+    call("SET", keys[2], "1", "PX", args[1]);
+    return 1;
+  },
+});
+
+/** What `begin` needs. */
+export interface BeginRequest {
+  id: string;
+  /** Claim ticks up to this instant first (CAS on the schedule's claim mark); null: owned. */
+  claimUpTo: number | null;
+  lock: LockMode;
+  leaseMs: number;
+  now: number;
+  record: Omit<RunRecord, "id" | "error" | "refcode">;
+}
+
+/** The scheduler's reads and writes, on any Store. */
+export class ScheduleStore {
+  #store: Store;
+  #prefix: string;
+
+  /**
+   * @param store the runtime's store
+   * @param prefix `KEY_PREFIX`
+   */
+  constructor(store: Store, prefix: string) {
+    this.#store = store;
+    this.#prefix = prefix;
+  }
+
+  /**
+   * Claims every tick up to `upTo` that nobody claimed yet.
+   *
+   * @param name the schedule
+   * @param upTo epoch ms
+   * @returns won: the range `(previous, upTo]` is this caller's; previous: the mark before
+   *   (null the first time the schedule ever ran)
+   */
+  async claim(name: string, upTo: number): Promise<{ won: boolean; previous: number | null }> {
+    const [outcome, previous] = await this.#begin(name, "", upTo, "allow", 0, 0, []);
+    return { won: outcome === "claimed", previous: _num(previous) };
+  }
+
+  /**
+   * Opens a run (claiming its tick first when `claimUpTo` is set).
+   *
+   * @param name the schedule
+   * @param req the run
+   * @returns the outcome, and the claim mark before this call
+   */
+  async begin(
+    name: string,
+    req: BeginRequest,
+  ): Promise<{ outcome: BeginOutcome; previous: number | null }> {
+    const r = req.record;
+    const fields = [
+      "id",
+      req.id,
+      "trigger",
+      r.trigger,
+      "scheduled_at",
+      r.scheduledAt,
+      "started_at",
+      r.startedAt ?? "",
+      "finished_at",
+      r.finishedAt ?? "",
+      "status",
+      r.status,
+      "replica",
+      r.replica ?? "",
+    ];
+    const [outcome, previous] = await this.#begin(
+      name,
+      req.id,
+      req.claimUpTo,
+      req.lock,
+      req.leaseMs,
+      req.now,
+      fields,
+    );
+    return { outcome: outcome as BeginOutcome, previous: _num(previous) };
+  }
+
+  async #begin(
+    name: string,
+    id: string,
+    upTo: number | null,
+    lock: LockMode,
+    leaseMs: number,
+    now: number,
+    fields: (string | number)[],
+  ): Promise<[string, Reply]> {
+    const k = scheduleKeys(this.#prefix, name);
+    const reply = await this.#store.eval(
+      BEGIN,
+      [k.state, k.lock, k.runs, k.runPrefix + id, k.alivePrefix + id],
+      [
+        upTo ?? "",
+        id,
+        lock,
+        leaseMs,
+        RUNS_KEPT,
+        k.runPrefix,
+        k.alivePrefix,
+        now,
+        ...fields,
+      ],
+    ) as Reply[];
+    return [String(reply[0]), reply[1]];
+  }
+
+  /**
+   * Closes a running run.
+   *
+   * @param name the schedule
+   * @param id the run
+   * @param fields `status`, `finished_at`, `refcode`, `error`
+   * @returns false when the run was no longer running
+   */
+  async finish(
+    name: string,
+    id: string,
+    fields: { status: RunStatus; finishedAt: number; refcode?: string; error?: string },
+  ): Promise<boolean> {
+    const k = scheduleKeys(this.#prefix, name);
+    const args: (string | number)[] = [
+      id,
+      "status",
+      fields.status,
+      "finished_at",
+      fields.finishedAt,
+    ];
+    if (fields.refcode) args.push("refcode", fields.refcode);
+    if (fields.error) args.push("error", fields.error.slice(0, 2000));
+    const reply = await this.#store.eval(
+      FINISH,
+      [k.lock, k.runPrefix + id, k.alivePrefix + id],
+      args,
+    );
+    return reply === 1;
+  }
+
+  /**
+   * Extends a running run's leases.
+   *
+   * @param name the schedule
+   * @param id the run
+   * @param leaseMs new lease
+   * @returns false when the run is no longer running
+   */
+  async renew(name: string, id: string, leaseMs: number): Promise<boolean> {
+    const k = scheduleKeys(this.#prefix, name);
+    const reply = await this.#store.eval(
+      RENEW,
+      [k.lock, k.runPrefix + id, k.alivePrefix + id],
+      [id, leaseMs],
+    );
+    return reply === 1;
+  }
+
+  /**
+   * Records a manual run as queued and hands it to the scheduler replicas.
+   *
+   * @param name the schedule
+   * @param id the run
+   * @param at the request time (its `scheduled_at`)
+   * @returns the queued record
+   */
+  async queueManual(name: string, id: string, at: number): Promise<RunRecord> {
+    const record: RunRecord = {
+      id,
+      trigger: "manual",
+      scheduledAt: at,
+      startedAt: null,
+      finishedAt: null,
+      status: "queued",
+      replica: null,
+      refcode: null,
+      error: null,
+    };
+    await this.begin(name, { id, claimUpTo: null, lock: "queue", leaseMs: 0, now: at, record });
+    await this.#store.command([
+      "LPUSH",
+      manualQueueKey(this.#prefix),
+      JSON.stringify({ name, id, at } satisfies ManualRequest),
+    ]);
+    await this.#store.command(["PUBLISH", wakeChannel(this.#prefix), name]);
+    return record;
+  }
+
+  /**
+   * Takes the oldest manual-run request; each is taken by exactly one caller.
+   *
+   * @returns the request, or null when none waits
+   */
+  async takeManual(): Promise<ManualRequest | null> {
+    const reply = await this.#store.command(["RPOP", manualQueueKey(this.#prefix)]);
+    if (reply === null) return null;
+    try {
+      return JSON.parse(String(reply)) as ManualRequest;
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * Subscribes to manual-run wake-ups.
+   *
+   * @param onWake called with the schedule's name
+   * @returns the function that unsubscribes
+   */
+  subscribeManual(onWake: (name: string) => void): Promise<() => Promise<void>> {
+    return this.#store.subscribe(wakeChannel(this.#prefix), onWake);
+  }
+
+  /**
+   * The newest runs, newest first. A `running` run whose lease expired (its replica died) is
+   * reported `failed`.
+   *
+   * @param name the schedule
+   * @param limit how many
+   * @returns the records
+   */
+  async runs(name: string, limit: number): Promise<RunRecord[]> {
+    const k = scheduleKeys(this.#prefix, name);
+    const ids = await this.#store.command(["LRANGE", k.runs, 0, limit - 1]) as string[];
+    if (!ids.length) return [];
+    const replies = await this.#store.pipeline(
+      ids.flatMap((id) => [["HGETALL", k.runPrefix + id], ["EXISTS", k.alivePrefix + id]]),
+    );
+    const out: RunRecord[] = [];
+    for (let i = 0; i < ids.length; i++) {
+      const h = toHash(replies[2 * i]);
+      if (!h.id) continue;
+      const record = _record(h);
+      if (record.status === "running" && replies[2 * i + 1] === 0) {
+        record.status = "failed";
+        record.error = "The replica running it stopped before it finished";
+      }
+      out.push(record);
+    }
+    return out;
+  }
+
+  /**
+   * The claim mark: every tick at or before it has been claimed (or declared missed).
+   *
+   * @param name the schedule
+   * @returns epoch ms, or null if the schedule never ran
+   */
+  async claimed(name: string): Promise<number | null> {
+    return _num(
+      await this.#store.command(["HGET", scheduleKeys(this.#prefix, name).state, "claimed"]),
+    );
+  }
+}
+
+function _record(h: Record<string, string>): RunRecord {
+  return {
+    id: h.id,
+    trigger: (h.trigger || "schedule") as Trigger,
+    scheduledAt: Number(h.scheduled_at),
+    startedAt: h.started_at ? Number(h.started_at) : null,
+    finishedAt: h.finished_at ? Number(h.finished_at) : null,
+    status: h.status as RunStatus,
+    replica: h.replica || null,
+    refcode: h.refcode || null,
+    error: h.error || null,
+  };
+}
