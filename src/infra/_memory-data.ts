@@ -1,0 +1,372 @@
+/**
+ * @module Data structures and number formats of the embedded store (`memory-store.ts`): a list
+ * deque, a sorted set, Redis's double format and its long-double arithmetic for INCRBYFLOAT.
+ */
+
+/** A growable ring buffer: O(1) push and pop at both ends, O(1) access by index. */
+export class Deque {
+  #buf: (string | undefined)[] = new Array(8);
+  #head = 0;
+  #len = 0;
+
+  /**
+   * @param items the initial items, front first
+   */
+  constructor(items: string[] = []) {
+    for (const item of items) this.push(item);
+  }
+
+  /** The number of items. */
+  get length(): number {
+    return this.#len;
+  }
+
+  #grow(): void {
+    const next = new Array<string | undefined>(this.#buf.length * 2);
+    for (let i = 0; i < this.#len; i++) next[i] = this.#buf[(this.#head + i) % this.#buf.length];
+    this.#buf = next;
+    this.#head = 0;
+  }
+
+  /** Adds at the back. */
+  push(item: string): void {
+    if (this.#len === this.#buf.length) this.#grow();
+    this.#buf[(this.#head + this.#len) % this.#buf.length] = item;
+    this.#len++;
+  }
+
+  /** Adds at the front. */
+  unshift(item: string): void {
+    if (this.#len === this.#buf.length) this.#grow();
+    this.#head = (this.#head - 1 + this.#buf.length) % this.#buf.length;
+    this.#buf[this.#head] = item;
+    this.#len++;
+  }
+
+  /** Removes from the back. */
+  pop(): string | undefined {
+    if (!this.#len) return undefined;
+    const i = (this.#head + this.#len - 1) % this.#buf.length;
+    const item = this.#buf[i];
+    this.#buf[i] = undefined;
+    this.#len--;
+    return item;
+  }
+
+  /** Removes from the front. */
+  shift(): string | undefined {
+    if (!this.#len) return undefined;
+    const item = this.#buf[this.#head];
+    this.#buf[this.#head] = undefined;
+    this.#head = (this.#head + 1) % this.#buf.length;
+    this.#len--;
+    return item;
+  }
+
+  /** The item at `index` (0 = front), which must be in range. */
+  at(index: number): string {
+    return this.#buf[(this.#head + index) % this.#buf.length]!;
+  }
+
+  /** Replaces the item at `index`, which must be in range. */
+  set(index: number, item: string): void {
+    this.#buf[(this.#head + index) % this.#buf.length] = item;
+  }
+
+  /** The items from `start` to `end` inclusive (in range). */
+  slice(start: number, end: number): string[] {
+    const out: string[] = [];
+    for (let i = start; i <= end; i++) out.push(this.at(i));
+    return out;
+  }
+}
+
+/** A member of a sorted set with its score. */
+export interface ScoredMember {
+  readonly member: string;
+  readonly score: number;
+}
+
+function _compare(a: ScoredMember, score: number, member: string): number {
+  if (a.score !== score) return a.score < score ? -1 : 1;
+  return a.member === member ? 0 : a.member < member ? -1 : 1;
+}
+
+/**
+ * A sorted set: a map member → score plus an array ordered by (score, member). Lookups by score
+ * and rank are binary searches; removing from the front (ZPOPMIN on a queue) is O(1) amortised.
+ */
+export class SortedSet {
+  #scores = new Map<string, number>();
+  #items: ScoredMember[] = [];
+  /** Index of the first live item in `#items` (the front is consumed without moving the rest). */
+  #head = 0;
+
+  /** The number of members. */
+  get size(): number {
+    return this.#scores.size;
+  }
+
+  /** The score of `member`, if present. */
+  score(member: string): number | undefined {
+    return this.#scores.get(member);
+  }
+
+  /** The position in `#items` where (score, member) is or would go. */
+  #search(score: number, member: string): number {
+    let lo = this.#head, hi = this.#items.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (_compare(this.#items[mid], score, member) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Adds `member` or moves it to `score`. */
+  set(member: string, score: number): void {
+    const old = this.#scores.get(member);
+    if (old === score) return;
+    if (old !== undefined) this.#removeAt(this.#search(old, member));
+    this.#scores.set(member, score);
+    const at = this.#search(score, member);
+    if (at === this.#head && this.#head > 0) this.#items[--this.#head] = { member, score };
+    else this.#items.splice(at, 0, { member, score });
+  }
+
+  #removeAt(index: number): void {
+    if (index === this.#head) {
+      this.#items[this.#head++] = undefined as unknown as ScoredMember;
+      if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
+        this.#items = this.#items.slice(this.#head);
+        this.#head = 0;
+      }
+    } else if (index === this.#items.length - 1) {
+      this.#items.pop();
+    } else {
+      this.#items.splice(index, 1);
+    }
+    if (this.#head === this.#items.length) {
+      this.#items = [];
+      this.#head = 0;
+    }
+  }
+
+  /** Removes `member`; returns whether it was there. */
+  delete(member: string): boolean {
+    const score = this.#scores.get(member);
+    if (score === undefined) return false;
+    this.#removeAt(this.#search(score, member));
+    this.#scores.delete(member);
+    return true;
+  }
+
+  /** The 0-based rank of `member` in ascending order, or -1. */
+  rank(member: string): number {
+    const score = this.#scores.get(member);
+    return score === undefined ? -1 : this.#search(score, member) - this.#head;
+  }
+
+  /** The members with ranks `start`..`end` inclusive (ascending, in range). */
+  slice(start: number, end: number): ScoredMember[] {
+    return this.#items.slice(this.#head + start, this.#head + end + 1);
+  }
+
+  /** The rank of the first member whose score is above `min` (or equal unless `exclusive`). */
+  lowerRank(min: number, exclusive: boolean): number {
+    let lo = this.#head, hi = this.#items.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const s = this.#items[mid].score;
+      if (s < min || (exclusive && s === min)) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo - this.#head;
+  }
+
+  /** The rank of the last member whose score is below `max` (or equal unless `exclusive`). */
+  upperRank(max: number, exclusive: boolean): number {
+    let lo = this.#head, hi = this.#items.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const s = this.#items[mid].score;
+      if (s < max || (!exclusive && s === max)) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo - 1 - this.#head;
+  }
+
+  /** Removes ranks `start`..`end` inclusive (in range); returns how many. */
+  removeRange(start: number, end: number): number {
+    const count = end - start + 1;
+    if (count <= 0) return 0;
+    for (const { member } of this.slice(start, end)) this.#scores.delete(member);
+    if (start === 0) {
+      for (let i = 0; i < count; i++) this.#items[this.#head + i] = undefined as never;
+      this.#head += count;
+      if (
+        this.#head === this.#items.length ||
+        (this.#head > 1024 && this.#head * 2 > this.#items.length)
+      ) {
+        this.#items = this.#items.slice(this.#head);
+        this.#head = 0;
+      }
+    } else {
+      this.#items.splice(this.#head + start, count);
+    }
+    return count;
+  }
+}
+
+/**
+ * Formats a double like Redis 7.0 does in RESP2 replies (`%.17g`, `inf`, `-inf`).
+ *
+ * @param value the number
+ * @returns e.g. `1.5`, `0.10000000000000001`, `1e+20`
+ */
+export function formatDouble(value: number): string {
+  if (value === Infinity) return "inf";
+  if (value === -Infinity) return "-inf";
+  if (value === 0) return Object.is(value, -0) ? "-0" : "0";
+  const [mantissa, expText] = value.toExponential(16).split("e");
+  const exp = Number(expText);
+  const sign = mantissa.startsWith("-") ? "-" : "";
+  const digits = mantissa.replace(/[-.]/g, "");
+  if (exp < -4 || exp >= 17) {
+    const m = `${digits[0]}.${digits.slice(1)}`.replace(/\.?0+$/, "");
+    return `${sign}${m}e${exp < 0 ? "-" : "+"}${String(Math.abs(exp)).padStart(2, "0")}`;
+  }
+  const int = exp >= 0 ? digits.slice(0, exp + 1) : "0";
+  const frac = (exp >= 0 ? digits.slice(exp + 1) : "0".repeat(-exp - 1) + digits).replace(
+    /0+$/,
+    "",
+  );
+  return `${sign}${int}${frac ? `.${frac}` : ""}`;
+}
+
+const _FLOAT = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+const _INF = /^[+-]?inf(?:inity)?$/i;
+
+/**
+ * Parses a double like Redis's `strtod` with its checks (no spaces around, no NaN).
+ *
+ * @param text the argument
+ * @returns the number, or undefined when Redis would say "not a valid float"
+ */
+export function parseDouble(text: string): number | undefined {
+  if (_INF.test(text)) return text.startsWith("-") ? -Infinity : Infinity;
+  if (!_FLOAT.test(text)) return undefined;
+  const value = Number(text);
+  return value === 0 ? 0 : value;
+}
+
+/** An x87 long double (64-bit significand) as the exact value `m · 2^e`; Infinity when too big. */
+type LongDouble = { m: bigint; e: number } | number;
+
+const _LD_MAX_EXP = 16384;
+
+function _bitLength(n: bigint): number {
+  return n === 0n ? 0 : n.toString(2).length;
+}
+
+/** Rounds the exact rational `num / den` (den > 0) to the nearest long double (ties to even). */
+function _roundLongDouble(num: bigint, den: bigint): LongDouble {
+  if (num === 0n) return { m: 0n, e: 0 };
+  const negative = num < 0n;
+  const a = negative ? -num : num;
+  let e = _bitLength(a) - _bitLength(den) - 64;
+  let q: bigint, r: bigint, d: bigint;
+  for (;;) {
+    d = e >= 0 ? den << BigInt(e) : den;
+    const n = e >= 0 ? a : a << BigInt(-e);
+    q = n / d;
+    r = n % d;
+    if (q >= 1n << 64n) e++;
+    else if (q < 1n << 63n) e--;
+    else break;
+  }
+  if (2n * r > d || (2n * r === d && (q & 1n) === 1n)) q++;
+  if (q === 1n << 64n) {
+    q = 1n << 63n;
+    e++;
+  }
+  if (e + 64 > _LD_MAX_EXP) return negative ? -Infinity : Infinity;
+  return { m: negative ? -q : q, e };
+}
+
+const _HEX = /^([+-]?)0[xX]([0-9a-fA-F]*)(?:\.([0-9a-fA-F]*))?(?:[pP]([+-]?\d+))?$/;
+
+/**
+ * Parses a long double like Redis's `string2ld` (`strtold` on the whole string, no leading
+ * space, no NaN).
+ *
+ * @param text the value
+ * @returns the value, or undefined when not a valid float
+ */
+export function parseLongDouble(text: string): LongDouble | undefined {
+  if (!text || text.length >= 5120 || /^\s/.test(text)) return undefined;
+  if (_INF.test(text)) return text.startsWith("-") ? -Infinity : Infinity;
+  const hex = _HEX.exec(text);
+  if (hex && (hex[2] || hex[3])) {
+    const [, sign, int, frac = "", exp = "0"] = hex;
+    let num = BigInt(`0x${int || "0"}${frac}`);
+    if (sign === "-") num = -num;
+    const shift = Number(exp) - 4 * frac.length;
+    return shift >= 0
+      ? _roundLongDouble(num << BigInt(shift), 1n)
+      : _roundLongDouble(num, 1n << BigInt(-shift));
+  }
+  if (!_FLOAT.test(text)) return undefined;
+  const [mantissa, expText = "0"] = text.split(/[eE]/);
+  const [int, frac = ""] = mantissa.replace(/^[+-]/, "").split(".");
+  let num = BigInt(`${int || "0"}${frac}`);
+  if (mantissa.startsWith("-")) num = -num;
+  const exp = Number(expText) - frac.length;
+  if (exp > 5000) return num === 0n ? { m: 0n, e: 0 } : num < 0n ? -Infinity : Infinity;
+  if (exp < -5000) return { m: 0n, e: 0 };
+  return exp >= 0
+    ? _roundLongDouble(num * 10n ** BigInt(exp), 1n)
+    : _roundLongDouble(num, 10n ** BigInt(-exp));
+}
+
+/**
+ * Adds two long doubles exactly, then rounds (x87 addition).
+ *
+ * @returns the sum, or undefined when it is not finite (Redis: "would produce NaN or Infinity")
+ */
+export function addLongDouble(a: LongDouble, b: LongDouble): LongDouble | undefined {
+  if (typeof a === "number" || typeof b === "number") return undefined;
+  const e = Math.min(a.e, b.e);
+  const sum = (a.m << BigInt(a.e - e)) + (b.m << BigInt(b.e - e));
+  const out = e >= 0
+    ? _roundLongDouble(sum << BigInt(e), 1n)
+    : _roundLongDouble(sum, 1n << BigInt(-e));
+  return typeof out === "number" ? undefined : out;
+}
+
+/**
+ * Formats a long double like Redis's `ld2string(..., LD_STR_HUMAN)`: `%.17Lf`, trailing zeros cut.
+ *
+ * @param value a finite long double
+ * @returns e.g. `10.6`, `100000.39999999999999858`
+ */
+export function formatLongDouble(value: LongDouble): string {
+  if (typeof value === "number") return String(value);
+  const negative = value.m < 0n;
+  const m = negative ? -value.m : value.m;
+  const scale = 10n ** 17n;
+  let q: bigint;
+  if (value.e >= 0) {
+    q = (m << BigInt(value.e)) * scale;
+  } else {
+    const d = 1n << BigInt(-value.e);
+    const n = m * scale;
+    q = n / d;
+    const r = n % d;
+    if (2n * r > d || (2n * r === d && (q & 1n) === 1n)) q++;
+  }
+  const digits = q.toString().padStart(18, "0");
+  let out = `${digits.slice(0, -17)}.${digits.slice(-17)}`.replace(/0+$/, "").replace(/\.$/, "");
+  if (negative) out = `-${out}`;
+  return out === "-0" ? "0" : out;
+}

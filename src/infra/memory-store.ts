@@ -1,0 +1,1048 @@
+/**
+ * @module The embedded Store: an in-process Redis emulation used when REDIS_URL is unset. Replies
+ * match what RedisStore returns from Redis 7 for the same commands.
+ */
+import {
+  type Call,
+  type Check,
+  type Command,
+  type Reply,
+  type Script,
+  type Store,
+  UnavailableError,
+} from "./store.ts";
+import {
+  addLongDouble,
+  Deque,
+  formatDouble,
+  formatLongDouble,
+  parseDouble,
+  parseLongDouble,
+  type ScoredMember,
+  SortedSet,
+} from "./_memory-data.ts";
+
+const SWEEP_INTERVAL_MS = 1000;
+const WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value";
+const NOT_INTEGER = "ERR value is not an integer or out of range";
+const NOT_FLOAT = "ERR value is not a valid float";
+const SYNTAX = "ERR syntax error";
+const OVERFLOW = "ERR increment or decrement would overflow";
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+/** A double reply: a bulk string in RESP2 (and in scripts), a number in RESP3. */
+class _Double {
+  constructor(readonly value: number) {}
+}
+/** A map reply (HGETALL): a flat array in RESP2, an object (then flattened) through node-redis. */
+class _Map {
+  constructor(readonly flat: string[]) {}
+}
+/** Members with scores: flat in RESP2, `[member, score]` pairs in RESP3. */
+class _Pairs {
+  constructor(readonly items: ScoredMember[]) {}
+}
+/** A reply before it is shaped for a protocol. */
+type Raw = string | number | null | _Double | _Map | _Pairs | Raw[];
+
+function _resp2(raw: Raw): Reply {
+  if (raw instanceof _Double) return formatDouble(raw.value);
+  if (raw instanceof _Map) return raw.flat;
+  if (raw instanceof _Pairs) return raw.items.flatMap((x) => [x.member, formatDouble(x.score)]);
+  if (Array.isArray(raw)) return raw.map(_resp2);
+  return raw;
+}
+
+/** What node-redis (RESP3 by default) hands RedisStore, after its normalisation. */
+function _resp3(raw: Raw): Reply {
+  if (raw instanceof _Double) return raw.value;
+  if (raw instanceof _Map) {
+    // node-redis decodes maps into objects, whose integer-like keys come first, ascending.
+    const object: Record<string, string> = Object.create(null);
+    for (let i = 0; i + 1 < raw.flat.length; i += 2) object[raw.flat[i]] = raw.flat[i + 1];
+    return Object.entries(object).flat();
+  }
+  if (raw instanceof _Pairs) return raw.items.map((x) => [x.member, x.score]);
+  if (Array.isArray(raw)) return raw.map(_resp3);
+  return raw;
+}
+
+interface Types {
+  string: string;
+  hash: Map<string, string>;
+  list: Deque;
+  set: Set<string>;
+  zset: SortedSet;
+}
+type Kind = keyof Types;
+type Of<K extends Kind> = Types[K];
+type Value = { [K in Kind]: { type: K; value: Types[K] } }[Kind];
+
+const _fail = (message: string): never => {
+  throw new Error(message);
+};
+
+/** Parses an integer argument like Redis's `string2ll` (strict, 64-bit). */
+function _bigint(text: string, message = NOT_INTEGER): bigint {
+  if (!/^-?(0|[1-9]\d*)$/.test(text) || text === "-0") _fail(message);
+  const n = BigInt(text);
+  if (n < INT64_MIN || n > INT64_MAX) _fail(message);
+  return n;
+}
+
+const _int = (text: string, message = NOT_INTEGER): number => Number(_bigint(text, message));
+
+function _double(text: string, message = NOT_FLOAT): number {
+  return parseDouble(text) ?? _fail(message);
+}
+
+/** Redis glob patterns (KEYS, SCAN MATCH) as a regular expression. */
+function _glob(pattern: string): RegExp {
+  let out = "";
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c === "*") out += "[\\s\\S]*";
+    else if (c === "?") out += "[\\s\\S]";
+    else if (c === "\\" && i + 1 < pattern.length) out += _escape(pattern[++i]);
+    else if (c === "[") {
+      let cls = "";
+      let j = i + 1;
+      const negate = pattern[j] === "^";
+      if (negate) j++;
+      for (; j < pattern.length && pattern[j] !== "]"; j++) {
+        if (pattern[j] === "\\" && j + 1 < pattern.length) cls += _escape(pattern[++j]);
+        else if (pattern[j + 1] === "-" && j + 2 < pattern.length && pattern[j + 2] !== "]") {
+          const [a, b] = [pattern[j], pattern[j + 2]].sort();
+          cls += `${_escape(a)}-${_escape(b)}`;
+          j += 2;
+        } else cls += _escape(pattern[j]);
+      }
+      i = j;
+      out += negate ? `[^${cls}]` : cls ? `[${cls}]` : "(?!)";
+    } else out += _escape(c);
+  }
+  return new RegExp(`^${out}$`);
+}
+
+const _escape = (c: string) => c.replace(/[\\^$.*+?()[\]{}|\/-]/g, "\\$&");
+
+const _bytes = new TextEncoder();
+const _byteLength = (s: string) => /[^\p{ASCII}]/u.test(s) ? _bytes.encode(s).length : s.length;
+
+/** The keyspace: values, expiry times and the clock of the running command. */
+class _Db {
+  data = new Map<string, Value>();
+  expires = new Map<string, number>();
+  /** Time of the running command; frozen for a whole script, as Redis does. */
+  now = Date.now();
+  publish: (channel: string, message: string) => number = () => 0;
+
+  /** The live value of `key`, deleting it first if expired. */
+  get(key: string): Value | undefined {
+    const at = this.expires.get(key);
+    if (at !== undefined && at <= this.now) {
+      this.data.delete(key);
+      this.expires.delete(key);
+      return undefined;
+    }
+    return this.data.get(key);
+  }
+
+  /** The value of `key` if it has type `type`; WRONGTYPE if it has another. */
+  read<K extends Kind>(key: string, type: K): Of<K> | undefined {
+    const v = this.get(key);
+    if (!v) return undefined;
+    if (v.type !== type) _fail(WRONGTYPE);
+    return v.value as Of<K>;
+  }
+
+  /** The value of `key`, created empty if missing; WRONGTYPE if it has another type. */
+  write<K extends Kind>(key: string, type: K, create: () => Of<K>): Of<K> {
+    const found = this.read(key, type);
+    if (found !== undefined) return found;
+    const value = create();
+    this.data.set(key, { type, value } as Value);
+    return value;
+  }
+
+  /** Stores a string, dropping any TTL unless `keepTtl`. */
+  setString(key: string, value: string, keepTtl = false): void {
+    this.get(key);
+    this.data.set(key, { type: "string", value });
+    if (!keepTtl) this.expires.delete(key);
+  }
+
+  delete(key: string): boolean {
+    if (!this.get(key)) return false;
+    this.data.delete(key);
+    this.expires.delete(key);
+    return true;
+  }
+
+  /** Deletes a collection that became empty, as Redis does. */
+  dropIfEmpty(key: string, size: number): void {
+    if (size === 0) this.delete(key);
+  }
+
+  /** Deletes every expired key. */
+  sweep(): void {
+    const now = Date.now();
+    for (const [key, at] of this.expires) {
+      if (at <= now) {
+        this.data.delete(key);
+        this.expires.delete(key);
+      }
+    }
+  }
+
+  /** Live keys matching an optional glob and type. */
+  keys(pattern?: string, type?: string): string[] {
+    const re = pattern === undefined || pattern === "*" ? undefined : _glob(pattern);
+    const out: string[] = [];
+    for (const key of [...this.data.keys()]) {
+      const v = this.get(key);
+      if (v && (!re || re.test(key)) && (!type || v.type === type)) out.push(key);
+    }
+    return out;
+  }
+
+  /** Sets the absolute expiry of an existing key (deleting it if already past). */
+  expireAt(key: string, at: number): void {
+    if (at <= this.now) this.delete(key);
+    else this.expires.set(key, at);
+  }
+}
+
+/** A command: its arity as Redis counts it (name included; negative = at least) and its code. */
+interface Spec {
+  arity: number;
+  run: (db: _Db, args: string[]) => Raw;
+}
+
+const COMMANDS = new Map<string, Spec>();
+
+function _def(name: string, arity: number, run: Spec["run"]): void {
+  COMMANDS.set(name, { arity, run });
+}
+
+// --- keys, server ---
+
+_def(
+  "PING",
+  -1,
+  (_, a) =>
+    a.length > 1 ? _fail("ERR wrong number of arguments for 'ping' command") : a[0] ?? "PONG",
+);
+_def("ECHO", 2, (_, a) => a[0]);
+_def("TIME", 1, () => {
+  const micros = Math.floor((performance.timeOrigin + performance.now()) * 1000);
+  return [String(Math.floor(micros / 1e6)), String(micros % 1e6)];
+});
+_def("DBSIZE", 1, (db) => db.keys().length);
+_def("DEL", -2, (db, a) => a.filter((k) => db.delete(k)).length);
+_def("UNLINK", -2, (db, a) => a.filter((k) => db.delete(k)).length);
+_def("EXISTS", -2, (db, a) => a.filter((k) => db.get(k)).length);
+_def("TYPE", 2, (db, a) => db.get(a[0])?.type ?? "none");
+_def("KEYS", 2, (db, a) => db.keys(a[0]));
+_def("SCAN", -2, (db, a) => {
+  _bigint(a[0], "ERR invalid cursor");
+  let match: string | undefined, type: string | undefined;
+  for (let i = 1; i < a.length; i += 2) {
+    const opt = a[i].toUpperCase();
+    if (i + 1 >= a.length) _fail(SYNTAX);
+    if (opt === "MATCH") match = a[i + 1];
+    else if (opt === "COUNT") {
+      if (_int(a[i + 1]) < 1) _fail(SYNTAX);
+    } else if (opt === "TYPE") type = a[i + 1];
+    else _fail(SYNTAX);
+  }
+  return ["0", a[0] === "0" ? db.keys(match, type) : []];
+});
+
+function _expire(db: _Db, a: string[], unitMs: number, absolute: boolean, name: string): number {
+  const n = _bigint(a[1]);
+  const flags = new Set(a.slice(2).map((f) => f.toUpperCase()));
+  for (const f of flags) {
+    if (!["NX", "XX", "GT", "LT"].includes(f)) _fail(`ERR Unsupported option ${f}`);
+  }
+  if (flags.has("NX") && flags.size > 1) {
+    _fail("ERR NX and XX, GT or LT options at the same time are not compatible");
+  }
+  if (flags.has("GT") && flags.has("LT")) {
+    _fail("ERR GT and LT options at the same time are not compatible");
+  }
+  let at = n * BigInt(unitMs) + (absolute ? 0n : BigInt(db.now));
+  if (at > INT64_MAX || at < INT64_MIN) _fail(`ERR invalid expire time in '${name}' command`);
+  if (!db.get(a[0])) return 0;
+  const current = db.expires.get(a[0]);
+  if (flags.has("NX") && current !== undefined) return 0;
+  if (flags.has("XX") && current === undefined) return 0;
+  if (flags.has("GT") && (current === undefined || Number(at) <= current)) return 0;
+  if (flags.has("LT") && current !== undefined && Number(at) >= current) return 0;
+  at = at < 0n ? 0n : at;
+  db.expireAt(a[0], Number(at));
+  return 1;
+}
+_def("EXPIRE", -3, (db, a) => _expire(db, a, 1000, false, "expire"));
+_def("PEXPIRE", -3, (db, a) => _expire(db, a, 1, false, "pexpire"));
+_def("EXPIREAT", -3, (db, a) => _expire(db, a, 1000, true, "expireat"));
+_def("PEXPIREAT", -3, (db, a) => _expire(db, a, 1, true, "pexpireat"));
+_def("PERSIST", 2, (db, a) => db.get(a[0]) && db.expires.delete(a[0]) ? 1 : 0);
+function _ttl(db: _Db, key: string): number {
+  if (!db.get(key)) return -2;
+  const at = db.expires.get(key);
+  return at === undefined ? -1 : Math.max(0, at - db.now);
+}
+_def("PTTL", 2, (db, a) => _ttl(db, a[0]));
+_def("TTL", 2, (db, a) => {
+  const ms = _ttl(db, a[0]);
+  return ms < 0 ? ms : Math.floor((ms + 500) / 1000);
+});
+_def("PUBLISH", 3, (db, a) => db.publish(a[0], a[1]));
+
+// --- strings ---
+
+const _getString = (db: _Db, key: string) => db.read(key, "string") ?? null;
+
+_def("GET", 2, (db, a) => _getString(db, a[0]));
+_def("SET", -3, (db, a) => {
+  const [key, value] = a;
+  let cond: string | undefined, get = false, at: number | undefined;
+  let expiry: string | undefined;
+  for (let i = 2; i < a.length; i++) {
+    const opt = a[i].toUpperCase();
+    if ((opt === "NX" || opt === "XX") && !cond) cond = opt;
+    else if (opt === "GET" && !get) get = true;
+    else if (opt === "KEEPTTL" && !expiry) expiry = opt;
+    else if (["EX", "PX", "EXAT", "PXAT"].includes(opt) && !expiry && i + 1 < a.length) {
+      expiry = opt;
+      const n = _bigint(a[++i]);
+      if (n <= 0n) _fail("ERR invalid expire time in 'set' command");
+      const ms = opt === "EX" || opt === "EXAT" ? n * 1000n : n;
+      const abs = opt.endsWith("AT") ? ms : ms + BigInt(db.now);
+      if (abs > INT64_MAX) _fail("ERR invalid expire time in 'set' command");
+      at = Number(abs);
+    } else _fail(SYNTAX);
+  }
+  const keepTtl = expiry === "KEEPTTL";
+  const old = get ? _getString(db, key) : undefined;
+  const exists = db.get(key) !== undefined;
+  if ((cond === "NX" && exists) || (cond === "XX" && !exists)) return get ? old! : null;
+  db.setString(key, value, keepTtl);
+  if (at !== undefined) db.expireAt(key, at);
+  return get ? old! : "OK";
+});
+_def("SETNX", 3, (db, a) => {
+  if (db.get(a[0])) return 0;
+  db.setString(a[0], a[1]);
+  return 1;
+});
+function _setex(db: _Db, a: string[], unitMs: number, name: string): string {
+  const n = _bigint(a[1]);
+  if (n <= 0n) _fail(`ERR invalid expire time in '${name}' command`);
+  db.setString(a[0], a[2]);
+  db.expireAt(a[0], db.now + Number(n) * unitMs);
+  return "OK";
+}
+_def("SETEX", 4, (db, a) => _setex(db, a, 1000, "setex"));
+_def("PSETEX", 4, (db, a) => _setex(db, a, 1, "psetex"));
+_def("GETSET", 3, (db, a) => {
+  const old = _getString(db, a[0]);
+  db.setString(a[0], a[1]);
+  return old;
+});
+_def("GETDEL", 2, (db, a) => {
+  const old = _getString(db, a[0]);
+  if (old !== null) db.delete(a[0]);
+  return old;
+});
+_def("MGET", -2, (db, a) =>
+  a.map((k) => {
+    const v = db.get(k);
+    return v?.type === "string" ? v.value : null;
+  }));
+_def("MSET", -3, (db, a) => {
+  if (a.length % 2) _fail("ERR wrong number of arguments for 'mset' command");
+  for (let i = 0; i < a.length; i += 2) db.setString(a[i], a[i + 1]);
+  return "OK";
+});
+_def("MSETNX", -3, (db, a) => {
+  if (a.length % 2) _fail("ERR wrong number of arguments for 'msetnx' command");
+  for (let i = 0; i < a.length; i += 2) if (db.get(a[i])) return 0;
+  for (let i = 0; i < a.length; i += 2) db.setString(a[i], a[i + 1]);
+  return 1;
+});
+function _incrBy(db: _Db, key: string, by: bigint): number {
+  const old = _getString(db, key);
+  const n = (old === null ? 0n : _bigint(old)) + by;
+  if (n < INT64_MIN || n > INT64_MAX) _fail(OVERFLOW);
+  db.setString(key, String(n), true);
+  return Number(n);
+}
+_def("INCR", 2, (db, a) => _incrBy(db, a[0], 1n));
+_def("DECR", 2, (db, a) => _incrBy(db, a[0], -1n));
+_def("INCRBY", 3, (db, a) => _incrBy(db, a[0], _bigint(a[1])));
+_def("DECRBY", 3, (db, a) => {
+  const by = _bigint(a[1]);
+  if (by === INT64_MIN) _fail("ERR decrement would overflow");
+  return _incrBy(db, a[0], -by);
+});
+_def("INCRBYFLOAT", 3, (db, a) => {
+  const old = _getString(db, a[0]);
+  const base = old === null ? { m: 0n, e: 0 } : parseLongDouble(old) ?? _fail(NOT_FLOAT);
+  const by = parseLongDouble(a[1]) ?? _fail(NOT_FLOAT);
+  const sum = addLongDouble(base, by) ?? _fail("ERR increment would produce NaN or Infinity");
+  const text = formatLongDouble(sum);
+  db.setString(a[0], text, true);
+  return text;
+});
+_def("APPEND", 3, (db, a) => {
+  const text = (_getString(db, a[0]) ?? "") + a[1];
+  db.setString(a[0], text, true);
+  return _byteLength(text);
+});
+_def("STRLEN", 2, (db, a) => _byteLength(_getString(db, a[0]) ?? ""));
+
+// --- hashes ---
+
+const _newHash = () => new Map<string, string>();
+
+function _hset(db: _Db, a: string[], name: string): number {
+  if (a.length < 3 || a.length % 2 === 0) {
+    _fail(`ERR wrong number of arguments for '${name}' command`);
+  }
+  const h = db.write(a[0], "hash", _newHash);
+  let added = 0;
+  for (let i = 1; i < a.length; i += 2) {
+    if (!h.has(a[i])) added++;
+    h.set(a[i], a[i + 1]);
+  }
+  return added;
+}
+_def("HSET", -4, (db, a) => _hset(db, a, "hset"));
+_def("HMSET", -4, (db, a) => (_hset(db, a, "hmset"), "OK"));
+_def("HSETNX", 4, (db, a) => {
+  const h = db.write(a[0], "hash", _newHash);
+  if (h.has(a[1])) return 0;
+  h.set(a[1], a[2]);
+  return 1;
+});
+_def("HGET", 3, (db, a) => db.read(a[0], "hash")?.get(a[1]) ?? null);
+_def("HMGET", -3, (db, a) => {
+  const h = db.read(a[0], "hash");
+  return a.slice(1).map((f) => h?.get(f) ?? null);
+});
+_def("HGETALL", 2, (db, a) => new _Map([...(db.read(a[0], "hash") ?? [])].flat()));
+_def("HKEYS", 2, (db, a) => [...(db.read(a[0], "hash")?.keys() ?? [])]);
+_def("HVALS", 2, (db, a) => [...(db.read(a[0], "hash")?.values() ?? [])]);
+_def("HLEN", 2, (db, a) => db.read(a[0], "hash")?.size ?? 0);
+_def("HEXISTS", 3, (db, a) => db.read(a[0], "hash")?.has(a[1]) ? 1 : 0);
+_def("HSTRLEN", 3, (db, a) => _byteLength(db.read(a[0], "hash")?.get(a[1]) ?? ""));
+_def("HDEL", -3, (db, a) => {
+  const h = db.read(a[0], "hash");
+  if (!h) return 0;
+  const n = a.slice(1).filter((f) => h.delete(f)).length;
+  db.dropIfEmpty(a[0], h.size);
+  return n;
+});
+_def("HINCRBY", 4, (db, a) => {
+  const by = _bigint(a[2]);
+  const h = db.write(a[0], "hash", _newHash);
+  const old = h.get(a[1]);
+  const n = (old === undefined ? 0n : _bigint(old, "ERR hash value is not an integer")) + by;
+  if (n < INT64_MIN || n > INT64_MAX) _fail(OVERFLOW);
+  h.set(a[1], String(n));
+  return Number(n);
+});
+_def("HINCRBYFLOAT", 4, (db, a) => {
+  const by = parseLongDouble(a[2]) ?? _fail(NOT_FLOAT);
+  const h = db.write(a[0], "hash", _newHash);
+  const old = h.get(a[1]);
+  const base = old === undefined
+    ? { m: 0n, e: 0 }
+    : parseLongDouble(old) ?? _fail("ERR hash value is not a float");
+  const sum = addLongDouble(base, by);
+  if (!sum) {
+    db.dropIfEmpty(a[0], h.size);
+    _fail("ERR increment would produce NaN or Infinity");
+  }
+  const text = formatLongDouble(sum!);
+  h.set(a[1], text);
+  return text;
+});
+
+// --- lists ---
+
+const _newList = () => new Deque();
+
+function _push(db: _Db, a: string[], left: boolean, onlyIfExists: boolean): number {
+  if (onlyIfExists && !db.read(a[0], "list")) return 0;
+  const list = db.write(a[0], "list", _newList);
+  for (const v of a.slice(1)) left ? list.unshift(v) : list.push(v);
+  return list.length;
+}
+_def("LPUSH", -3, (db, a) => _push(db, a, true, false));
+_def("RPUSH", -3, (db, a) => _push(db, a, false, false));
+_def("LPUSHX", -3, (db, a) => _push(db, a, true, true));
+_def("RPUSHX", -3, (db, a) => _push(db, a, false, true));
+function _pop(db: _Db, a: string[], left: boolean): Raw {
+  if (a.length > 2) _fail(SYNTAX);
+  const count = a.length > 1
+    ? _int(a[1], "ERR value is out of range, must be positive")
+    : undefined;
+  if (count !== undefined && count < 0) _fail("ERR value is out of range, must be positive");
+  const list = db.read(a[0], "list");
+  if (!list) return null;
+  const take = () => (left ? list.shift() : list.pop())!;
+  if (count === undefined) {
+    const v = take();
+    db.dropIfEmpty(a[0], list.length);
+    return v;
+  }
+  const out: string[] = [];
+  while (out.length < count && list.length) out.push(take());
+  db.dropIfEmpty(a[0], list.length);
+  return out;
+}
+_def("LPOP", -2, (db, a) => _pop(db, a, true));
+_def("RPOP", -2, (db, a) => _pop(db, a, false));
+_def("LLEN", 2, (db, a) => db.read(a[0], "list")?.length ?? 0);
+/** Clamps Redis start/stop indexes (negative from the end) to `[start, end]` or undefined. */
+function _range(start: number, stop: number, length: number): [number, number] | undefined {
+  if (start < 0) start = Math.max(0, length + start);
+  if (stop < 0) stop += length;
+  if (stop >= length) stop = length - 1;
+  return start > stop || start >= length ? undefined : [start, stop];
+}
+_def("LRANGE", 4, (db, a) => {
+  const [start, stop] = [_int(a[1]), _int(a[2])];
+  const list = db.read(a[0], "list");
+  const r = list && _range(start, stop, list.length);
+  return r ? list!.slice(r[0], r[1]) : [];
+});
+_def("LINDEX", 3, (db, a) => {
+  let i = _int(a[1]);
+  const list = db.read(a[0], "list");
+  if (!list) return null;
+  if (i < 0) i += list.length;
+  return i >= 0 && i < list.length ? list.at(i) : null;
+});
+_def("LSET", 4, (db, a) => {
+  let i = _int(a[1]);
+  const list = db.read(a[0], "list") ?? _fail("ERR no such key");
+  if (i < 0) i += list.length;
+  if (i < 0 || i >= list.length) _fail("ERR index out of range");
+  list.set(i, a[2]);
+  return "OK";
+});
+_def("LTRIM", 4, (db, a) => {
+  const [start, stop] = [_int(a[1]), _int(a[2])];
+  const list = db.read(a[0], "list");
+  if (!list) return "OK";
+  const r = _range(start, stop, list.length);
+  if (!r) {
+    db.delete(a[0]);
+    return "OK";
+  }
+  const keep = r[1] - r[0] + 1;
+  for (let i = 0; i < r[0]; i++) list.shift();
+  while (list.length > keep) list.pop();
+  return "OK";
+});
+_def("LREM", 4, (db, a) => {
+  const count = _int(a[1]);
+  const list = db.read(a[0], "list");
+  if (!list) return 0;
+  const items = list.slice(0, list.length - 1);
+  const limit = count === 0 ? Infinity : Math.abs(count);
+  let removed = 0;
+  const order = count < 0 ? items.map((_, i) => items.length - 1 - i) : items.map((_, i) => i);
+  const drop = new Set<number>();
+  for (const i of order) {
+    if (removed >= limit) break;
+    if (items[i] === a[2]) {
+      drop.add(i);
+      removed++;
+    }
+  }
+  if (!removed) return 0;
+  const kept = items.filter((_, i) => !drop.has(i));
+  if (!kept.length) db.delete(a[0]);
+  else db.data.set(a[0], { type: "list", value: new Deque(kept) });
+  return removed;
+});
+function _move(db: _Db, src: string, dst: string, from: string, to: string): Raw {
+  from = from.toUpperCase();
+  to = to.toUpperCase();
+  if (!["LEFT", "RIGHT"].includes(from) || !["LEFT", "RIGHT"].includes(to)) _fail(SYNTAX);
+  const list = db.read(src, "list");
+  if (!list) return null;
+  db.read(dst, "list");
+  const v = (from === "LEFT" ? list.shift() : list.pop())!;
+  db.dropIfEmpty(src, list.length);
+  const target = db.write(dst, "list", _newList);
+  to === "LEFT" ? target.unshift(v) : target.push(v);
+  return v;
+}
+_def("LMOVE", 5, (db, a) => _move(db, a[0], a[1], a[2], a[3]));
+_def("RPOPLPUSH", 3, (db, a) => _move(db, a[0], a[1], "RIGHT", "LEFT"));
+
+// --- sets ---
+
+const _newSet = () => new Set<string>();
+
+/** Members in Redis's order: small all-integer sets are intsets, sorted; others as inserted. */
+function _members(set: Set<string>): string[] {
+  const items = [...set];
+  const ints = items.length <= 512 && items.every((m) => /^-?(0|[1-9]\d*)$/.test(m) && m !== "-0");
+  return ints
+    ? items.sort((x, y) => Number(BigInt(x) - BigInt(y) > 0n) - Number(BigInt(x) < BigInt(y)))
+    : items;
+}
+_def("SADD", -3, (db, a) => {
+  const set = db.write(a[0], "set", _newSet);
+  const before = set.size;
+  for (const m of a.slice(1)) set.add(m);
+  return set.size - before;
+});
+_def("SREM", -3, (db, a) => {
+  const set = db.read(a[0], "set");
+  if (!set) return 0;
+  const n = a.slice(1).filter((m) => set.delete(m)).length;
+  db.dropIfEmpty(a[0], set.size);
+  return n;
+});
+_def("SMEMBERS", 2, (db, a) => _members(db.read(a[0], "set") ?? new Set()));
+_def("SISMEMBER", 3, (db, a) => db.read(a[0], "set")?.has(a[1]) ? 1 : 0);
+_def("SMISMEMBER", -3, (db, a) => {
+  const set = db.read(a[0], "set");
+  return a.slice(1).map((m) => set?.has(m) ? 1 : 0);
+});
+_def("SCARD", 2, (db, a) => db.read(a[0], "set")?.size ?? 0);
+
+// --- sorted sets ---
+
+const _newZset = () => new SortedSet();
+
+_def("ZADD", -4, (db, a) => {
+  const flags = new Set<string>();
+  let i = 1;
+  for (; i < a.length; i++) {
+    const f = a[i].toUpperCase();
+    if (!["NX", "XX", "GT", "LT", "CH", "INCR"].includes(f)) break;
+    flags.add(f);
+  }
+  const pairs = a.slice(i);
+  if (!pairs.length || pairs.length % 2) _fail(SYNTAX);
+  if (flags.has("NX") && flags.has("XX")) {
+    _fail("ERR XX and NX options at the same time are not compatible");
+  }
+  if (
+    (flags.has("GT") && flags.has("LT")) ||
+    (flags.has("NX") && (flags.has("GT") || flags.has("LT")))
+  ) {
+    _fail("ERR GT, LT, and/or NX options at the same time are not compatible");
+  }
+  if (flags.has("INCR") && pairs.length > 2) {
+    _fail("ERR INCR option supports a single increment-element pair");
+  }
+  const scores: number[] = [];
+  for (let j = 0; j < pairs.length; j += 2) scores.push(_double(pairs[j]));
+  const existing = db.read(a[0], "zset");
+  if (!existing && flags.has("XX")) return flags.has("INCR") ? null : 0;
+  const z = existing ?? db.write(a[0], "zset", _newZset);
+  let added = 0, changed = 0;
+  for (let j = 0; j < pairs.length; j += 2) {
+    const member = pairs[j + 1];
+    const old = z.score(member);
+    let score = scores[j / 2];
+    if (old === undefined) {
+      if (flags.has("XX")) continue;
+    } else if (flags.has("NX")) continue;
+    if (flags.has("INCR") && old !== undefined) {
+      score += old;
+      if (Number.isNaN(score)) _fail("ERR resulting score is not a number (NaN)");
+    }
+    if (
+      old !== undefined && ((flags.has("GT") && score <= old) || (flags.has("LT") && score >= old))
+    ) {
+      continue;
+    }
+    if (old === undefined) added++;
+    else if (old !== score) changed++;
+    z.set(member, score);
+    if (flags.has("INCR")) return new _Double(score);
+  }
+  db.dropIfEmpty(a[0], z.size);
+  if (flags.has("INCR")) return null;
+  return flags.has("CH") ? added + changed : added;
+});
+_def("ZINCRBY", 4, (db, a) => {
+  const by = _double(a[1]);
+  const z = db.write(a[0], "zset", _newZset);
+  const score = (z.score(a[2]) ?? 0) + by;
+  if (Number.isNaN(score)) {
+    db.dropIfEmpty(a[0], z.size);
+    _fail("ERR resulting score is not a number (NaN)");
+  }
+  z.set(a[2], score);
+  return new _Double(score);
+});
+_def("ZREM", -3, (db, a) => {
+  const z = db.read(a[0], "zset");
+  if (!z) return 0;
+  const n = a.slice(1).filter((m) => z.delete(m)).length;
+  db.dropIfEmpty(a[0], z.size);
+  return n;
+});
+_def("ZSCORE", 3, (db, a) => {
+  const s = db.read(a[0], "zset")?.score(a[1]);
+  return s === undefined ? null : new _Double(s);
+});
+_def("ZMSCORE", -3, (db, a) => {
+  const z = db.read(a[0], "zset");
+  return a.slice(1).map((m) => {
+    const s = z?.score(m);
+    return s === undefined ? null : new _Double(s);
+  });
+});
+_def("ZCARD", 2, (db, a) => db.read(a[0], "zset")?.size ?? 0);
+function _rank(db: _Db, a: string[], rev: boolean): Raw {
+  const z = db.read(a[0], "zset");
+  const r = z ? z.rank(a[1]) : -1;
+  return r < 0 ? null : rev ? z!.size - 1 - r : r;
+}
+_def("ZRANK", 3, (db, a) => _rank(db, a, false));
+_def("ZREVRANK", 3, (db, a) => _rank(db, a, true));
+
+/** A score bound of ZRANGEBYSCORE: `-inf`, `+inf`, `1.5` or exclusive `(1.5`. */
+function _bound(text: string): [number, boolean] {
+  const exclusive = text.startsWith("(");
+  const value = parseDouble(exclusive ? text.slice(1) : text);
+  if (value === undefined) _fail("ERR min or max is not a float");
+  return [value!, exclusive];
+}
+/** Ranks [first, last] of the members between two score bounds, or undefined if none. */
+function _scoreRange(z: SortedSet, min: string, max: string): [number, number] | undefined {
+  const [lo, loEx] = _bound(min);
+  const [hi, hiEx] = _bound(max);
+  const first = z.lowerRank(lo, loEx);
+  const last = z.upperRank(hi, hiEx);
+  return first <= last ? [first, last] : undefined;
+}
+_def("ZCOUNT", 4, (db, a) => {
+  const z = db.read(a[0], "zset");
+  const r = z ? _scoreRange(z, a[1], a[2]) : (_bound(a[1]), _bound(a[2]), undefined);
+  return r ? r[1] - r[0] + 1 : 0;
+});
+
+interface RangeOptions {
+  by: "rank" | "score";
+  rev: boolean;
+  withScores: boolean;
+  limit?: [number, number];
+}
+/** ZRANGE and its older forms: start and stop are ranks or score bounds (max first if rev). */
+function _zrange(db: _Db, key: string, start: string, stop: string, o: RangeOptions): Raw {
+  let items: ScoredMember[] = [];
+  if (o.by === "rank") {
+    const [from, to] = [_int(start), _int(stop)];
+    const z = db.read(key, "zset");
+    const r = z && _range(from, to, z.size);
+    if (r) {
+      items = o.rev
+        ? z!.slice(z!.size - 1 - r[1], z!.size - 1 - r[0]).reverse()
+        : z!.slice(r[0], r[1]);
+    }
+  } else {
+    const [min, max] = o.rev ? [stop, start] : [start, stop];
+    _bound(min);
+    _bound(max);
+    const z = db.read(key, "zset");
+    const r = z && _scoreRange(z, min, max);
+    if (r) {
+      let [offset, count] = o.limit ?? [0, -1];
+      if (offset < 0) return o.withScores ? new _Pairs([]) : [];
+      const total = r[1] - r[0] + 1;
+      if (count < 0 || offset + count > total) count = total - offset;
+      if (count > 0) {
+        items = o.rev
+          ? z!.slice(r[1] - offset - count + 1, r[1] - offset).reverse()
+          : z!.slice(r[0] + offset, r[0] + offset + count - 1);
+      }
+    }
+  }
+  return o.withScores ? new _Pairs(items) : items.map((x) => x.member);
+}
+function _rangeOptions(a: string[], from: number, o: RangeOptions, allowBy: boolean): RangeOptions {
+  for (let i = from; i < a.length; i++) {
+    const opt = a[i].toUpperCase();
+    if (opt === "WITHSCORES") o.withScores = true;
+    else if (opt === "LIMIT" && i + 2 < a.length) {
+      o.limit = [_int(a[i + 1]), _int(a[i + 2])];
+      i += 2;
+    } else if (allowBy && opt === "BYSCORE") o.by = "score";
+    else if (allowBy && opt === "REV") o.rev = true;
+    else _fail(SYNTAX);
+  }
+  if (o.limit && o.by === "rank") {
+    _fail("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX");
+  }
+  return o;
+}
+_def("ZRANGE", -4, (db, a) => {
+  const o = _rangeOptions(a, 3, { by: "rank", rev: false, withScores: false }, true);
+  return _zrange(db, a[0], a[1], a[2], o);
+});
+_def("ZREVRANGE", -4, (db, a) => {
+  const o = _rangeOptions(a, 3, { by: "rank", rev: true, withScores: false }, false);
+  if (o.limit) _fail(SYNTAX);
+  return _zrange(db, a[0], a[1], a[2], o);
+});
+_def("ZRANGEBYSCORE", -4, (db, a) => {
+  const o = _rangeOptions(a, 3, { by: "score", rev: false, withScores: false }, false);
+  return _zrange(db, a[0], a[1], a[2], o);
+});
+_def("ZREVRANGEBYSCORE", -4, (db, a) => {
+  const o = _rangeOptions(a, 3, { by: "score", rev: true, withScores: false }, false);
+  return _zrange(db, a[0], a[1], a[2], o);
+});
+_def("ZREMRANGEBYSCORE", 4, (db, a) => {
+  const z = db.read(a[0], "zset");
+  const r = z ? _scoreRange(z, a[1], a[2]) : (_bound(a[1]), _bound(a[2]), undefined);
+  if (!r) return 0;
+  const n = z!.removeRange(r[0], r[1]);
+  db.dropIfEmpty(a[0], z!.size);
+  return n;
+});
+_def("ZREMRANGEBYRANK", 4, (db, a) => {
+  const [start, stop] = [_int(a[1]), _int(a[2])];
+  const z = db.read(a[0], "zset");
+  const r = z && _range(start, stop, z.size);
+  if (!r) return 0;
+  const n = z!.removeRange(r[0], r[1]);
+  db.dropIfEmpty(a[0], z!.size);
+  return n;
+});
+function _zpop(db: _Db, a: string[], max: boolean): Raw {
+  if (a.length > 2) _fail(SYNTAX);
+  const count = a.length > 1 ? _int(a[1], "ERR value is out of range, must be positive") : 1;
+  if (count < 0) _fail("ERR value is out of range, must be positive");
+  const z = db.read(a[0], "zset");
+  let items: ScoredMember[] = [];
+  if (z && count > 0) {
+    const n = Math.min(count, z.size);
+    items = max ? z.slice(z.size - n, z.size - 1).reverse() : z.slice(0, n - 1);
+    if (max) z.removeRange(z.size - n, z.size - 1);
+    else z.removeRange(0, n - 1);
+    db.dropIfEmpty(a[0], z.size);
+  }
+  // RESP3 answers a flat [member, score] without a count, pairs with one.
+  if (a.length > 1) return new _Pairs(items);
+  return items.length ? [items[0].member, new _Double(items[0].score)] : [];
+}
+_def("ZPOPMIN", -2, (db, a) => _zpop(db, a, false));
+_def("ZPOPMAX", -2, (db, a) => _zpop(db, a, true));
+
+/** Replies of a MULTI whose commands failed at EXEC, like node-redis's `MultiErrorReply`. */
+export class MultiError extends Error {
+  /**
+   * @param replies every reply, with an Error in place of each failed command
+   * @param errorIndexes the positions of the failed commands
+   */
+  constructor(readonly replies: (Reply | Error)[], readonly errorIndexes: number[]) {
+    super(
+      `${errorIndexes.length} commands failed, see .replies and .errorIndexes for more information`,
+    );
+    this.name = "MultiErrorReply";
+  }
+}
+
+/** Options of `MemoryStore`. */
+export interface MemoryStoreOptions {
+  /**
+   * The reply shapes of `command`, `multi` and `pipeline`: 3 (default) as node-redis v6 gives
+   * them to RedisStore (scores as numbers, WITHSCORES as pairs), or 2 (raw RESP2). Scripts always
+   * see RESP2, like `redis.call` in Lua.
+   */
+  resp?: 2 | 3;
+}
+
+/** The Store port in process memory: a synchronous Redis emulation. */
+export class MemoryStore implements Store {
+  readonly kind = "memory" as const;
+  #db = new _Db();
+  #closed = false;
+  #sweeper: ReturnType<typeof setInterval>;
+  #shape: (raw: Raw) => Reply;
+  #channels = new Map<string, Set<(message: string) => void>>();
+  #outbox: [Set<(message: string) => void>, string][] = [];
+  #flushing: ReturnType<typeof setTimeout> | undefined;
+
+  /**
+   * @param options reply protocol (see `MemoryStoreOptions`)
+   */
+  constructor(options: MemoryStoreOptions = {}) {
+    this.#shape = options.resp === 2 ? _resp2 : _resp3;
+    this.#db.publish = (channel, message) => this.#publish(channel, message);
+    this.#sweeper = setInterval(() => this.#db.sweep(), SWEEP_INTERVAL_MS);
+    Deno.unrefTimer(this.#sweeper as unknown as number);
+  }
+
+  #publish(channel: string, message: string): number {
+    const listeners = this.#channels.get(channel);
+    if (!listeners?.size) return 0;
+    // Snapshot: listeners added after the PUBLISH do not get it, as in Redis.
+    this.#outbox.push([new Set(listeners), message]);
+    this.#flushing ??= setTimeout(() => this.#deliver(), 0);
+    // One subscriber connection per store, as RedisStore has.
+    return 1;
+  }
+
+  #deliver(): void {
+    this.#flushing = undefined;
+    const batch = this.#outbox;
+    this.#outbox = [];
+    for (const [listeners, message] of batch) {
+      for (const listener of listeners) {
+        try {
+          listener(message);
+        } catch (err) {
+          // Like an exception thrown from a node-redis listener: uncaught, not swallowed.
+          setTimeout(() => {
+            throw err;
+          }, 0);
+        }
+      }
+    }
+  }
+
+  #ensureOpen(): void {
+    if (this.#closed) throw new UnavailableError("redis", "store closed");
+  }
+
+  /** Runs one command on the keyspace; throws Redis errors. */
+  #run(command: Command): Raw {
+    const [name, ...rest] = command.map(String);
+    const spec = COMMANDS.get(name?.toUpperCase() ?? "");
+    if (!spec) {
+      const shown = rest.slice(0, 3).map((x) => `'${x.slice(0, 128)}' `).join("");
+      _fail(`ERR unknown command '${name}', with args beginning with: ${shown}`);
+    }
+    if (spec!.arity > 0 ? command.length !== spec!.arity : command.length < -spec!.arity) {
+      _fail(`ERR wrong number of arguments for '${name.toLowerCase()}' command`);
+    }
+    return spec!.run(this.#db, rest);
+  }
+
+  /** Checks what Redis checks when queueing a command in MULTI (name and arity). */
+  #queueable(command: Command): void {
+    const name = String(command[0] ?? "");
+    const spec = COMMANDS.get(name.toUpperCase());
+    if (!spec) this.#run(command);
+    else if (spec.arity > 0 ? command.length !== spec.arity : command.length < -spec.arity) {
+      this.#run(command);
+    }
+  }
+
+  command(command: Command): Promise<Reply> {
+    try {
+      this.#ensureOpen();
+      this.#db.now = Date.now();
+      return Promise.resolve(this.#shape(this.#run(command)));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** Runs every command, collecting replies and errors. */
+  #batch(commands: Command[]): { replies: (Reply | Error)[]; errors: number[] } {
+    this.#db.now = Date.now();
+    const replies: (Reply | Error)[] = [];
+    const errors: number[] = [];
+    for (const c of commands) {
+      try {
+        replies.push(this.#shape(this.#run(c)));
+      } catch (err) {
+        errors.push(replies.length);
+        replies.push(err as Error);
+      }
+    }
+    return { replies, errors };
+  }
+
+  multi(commands: Command[]): Promise<Reply[]> {
+    try {
+      this.#ensureOpen();
+      // A command Redis refuses to queue aborts the whole transaction (EXECABORT).
+      for (const c of commands) this.#queueable(c);
+      const { replies, errors } = this.#batch(commands);
+      if (errors.length) throw new MultiError(replies, errors);
+      return Promise.resolve(replies as Reply[]);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  pipeline(commands: Command[]): Promise<Reply[]> {
+    try {
+      this.#ensureOpen();
+      const { replies, errors } = this.#batch(commands);
+      // node-redis rejects a pipeline with its first error; every command still ran.
+      if (errors.length) throw replies[errors[0]];
+      return Promise.resolve(replies as Reply[]);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  eval(script: Script, keys: string[], args: (string | number)[]): Promise<Reply> {
+    try {
+      this.#ensureOpen();
+      // Redis freezes time for the whole script: keys do not expire half-way.
+      this.#db.now = Date.now();
+      const call: Call = (...command) => _resp2(this.#run(command));
+      try {
+        return Promise.resolve(script.local(call, keys, args.map(String)));
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        throw new Error(`Script "${script.name}" failed: ${message}`);
+      }
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  subscribe(channel: string, onMessage: (message: string) => void): Promise<() => Promise<void>> {
+    try {
+      this.#ensureOpen();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const listener = (message: string) => onMessage(message);
+    let listeners = this.#channels.get(channel);
+    if (!listeners) this.#channels.set(channel, listeners = new Set());
+    listeners.add(listener);
+    return Promise.resolve(() => {
+      const set = this.#channels.get(channel);
+      set?.delete(listener);
+      if (set && !set.size) this.#channels.delete(channel);
+      return Promise.resolve();
+    });
+  }
+
+  check(): Promise<Check> {
+    return Promise.resolve(this.#closed ? { ok: false, detail: "store closed" } : { ok: true });
+  }
+
+  close(): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#sweeper);
+    clearTimeout(this.#flushing);
+    this.#flushing = undefined;
+    this.#outbox = [];
+    this.#channels.clear();
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,140 @@
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { MemoryStore, MultiError } from "../../src/infra/memory-store.ts";
+import { defineScript, toHash, UnavailableError } from "../../src/infra/store.ts";
+
+const stores: MemoryStore[] = [];
+function store(options?: ConstructorParameters<typeof MemoryStore>[0]): MemoryStore {
+  const s = new MemoryStore(options);
+  stores.push(s);
+  return s;
+}
+async function rejects(fn: () => Promise<unknown>, expected: RegExp | ((e: unknown) => boolean)) {
+  const err = await fn().then(() => undefined, (e) => e ?? "rejected");
+  assert.ok(err, "expected a rejection");
+  if (expected instanceof RegExp) assert.match((err as Error).message, expected);
+  else assert.ok(expected(err), `unexpected rejection: ${err}`);
+}
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test.after(async () => {
+  await Promise.all(stores.map((s) => s.close()));
+});
+
+test("command() answers strings, integers and nil like Redis", async () => {
+  const s = store();
+  assert.is(await s.command(["SET", "k", "v"]), "OK");
+  assert.is(await s.command(["GET", "k"]), "v");
+  assert.is(await s.command(["GET", "missing"]), null);
+  assert.is(await s.command(["INCR", "n"]), 1);
+  assert.is(await s.command(["INCRBY", "n", 41]), 42);
+});
+
+test("command() rejects with Redis errors", async () => {
+  const s = store();
+  await s.command(["SET", "k", "v"]);
+  await rejects(() => s.command(["LPUSH", "k", "x"]), /^WRONGTYPE/);
+  await rejects(() => s.command(["INCR", "k"]), /ERR value is not an integer/);
+  await rejects(() => s.command(["NOPE"]), /ERR unknown command 'NOPE'/);
+  await rejects(() => s.command(["GET"]), /ERR wrong number of arguments for 'get'/);
+});
+
+test("HGETALL comes back flat, readable with toHash", async () => {
+  const s = store();
+  await s.command(["HSET", "h", "a", "1", "b", "2"]);
+  assert.equal(toHash(await s.command(["HGETALL", "h"])), { a: "1", b: "2" });
+  assert.equal(await s.command(["HGETALL", "none"]), []);
+});
+
+test("sorted set scores are numbers by default and strings with resp 2", async () => {
+  const s3 = store();
+  const s2 = store({ resp: 2 });
+  for (const s of [s3, s2]) await s.command(["ZADD", "z", "1.5", "a", "-inf", "b"]);
+  assert.equal(await s3.command(["ZRANGE", "z", 0, -1, "WITHSCORES"]), [["b", -Infinity], [
+    "a",
+    1.5,
+  ]]);
+  assert.equal(await s2.command(["ZRANGE", "z", 0, -1, "WITHSCORES"]), ["b", "-inf", "a", "1.5"]);
+  assert.is(await s3.command(["ZSCORE", "z", "a"]), 1.5);
+  assert.is(await s2.command(["ZSCORE", "z", "a"]), "1.5");
+});
+
+test("keys with PX expire on access and in the sweep", async () => {
+  const s = store();
+  await s.command(["SET", "k", "v", "PX", 30]);
+  assert.is(await s.command(["EXISTS", "k"]), 1);
+  await sleep(60);
+  assert.is(await s.command(["GET", "k"]), null);
+  assert.is(await s.command(["TTL", "k"]), -2);
+});
+
+test("multi() runs atomically and rejects with MultiError when a command fails", async () => {
+  const s = store();
+  assert.equal(await s.multi([["SET", "k", "1"], ["INCR", "k"], ["GET", "k"]]), ["OK", 2, "2"]);
+  const err = await s.multi([["SET", "s", "x"], ["INCR", "s"], ["GET", "s"]]).catch((e) => e);
+  assert.instance(err, MultiError);
+  assert.equal(err.errorIndexes, [1]);
+  assert.is(err.replies[2], "x");
+});
+
+test("multi() runs nothing when a command cannot be queued", async () => {
+  const s = store();
+  await rejects(() => s.multi([["SET", "k", "1"], ["GET"]]), /wrong number of arguments/);
+  assert.is(await s.command(["GET", "k"]), null);
+});
+
+test("eval() runs local with RESP2 replies from call", async () => {
+  const s = store();
+  const script = defineScript({
+    name: "zscore",
+    lua: `return redis.call("ZSCORE", KEYS[1], ARGV[1])`,
+    local: (call, keys, args) => {
+      call("ZADD", keys[0], "2.5", args[0]);
+      return call("ZSCORE", keys[0], args[0]);
+    },
+  });
+  assert.is(await s.eval(script, ["z"], ["m"]), "2.5");
+});
+
+test("eval() rejects when the script fails", async () => {
+  const s = store();
+  await s.command(["SET", "k", "v"]);
+  const script = defineScript({
+    name: "bad",
+    lua: `return redis.call("LPUSH", KEYS[1], "x")`,
+    local: (call, keys) => call("LPUSH", keys[0], "x"),
+  });
+  await rejects(() => s.eval(script, ["k"], []), /Script "bad" failed: WRONGTYPE/);
+});
+
+test("subscribe() gets PUBLISH from commands and scripts after the script ends, in order", async () => {
+  const s = store();
+  const got: string[] = [];
+  const off = await s.subscribe("ch", (m) => got.push(m));
+  const script = defineScript({
+    name: "pub",
+    lua: `redis.call("PUBLISH", "ch", "b") redis.call("PUBLISH", "ch", "c") return 1`,
+    local: (call) => {
+      call("PUBLISH", "ch", "b");
+      call("PUBLISH", "ch", "c");
+      assert.equal(got, []);
+      return 1;
+    },
+  });
+  assert.is(await s.command(["PUBLISH", "ch", "a"]), 1);
+  await s.eval(script, [], []);
+  await s.multi([["PUBLISH", "ch", "d"]]);
+  await sleep(10);
+  assert.equal(got, ["a", "b", "c", "d"]);
+  await off();
+  assert.is(await s.command(["PUBLISH", "ch", "e"]), 0);
+});
+
+test("close() makes commands fail with UnavailableError", async () => {
+  const s = store();
+  await s.close();
+  assert.equal(await s.check(), { ok: false, detail: "store closed" });
+  await rejects(() => s.command(["PING"]), (e: unknown) => e instanceof UnavailableError);
+});
+
+test.run();
