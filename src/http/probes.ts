@@ -6,7 +6,11 @@ import type { AppEnv } from "./env.ts";
 import type { Check } from "../infra/store.ts";
 import type { Runtime, Service } from "../runtime.ts";
 
-const CHECK_TIMEOUT_MS = 2000;
+/** The probe paths every role serves; deploy/k8s and its tests read them from here. */
+export const PROBE_PATHS = { health: "/healthz", ready: "/readyz", metrics: "/metrics" } as const;
+
+/** Most time one readiness check may take; a probe's timeout must be longer. */
+export const CHECK_TIMEOUT_MS = 2000;
 
 async function _bounded(check: () => Promise<Check>): Promise<Check> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -74,14 +78,14 @@ export function probeRoutes(
   rt: Runtime,
   services: () => readonly Service[],
 ): void {
-  app.get("/healthz", (c) => c.json({ status: "ok" }));
-  app.get("/readyz", async (c) => {
+  app.get(PROBE_PATHS.health, (c) => c.json({ status: "ok" }));
+  app.get(PROBE_PATHS.ready, async (c) => {
     const { ok, checks } = await readiness(rt, services());
     if (ok) return c.json({ status: "ready", checks });
     const failing = Object.entries(checks).filter(([, v]) => v.status !== "ok").map(([k]) => k);
     return c.json({ status: "unavailable", failing, checks }, 503);
   });
-  app.get("/metrics", async (c) => {
+  app.get(PROBE_PATHS.metrics, async (c) => {
     const text = await rt.metrics.metrics();
     return c.body(text, 200, { "content-type": rt.metrics.contentType });
   });
