@@ -18,6 +18,20 @@ export {
 } from "./src/infra/store.ts";
 export type { Bus, OutgoingMessage } from "./src/infra/bus.ts";
 export { createRuntime, type Runtime, type Service } from "./src/runtime.ts";
+export {
+  APPLIED,
+  type BulkConsumerDefinition,
+  type BulkConsumerOptions,
+  type BulkContext,
+  type ConsumerContext,
+  type ConsumerDefinition,
+  type ConsumerOptions,
+  defineBulkConsumer,
+  defineConsumer,
+  type Message,
+} from "./src/consumers/define.ts";
+export { applyOnce, type Effect } from "./src/consumers/once.ts";
+export { DLQ_HEADERS } from "./src/consumers/dead-letter.ts";
 export { type Definition, type RouteModule, System } from "./src/system.ts";
 export type { AppEnv } from "./src/http/env.ts";
 export { HttpProblem, type Issue, problem } from "./src/http/problem.ts";

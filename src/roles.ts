@@ -3,6 +3,7 @@
  */
 import type { Role } from "./config.ts";
 import type { Runtime, Service } from "./runtime.ts";
+import { bulkConsumerServices, consumerServices } from "./consumers/role.ts";
 
 /** Creates the services of one role. */
 export type RoleFactory = (rt: Runtime) => Service[];
@@ -14,6 +15,8 @@ export type RoleFactory = (rt: Runtime) => Service[];
 export const ROLE_FACTORIES: Partial<Record<Role, RoleFactory>> = {
   // Every role gets the HTTP server (probes and metrics) from `main.ts`; `http` adds the API.
   http: () => [],
+  consumer: consumerServices,
+  "bulk-consumer": bulkConsumerServices,
 };
 
 /**

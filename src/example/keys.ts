@@ -46,6 +46,20 @@ export function eventsStatsKey(prefix: string): string {
 }
 
 /**
+ * List of the events the bulk consumer stored (JSON, newest last, the newest
+ * `EVENTS_KEPT` kept).
+ *
+ * @param prefix `KEY_PREFIX`
+ * @returns the key
+ */
+export function eventsLogKey(prefix: string): string {
+  return key(prefix, "events", "log");
+}
+
+/** How many stored events `eventsLogKey` keeps. */
+export const EVENTS_KEPT = 100_000;
+
+/**
  * Topic names of the example system, under `TOPIC_PREFIX`.
  *
  * @param topicPrefix `TOPIC_PREFIX`

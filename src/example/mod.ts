@@ -3,6 +3,7 @@
  */
 import { System } from "../../mod.ts";
 import { exampleRoutes } from "./http.ts";
+import { eventsConsumer, ordersConsumer } from "./consumers.ts";
 
 /**
  * Builds the example system: orders and events over HTTP, their consumers, the `sleep` and
@@ -12,5 +13,6 @@ import { exampleRoutes } from "./http.ts";
  */
 export function exampleSystem(): System {
   return new System()
+    .add(ordersConsumer, eventsConsumer)
     .routes(exampleRoutes);
 }

@@ -1,0 +1,356 @@
+/**
+ * @module What both consumer loops share: topic and group names, the group consumer and its
+ * buffer, commits, decoding, dead letters, backoff, shutdown, readiness and lag.
+ */
+import * as v from "valibot";
+import type { Runtime, Service } from "../runtime.ts";
+import type { Logger } from "../log.ts";
+import { type Check, UnavailableError } from "../infra/store.ts";
+import {
+  type BusRecord,
+  type GroupConsumer,
+  partitionKey,
+  type PartitionOffset,
+  type TopicPartition,
+} from "../infra/bus-consumer.ts";
+import type { CommonOptions, Message } from "./define.ts";
+import { type BufferLimits, RecordBuffer, type Taken } from "./record-buffer.ts";
+import { Committer } from "./committer.ts";
+import { type DeadLetter, deadLetterMessage } from "./dead-letter.ts";
+import { type ConsumerMetrics, consumerMetrics, type LagSource } from "./metrics.ts";
+import { onceMarkerKey } from "./keys.ts";
+
+/** A message that is not JSON or fails the schema: dead-lettered at once. */
+export class SchemaError extends Error {
+  /** @param message what is wrong */
+  constructor(message: string) {
+    super(message);
+    this.name = "SchemaError";
+  }
+}
+
+/** How often handled offsets are committed. */
+const COMMIT_INTERVAL_MS = 500;
+/** Handlers get this long between their abort signal and the shutdown deadline. */
+const HANDLER_GRACE_MS = 1_000;
+
+async function _within(work: Promise<unknown> | undefined, deadline: number): Promise<boolean> {
+  if (!work) return true;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      work.then(() => true, () => true),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()));
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Whether an error means a dependency is down (then the work waits for it instead of using up
+ * its attempts and landing in the dead-letter topic).
+ *
+ * @param err the error
+ * @returns true for `UnavailableError`
+ */
+export function isUnavailable(err: unknown): boolean {
+  return err instanceof UnavailableError ||
+    (err instanceof Error && err.name === "UnavailableError");
+}
+
+/** The running part of a consumer definition, common to both kinds. */
+export abstract class BaseConsumerService implements Service, LagSource {
+  readonly name: string;
+  readonly consumer: string;
+  protected readonly rt: Runtime;
+  protected readonly log: Logger;
+  protected readonly metrics: ConsumerMetrics;
+  protected readonly topic: string;
+  protected readonly dlqTopic: string;
+  protected readonly groupId: string;
+  protected readonly buffer: RecordBuffer;
+  protected readonly maxAttempts: number;
+  protected stopping = false;
+  protected group: GroupConsumer | undefined;
+  #committer: Committer | undefined;
+  readonly #options: CommonOptions<v.GenericSchema>;
+  readonly #scope: string;
+  readonly #stopped = new AbortController();
+  readonly #deadline = new AbortController();
+  #loop: Promise<void> | undefined;
+
+  /**
+   * @param rt the runtime
+   * @param options the definition
+   * @param kind for the service name
+   * @param limits when fetching pauses
+   */
+  constructor(
+    rt: Runtime,
+    options: CommonOptions<v.GenericSchema>,
+    kind: "consumer" | "bulk-consumer",
+    limits: BufferLimits,
+  ) {
+    this.rt = rt;
+    this.#options = options;
+    this.consumer = options.name;
+    this.name = `${kind}:${options.name}`;
+    this.topic = `${rt.config.topicPrefix}${options.topic}`;
+    this.dlqTopic = `${this.topic}.dlq`;
+    this.#scope = options.group ?? options.name;
+    this.groupId = `${rt.config.keyPrefix}.${this.#scope}`;
+    this.maxAttempts = options.maxAttempts ?? 5;
+    this.log = rt.log.child({ component: kind, consumer: options.name });
+    this.metrics = consumerMetrics(rt);
+    this.buffer = new RecordBuffer(
+      limits,
+      () => this.group?.pause([this.topic]),
+      () => !this.stopping && this.group?.resume([this.topic]),
+    );
+  }
+
+  /** Joins the group in the background and starts the handler loop. */
+  start(): Promise<void> {
+    if (this.group) return Promise.resolve();
+    const group = this.rt.bus.consumer({
+      groupId: this.groupId,
+      topics: [this.topic],
+      fromBeginning: this.#options.fromBeginning ?? true,
+      sessionTimeoutMs: this.#options.sessionTimeoutMs,
+      onRecords: (records) => {
+        if (!this.stopping) this.buffer.push(records);
+      },
+      onAssignment: (partitions) => this.#assigned(partitions),
+      onLeave: (reason) => this.log.info("left the consumer group", { reason }),
+    });
+    this.group = group;
+    this.#committer = new Committer(group, this.log, COMMIT_INTERVAL_MS);
+    this.#committer.start();
+    this.metrics.sources.add(this);
+    void this.#join(group);
+    this.#loop = this.run().catch((err) => {
+      this.log.error("consumer loop stopped on an unexpected error", { error: err });
+    });
+    return Promise.resolve();
+  }
+
+  /**
+   * Stops fetching, lets the work in hand finish (handlers are aborted shortly before the
+   * deadline; retries waiting for their backoff are handed back), commits what is done and
+   * leaves the group. Records not handled go back to the group uncommitted.
+   *
+   * @param deadline epoch ms
+   */
+  async stop(deadline: number): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.#stopped.abort();
+    try {
+      this.group?.pause([this.topic]);
+    } catch { /* not joined */ }
+    this.buffer.wake();
+    const abortAt = Math.max(0, deadline - Date.now() - HANDLER_GRACE_MS);
+    const timer = setTimeout(() => this.#deadline.abort(), abortAt);
+    if (!(await _within(this.#loop, deadline - 300))) {
+      this.log.warn("work in hand did not finish before the deadline: handed back");
+    }
+    clearTimeout(timer);
+    this.buffer.clear();
+    this.#committer?.stop();
+    await _within(this.#committer?.flush(), deadline);
+    await _within(this.group?.stop(), deadline + 300);
+    this.metrics.sources.delete(this);
+    this.log.info("consumer stopped");
+  }
+
+  /** @returns ok only while in the consumer group */
+  check(): Promise<Check> {
+    if (this.stopping) return Promise.resolve({ ok: false, detail: "stopping" });
+    if (!this.group) return Promise.resolve({ ok: false, detail: "not started" });
+    return this.group.check();
+  }
+
+  /** @returns lag per owned partition */
+  lag(): PartitionOffset[] {
+    return this.group ? this.buffer.lag(this.group.highWatermarks()) : [];
+  }
+
+  /** @returns whether in the group */
+  inGroup(): boolean {
+    return this.group?.inGroup() ?? false;
+  }
+
+  /** The handler loop; returns once `stopping` is set and the work in hand is done. */
+  protected abstract run(): Promise<void>;
+
+  /** Aborted shortly before the shutdown deadline. */
+  protected get signal(): AbortSignal {
+    return this.#deadline.signal;
+  }
+
+  /**
+   * Marker key builder for effects applied once, scoped to this consumer's group.
+   *
+   * @param identity the effect's identity
+   * @returns the key
+   */
+  protected markerKey = (identity: string): string =>
+    onceMarkerKey(this.rt.config.keyPrefix, this.#scope, identity);
+
+  /**
+   * Parses and validates a record's value.
+   *
+   * @param record the record
+   * @returns the message, or the reason it is invalid
+   */
+  protected decode(record: BusRecord): Message<unknown> | SchemaError {
+    if (record.value === null) return new SchemaError("The message has no value");
+    let json: unknown;
+    try {
+      json = JSON.parse(record.value);
+    } catch (err) {
+      return new SchemaError(`The value is not JSON: ${(err as Error).message}`);
+    }
+    const result = v.safeParse(this.#options.schema, json);
+    if (!result.success) {
+      const detail = result.issues.slice(0, 3).map((issue) => {
+        const path = v.getDotPath(issue);
+        return path ? `${path}: ${issue.message}` : issue.message;
+      }).join("; ");
+      return new SchemaError(`The value does not match the schema: ${detail}`);
+    }
+    return {
+      topic: record.topic,
+      partition: record.partition,
+      offset: record.offset,
+      key: record.key,
+      value: result.output,
+      headers: record.headers,
+      timestamp: record.timestamp,
+      id: `${record.topic}/${record.partition}/${record.offset}`,
+    };
+  }
+
+  /**
+   * Publishes dead letters, retrying while the bus is down.
+   *
+   * @param letters the messages and why
+   * @returns false if shutdown came first (they are handed back instead)
+   */
+  protected async deadLetter(letters: DeadLetter[]): Promise<boolean> {
+    if (letters.length === 0) return true;
+    const messages = letters.map((l) => deadLetterMessage(l, this.consumer));
+    for (let attempt = 1;; attempt++) {
+      try {
+        await this.rt.bus.publish(this.dlqTopic, messages);
+        break;
+      } catch (err) {
+        this.log.warn("dead-lettering failed; will retry", { error: err, count: letters.length });
+        if (!(await this.sleep(this.backoff(attempt)))) return false;
+      }
+    }
+    for (const l of letters) {
+      this.metrics.deadLettered.inc({
+        consumer: this.consumer,
+        topic: this.topic,
+        reason: l.reason,
+      });
+      this.log.warn("message dead-lettered", {
+        topic: l.record.topic,
+        partition: l.record.partition,
+        offset: l.record.offset,
+        reason: l.reason,
+        attempts: l.attempts,
+        error: l.error,
+      });
+    }
+    return true;
+  }
+
+  /**
+   * Marks records handled; their offsets are committed soon (or at `flushCommits`) if their
+   * partition is still owned.
+   *
+   * @param taken records with the epoch they were taken under
+   */
+  protected markDone(taken: Taken[]): void {
+    const highest = new Map<string, Taken>();
+    for (const t of taken) {
+      const k = partitionKey(t.record);
+      const known = highest.get(k);
+      if (!known || known.record.offset < t.record.offset) highest.set(k, t);
+    }
+    for (const { record, epoch } of highest.values()) {
+      const next = record.offset + 1;
+      if (this.buffer.handled(record, next, epoch)) {
+        this.#committer?.done({ topic: record.topic, partition: record.partition, offset: next });
+      }
+    }
+  }
+
+  /** Commits handled offsets now. */
+  protected flushCommits(): Promise<void> {
+    return this.#committer?.flush() ?? Promise.resolve();
+  }
+
+  /**
+   * The delay before try `attempt + 1`: doubling from the initial backoff, capped, with jitter.
+   *
+   * @param attempt tries made so far (1 after the first failure)
+   * @returns milliseconds
+   */
+  protected backoff(attempt: number): number {
+    const initial = this.#options.initialBackoffMs ?? 200;
+    const max = this.#options.maxBackoffMs ?? 5_000;
+    const d = Math.min(max, initial * 2 ** Math.min(attempt - 1, 20));
+    return d / 2 + Math.random() * d / 2;
+  }
+
+  /**
+   * Waits, unless shutdown begins.
+   *
+   * @param ms how long
+   * @returns false when cut short by shutdown
+   */
+  protected sleep(ms: number): Promise<boolean> {
+    if (this.stopping) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const signal = this.#stopped.signal;
+      const onAbort = () => {
+        clearTimeout(timer);
+        resolve(false);
+      };
+      const timer = setTimeout(() => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(true);
+      }, ms);
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  async #join(group: GroupConsumer): Promise<void> {
+    const partitions = this.#options.partitions ?? 3;
+    for (let attempt = 1; !this.stopping; attempt++) {
+      try {
+        await this.rt.bus.ensureTopics([this.topic, this.dlqTopic], partitions);
+        break;
+      } catch (err) {
+        this.log.warn("cannot create topics yet; will retry", { error: err });
+        await this.sleep(Math.min(5_000, 250 * attempt));
+      }
+    }
+    if (!this.stopping) await group.start();
+  }
+
+  #assigned(partitions: TopicPartition[]): void {
+    const mine = partitions.filter((tp) => tp.topic === this.topic);
+    const revoked = this.buffer.assign(mine);
+    this.#committer?.forget(revoked);
+    if (revoked.length) this.log.info("partitions revoked", { partitions: revoked });
+    this.metrics.rebalances.inc({ consumer: this.consumer });
+    this.log.info("partitions assigned", { partitions: mine.map((tp) => tp.partition) });
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * @module Effects applied once per identity across redeliveries: the effect's commands and a
+ * `SET NX` marker on its identity run in one atomic script, on Redis or the embedded store.
+ */
+import { type Call, type Command, defineScript, type Reply, type Store } from "../infra/store.ts";
+
+/** One effect: its identity and the commands that make it. */
+export interface Effect {
+  /** What makes it unique: a message id (`topic/partition/offset`), an order id… */
+  id: string;
+  commands: Command[];
+}
+
+/** How long markers live by default: Kafka's default retention, after which nothing is redelivered. */
+export const ONCE_TTL_MS = 7 * 24 * 3600 * 1000;
+
+const APPLIED = "$applied";
+
+/**
+ * APPLY_ONCE
+ *
+ * KEYS[i]  marker of effect i
+ * ARGV[1]  marker time to live, ms
+ * ARGV[2]  JSON `{"effects": [[[cmd, arg…], …] per key], "summary": [[cmd, arg…], …]}`;
+ *          in summary commands the argument "$applied" stands for the count applied now
+ *
+ * Each effect's commands run only if its marker was absent (`SET NX PX`); the summary commands
+ * run once after them.
+ *
+ * Returns: the number of effects applied now.
+ */
+const APPLY_ONCE = defineScript({
+  name: "apply-once",
+  lua: `
+local spec = cjson.decode(ARGV[2])
+local applied = 0
+for i, key in ipairs(KEYS) do
+  if redis.call("SET", key, "1", "NX", "PX", ARGV[1]) then
+    applied = applied + 1
+    for _, cmd in ipairs(spec.effects[i]) do redis.call(unpack(cmd)) end
+  end
+end
+for _, cmd in ipairs(spec.summary) do
+  for j, arg in ipairs(cmd) do
+    if arg == "$applied" then cmd[j] = tostring(applied) end
+  end
+  redis.call(unpack(cmd))
+end
+return applied
+`,
+  local: (call: Call, keys: string[], args: string[]): Reply => {
+    const spec = JSON.parse(args[1]) as { effects: Command[][]; summary: Command[] };
+    let applied = 0;
+    keys.forEach((k, i) => {
+      if (call("SET", k, "1", "NX", "PX", args[0]) !== null) {
+        applied++;
+        for (const command of spec.effects[i]) call(...command);
+      }
+    });
+    for (const command of spec.summary) {
+      call(...command.map((arg) => (arg === APPLIED ? String(applied) : arg)));
+    }
+    return applied;
+  },
+});
+
+function _strings(commands: Command[]): string[][] {
+  return commands.map((c) => c.map(String));
+}
+
+/**
+ * Applies effects, each at most once per identity, plus summary commands, atomically in one
+ * round trip.
+ *
+ * @param store the store
+ * @param markerKey builds an identity's marker key
+ * @param effects the effects
+ * @param summary commands run every time, where `"$applied"` becomes the count applied now
+ * @param ttlMs how long markers live
+ * @returns how many effects were applied now (the rest had been before)
+ * @example
+ * ```ts
+ * const applied = await applyOnce(rt.store, (id) => `svc:{once:orders}:${id}`, [
+ *   { id: "o1", commands: [["HSET", "svc:{order:o1}", "processed", "1"]] },
+ * ]);
+ * ```
+ */
+export async function applyOnce(
+  store: Store,
+  markerKey: (identity: string) => string,
+  effects: Effect[],
+  summary: Command[] = [],
+  ttlMs = ONCE_TTL_MS,
+): Promise<number> {
+  if (effects.length === 0 && summary.length === 0) return 0;
+  // One identity twice in a call: only the first may apply, as the script would do anyway.
+  const reply = await store.eval(
+    APPLY_ONCE,
+    effects.map((e) => markerKey(e.id)),
+    [
+      ttlMs,
+      JSON.stringify({
+        effects: effects.map((e) => _strings(e.commands)),
+        summary: _strings(summary),
+      }),
+    ],
+  );
+  return Number(reply);
+}
