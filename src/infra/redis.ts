@@ -17,6 +17,7 @@ import { redactUrl } from "../config.ts";
 type Client = any;
 
 const CHECK_TIMEOUT_MS = 1000;
+const FIRST_CONNECT_WAIT_MS = 3000;
 
 /** Redis replies through node-redis: RESP2 arrays, but HGETALL-like replies come as objects. */
 function _normalize(reply: unknown): Reply {
@@ -46,6 +47,8 @@ export class RedisStore implements Store {
   #url: string;
   #lastError = "";
   #closed = false;
+  /** Settles once the first connection attempt ended; commands wait for it, not after. */
+  #connecting: Promise<void>;
 
   /**
    * @param url `redis://` or `rediss://` URL
@@ -55,6 +58,21 @@ export class RedisStore implements Store {
     this.#url = url;
     this.#log = log.child({ component: "redis" });
     this.#client = this.#create();
+    this.#connecting = this.#first(this.#client);
+  }
+
+  #first(client: Client): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    return Promise.race([
+      new Promise<void>((resolve) => client.once("ready", resolve)),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, FIRST_CONNECT_WAIT_MS))),
+    ]).finally(() => clearTimeout(timer));
+  }
+
+  /** The client, once the first connection attempt is over. */
+  async #ready(): Promise<Client> {
+    if (!this.#client.isReady) await this.#connecting;
+    return this.#client;
   }
 
   #create(): Client {
@@ -82,6 +100,7 @@ export class RedisStore implements Store {
       this.#lastError = "";
     });
     client.connect().catch((err: Error) => {
+      // The reconnect strategy keeps trying; readiness shows the error meanwhile.
       this.#lastError = err.message;
     });
     return client;
@@ -99,14 +118,14 @@ export class RedisStore implements Store {
 
   async command(command: Command): Promise<Reply> {
     try {
-      return _normalize(await this.#client.sendCommand(_args(command)));
+      return _normalize(await (await this.#ready()).sendCommand(_args(command)));
     } catch (err) {
       throw this.#unavailable(err);
     }
   }
 
   async multi(commands: Command[]): Promise<Reply[]> {
-    const tx = this.#client.multi();
+    const tx = (await this.#ready()).multi();
     for (const c of commands) tx.addCommand(_args(c));
     try {
       return (await tx.exec() as unknown[]).map(_normalize);
@@ -116,7 +135,7 @@ export class RedisStore implements Store {
   }
 
   async pipeline(commands: Command[]): Promise<Reply[]> {
-    const tx = this.#client.multi();
+    const tx = (await this.#ready()).multi();
     for (const c of commands) tx.addCommand(_args(c));
     try {
       return (await tx.execAsPipeline() as unknown[]).map(_normalize);
@@ -128,6 +147,7 @@ export class RedisStore implements Store {
   async eval(script: Script, keys: string[], args: (string | number)[]): Promise<Reply> {
     const rest = [String(keys.length), ...keys, ...args.map(String)];
     const sha = this.#shas.get(script);
+    await this.#ready();
     try {
       if (sha) {
         try {
@@ -151,6 +171,7 @@ export class RedisStore implements Store {
     channel: string,
     onMessage: (message: string) => void,
   ): Promise<() => Promise<void>> {
+    await this.#ready();
     if (!this.#subscriber) {
       this.#subscriber = this.#client.duplicate();
       this.#subscriber.on("error", () => {});
