@@ -33,6 +33,14 @@ export {
 export { applyOnce, type Effect } from "./src/consumers/once.ts";
 export { DLQ_HEADERS } from "./src/consumers/dead-letter.ts";
 export { type Definition, type RouteModule, System } from "./src/system.ts";
+export {
+  type ChunkSignal,
+  DEFAULT_MAX_WORKERS,
+  defineParallelTask,
+  type ParallelTask,
+  type ParallelTaskOptions,
+  type SplitContext,
+} from "./src/parallel/define.ts";
 export type { AppEnv } from "./src/http/env.ts";
 export { HttpProblem, type Issue, problem } from "./src/http/problem.ts";
 export { validate } from "./src/http/validate.ts";

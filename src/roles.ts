@@ -4,6 +4,7 @@
 import type { Role } from "./config.ts";
 import type { Runtime, Service } from "./runtime.ts";
 import { bulkConsumerServices, consumerServices } from "./consumers/role.ts";
+import { parallelWorkerRole } from "./parallel/processor.ts";
 
 /** Creates the services of one role. */
 export type RoleFactory = (rt: Runtime) => Service[];
@@ -17,6 +18,7 @@ export const ROLE_FACTORIES: Partial<Record<Role, RoleFactory>> = {
   http: () => [],
   consumer: consumerServices,
   "bulk-consumer": bulkConsumerServices,
+  "parallel-worker": parallelWorkerRole,
 };
 
 /**

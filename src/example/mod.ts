@@ -4,6 +4,7 @@
 import { System } from "../../mod.ts";
 import { exampleRoutes } from "./http.ts";
 import { eventsConsumer, ordersConsumer } from "./consumers.ts";
+import { primesTask } from "./parallel.ts";
 
 /**
  * Builds the example system: orders and events over HTTP, their consumers, the `sleep` and
@@ -14,5 +15,6 @@ import { eventsConsumer, ordersConsumer } from "./consumers.ts";
 export function exampleSystem(): System {
   return new System()
     .add(ordersConsumer, eventsConsumer)
+    .add(primesTask)
     .routes(exampleRoutes);
 }

@@ -1,0 +1,269 @@
+/**
+ * @module HTTP routes of parallel tasks: start a run, read it, cancel it, plan capacity.
+ */
+import { describeRoute, resolver } from "hono-openapi";
+import * as v from "valibot";
+import { HttpProblem } from "../http/problem.ts";
+import { toIssues, validate } from "../http/validate.ts";
+import type { Runtime } from "../runtime.ts";
+import type { RouteModule } from "../system.ts";
+import { CapacityError, CapacityPlanner } from "./capacity.ts";
+import { DEFAULT_MAX_WORKERS, MAX_CHUNKS, type ParallelTask } from "./define.ts";
+import { parallelMetrics } from "./metrics.ts";
+import { REFCODE_PATTERN, RunStore, type RunView, TERMINAL } from "./store.ts";
+
+/** Largest `items` the capacity planner accepts. */
+const MAX_ITEMS = 1e12;
+/** Longest `deadline_ms` the capacity planner accepts (7 days). */
+const MAX_DEADLINE_MS = 7 * 24 * 3_600_000;
+
+const _between = (min: number, max: number) => `must be an integer from ${min} to ${max}`;
+
+const _intQuery = (min: number, max: number) =>
+  v.pipe(
+    v.string(_between(min, max)),
+    v.regex(/^\d{1,16}$/, _between(min, max)),
+    v.transform(Number),
+    v.minValue(min, _between(min, max)),
+    v.maxValue(max, _between(min, max)),
+  );
+
+const RunAccepted = v.object({
+  refcode: v.string(),
+  task_id: v.string(),
+  worker_count: v.number(),
+  status: v.literal("queued"),
+  status_url: v.string(),
+});
+
+const Run = v.object({
+  refcode: v.string(),
+  task_id: v.string(),
+  worker_count: v.number(),
+  status: v.picklist(["queued", "in_progress", "completed", "failed", "cancelled"]),
+  progress: v.object({ done: v.number(), total: v.number() }),
+  result: v.unknown(),
+  error: v.nullable(v.string()),
+  created_at: v.string(),
+  started_at: v.nullable(v.string()),
+  finished_at: v.nullable(v.string()),
+});
+
+const CapacityPlan = v.object({
+  task_id: v.string(),
+  items: v.number(),
+  deadline_ms: v.number(),
+  feasible: v.boolean(),
+  workers: v.number(),
+  workers_per_pod: v.number(),
+  pods: v.number(),
+  estimated_ms: v.number(),
+  headroom: v.number(),
+  pod_memory_bytes: v.number(),
+  calibration: v.record(v.string(), v.unknown()),
+  formula: v.string(),
+});
+
+const RefcodeParam = v.object({ refcode: v.string() });
+
+const json = (schema: v.GenericSchema) => ({ "application/json": { schema: resolver(schema) } });
+const problemDoc = (description: string) => ({
+  description,
+  content: { "application/problem+json": {} },
+});
+
+function _task(rt: Runtime, taskId: string): ParallelTask {
+  const def = rt.system.get<ParallelTask>("parallel-task", taskId);
+  if (!def) throw new HttpProblem(404, `Parallel task "${taskId}" is not defined`);
+  return def;
+}
+
+async function _run(runs: RunStore, refcode: string): Promise<RunView> {
+  const run = REFCODE_PATTERN.test(refcode) ? await runs.get(refcode) : null;
+  if (!run) throw new HttpProblem(404, `Parallel run "${refcode}" does not exist or has expired`);
+  return run;
+}
+
+const _invalid = (issues: { path: string; message: string }[]) =>
+  new HttpProblem(400, "The request body is invalid", { issues });
+
+/**
+ * `POST /parallel-tasks`, `GET /parallel-tasks/capacity`, `GET` and `DELETE
+ * /parallel-tasks/{refcode}`.
+ *
+ * @param app the Hono app
+ * @param rt the runtime
+ */
+export const parallelRoutes: RouteModule = (app, rt) => {
+  const runs = new RunStore(rt.store, rt.config.keyPrefix);
+  const metrics = parallelMetrics(rt);
+  const planner = rt.shared(
+    "parallel.capacity",
+    () => new CapacityPlanner(rt.store, rt.config.parallelMaxWorkers),
+  );
+  const defs = rt.system.all<ParallelTask>("parallel-task");
+  // The cluster's allowed maximum: the largest any task allows; a task may allow fewer.
+  const maxWorkers = defs.length ? Math.max(...defs.map((d) => d.maxWorkers)) : DEFAULT_MAX_WORKERS;
+  const RunInput = v.object({
+    task_id: v.pipe(
+      v.string("must be the name of a parallel task"),
+      v.nonEmpty("must be the name of a parallel task"),
+      v.maxLength(64, "must be at most 64 characters"),
+    ),
+    worker_count: v.pipe(
+      v.number(_between(1, maxWorkers)),
+      v.integer(_between(1, maxWorkers)),
+      v.minValue(1, _between(1, maxWorkers)),
+      v.maxValue(maxWorkers, _between(1, maxWorkers)),
+    ),
+    input: v.unknown(),
+  });
+  const CapacityQuery = v.object({
+    task_id: v.pipe(v.string("is required"), v.nonEmpty("is required")),
+    items: _intQuery(1, MAX_ITEMS),
+    deadline_ms: _intQuery(1, MAX_DEADLINE_MS),
+  });
+
+  app.post(
+    "/parallel-tasks",
+    describeRoute({
+      tags: ["parallel tasks"],
+      summary: "Start a run: its input is split into chunks run on up to worker_count threads",
+      description: `worker_count is an integer from 1 to ${maxWorkers} (the task's maxWorkers).`,
+      responses: {
+        202: { description: "Queued", content: json(RunAccepted) },
+        400: problemDoc("Bad worker_count or input"),
+        404: problemDoc("Unknown task_id"),
+      },
+    }),
+    validate("json", RunInput),
+    async (c) => {
+      const body = c.req.valid("json");
+      const def = _task(rt, body.task_id);
+      if (body.worker_count > def.maxWorkers) {
+        throw _invalid([{ path: "worker_count", message: _between(1, def.maxWorkers) }]);
+      }
+      const parsed = v.safeParse(def.input, body.input);
+      if (!parsed.success) {
+        throw _invalid(
+          toIssues(parsed.issues).map((i) => ({
+            ...i,
+            path: i.path ? `input.${i.path}` : "input",
+          })),
+        );
+      }
+      let chunks: unknown[];
+      try {
+        chunks = def.split(parsed.output, { workerCount: body.worker_count });
+      } catch (err) {
+        throw _invalid([{ path: "input", message: `cannot be split: ${err}` }]);
+      }
+      if (chunks.length > MAX_CHUNKS) {
+        throw _invalid([{
+          path: "input",
+          message: `splits into ${chunks.length} chunks; at most ${MAX_CHUNKS} are allowed`,
+        }]);
+      }
+      let emptyResult: unknown;
+      if (chunks.length === 0) {
+        try {
+          emptyResult = await def.merge([]);
+        } catch (err) {
+          throw _invalid([{
+            path: "input",
+            message: `holds no work and merges to nothing: ${err}`,
+          }]);
+        }
+      }
+      const refcode = await runs.create({
+        taskId: def.name,
+        workerCount: body.worker_count,
+        chunks,
+        leaseMs: def.leaseMs,
+        maxAttempts: def.maxAttempts,
+        emptyResult,
+      });
+      metrics.runs.inc({ task_id: def.name });
+      const statusUrl = `/parallel-tasks/${refcode}`;
+      c.header("location", statusUrl);
+      c.header("retry-after", "1");
+      return c.json({
+        refcode,
+        task_id: def.name,
+        worker_count: body.worker_count,
+        status: "queued" as const,
+        status_url: statusUrl,
+      }, 202);
+    },
+  );
+
+  app.get(
+    "/parallel-tasks/capacity",
+    describeRoute({
+      tags: ["parallel tasks"],
+      summary: "How many workers and pods finish `items` items within `deadline_ms`",
+      description: "Calibrates the task on this machine (cached 10 min per task and items).",
+      responses: {
+        200: { description: "The plan", content: json(CapacityPlan) },
+        400: problemDoc("Bad query, or the task cannot be calibrated"),
+        404: problemDoc("Unknown task_id"),
+      },
+    }),
+    validate("query", CapacityQuery),
+    async (c) => {
+      const { task_id, items, deadline_ms } = c.req.valid("query");
+      const def = _task(rt, task_id);
+      try {
+        return c.json(await planner.plan(def, items, deadline_ms));
+      } catch (err) {
+        if (err instanceof CapacityError) throw new HttpProblem(400, err.message);
+        throw err;
+      }
+    },
+  );
+
+  app.get(
+    "/parallel-tasks/:refcode",
+    describeRoute({
+      tags: ["parallel tasks"],
+      summary: "Read a run: status, progress (chunks done / total), result",
+      responses: {
+        200: { description: "The run", content: json(Run) },
+        404: problemDoc("Unknown or expired refcode"),
+      },
+    }),
+    validate("param", RefcodeParam),
+    async (c) => c.json(await _run(runs, c.req.valid("param").refcode)),
+  );
+
+  app.delete(
+    "/parallel-tasks/:refcode",
+    describeRoute({
+      tags: ["parallel tasks"],
+      summary: "Cancel a run: its threads stop within 1 s, late results are dropped",
+      responses: {
+        202: { description: "Cancelled", content: json(Run) },
+        404: problemDoc("Unknown or expired refcode"),
+        409: problemDoc("The run already ended"),
+      },
+    }),
+    validate("param", RefcodeParam),
+    async (c) => {
+      const { refcode } = c.req.valid("param");
+      const before = REFCODE_PATTERN.test(refcode) ? await runs.cancel(refcode) : null;
+      if (before === null) {
+        throw new HttpProblem(404, `Parallel run "${refcode}" does not exist or has expired`);
+      }
+      const run = await _run(runs, refcode);
+      if (TERMINAL.includes(before)) {
+        throw new HttpProblem(
+          409,
+          `Cannot cancel parallel run "${refcode}": it is already ${before}`,
+        );
+      }
+      metrics.cancels.inc({ task_id: run.task_id });
+      await runs.forget(run.task_id, refcode);
+      return c.json(run, 202);
+    },
+  );
+};

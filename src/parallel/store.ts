@@ -1,0 +1,668 @@
+/**
+ * @module Runs of parallel tasks in the store: create, read, claim a chunk under a lease,
+ * record its result, renew leases, hand chunks back, end and cancel. Every state change is
+ * one atomic script, so `worker_count` holds across processes and a late result never
+ * changes an ended run.
+ */
+import {
+  type Call,
+  defineScript,
+  type Reply,
+  type Script,
+  type Store,
+  toHash,
+} from "../infra/store.ts";
+import { activeRunsKey, eventsChannel, runKeyList, runKeys } from "./keys.ts";
+
+/** How long an ended run stays readable, in seconds. */
+export const RUN_TTL_S = 24 * 3600;
+
+/** A run's status (the same statuses as async tasks). */
+export type RunStatus = "queued" | "in_progress" | "completed" | "failed" | "cancelled";
+
+/** Statuses after which nothing changes. */
+export const TERMINAL: readonly RunStatus[] = ["completed", "failed", "cancelled"];
+
+/** A run as `GET /parallel-tasks/{refcode}` shows it. */
+export interface RunView {
+  refcode: string;
+  task_id: string;
+  worker_count: number;
+  status: RunStatus;
+  progress: { done: number; total: number };
+  result: unknown;
+  error: string | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+/** What a claim gave this process. */
+export type Claim =
+  | { kind: "chunk"; taskId: string; index: number; chunk: unknown }
+  | { kind: "merge"; taskId: string }
+  | { kind: "full" | "empty" }
+  | { kind: "gone"; status: RunStatus | "" };
+
+/** A lease this process holds: a chunk index or `merge`, and the claim's token. */
+export interface Held {
+  slot: string;
+  token: string;
+}
+
+/** What a new run is made of. */
+export interface NewRun {
+  taskId: string;
+  workerCount: number;
+  /** The chunks `split` made (JSON values). */
+  chunks: unknown[];
+  leaseMs: number;
+  maxAttempts: number;
+  /** The result when there are no chunks (the run ends at once). */
+  emptyResult?: unknown;
+}
+
+/**
+ * A new refcode: 128 random bits, base64url, nothing else in it.
+ *
+ * @returns 22 characters of `A-Z a-z 0-9 - _`
+ */
+export function newRefcode(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_")
+    .replace(/=+$/, "");
+}
+
+/** Shape of a refcode, for route validation. */
+export const REFCODE_PATTERN = /^[A-Za-z0-9_-]{22}$/;
+
+// Every run script receives the run's keys (keys.ts `runKeyList`) and starts its ARGV with
+// ARGV[1] now in epoch ms for leases ("" = Redis server time, so pods with skewed clocks agree;
+// tests pass their clock), ARGV[2] now as ISO for the run's times, ARGV[3] TTL of an ended run
+// (s), ARGV[4] the events channel; its own arguments follow from ARGV[5].
+
+/** Lua: the lease clock. */
+const NOW_LUA = `
+local function now_ms()
+  if ARGV[1] ~= "" then return tonumber(ARGV[1]) end
+  local t = redis.call("TIME")
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+`;
+
+/** The TypeScript twin of `now_ms`. */
+function _nowMs(call: Call, args: string[]): number {
+  if (args[0] !== "") return Number(args[0]);
+  const [s, us] = call("TIME") as string[];
+  return Number(s) * 1000 + Math.floor(Number(us) / 1000);
+}
+
+/** Lua: ends the run with a status (and a result or error), drops its work, tells workers. */
+const END_RUN_LUA = `
+local function end_run(status, field, value)
+  redis.call("HSET", KEYS[1], "status", status, "finished_at", ARGV[2])
+  if field then redis.call("HSET", KEYS[1], field, value) end
+  redis.call("DEL", KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
+  redis.call("EXPIRE", KEYS[1], ARGV[3])
+  redis.call("PUBLISH", ARGV[4], "stop " .. redis.call("HGET", KEYS[1], "refcode"))
+end
+`;
+
+/** The TypeScript twin of `end_run`. */
+function _endRun(
+  call: Call,
+  keys: string[],
+  args: string[],
+  status: RunStatus,
+  field?: "result" | "error",
+  value?: string,
+): void {
+  call("HSET", keys[0], "status", status, "finished_at", args[1]);
+  if (field) call("HSET", keys[0], field, value!);
+  call("DEL", ...keys.slice(1));
+  call("EXPIRE", keys[0], args[2]);
+  call("PUBLISH", args[3], `stop ${call("HGET", keys[0], "refcode")}`);
+}
+
+const _str = (r: Reply) => (r === null ? null : String(r));
+
+// ARGV[5] claim token.
+// Returns {"chunk", index, chunk JSON, task_id}: the chunk is leased to the token;
+// {"merge", "", "", task_id}: every chunk is done, the token holds the merge lease;
+// {"full"}: worker_count leases are out; {"empty"}: nothing to claim now;
+// {"gone", status}: the run ended ("" when unknown).
+// Leases that expired first go back to the head of the queue (their process died), unless the
+// chunk used up max_attempts: then the run fails.
+const CLAIM = defineScript({
+  name: "parallel.claim",
+  lua: NOW_LUA + END_RUN_LUA + `
+local status = redis.call("HGET", KEYS[1], "status")
+if status ~= "queued" and status ~= "in_progress" then return {"gone", status or ""} end
+local run = redis.call("HMGET", KEYS[1], "worker_count", "total", "done", "lease_ms",
+  "max_attempts", "task_id")
+local now = now_ms()
+for _, index in ipairs(redis.call("ZRANGEBYSCORE", KEYS[3], "-inf", now)) do
+  redis.call("ZREM", KEYS[3], index)
+  redis.call("HDEL", KEYS[4], index)
+  if index ~= "merge" then
+    if tonumber(redis.call("HGET", KEYS[5], index) or "0") >= tonumber(run[5]) then
+      end_run("failed", "error", "chunk " .. index .. " lost its worker " .. run[5] .. " times")
+      return {"gone", "failed"}
+    end
+    redis.call("LPUSH", KEYS[2], index)
+  end
+end
+if redis.call("ZCARD", KEYS[3]) >= tonumber(run[1]) then return {"full"} end
+local expiry = now + tonumber(run[4])
+local index = redis.call("LPOP", KEYS[2])
+if not index then
+  if tonumber(run[3]) >= tonumber(run[2]) and not redis.call("ZSCORE", KEYS[3], "merge") then
+    redis.call("ZADD", KEYS[3], expiry, "merge")
+    redis.call("HSET", KEYS[4], "merge", ARGV[5])
+    return {"merge", "", "", run[6]}
+  end
+  return {"empty"}
+end
+redis.call("ZADD", KEYS[3], expiry, index)
+redis.call("HSET", KEYS[4], index, ARGV[5])
+redis.call("HINCRBY", KEYS[5], index, 1)
+if status == "queued" then
+  redis.call("HSET", KEYS[1], "status", "in_progress", "started_at", ARGV[2])
+end
+return {"chunk", index, redis.call("HGET", KEYS[6], index), run[6]}
+`,
+  local: (call, keys, args) => {
+    const status = _str(call("HGET", keys[0], "status"));
+    if (status !== "queued" && status !== "in_progress") return ["gone", status ?? ""];
+    const run = call(
+      "HMGET",
+      keys[0],
+      "worker_count",
+      "total",
+      "done",
+      "lease_ms",
+      "max_attempts",
+      "task_id",
+    ) as string[];
+    const now = _nowMs(call, args);
+    for (const index of call("ZRANGEBYSCORE", keys[2], "-inf", now) as string[]) {
+      call("ZREM", keys[2], index);
+      call("HDEL", keys[3], index);
+      if (index !== "merge") {
+        if (Number(call("HGET", keys[4], index) ?? "0") >= Number(run[4])) {
+          _endRun(
+            call,
+            keys,
+            args,
+            "failed",
+            "error",
+            `chunk ${index} lost its worker ${run[4]} times`,
+          );
+          return ["gone", "failed"];
+        }
+        call("LPUSH", keys[1], index);
+      }
+    }
+    if (Number(call("ZCARD", keys[2])) >= Number(run[0])) return ["full"];
+    const expiry = now + Number(run[3]);
+    const index = _str(call("LPOP", keys[1]));
+    if (index === null) {
+      if (Number(run[2]) >= Number(run[1]) && call("ZSCORE", keys[2], "merge") === null) {
+        call("ZADD", keys[2], expiry, "merge");
+        call("HSET", keys[3], "merge", args[4]);
+        return ["merge", "", "", run[5]];
+      }
+      return ["empty"];
+    }
+    call("ZADD", keys[2], expiry, index);
+    call("HSET", keys[3], index, args[4]);
+    call("HINCRBY", keys[4], index, 1);
+    if (status === "queued") call("HSET", keys[0], "status", "in_progress", "started_at", args[1]);
+    return ["chunk", index, call("HGET", keys[5], index), run[5]];
+  },
+});
+
+// ARGV[5] chunk index, ARGV[6] claim token, ARGV[7] result JSON.
+// Returns 0 when the claim is no longer the token's (the run ended or the chunk was
+// reclaimed): the result is dropped; 1 when recorded; 2 when recorded and it was the last
+// chunk: the token now holds the merge lease.
+const COMPLETE = defineScript({
+  name: "parallel.complete",
+  lua: NOW_LUA + `
+if redis.call("HGET", KEYS[1], "status") ~= "in_progress" then return 0 end
+if redis.call("HGET", KEYS[4], ARGV[5]) ~= ARGV[6] then return 0 end
+redis.call("ZREM", KEYS[3], ARGV[5])
+redis.call("HDEL", KEYS[4], ARGV[5])
+redis.call("HSET", KEYS[7], ARGV[5], ARGV[7])
+local done = redis.call("HINCRBY", KEYS[1], "done", 1)
+if done >= tonumber(redis.call("HGET", KEYS[1], "total")) then
+  local lease = tonumber(redis.call("HGET", KEYS[1], "lease_ms"))
+  redis.call("ZADD", KEYS[3], now_ms() + lease, "merge")
+  redis.call("HSET", KEYS[4], "merge", ARGV[6])
+  return 2
+end
+return 1
+`,
+  local: (call, keys, args) => {
+    if (call("HGET", keys[0], "status") !== "in_progress") return 0;
+    if (call("HGET", keys[3], args[4]) !== args[5]) return 0;
+    call("ZREM", keys[2], args[4]);
+    call("HDEL", keys[3], args[4]);
+    call("HSET", keys[6], args[4], args[6]);
+    const done = Number(call("HINCRBY", keys[0], "done", 1));
+    if (done >= Number(call("HGET", keys[0], "total"))) {
+      const lease = Number(call("HGET", keys[0], "lease_ms"));
+      call("ZADD", keys[2], _nowMs(call, args) + lease, "merge");
+      call("HSET", keys[3], "merge", args[5]);
+      return 2;
+    }
+    return 1;
+  },
+});
+
+// ARGV[5] lease slot (chunk index or "merge"), ARGV[6] claim token, ARGV[7] status
+// ("completed" or "failed"), ARGV[8] the result JSON or the error.
+// Returns 1 when the run ended, 0 when the slot is not the token's (nothing changes).
+const END = defineScript({
+  name: "parallel.end",
+  lua: END_RUN_LUA + `
+if redis.call("HGET", KEYS[1], "status") ~= "in_progress" then return 0 end
+if redis.call("HGET", KEYS[4], ARGV[5]) ~= ARGV[6] then return 0 end
+if ARGV[7] == "completed" then end_run("completed", "result", ARGV[8])
+else end_run("failed", "error", ARGV[8]) end
+return 1
+`,
+  local: (call, keys, args) => {
+    if (call("HGET", keys[0], "status") !== "in_progress") return 0;
+    if (call("HGET", keys[3], args[4]) !== args[5]) return 0;
+    if (args[6] === "completed") _endRun(call, keys, args, "completed", "result", args[7]);
+    else _endRun(call, keys, args, "failed", "error", args[7]);
+    return 1;
+  },
+});
+
+// No arguments of its own.
+// Returns the status before: "queued" or "in_progress" (now cancelled, its queued chunks
+// dropped, workers told to stop), a terminal status (unchanged), or "" when unknown.
+const CANCEL = defineScript({
+  name: "parallel.cancel",
+  lua: END_RUN_LUA + `
+local status = redis.call("HGET", KEYS[1], "status")
+if status == "queued" or status == "in_progress" then end_run("cancelled") end
+return status or ""
+`,
+  local: (call, keys, args) => {
+    const status = _str(call("HGET", keys[0], "status"));
+    if (status === "queued" || status === "in_progress") _endRun(call, keys, args, "cancelled");
+    return status ?? "";
+  },
+});
+
+// ARGV[5..] pairs of lease slot and claim token.
+// Returns {status, lost slot...}: the run's status ("" when unknown) and the slots that are no
+// longer the token's; the others' leases are renewed.
+const HEARTBEAT = defineScript({
+  name: "parallel.heartbeat",
+  lua: NOW_LUA + `
+local status = redis.call("HGET", KEYS[1], "status")
+if status ~= "in_progress" then return {status or ""} end
+local out = {status}
+local expiry = now_ms() + tonumber(redis.call("HGET", KEYS[1], "lease_ms"))
+for i = 5, #ARGV, 2 do
+  if redis.call("HGET", KEYS[4], ARGV[i]) == ARGV[i + 1] then
+    redis.call("ZADD", KEYS[3], expiry, ARGV[i])
+  else
+    table.insert(out, ARGV[i])
+  end
+end
+return out
+`,
+  local: (call, keys, args) => {
+    const status = _str(call("HGET", keys[0], "status"));
+    if (status !== "in_progress") return [status ?? ""];
+    const out: string[] = [status];
+    const expiry = _nowMs(call, args) + Number(call("HGET", keys[0], "lease_ms"));
+    for (let i = 4; i + 1 < args.length; i += 2) {
+      if (call("HGET", keys[3], args[i]) === args[i + 1]) call("ZADD", keys[2], expiry, args[i]);
+      else out.push(args[i]);
+    }
+    return out;
+  },
+});
+
+// ARGV[5..] pairs of lease slot and claim token.
+// Returns how many slots were handed back: their chunks go to the head of the queue and the
+// claim does not count as an attempt (a clean shutdown is not a failure).
+const RELEASE = defineScript({
+  name: "parallel.release",
+  lua: `
+if redis.call("HGET", KEYS[1], "status") ~= "in_progress" then return 0 end
+local n = 0
+for i = 5, #ARGV, 2 do
+  if redis.call("HGET", KEYS[4], ARGV[i]) == ARGV[i + 1] then
+    redis.call("ZREM", KEYS[3], ARGV[i])
+    redis.call("HDEL", KEYS[4], ARGV[i])
+    if ARGV[i] ~= "merge" then
+      redis.call("HINCRBY", KEYS[5], ARGV[i], -1)
+      redis.call("LPUSH", KEYS[2], ARGV[i])
+    end
+    n = n + 1
+  end
+end
+return n
+`,
+  local: (call, keys, args) => {
+    if (call("HGET", keys[0], "status") !== "in_progress") return 0;
+    let n = 0;
+    for (let i = 4; i + 1 < args.length; i += 2) {
+      if (call("HGET", keys[3], args[i]) !== args[i + 1]) continue;
+      call("ZREM", keys[2], args[i]);
+      call("HDEL", keys[3], args[i]);
+      if (args[i] !== "merge") {
+        call("HINCRBY", keys[4], args[i], -1);
+        call("LPUSH", keys[1], args[i]);
+      }
+      n++;
+    }
+    return n;
+  },
+});
+
+const _pairs = (held: readonly Held[]) => held.flatMap((h) => [h.slot, h.token]);
+
+const _parse = (text: string | undefined): unknown => {
+  if (text === undefined || text === "") return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+};
+
+/** The runs of parallel tasks in one store, under one `KEY_PREFIX`. */
+export class RunStore {
+  #store: Store;
+  #prefix: string;
+  #now: () => number;
+  #clock: (() => number) | undefined;
+
+  /**
+   * @param store the store
+   * @param prefix `KEY_PREFIX`
+   * @param now the clock of leases (epoch ms); by default Redis's own, so pods with skewed
+   *   clocks agree on when a lease ran out. Tests pass one they move.
+   */
+  constructor(store: Store, prefix: string, now?: () => number) {
+    this.#store = store;
+    this.#prefix = prefix;
+    this.#clock = now;
+    this.#now = now ?? Date.now;
+  }
+
+  /** The events channel workers subscribe to. */
+  get channel(): string {
+    return eventsChannel(this.#prefix);
+  }
+
+  #eval(script: Script, refcode: string, args: (string | number)[]): Promise<Reply> {
+    const now = this.#now();
+    return this.#store.eval(script, runKeyList(runKeys(this.#prefix, refcode)), [
+      this.#clock ? now : "",
+      new Date(now).toISOString(),
+      RUN_TTL_S,
+      this.channel,
+      ...args,
+    ]);
+  }
+
+  /**
+   * Records a run and queues its chunks, then tells the workers.
+   *
+   * @param run the task, worker count, chunks and lease settings
+   * @returns the new refcode
+   */
+  async create(run: NewRun): Promise<string> {
+    const refcode = newRefcode();
+    const keys = runKeys(this.#prefix, refcode);
+    const now = this.#now();
+    const iso = new Date(now).toISOString();
+    const total = run.chunks.length;
+    const fields: (string | number)[] = [
+      "refcode",
+      refcode,
+      "task_id",
+      run.taskId,
+      "worker_count",
+      run.workerCount,
+      "total",
+      total,
+      "done",
+      0,
+      "lease_ms",
+      run.leaseMs,
+      "max_attempts",
+      run.maxAttempts,
+      "created_at",
+      iso,
+    ];
+    if (total === 0) {
+      await this.#store.multi([
+        [
+          "HSET",
+          keys.run,
+          ...fields,
+          "status",
+          "completed",
+          "started_at",
+          iso,
+          "finished_at",
+          iso,
+          "result",
+          JSON.stringify(run.emptyResult ?? null),
+        ],
+        ["EXPIRE", keys.run, RUN_TTL_S],
+      ]);
+      return refcode;
+    }
+    // The index first: a worker that finds the refcode before the run exists skips it, while
+    // a run written first and never indexed would wait forever.
+    await this.#store.command(["ZADD", activeRunsKey(this.#prefix, run.taskId), now, refcode]);
+    await this.#store.multi([
+      ["HSET", keys.run, ...fields, "status", "queued"],
+      ["HSET", keys.chunks, ...run.chunks.flatMap((c, i) => [i, JSON.stringify(c ?? null)])],
+      ["RPUSH", keys.pending, ...run.chunks.map((_, i) => i)],
+    ]);
+    await this.announce(run.taskId, refcode);
+    return refcode;
+  }
+
+  /**
+   * Wakes the workers: a run has chunks to claim.
+   *
+   * @param taskId the run's task
+   * @param refcode the run
+   */
+  async announce(taskId: string, refcode: string): Promise<void> {
+    await this.#store.command(["PUBLISH", this.channel, `run ${taskId} ${refcode}`]);
+  }
+
+  /**
+   * Reads a run.
+   *
+   * @param refcode the run
+   * @returns the run, or null when unknown or expired
+   */
+  async get(refcode: string): Promise<RunView | null> {
+    const h = toHash(await this.#store.command(["HGETALL", runKeys(this.#prefix, refcode).run]));
+    if (!h.refcode) return null;
+    return {
+      refcode: h.refcode,
+      task_id: h.task_id,
+      worker_count: Number(h.worker_count),
+      status: h.status as RunStatus,
+      progress: { done: Number(h.done ?? 0), total: Number(h.total ?? 0) },
+      result: h.status === "completed" ? _parse(h.result) : null,
+      error: h.error ?? null,
+      created_at: h.created_at,
+      started_at: h.started_at ?? null,
+      finished_at: h.finished_at ?? null,
+    };
+  }
+
+  /**
+   * Cancels a run: status `cancelled`, queued chunks dropped, workers told to abort.
+   *
+   * @param refcode the run
+   * @returns the status before (`queued`/`in_progress` means it is now cancelled), or null
+   *   when unknown
+   */
+  async cancel(refcode: string): Promise<RunStatus | null> {
+    const before = String(await this.#eval(CANCEL, refcode, []));
+    return before === "" ? null : before as RunStatus;
+  }
+
+  /**
+   * Claims the next chunk of a run for a token, within the run's `worker_count`.
+   *
+   * @param refcode the run
+   * @param token the claim's unique token
+   * @returns what was claimed, or why nothing was
+   */
+  async claim(refcode: string, token: string): Promise<Claim> {
+    const reply = await this.#eval(CLAIM, refcode, [token]) as string[];
+    switch (reply[0]) {
+      case "chunk":
+        return {
+          kind: "chunk",
+          index: Number(reply[1]),
+          chunk: _parse(reply[2]),
+          taskId: reply[3],
+        };
+      case "merge":
+        return { kind: "merge", taskId: reply[3] };
+      case "gone":
+        return { kind: "gone", status: reply[1] as RunStatus | "" };
+      default:
+        return { kind: reply[0] as "full" | "empty" };
+    }
+  }
+
+  /**
+   * Records a chunk's result if its claim is still the token's.
+   *
+   * @param refcode the run
+   * @param index the chunk
+   * @param token the claim's token
+   * @param result the worker's result
+   * @returns `dropped` (the run ended or the chunk was reclaimed), `recorded`, or `last` (the
+   *   token now holds the merge lease)
+   */
+  async complete(
+    refcode: string,
+    index: number,
+    token: string,
+    result: unknown,
+  ): Promise<"dropped" | "recorded" | "last"> {
+    const reply = await this.#eval(COMPLETE, refcode, [
+      index,
+      token,
+      JSON.stringify(result ?? null),
+    ]);
+    return reply === 2 ? "last" : reply === 1 ? "recorded" : "dropped";
+  }
+
+  /**
+   * Ends a run as completed (with the merged result) or failed (with the error), if the
+   * token still holds the slot.
+   *
+   * @param refcode the run
+   * @param held the slot (a chunk index or `merge`) and the token
+   * @param outcome the final status and its result or error
+   * @returns whether the run ended now
+   */
+  async end(
+    refcode: string,
+    held: Held,
+    outcome: { status: "completed"; result: unknown } | { status: "failed"; error: string },
+  ): Promise<boolean> {
+    const value = outcome.status === "completed"
+      ? JSON.stringify(outcome.result ?? null)
+      : outcome.error;
+    return await this.#eval(END, refcode, [held.slot, held.token, outcome.status, value]) === 1;
+  }
+
+  /**
+   * Renews the leases a process holds on one run.
+   *
+   * @param refcode the run
+   * @param held the slots and tokens
+   * @returns the run's status ("" when unknown) and the slots no longer held
+   */
+  async heartbeat(
+    refcode: string,
+    held: readonly Held[],
+  ): Promise<{ status: RunStatus | ""; lost: string[] }> {
+    const reply = await this.#eval(HEARTBEAT, refcode, _pairs(held)) as string[];
+    return { status: reply[0] as RunStatus | "", lost: reply.slice(1).map(String) };
+  }
+
+  /**
+   * Hands leases back (shutdown): the chunks go first in line, no attempt is counted.
+   *
+   * @param refcode the run
+   * @param held the slots and tokens
+   * @returns how many were handed back
+   */
+  async release(refcode: string, held: readonly Held[]): Promise<number> {
+    return Number(await this.#eval(RELEASE, refcode, _pairs(held)));
+  }
+
+  /**
+   * The chunks' results in chunk order (for the merge).
+   *
+   * @param refcode the run
+   * @param total the run's chunk count
+   * @returns one result per chunk
+   */
+  async results(refcode: string, total: number): Promise<unknown[]> {
+    const h = toHash(
+      await this.#store.command(["HGETALL", runKeys(this.#prefix, refcode).results]),
+    );
+    return Array.from({ length: total }, (_, i) => _parse(h[String(i)]));
+  }
+
+  /**
+   * A task's runs that may have work, oldest first.
+   *
+   * @param taskId the task
+   * @param limit how many at most
+   * @returns refcodes with their creation time (epoch ms)
+   */
+  async active(taskId: string, limit = 100): Promise<{ refcode: string; createdMs: number }[]> {
+    const reply = await this.#store.command([
+      "ZRANGE",
+      activeRunsKey(this.#prefix, taskId),
+      0,
+      limit - 1,
+      "WITHSCORES",
+    ]) as Reply[];
+    // RESP3 (node-redis) answers [member, score] pairs, RESP2 a flat list.
+    const pairs = Array.isArray(reply[0])
+      ? reply as Reply[][]
+      : Array.from({ length: reply.length / 2 }, (_, i) => reply.slice(2 * i, 2 * i + 2));
+    return pairs.map(([refcode, score]) => ({
+      refcode: String(refcode),
+      createdMs: Number(score),
+    }));
+  }
+
+  /**
+   * Drops a run from its task's index (it ended, or was never written).
+   *
+   * @param taskId the task
+   * @param refcode the run
+   */
+  async forget(taskId: string, refcode: string): Promise<void> {
+    await this.#store.command(["ZREM", activeRunsKey(this.#prefix, taskId), refcode]);
+  }
+}
