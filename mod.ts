@@ -34,6 +34,19 @@ export { applyOnce, type Effect } from "./src/consumers/once.ts";
 export { DLQ_HEADERS } from "./src/consumers/dead-letter.ts";
 export { type Definition, type RouteModule, System } from "./src/system.ts";
 export {
+  type Clock,
+  defineSchedule,
+  ManualClock,
+  type MissedPolicy,
+  type OverlapPolicy,
+  type ScheduleAction,
+  type ScheduleContext,
+  type ScheduleDefinition,
+  type ScheduleOptions,
+  Scheduler,
+  validateSchedules,
+} from "./src/scheduler/mod.ts";
+export {
   type ChunkSignal,
   DEFAULT_MAX_WORKERS,
   defineParallelTask,
@@ -49,7 +62,8 @@ export { describeRoute, resolver } from "hono-openapi";
 export { main, type Running, start } from "./src/main.ts";
 
 if (import.meta.main) {
-  const { main } = await import("./src/main.ts");
-  const { exampleSystem } = await import("./src/example/mod.ts");
-  Deno.exit(await main(exampleSystem()));
+  // Not awaited: the example imports this module, which must finish evaluating first.
+  Promise.all([import("./src/main.ts"), import("./src/example/mod.ts")])
+    .then(([{ main }, { exampleSystem }]) => main(exampleSystem()))
+    .then((code) => Deno.exit(code));
 }

@@ -1,7 +1,7 @@
 /**
  * @module Start-up and shutdown of one process: configuration, roles, HTTP server, signals.
  */
-import { ConfigError, loadConfig, redactUrl } from "./config.ts";
+import { ConfigError, loadConfig, redactUrl, type Role } from "./config.ts";
 import { createApp } from "./http/app.ts";
 import { availableRoles, ROLE_FACTORIES, RoleUnavailableError, STOP_ORDER } from "./roles.ts";
 import { createRuntime, type Runtime, type RuntimeOptions, type Service } from "./runtime.ts";
@@ -56,8 +56,9 @@ export async function start(
   const rt = createRuntime(config, system, options);
   const log = rt.log.child({ component: "main" });
   let services: { role: string; service: Service }[] = [];
+  let roles: string[] = [];
   try {
-    const roles = availableRoles(config.roles, explicit, rt);
+    roles = availableRoles(config.roles, explicit, rt);
     services = roles.flatMap((role) =>
       ROLE_FACTORIES[role]!(rt).map((service) => ({ role, service }))
     );
@@ -80,7 +81,7 @@ export async function start(
   const port = server.addr.port;
   log.info("listening", {
     port,
-    roles: services.length ? [...new Set(services.map((s) => s.role))] : [],
+    roles,
     redis: config.redisUrl ? redactUrl(config.redisUrl) : "embedded",
     kafka: config.kafkaBrokers ? config.kafkaBrokers.join(",") : "embedded",
   });
