@@ -92,15 +92,17 @@ function _compare(a: ScoredMember, score: number, member: string): number {
   return a.member === member ? 0 : a.member < member ? -1 : 1;
 }
 
+/** Items per block of a sorted set before the block is split in two. */
+const _BLOCK_MAX = 1024;
+
 /**
- * A sorted set: a map member → score plus an array ordered by (score, member). Lookups by score
- * and rank are binary searches; removing from the front (ZPOPMIN on a queue) is O(1) amortised.
+ * A sorted set: a map member → score plus the members ordered by (score, member) in blocks of at
+ * most `_BLOCK_MAX`, so adding or removing one of 100k members moves a few hundred pointers, not
+ * the whole array. Finding a score or a member is two binary searches.
  */
 export class SortedSet {
   #scores = new Map<string, number>();
-  #items: ScoredMember[] = [];
-  /** Index of the first live item in `#items` (the front is consumed without moving the rest). */
-  #head = 0;
+  #blocks: ScoredMember[][] = [];
 
   /** The number of members. */
   get size(): number {
@@ -112,109 +114,132 @@ export class SortedSet {
     return this.#scores.get(member);
   }
 
-  /** The position in `#items` where (score, member) is or would go. */
-  #search(score: number, member: string): number {
-    let lo = this.#head, hi = this.#items.length;
+  /** The block holding (score, member), or the one it would go to, and the index in it. */
+  #locate(score: number, member: string): [number, number] {
+    const blocks = this.#blocks;
+    let lo = 0, hi = blocks.length - 1;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (_compare(this.#items[mid], score, member) < 0) lo = mid + 1;
+      const block = blocks[mid];
+      if (_compare(block[block.length - 1], score, member) < 0) lo = mid + 1;
       else hi = mid;
     }
-    return lo;
+    const block = blocks[lo] ?? [];
+    let i = 0, j = block.length;
+    while (i < j) {
+      const mid = (i + j) >>> 1;
+      if (_compare(block[mid], score, member) < 0) i = mid + 1;
+      else j = mid;
+    }
+    return [lo, i];
   }
 
   /** Adds `member` or moves it to `score`. */
   set(member: string, score: number): void {
     const old = this.#scores.get(member);
     if (old === score) return;
-    if (old !== undefined) this.#removeAt(this.#search(old, member));
+    if (old !== undefined) this.#remove(old, member);
     this.#scores.set(member, score);
-    const at = this.#search(score, member);
-    if (at === this.#head && this.#head > 0) this.#items[--this.#head] = { member, score };
-    else this.#items.splice(at, 0, { member, score });
+    if (!this.#blocks.length) {
+      this.#blocks.push([{ member, score }]);
+      return;
+    }
+    const [b, i] = this.#locate(score, member);
+    const block = this.#blocks[b];
+    block.splice(i, 0, { member, score });
+    if (block.length > _BLOCK_MAX) this.#blocks.splice(b + 1, 0, block.splice(block.length >> 1));
   }
 
-  #removeAt(index: number): void {
-    if (index === this.#head) {
-      this.#items[this.#head++] = undefined as unknown as ScoredMember;
-      if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
-        this.#items = this.#items.slice(this.#head);
-        this.#head = 0;
-      }
-    } else if (index === this.#items.length - 1) {
-      this.#items.pop();
-    } else {
-      this.#items.splice(index, 1);
-    }
-    if (this.#head === this.#items.length) {
-      this.#items = [];
-      this.#head = 0;
-    }
+  #remove(score: number, member: string): void {
+    const [b, i] = this.#locate(score, member);
+    const block = this.#blocks[b];
+    if (block.length === 1) this.#blocks.splice(b, 1);
+    else if (i === 0) block.shift();
+    else block.splice(i, 1);
   }
 
   /** Removes `member`; returns whether it was there. */
   delete(member: string): boolean {
     const score = this.#scores.get(member);
     if (score === undefined) return false;
-    this.#removeAt(this.#search(score, member));
+    this.#remove(score, member);
     this.#scores.delete(member);
     return true;
+  }
+
+  /** The rank of position `i` of block `b`. */
+  #rankOf(b: number, i: number): number {
+    let rank = i;
+    for (let k = 0; k < b; k++) rank += this.#blocks[k].length;
+    return rank;
   }
 
   /** The 0-based rank of `member` in ascending order, or -1. */
   rank(member: string): number {
     const score = this.#scores.get(member);
-    return score === undefined ? -1 : this.#search(score, member) - this.#head;
+    return score === undefined ? -1 : this.#rankOf(...this.#locate(score, member));
   }
 
   /** The members with ranks `start`..`end` inclusive (ascending, in range). */
   slice(start: number, end: number): ScoredMember[] {
-    return this.#items.slice(this.#head + start, this.#head + end + 1);
+    const out: ScoredMember[] = [];
+    let offset = 0;
+    for (const block of this.#blocks) {
+      if (offset > end) break;
+      if (offset + block.length > start) {
+        out.push(...block.slice(Math.max(0, start - offset), end - offset + 1));
+      }
+      offset += block.length;
+    }
+    return out;
+  }
+
+  /** The rank of the first item for which `before` is false (items are ordered by it). */
+  #partition(before: (item: ScoredMember) => boolean): number {
+    const blocks = this.#blocks;
+    let lo = 0, hi = blocks.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (before(blocks[mid][blocks[mid].length - 1])) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo === blocks.length) return this.size;
+    const block = blocks[lo];
+    let i = 0, j = block.length;
+    while (i < j) {
+      const mid = (i + j) >>> 1;
+      if (before(block[mid])) i = mid + 1;
+      else j = mid;
+    }
+    return this.#rankOf(lo, i);
   }
 
   /** The rank of the first member whose score is above `min` (or equal unless `exclusive`). */
   lowerRank(min: number, exclusive: boolean): number {
-    let lo = this.#head, hi = this.#items.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      const s = this.#items[mid].score;
-      if (s < min || (exclusive && s === min)) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo - this.#head;
+    return this.#partition((x) => x.score < min || (exclusive && x.score === min));
   }
 
   /** The rank of the last member whose score is below `max` (or equal unless `exclusive`). */
   upperRank(max: number, exclusive: boolean): number {
-    let lo = this.#head, hi = this.#items.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      const s = this.#items[mid].score;
-      if (s < max || (!exclusive && s === max)) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo - 1 - this.#head;
+    return this.#partition((x) => x.score < max || (!exclusive && x.score === max)) - 1;
   }
 
   /** Removes ranks `start`..`end` inclusive (in range); returns how many. */
   removeRange(start: number, end: number): number {
-    const count = end - start + 1;
-    if (count <= 0) return 0;
-    for (const { member } of this.slice(start, end)) this.#scores.delete(member);
-    if (start === 0) {
-      for (let i = 0; i < count; i++) this.#items[this.#head + i] = undefined as never;
-      this.#head += count;
-      if (
-        this.#head === this.#items.length ||
-        (this.#head > 1024 && this.#head * 2 > this.#items.length)
-      ) {
-        this.#items = this.#items.slice(this.#head);
-        this.#head = 0;
+    if (end < start) return 0;
+    let offset = 0;
+    const kept: ScoredMember[][] = [];
+    for (const block of this.#blocks) {
+      const from = Math.max(0, start - offset), to = Math.min(block.length - 1, end - offset);
+      offset += block.length;
+      if (from <= to) {
+        for (let i = from; i <= to; i++) this.#scores.delete(block[i].member);
+        block.splice(from, to - from + 1);
       }
-    } else {
-      this.#items.splice(this.#head + start, count);
+      if (block.length) kept.push(block);
     }
-    return count;
+    this.#blocks = kept;
+    return end - start + 1;
   }
 }
 
@@ -322,11 +347,13 @@ export function parseLongDouble(text: string): LongDouble | undefined {
   let num = BigInt(`${int || "0"}${frac}`);
   if (mantissa.startsWith("-")) num = -num;
   const exp = Number(expText) - frac.length;
-  if (exp > 5000) return num === 0n ? { m: 0n, e: 0 } : num < 0n ? -Infinity : Infinity;
-  if (exp < -5000) return { m: 0n, e: 0 };
-  return exp >= 0
+  if (num === 0n) return { m: 0n, e: 0 };
+  // strtold's ERANGE (overflow, or underflow to zero) makes Redis refuse the value.
+  if (exp > 5000 || exp < -5000) return undefined;
+  const value = exp >= 0
     ? _roundLongDouble(num * 10n ** BigInt(exp), 1n)
     : _roundLongDouble(num, 10n ** BigInt(-exp));
+  return typeof value === "number" ? undefined : value;
 }
 
 /**

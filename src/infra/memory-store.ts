@@ -289,6 +289,19 @@ _def("PEXPIRE", -3, (db, a) => _expire(db, a, 1, false, "pexpire"));
 _def("EXPIREAT", -3, (db, a) => _expire(db, a, 1000, true, "expireat"));
 _def("PEXPIREAT", -3, (db, a) => _expire(db, a, 1, true, "pexpireat"));
 _def("PERSIST", 2, (db, a) => db.get(a[0]) && db.expires.delete(a[0]) ? 1 : 0);
+function _rename(db: _Db, a: string[], nx: boolean): Raw {
+  const value = db.get(a[0]) ?? _fail("ERR no such key");
+  if (a[0] === a[1]) return nx ? 0 : "OK";
+  if (nx && db.get(a[1])) return 0;
+  const at = db.expires.get(a[0]);
+  db.delete(a[0]);
+  db.delete(a[1]);
+  db.data.set(a[1], value);
+  if (at !== undefined) db.expires.set(a[1], at);
+  return nx ? 1 : "OK";
+}
+_def("RENAME", 3, (db, a) => _rename(db, a, false));
+_def("RENAMENX", 3, (db, a) => _rename(db, a, true));
 function _ttl(db: _Db, key: string): number {
   if (!db.get(key)) return -2;
   const at = db.expires.get(key);
@@ -351,6 +364,23 @@ _def("GETSET", 3, (db, a) => {
   const old = _getString(db, a[0]);
   db.setString(a[0], a[1]);
   return old;
+});
+_def("GETEX", -2, (db, a) => {
+  let at: number | undefined, persist = false;
+  const opt = a[1]?.toUpperCase();
+  if (opt === "PERSIST" && a.length === 2) persist = true;
+  else if (["EX", "PX", "EXAT", "PXAT"].includes(opt) && a.length === 3) {
+    const n = _bigint(a[2]);
+    if (n <= 0n) _fail("ERR invalid expire time in 'getex' command");
+    const ms = opt === "EX" || opt === "EXAT" ? n * 1000n : n;
+    const abs = opt.endsWith("AT") ? ms : ms + BigInt(db.now);
+    if (abs > INT64_MAX) _fail("ERR invalid expire time in 'getex' command");
+    at = Number(abs);
+  } else if (a.length > 1) _fail(SYNTAX);
+  const value = _getString(db, a[0]);
+  if (value !== null && persist) db.expires.delete(a[0]);
+  if (value !== null && at !== undefined) db.expireAt(a[0], at);
+  return value;
 });
 _def("GETDEL", 2, (db, a) => {
   const old = _getString(db, a[0]);
@@ -457,6 +487,7 @@ _def("HINCRBY", 4, (db, a) => {
 });
 _def("HINCRBYFLOAT", 4, (db, a) => {
   const by = parseLongDouble(a[2]) ?? _fail(NOT_FLOAT);
+  if (typeof by === "number") _fail("ERR value is NaN or Infinity");
   const h = db.write(a[0], "hash", _newHash);
   const old = h.get(a[1]);
   const base = old === undefined
@@ -487,7 +518,7 @@ _def("RPUSH", -3, (db, a) => _push(db, a, false, false));
 _def("LPUSHX", -3, (db, a) => _push(db, a, true, true));
 _def("RPUSHX", -3, (db, a) => _push(db, a, false, true));
 function _pop(db: _Db, a: string[], left: boolean): Raw {
-  if (a.length > 2) _fail(SYNTAX);
+  if (a.length > 2) _fail(`ERR wrong number of arguments for '${left ? "lpop" : "rpop"}' command`);
   const count = a.length > 1
     ? _int(a[1], "ERR value is out of range, must be positive")
     : undefined;
@@ -1004,7 +1035,7 @@ export class MemoryStore implements Store {
       this.#db.now = Date.now();
       const call: Call = (...command) => _resp2(this.#run(command));
       try {
-        return Promise.resolve(script.local(call, keys, args.map(String)));
+        return Promise.resolve(script.local(call, keys, args.map(String)) ?? null);
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
         throw new Error(`Script "${script.name}" failed: ${message}`);

@@ -130,6 +130,69 @@ test("subscribe() gets PUBLISH from commands and scripts after the script ends, 
   assert.is(await s.command(["PUBLISH", "ch", "e"]), 0);
 });
 
+test("pipeline() runs every command and rejects with the first error", async () => {
+  const s = store();
+  await s.command(["SET", "s", "x"]);
+  await rejects(
+    () => s.pipeline([["INCR", "s"], ["SET", "after", "1"], ["LPUSH", "s", "x"]]),
+    /not an integer/,
+  );
+  assert.is(await s.command(["GET", "after"]), "1");
+  assert.equal(await s.pipeline([["INCR", "n"], ["INCR", "n"]]), [1, 2]);
+});
+
+test("ZPOPMIN and ZRANGEBYSCORE serve a 100k-member queue in order", async () => {
+  const s = store();
+  const add: (string | number)[] = ["ZADD", "q"];
+  const byScore = new Map<number, string>();
+  for (let i = 0; i < 100_000; i++) {
+    add.push((i * 7919) % 100_000, `m${i}`);
+    byScore.set((i * 7919) % 100_000, `m${i}`);
+  }
+  assert.is(await s.command(add), 100_000);
+  assert.equal(await s.command(["ZRANGEBYSCORE", "q", "(10", 12, "WITHSCORES"]), [
+    [byScore.get(11), 11],
+    [byScore.get(12), 12],
+  ]);
+  let last = -1;
+  for (let i = 0; i < 1000; i++) {
+    const [, score] = await s.command(["ZPOPMIN", "q"]) as [string, number];
+    assert.ok(score > last);
+    last = score;
+  }
+  assert.is(await s.command(["ZCARD", "q"]), 99_000);
+});
+
+test("eval() returns what local returns, nil for undefined", async () => {
+  const s = store();
+  const script = defineScript({
+    name: "shape",
+    lua: `return {1, "a", {2}}`,
+    local: () => [1, "a", [2]],
+  });
+  assert.equal(await s.eval(script, [], []), [1, "a", [2]]);
+  const none = defineScript({ name: "none", lua: "return nil", local: () => undefined as never });
+  assert.is(await s.eval(none, [], []), null);
+});
+
+test("the expiry sweep does not keep the process alive", async () => {
+  const code = `import { MemoryStore } from "${new URL(
+    "../../src/infra/memory-store.ts",
+    import.meta.url,
+  )}";
+    const s = new MemoryStore(); await s.command(["SET", "k", "v", "EX", 100]); console.log("done");`;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["eval", code],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+  const out = await child.output();
+  clearTimeout(timer);
+  assert.is(out.code, 0, new TextDecoder().decode(out.stderr));
+  assert.match(new TextDecoder().decode(out.stdout), "done");
+});
+
 test("close() makes commands fail with UnavailableError", async () => {
   const s = store();
   await s.close();
