@@ -56,7 +56,7 @@ export async function start(
   const rt = createRuntime(config, system, options);
   const log = rt.log.child({ component: "main" });
   let services: { role: string; service: Service }[] = [];
-  let roles: string[] = [];
+  let roles: Role[] = [];
   try {
     roles = availableRoles(config.roles, explicit, rt);
     services = roles.flatMap((role) =>
