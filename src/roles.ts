@@ -4,6 +4,7 @@
 import type { Role } from "./config.ts";
 import type { Runtime, Service } from "./runtime.ts";
 import { bulkConsumerServices, consumerServices } from "./consumers/role.ts";
+import { Scheduler } from "./scheduler/scheduler.ts";
 import { parallelWorkerRole } from "./parallel/processor.ts";
 
 /** Creates the services of one role. */
@@ -18,6 +19,7 @@ export const ROLE_FACTORIES: Partial<Record<Role, RoleFactory>> = {
   http: () => [],
   consumer: consumerServices,
   "bulk-consumer": bulkConsumerServices,
+  scheduler: (rt) => [new Scheduler(rt)],
   "parallel-worker": parallelWorkerRole,
 };
 

@@ -3,6 +3,7 @@
  */
 import { System } from "../../mod.ts";
 import { exampleRoutes } from "./http.ts";
+import { heartbeatSchedule, ordersReportNightly } from "./schedules.ts";
 import { eventsConsumer, ordersConsumer } from "./consumers.ts";
 import { primesTask } from "./parallel.ts";
 
@@ -16,5 +17,6 @@ export function exampleSystem(): System {
   return new System()
     .add(ordersConsumer, eventsConsumer)
     .add(primesTask)
+    .add(heartbeatSchedule, ordersReportNightly)
     .routes(exampleRoutes);
 }

@@ -17,11 +17,11 @@ import type { Runs } from "./runs.ts";
 import type { ScheduleStore } from "./store.ts";
 
 /**
- * A tick of the last second before a replica starts is still "on time": the replica aims at it
- * like the live replicas do (one of them may be claiming it this very moment), instead of
- * counting it missed.
+ * How long after its tick a replica is sure to have claimed it. A replica that starts right
+ * after a tick waits this long before counting the ticks before its start as missed, so it
+ * never takes for missed a tick that a live replica is claiming at that very moment.
  */
-export const START_GRACE_MS = 1000;
+export const CLAIM_GRACE_MS = 1000;
 
 /** Most ticks counted when looking for missed ones (bounds the work after a long outage). */
 const _MAX_COUNTED = 100_000;
@@ -67,21 +67,14 @@ export class ScheduleLoop {
   }
 
   /**
-   * Claims what was missed while no replica ran (and catches it up in the background), then
-   * starts the timer loop.
+   * Starts the timer loop; its first job is to claim the ticks before this start that no
+   * replica claimed (the missed ones) and catch them up by the policy, in the background.
    */
-  async start(): Promise<void> {
+  start(): Promise<void> {
     const now = this.#clock.now();
-    const recent = this.#cron.between(now - START_GRACE_MS, now, { inclusive: true, keep: 1 });
-    const upTo = recent.total ? this.#cron.next(now - START_GRACE_MS) - 1 : now;
-    try {
-      const { won, previous } = await this.#store.claim(this.#def.name, upTo);
-      if (won && previous !== null) this.#missed(previous, upTo, true);
-    } catch (err) {
-      // The store is down: the first tick claimed later finds the gap and handles it.
-      this.#log.warn("missed ticks not checked at start", { error: err });
-    }
-    this.#loop = this.#run(upTo);
+    const recent = this.#cron.between(now - CLAIM_GRACE_MS, now, { inclusive: true, keep: 1 });
+    this.#loop = this.#run(now, recent.total ? recent.ticks[0] + CLAIM_GRACE_MS : now);
+    return Promise.resolve();
   }
 
   /**
@@ -102,16 +95,22 @@ export class ScheduleLoop {
     } while (seen !== this.#catchUp);
   }
 
-  async #run(after: number): Promise<void> {
+  async #run(start: number, claimAt: number): Promise<void> {
     const signal = this.#abort.signal;
-    const cursor = this.#cron.cursor(after);
-    let floor = after;
+    const cursor = this.#cron.cursor(start);
+    let tick = cursor.nextAfter(start);
+    let startup: number | null = claimAt;
+    let attempt = 0;
     while (!signal.aborted) {
-      // Aimed at the tick itself, from the wall clock, each time: lateness never accumulates.
-      const tick = cursor.nextAfter(floor);
       this.#nextTick = tick;
-      await this.#clock.sleepUntil(tick, signal);
+      // Aimed at the tick itself, from the wall clock, each time: lateness never accumulates.
+      await this.#clock.sleepUntil(startup === null ? tick : Math.min(tick, startup), signal);
       if (signal.aborted) break;
+      if (startup !== null && this.#clock.now() >= startup) {
+        if (await this.#claimStart(start, attempt++)) startup = null;
+        else startup = this.#clock.now() + Math.min(50 * 2 ** attempt, 1000);
+      }
+      if (this.#clock.now() < tick) continue;
       try {
         const started = await this.#runs.begin(this.#def, {
           tick,
@@ -129,9 +128,21 @@ export class ScheduleLoop {
       }
       // Ticks that passed while this replica was busy are not aimed at: the next claim finds
       // them in its gap and the missed policy decides.
-      floor = Math.max(tick, this.#clock.now() - 1);
+      tick = cursor.nextAfter(Math.max(tick, this.#clock.now() - 1));
     }
     this.#nextTick = null;
+  }
+
+  /** Claims `(mark, upTo]`; false when the store could not be reached. */
+  async #claimStart(upTo: number, attempt: number): Promise<boolean> {
+    try {
+      const { won, previous } = await this.#store.claim(this.#def.name, upTo);
+      if (won && previous !== null) this.#missed(previous, upTo, true);
+      return true;
+    } catch (err) {
+      if (attempt === 5) this.#log.warn("missed ticks not checked yet", { error: err });
+      return false;
+    }
   }
 
   /** Handles the missed ticks in `(previous, upTo)` (or `]`), which this replica now owns. */

@@ -3,6 +3,7 @@
  * loop, and the runs they start.
  */
 import type { Runtime, Service } from "../runtime.ts";
+import { enqueueTask } from "../tasks/client.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import type { ScheduleDefinition } from "./define.ts";
 import { ScheduleLoop } from "./loop.ts";
@@ -25,12 +26,12 @@ export interface SchedulerOptions {
   manualPollMs?: number;
   /** This replica's name in run records; `rt.instanceId` by default. */
   replica?: string;
-  /** How `enqueue` actions reach the async-task engine. */
+  /** How `enqueue` actions reach the async-task engine (`enqueueTask` by default). */
   enqueue?: EnqueueFn;
 }
 
-const _noTasks: EnqueueFn = (_rt, type) =>
-  Promise.reject(new Error(`Cannot enqueue task "${type}": async tasks are not available`));
+const _enqueueTask: EnqueueFn = async (rt, type, input, options) =>
+  (await enqueueTask(rt, type, input, options)).refcode;
 
 /**
  * Runs every enabled schedule of `rt.system`, each tick exactly once across replicas.
@@ -74,7 +75,7 @@ export class Scheduler implements Service {
       log,
       replica: options.replica ?? rt.instanceId,
       leaseMs: options.leaseMs ?? RUN_LEASE_MS,
-      enqueue: options.enqueue ?? _noTasks,
+      enqueue: options.enqueue ?? _enqueueTask,
     });
     const defs = new Map<string, ScheduleDefinition>();
     for (const [name, r] of this.#resolved) defs.set(name, r.def);
