@@ -318,6 +318,15 @@ _def("PUBLISH", 3, (db, a) => db.publish(a[0], a[1]));
 
 const _getString = (db: _Db, key: string) => db.read(key, "string") ?? null;
 
+/** The absolute expiry (epoch ms) of SET/GETEX/SETEX options `EX`, `PX`, `EXAT`, `PXAT`. */
+function _expiryAt(db: _Db, option: string, text: string, command: string): number {
+  const n = _bigint(text);
+  const ms = option === "EX" || option === "EXAT" ? n * 1000n : n;
+  const at = option.endsWith("AT") ? ms : ms + BigInt(db.now);
+  if (n <= 0n || at > INT64_MAX) _fail(`ERR invalid expire time in '${command}' command`);
+  return Number(at);
+}
+
 _def("GET", 2, (db, a) => _getString(db, a[0]));
 _def("SET", -3, (db, a) => {
   const [key, value] = a;
@@ -330,12 +339,7 @@ _def("SET", -3, (db, a) => {
     else if (opt === "KEEPTTL" && !expiry) expiry = opt;
     else if (["EX", "PX", "EXAT", "PXAT"].includes(opt) && !expiry && i + 1 < a.length) {
       expiry = opt;
-      const n = _bigint(a[++i]);
-      if (n <= 0n) _fail("ERR invalid expire time in 'set' command");
-      const ms = opt === "EX" || opt === "EXAT" ? n * 1000n : n;
-      const abs = opt.endsWith("AT") ? ms : ms + BigInt(db.now);
-      if (abs > INT64_MAX) _fail("ERR invalid expire time in 'set' command");
-      at = Number(abs);
+      at = _expiryAt(db, opt, a[++i], "set");
     } else _fail(SYNTAX);
   }
   const keepTtl = expiry === "KEEPTTL";
@@ -351,15 +355,14 @@ _def("SETNX", 3, (db, a) => {
   db.setString(a[0], a[1]);
   return 1;
 });
-function _setex(db: _Db, a: string[], unitMs: number, name: string): string {
-  const n = _bigint(a[1]);
-  if (n <= 0n) _fail(`ERR invalid expire time in '${name}' command`);
+function _setex(db: _Db, a: string[], option: "EX" | "PX", command: string): string {
+  const at = _expiryAt(db, option, a[1], command);
   db.setString(a[0], a[2]);
-  db.expireAt(a[0], db.now + Number(n) * unitMs);
+  db.expireAt(a[0], at);
   return "OK";
 }
-_def("SETEX", 4, (db, a) => _setex(db, a, 1000, "setex"));
-_def("PSETEX", 4, (db, a) => _setex(db, a, 1, "psetex"));
+_def("SETEX", 4, (db, a) => _setex(db, a, "EX", "setex"));
+_def("PSETEX", 4, (db, a) => _setex(db, a, "PX", "psetex"));
 _def("GETSET", 3, (db, a) => {
   const old = _getString(db, a[0]);
   db.setString(a[0], a[1]);
@@ -370,12 +373,7 @@ _def("GETEX", -2, (db, a) => {
   const opt = a[1]?.toUpperCase();
   if (opt === "PERSIST" && a.length === 2) persist = true;
   else if (["EX", "PX", "EXAT", "PXAT"].includes(opt) && a.length === 3) {
-    const n = _bigint(a[2]);
-    if (n <= 0n) _fail("ERR invalid expire time in 'getex' command");
-    const ms = opt === "EX" || opt === "EXAT" ? n * 1000n : n;
-    const abs = opt.endsWith("AT") ? ms : ms + BigInt(db.now);
-    if (abs > INT64_MAX) _fail("ERR invalid expire time in 'getex' command");
-    at = Number(abs);
+    at = _expiryAt(db, opt, a[2], "getex");
   } else if (a.length > 1) _fail(SYNTAX);
   const value = _getString(db, a[0]);
   if (value !== null && persist) db.expires.delete(a[0]);
@@ -627,9 +625,7 @@ const _newSet = () => new Set<string>();
 function _members(set: Set<string>): string[] {
   const items = [...set];
   const ints = items.length <= 512 && items.every((m) => /^-?(0|[1-9]\d*)$/.test(m) && m !== "-0");
-  return ints
-    ? items.sort((x, y) => Number(BigInt(x) - BigInt(y) > 0n) - Number(BigInt(x) < BigInt(y)))
-    : items;
+  return ints ? items.sort((x, y) => (BigInt(x) < BigInt(y) ? -1 : 1)) : items;
 }
 _def("SADD", -3, (db, a) => {
   const set = db.write(a[0], "set", _newSet);
@@ -949,47 +945,39 @@ export class MemoryStore implements Store {
     }
   }
 
-  #ensureOpen(): void {
-    if (this.#closed) throw new UnavailableError("redis", "store closed");
-  }
-
-  /** Runs one command on the keyspace; throws Redis errors. */
-  #run(command: Command): Raw {
-    const [name, ...rest] = command.map(String);
-    const spec = COMMANDS.get(name?.toUpperCase() ?? "");
-    if (!spec) {
-      const shown = rest.slice(0, 3).map((x) => `'${x.slice(0, 128)}' `).join("");
-      _fail(`ERR unknown command '${name}', with args beginning with: ${shown}`);
-    }
-    if (spec!.arity > 0 ? command.length !== spec!.arity : command.length < -spec!.arity) {
-      _fail(`ERR wrong number of arguments for '${name.toLowerCase()}' command`);
-    }
-    return spec!.run(this.#db, rest);
-  }
-
-  /** Checks what Redis checks when queueing a command in MULTI (name and arity). */
-  #queueable(command: Command): void {
-    const name = String(command[0] ?? "");
-    const spec = COMMANDS.get(name.toUpperCase());
-    if (!spec) this.#run(command);
-    else if (spec.arity > 0 ? command.length !== spec.arity : command.length < -spec.arity) {
-      this.#run(command);
-    }
-  }
-
-  command(command: Command): Promise<Reply> {
+  /** Runs `fn` now (synchronously, hence atomically) and settles a promise with its outcome. */
+  #settle<T>(fn: () => T): Promise<T> {
     try {
-      this.#ensureOpen();
+      if (this.#closed) throw new UnavailableError("redis", "store closed");
       this.#db.now = Date.now();
-      return Promise.resolve(this.#shape(this.#run(command)));
+      return Promise.resolve(fn());
     } catch (err) {
       return Promise.reject(err);
     }
   }
 
-  /** Runs every command, collecting replies and errors. */
+  /** The command's spec, after the checks Redis makes before queueing it in a MULTI. */
+  #lookup(command: string[]): Spec {
+    const [name = "", ...rest] = command;
+    const spec = COMMANDS.get(name.toUpperCase());
+    if (!spec) {
+      const shown = rest.slice(0, 3).map((x) => `'${x.slice(0, 128)}' `).join("");
+      return _fail(`ERR unknown command '${name}', with args beginning with: ${shown}`);
+    }
+    if (spec.arity > 0 ? command.length !== spec.arity : command.length < -spec.arity) {
+      _fail(`ERR wrong number of arguments for '${name.toLowerCase()}' command`);
+    }
+    return spec;
+  }
+
+  /** Runs one command on the keyspace; throws Redis errors. */
+  #run(command: Command): Raw {
+    const args = command.map(String);
+    return this.#lookup(args).run(this.#db, args.slice(1));
+  }
+
+  /** Runs every command, collecting replies, with an Error in place of each failure. */
   #batch(commands: Command[]): { replies: (Reply | Error)[]; errors: number[] } {
-    this.#db.now = Date.now();
     const replies: (Reply | Error)[] = [];
     const errors: number[] = [];
     for (const c of commands) {
@@ -1003,63 +991,55 @@ export class MemoryStore implements Store {
     return { replies, errors };
   }
 
+  command(command: Command): Promise<Reply> {
+    return this.#settle(() => this.#shape(this.#run(command)));
+  }
+
   multi(commands: Command[]): Promise<Reply[]> {
-    try {
-      this.#ensureOpen();
+    return this.#settle(() => {
       // A command Redis refuses to queue aborts the whole transaction (EXECABORT).
-      for (const c of commands) this.#queueable(c);
+      for (const c of commands) this.#lookup(c.map(String));
       const { replies, errors } = this.#batch(commands);
       if (errors.length) throw new MultiError(replies, errors);
-      return Promise.resolve(replies as Reply[]);
-    } catch (err) {
-      return Promise.reject(err);
-    }
+      return replies as Reply[];
+    });
   }
 
   pipeline(commands: Command[]): Promise<Reply[]> {
-    try {
-      this.#ensureOpen();
+    return this.#settle(() => {
       const { replies, errors } = this.#batch(commands);
       // node-redis rejects a pipeline with its first error; every command still ran.
       if (errors.length) throw replies[errors[0]];
-      return Promise.resolve(replies as Reply[]);
-    } catch (err) {
-      return Promise.reject(err);
-    }
+      return replies as Reply[];
+    });
   }
 
   eval(script: Script, keys: string[], args: (string | number)[]): Promise<Reply> {
-    try {
-      this.#ensureOpen();
-      // Redis freezes time for the whole script: keys do not expire half-way.
-      this.#db.now = Date.now();
+    // The clock is read once in #settle: like Redis, keys do not expire half-way through a script.
+    return this.#settle(() => {
       const call: Call = (...command) => _resp2(this.#run(command));
       try {
-        return Promise.resolve(script.local(call, keys, args.map(String)) ?? null);
+        return script.local(call, keys, args.map(String)) ?? null;
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
-        throw new Error(`Script "${script.name}" failed: ${message}`);
+        throw new Error(`Script "${script.name}" failed: ${message}`, { cause: err });
       }
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    });
   }
 
   subscribe(channel: string, onMessage: (message: string) => void): Promise<() => Promise<void>> {
-    try {
-      this.#ensureOpen();
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    const listener = (message: string) => onMessage(message);
-    let listeners = this.#channels.get(channel);
-    if (!listeners) this.#channels.set(channel, listeners = new Set());
-    listeners.add(listener);
-    return Promise.resolve(() => {
-      const set = this.#channels.get(channel);
-      set?.delete(listener);
-      if (set && !set.size) this.#channels.delete(channel);
-      return Promise.resolve();
+    return this.#settle(() => {
+      // A wrapper of its own, so subscribing one function twice needs two unsubscribes.
+      const listener = (message: string) => onMessage(message);
+      let listeners = this.#channels.get(channel);
+      if (!listeners) this.#channels.set(channel, listeners = new Set());
+      listeners.add(listener);
+      return () => {
+        const set = this.#channels.get(channel);
+        set?.delete(listener);
+        if (set && !set.size) this.#channels.delete(channel);
+        return Promise.resolve();
+      };
     });
   }
 
