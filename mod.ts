@@ -54,6 +54,27 @@ export {
   type ParallelTaskOptions,
   type SplitContext,
 } from "./src/parallel/define.ts";
+export {
+  type Backoff,
+  defineTask,
+  type EnqueueOptions,
+  type EnqueueResult,
+  enqueueTask,
+  IdempotencyConflictError,
+  NonRetryableError,
+  TASK_STATUSES,
+  TaskClient,
+  taskClient,
+  type TaskContext,
+  type TaskDefinition,
+  TaskInputError,
+  TaskNotFoundError,
+  type TaskOptions,
+  TaskStateError,
+  type TaskStatus,
+  type TaskView,
+  UnknownTaskTypeError,
+} from "./src/tasks/mod.ts";
 export type { AppEnv } from "./src/http/env.ts";
 export { HttpProblem, type Issue, problem } from "./src/http/problem.ts";
 export { validate } from "./src/http/validate.ts";

@@ -6,6 +6,7 @@ import type { Runtime, Service } from "./runtime.ts";
 import { bulkConsumerServices, consumerServices } from "./consumers/role.ts";
 import { Scheduler } from "./scheduler/scheduler.ts";
 import { parallelWorkerRole } from "./parallel/processor.ts";
+import { asyncWorkerServices } from "./tasks/role.ts";
 
 /** Creates the services of one role. */
 export type RoleFactory = (rt: Runtime) => Service[];
@@ -20,6 +21,7 @@ export const ROLE_FACTORIES: Partial<Record<Role, RoleFactory>> = {
   consumer: consumerServices,
   "bulk-consumer": bulkConsumerServices,
   scheduler: (rt) => [new Scheduler(rt)],
+  "async-worker": (rt) => asyncWorkerServices(rt),
   "parallel-worker": parallelWorkerRole,
 };
 

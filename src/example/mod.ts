@@ -6,6 +6,7 @@ import { exampleRoutes } from "./http.ts";
 import { heartbeatSchedule, ordersReportNightly } from "./schedules.ts";
 import { eventsConsumer, ordersConsumer } from "./consumers.ts";
 import { primesTask } from "./parallel.ts";
+import { ordersReportTask, sleepTask } from "./tasks.ts";
 
 /**
  * Builds the example system: orders and events over HTTP, their consumers, the `sleep` and
@@ -17,6 +18,7 @@ export function exampleSystem(): System {
   return new System()
     .add(ordersConsumer, eventsConsumer)
     .add(primesTask)
+    .add(sleepTask, ordersReportTask)
     .add(heartbeatSchedule, ordersReportNightly)
     .routes(exampleRoutes);
 }

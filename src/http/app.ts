@@ -14,6 +14,7 @@ import type { Runtime, Service } from "../runtime.ts";
 import type { RouteModule } from "../system.ts";
 import { scheduleRoutes } from "../scheduler/routes.ts";
 import { parallelRoutes } from "../parallel/routes.ts";
+import { taskRoutes } from "../tasks/routes.ts";
 
 /** Largest request body accepted, in bytes (API.md: 1 MiB). */
 export const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -22,7 +23,7 @@ export const BODY_LIMIT_BYTES = 1024 * 1024;
 const OPEN_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
 
 /** Routes of the runtime's own features (tasks, parallel tasks, schedules). */
-const BUILTIN_ROUTES: RouteModule[] = [parallelRoutes, scheduleRoutes];
+const BUILTIN_ROUTES: RouteModule[] = [taskRoutes, parallelRoutes, scheduleRoutes];
 
 /** What `createApp` needs besides the runtime. */
 export interface AppOptions {

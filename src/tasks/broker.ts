@@ -1,0 +1,973 @@
+/**
+ * @module Every state change of a task, each one atomic: a Lua script for Redis and its twin for
+ * the embedded store, side by side under a header listing KEYS, ARGV and the return value.
+ *
+ * Layout (see `keys.ts`): a hash per task; per type a `pending` list (ready, FIFO) and a
+ * `scheduled` sorted set (retries and delayed starts, by due time); one `active` sorted set of
+ * running tasks by lease expiry; one sorted set per status for listings. Times are the Redis
+ * server's clock (`TIME`), so leases never depend on the clocks of worker machines.
+ *
+ * A cancelled task that is still in a `pending` list stays there and is skipped when popped
+ * (cancel is O(1) instead of an O(n) LREM); every pop checks that the record is still `queued`.
+ */
+import { type Call, defineScript, type Reply, type Store, toHash } from "../infra/store.ts";
+import type { TaskKeys, TaskStatus } from "./keys.ts";
+
+/** Longest listing kept per terminal status (the newest entries win). */
+export const INDEX_CAP = 10_000;
+
+/** Most tasks one reclaim pass handles. */
+const RECLAIM_BATCH = 500;
+
+/** Most `pending` entries one claim looks at (cancelled ones included). */
+const CLAIM_BUDGET = 1000;
+
+/** Most due `scheduled` entries one claim moves to `pending`, per type. */
+const FORWARD_BATCH = 100;
+
+/** Error recorded when a task's worker stopped renewing its lease on its last attempt. */
+export const LEASE_EXPIRED_ERROR = "The worker running it stopped responding (lease expired)";
+
+/** A task's record as stored (all fields are strings; absent ones are missing). */
+export type TaskRecord = Record<string, string>;
+
+/** A task handed to a worker by {@link TaskBroker.claim}. */
+export interface ClaimedTask {
+  refcode: string;
+  type: string;
+  /** The input as enqueued (JSON). */
+  input: string;
+  attempt: number;
+  maxAttempts: number;
+  /** When it became ready to run (ms, server clock): enqueue, retry due time or reclaim. */
+  readyAt: number;
+  /** The lease token: proves ownership to `finish`, `renew` and `progress`. */
+  token: string;
+}
+
+/** How a run ended, for {@link TaskBroker.finish}. */
+export type Outcome =
+  | { kind: "ok"; result: string }
+  | { kind: "retry"; error: string; delayMs: number }
+  | { kind: "fail"; error: string }
+  | { kind: "release" };
+
+/** One run to close. */
+export interface FinishEntry {
+  refcode: string;
+  token: string;
+  outcome: Outcome;
+}
+
+/** What `finish` did: the status the task is now in, or `lost` when the lease was not ours. */
+export type FinishResult = TaskStatus | "lost";
+
+/** What `enqueue` takes. */
+export interface EnqueueEntry {
+  refcode: string;
+  type: string;
+  input: string;
+  maxAttempts: number;
+  ttlMs: number;
+  failedTtlMs: number;
+  delayMs: number;
+  idempotency?: { keyHash: string; fingerprint: string; ttlMs: number };
+}
+
+// Every script starts from the server's clock, in ms.
+const NOW = `local _t = redis.call("TIME")
+local now = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
+`;
+
+// Shared Lua helpers: end a task in a terminal status (record, index, TTL, notification).
+const TERMINAL = `
+local function terminal(rkey, ref, status, idx, ttl, cap, done)
+  redis.call("HSET", rkey, "status", status, "updated_at", now, "finished_at", now)
+  redis.call("HDEL", rkey, "lease")
+  redis.call("ZADD", idx, now, ref)
+  local n = redis.call("ZCARD", idx)
+  if n > cap then redis.call("ZREMRANGEBYRANK", idx, 0, n - cap - 1) end
+  redis.call("PEXPIRE", rkey, ttl)
+  redis.call("PUBLISH", done, ref .. " " .. status)
+end
+`;
+
+function _terminal(
+  call: Call,
+  now: number,
+  rkey: string,
+  ref: string,
+  status: string,
+  idx: string,
+  ttl: string,
+  cap: number,
+  done: string,
+): void {
+  call("HSET", rkey, "status", status, "updated_at", now, "finished_at", now);
+  call("HDEL", rkey, "lease");
+  call("ZADD", idx, now, ref);
+  const n = call("ZCARD", idx) as number;
+  if (n > cap) call("ZREMRANGEBYRANK", idx, 0, n - cap - 1);
+  call("PEXPIRE", rkey, ttl);
+  call("PUBLISH", done, `${ref} ${status}`);
+}
+
+const _str = (r: Reply): string | null => (r === null ? null : String(r));
+
+// KEYS[1] record, KEYS[2] pending(type), KEYS[3] scheduled(type), KEYS[4] status:queued,
+//   KEYS[5] idempotency key (optional)
+// ARGV[1] refcode, ARGV[2] type, ARGV[3] input JSON, ARGV[4] max attempts, ARGV[5] TTL ms after
+//   completed/cancelled, ARGV[6] TTL ms after failed, ARGV[7] delay ms, ARGV[8] ready channel,
+//   ARGV[9] request fingerprint, ARGV[10] idempotency TTL ms
+// Returns {"created"|"existing"|"conflict", refcode}: existing/conflict name the key's task.
+const ENQUEUE = defineScript({
+  name: "tasks.enqueue",
+  lua: NOW + `
+if KEYS[5] then
+  local seen = redis.call("GET", KEYS[5])
+  if seen then
+    local sp = string.find(seen, " ", 1, true)
+    local ref = string.sub(seen, 1, sp - 1)
+    if string.sub(seen, sp + 1) == ARGV[9] then return {"existing", ref} end
+    return {"conflict", ref}
+  end
+  redis.call("SET", KEYS[5], ARGV[1] .. " " .. ARGV[9], "PX", ARGV[10])
+end
+local due = now + tonumber(ARGV[7])
+redis.call("HSET", KEYS[1], "type", ARGV[2], "status", "queued", "input", ARGV[3],
+  "attempts", 0, "max_attempts", ARGV[4], "ttl_ms", ARGV[5], "failed_ttl_ms", ARGV[6],
+  "created_at", now, "updated_at", now, "ready_at", due)
+if due > now then
+  redis.call("ZADD", KEYS[3], due, ARGV[1])
+else
+  redis.call("RPUSH", KEYS[2], ARGV[1])
+  redis.call("PUBLISH", ARGV[8], ARGV[2])
+end
+redis.call("ZADD", KEYS[4], now, ARGV[1])
+return {"created", ARGV[1]}
+`,
+  local: (call, keys, args) => {
+    const now = Date.now();
+    if (keys[4]) {
+      const seen = _str(call("GET", keys[4]));
+      if (seen !== null) {
+        const sp = seen.indexOf(" ");
+        const ref = seen.slice(0, sp);
+        return [seen.slice(sp + 1) === args[8] ? "existing" : "conflict", ref];
+      }
+      call("SET", keys[4], `${args[0]} ${args[8]}`, "PX", args[9]);
+    }
+    const due = now + Number(args[6]);
+    call(
+      "HSET",
+      keys[0],
+      "type",
+      args[1],
+      "status",
+      "queued",
+      "input",
+      args[2],
+      "attempts",
+      0,
+      "max_attempts",
+      args[3],
+      "ttl_ms",
+      args[4],
+      "failed_ttl_ms",
+      args[5],
+      "created_at",
+      now,
+      "updated_at",
+      now,
+      "ready_at",
+      due,
+    );
+    if (due > now) {
+      call("ZADD", keys[2], due, args[0]);
+    } else {
+      call("RPUSH", keys[1], args[0]);
+      call("PUBLISH", args[7], args[1]);
+    }
+    call("ZADD", keys[3], now, args[0]);
+    return ["created", args[0]];
+  },
+});
+
+// KEYS[1] active, KEYS[2] status:queued, KEYS[3] status:in_progress, then for each type i:
+//   KEYS[2+2i] pending(type), KEYS[3+2i] scheduled(type)
+// ARGV[1] keys base, ARGV[2] lease ms, ARGV[3] lease token prefix, ARGV[4] worker id, then for
+//   each type i: ARGV[4+i] how many to claim
+// Moves due scheduled tasks to pending, then pops and starts up to the asked number per type.
+// Returns {ms until the next scheduled task is due or -1, then per claimed task: refcode, type,
+//   input, attempt, max attempts, ready_at}
+const CLAIM = defineScript({
+  name: "tasks.claim",
+  lua: NOW + `
+local out = {-1}
+local next_due = nil
+local budget = ${CLAIM_BUDGET}
+local lease = tonumber(ARGV[2])
+for i = 1, (#KEYS - 3) / 2 do
+  local pending, sched = KEYS[2 + 2 * i], KEYS[3 + 2 * i]
+  local due = redis.call("ZRANGEBYSCORE", sched, "-inf", now, "LIMIT", 0, ${FORWARD_BATCH})
+  for _, ref in ipairs(due) do
+    redis.call("RPUSH", pending, ref)
+    redis.call("ZREM", sched, ref)
+  end
+  local want = tonumber(ARGV[4 + i])
+  while want > 0 and budget > 0 do
+    local ref = redis.call("LPOP", pending)
+    if not ref then break end
+    budget = budget - 1
+    local rkey = ARGV[1] .. "t:" .. ref
+    local f = redis.call("HMGET", rkey, "status", "type", "input", "attempts", "max_attempts",
+      "ready_at")
+    if f[1] == "queued" then
+      local attempt = tonumber(f[4]) + 1
+      redis.call("HSET", rkey, "status", "in_progress", "attempts", attempt,
+        "lease", ARGV[3] .. "/" .. attempt, "worker", ARGV[4], "started_at", now,
+        "updated_at", now)
+      redis.call("ZADD", KEYS[1], now + lease, ref)
+      redis.call("ZREM", KEYS[2], ref)
+      redis.call("ZADD", KEYS[3], now, ref)
+      table.insert(out, ref)
+      table.insert(out, f[2])
+      table.insert(out, f[3])
+      table.insert(out, attempt)
+      table.insert(out, tonumber(f[5]))
+      table.insert(out, tonumber(f[6]))
+      want = want - 1
+    end
+  end
+  local first = redis.call("ZRANGE", sched, 0, 0, "WITHSCORES")
+  if first[2] then
+    local at = tonumber(first[2])
+    if next_due == nil or at < next_due then next_due = at end
+  end
+end
+if next_due then out[1] = math.max(0, next_due - now) end
+return out
+`,
+  local: (call, keys, args) => {
+    const now = Date.now();
+    const out: Reply[] = [-1];
+    let nextDue: number | null = null;
+    let budget = CLAIM_BUDGET;
+    const lease = Number(args[1]);
+    for (let i = 1; i <= (keys.length - 3) / 2; i++) {
+      const pending = keys[1 + 2 * i], sched = keys[2 + 2 * i];
+      const due = call("ZRANGEBYSCORE", sched, "-inf", now, "LIMIT", 0, FORWARD_BATCH) as string[];
+      for (const ref of due) {
+        call("RPUSH", pending, ref);
+        call("ZREM", sched, ref);
+      }
+      let want = Number(args[3 + i]);
+      while (want > 0 && budget > 0) {
+        const ref = _str(call("LPOP", pending));
+        if (ref === null) break;
+        budget--;
+        const rkey = `${args[0]}t:${ref}`;
+        const f = call(
+          "HMGET",
+          rkey,
+          "status",
+          "type",
+          "input",
+          "attempts",
+          "max_attempts",
+          "ready_at",
+        ) as (string | null)[];
+        if (f[0] === "queued") {
+          const attempt = Number(f[3]) + 1;
+          call(
+            "HSET",
+            rkey,
+            "status",
+            "in_progress",
+            "attempts",
+            attempt,
+            "lease",
+            `${args[2]}/${attempt}`,
+            "worker",
+            args[3],
+            "started_at",
+            now,
+            "updated_at",
+            now,
+          );
+          call("ZADD", keys[0], now + lease, ref);
+          call("ZREM", keys[1], ref);
+          call("ZADD", keys[2], now, ref);
+          out.push(ref, f[1], f[2], attempt, Math.trunc(Number(f[4])), Math.trunc(Number(f[5])));
+          want--;
+        }
+      }
+      const first = call("ZRANGE", sched, 0, 0, "WITHSCORES") as string[];
+      if (first[1] !== undefined) {
+        const at = Number(first[1]);
+        if (nextDue === null || at < nextDue) nextDue = at;
+      }
+    }
+    if (nextDue !== null) out[0] = Math.max(0, nextDue - now);
+    return out;
+  },
+});
+
+// KEYS[1] active, KEYS[2] status:in_progress, KEYS[3] status:queued, KEYS[4] status:completed,
+//   KEYS[5] status:failed, KEYS[6] status:cancelled
+// ARGV[1] keys base, ARGV[2] ready channel, ARGV[3] done channel, ARGV[4] index cap, then per
+//   run 5 values: refcode, lease token, kind (ok|retry|fail|release), result JSON or error,
+//   retry delay ms
+// Closes runs whose lease token still matches. A cancel request wins over any outcome; `retry`
+// becomes `failed` once attempts are used up; `release` hands the task back (front of pending,
+// the attempt not counted).
+// Returns per run: the task's new status, or "lost" when the lease was not this run's.
+const FINISH = defineScript({
+  name: "tasks.finish",
+  lua: NOW + TERMINAL + `
+local base, ready, done, cap = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local out = {}
+for i = 5, #ARGV, 5 do
+  local ref, token, kind, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local rkey = base .. "t:" .. ref
+  local f = redis.call("HMGET", rkey, "lease", "cancel", "type", "attempts", "max_attempts",
+    "ttl_ms", "failed_ttl_ms")
+  if f[1] ~= token then
+    table.insert(out, "lost")
+  else
+    redis.call("ZREM", KEYS[1], ref)
+    redis.call("ZREM", KEYS[2], ref)
+    local status
+    if f[2] == "1" then
+      status = "cancelled"
+      terminal(rkey, ref, status, KEYS[6], f[6], cap, done)
+    elseif kind == "ok" then
+      status = "completed"
+      redis.call("HSET", rkey, "result", payload, "progress", 1)
+      terminal(rkey, ref, status, KEYS[4], f[6], cap, done)
+    elseif kind == "release" then
+      status = "queued"
+      redis.call("HSET", rkey, "status", status, "attempts", tonumber(f[4]) - 1,
+        "updated_at", now, "ready_at", now)
+      redis.call("HDEL", rkey, "lease")
+      redis.call("LPUSH", base .. "pending:" .. f[3], ref)
+      redis.call("ZADD", KEYS[3], now, ref)
+      redis.call("PUBLISH", ready, f[3])
+    elseif kind == "retry" and tonumber(f[4]) < tonumber(f[5]) then
+      status = "queued"
+      local due = now + tonumber(ARGV[i + 4])
+      redis.call("HSET", rkey, "status", status, "error", payload, "updated_at", now,
+        "ready_at", due)
+      redis.call("HDEL", rkey, "lease")
+      redis.call("ZADD", KEYS[3], now, ref)
+      if due > now then
+        redis.call("ZADD", base .. "scheduled:" .. f[3], due, ref)
+      else
+        redis.call("RPUSH", base .. "pending:" .. f[3], ref)
+        redis.call("PUBLISH", ready, f[3])
+      end
+    else
+      status = "failed"
+      redis.call("HSET", rkey, "error", payload)
+      terminal(rkey, ref, status, KEYS[5], f[7], cap, done)
+    end
+    table.insert(out, status)
+  end
+end
+return out
+`,
+  local: (call, keys, args) => {
+    const now = Date.now();
+    const [base, ready, done] = args;
+    const cap = Number(args[3]);
+    const out: Reply[] = [];
+    for (let i = 4; i < args.length; i += 5) {
+      const [ref, token, kind, payload] = args.slice(i, i + 4);
+      const rkey = `${base}t:${ref}`;
+      const f = call(
+        "HMGET",
+        rkey,
+        "lease",
+        "cancel",
+        "type",
+        "attempts",
+        "max_attempts",
+        "ttl_ms",
+        "failed_ttl_ms",
+      ) as (string | null)[];
+      if (f[0] !== token) {
+        out.push("lost");
+        continue;
+      }
+      call("ZREM", keys[0], ref);
+      call("ZREM", keys[1], ref);
+      let status: string;
+      if (f[1] === "1") {
+        status = "cancelled";
+        _terminal(call, now, rkey, ref, status, keys[5], f[5]!, cap, done);
+      } else if (kind === "ok") {
+        status = "completed";
+        call("HSET", rkey, "result", payload, "progress", 1);
+        _terminal(call, now, rkey, ref, status, keys[3], f[5]!, cap, done);
+      } else if (kind === "release") {
+        status = "queued";
+        call(
+          "HSET",
+          rkey,
+          "status",
+          status,
+          "attempts",
+          Number(f[3]) - 1,
+          "updated_at",
+          now,
+          "ready_at",
+          now,
+        );
+        call("HDEL", rkey, "lease");
+        call("LPUSH", `${base}pending:${f[2]}`, ref);
+        call("ZADD", keys[2], now, ref);
+        call("PUBLISH", ready, f[2]!);
+      } else if (kind === "retry" && Number(f[3]) < Number(f[4])) {
+        status = "queued";
+        const due = now + Number(args[i + 4]);
+        call("HSET", rkey, "status", status, "error", payload, "updated_at", now, "ready_at", due);
+        call("HDEL", rkey, "lease");
+        call("ZADD", keys[2], now, ref);
+        if (due > now) {
+          call("ZADD", `${base}scheduled:${f[2]}`, due, ref);
+        } else {
+          call("RPUSH", `${base}pending:${f[2]}`, ref);
+          call("PUBLISH", ready, f[2]!);
+        }
+      } else {
+        status = "failed";
+        call("HSET", rkey, "error", payload);
+        _terminal(call, now, rkey, ref, status, keys[4], f[6]!, cap, done);
+      }
+      out.push(status);
+    }
+    return out;
+  },
+});
+
+// KEYS[1] active
+// ARGV[1] keys base, ARGV[2] lease ms, then pairs: refcode, lease token
+// Extends the leases still held by these tokens.
+// Returns {lost refcodes, refcodes asked to cancel}
+const RENEW = defineScript({
+  name: "tasks.renew",
+  lua: NOW + `
+local lost, cancel = {}, {}
+local until_ms = now + tonumber(ARGV[2])
+for i = 3, #ARGV, 2 do
+  local ref = ARGV[i]
+  local f = redis.call("HMGET", ARGV[1] .. "t:" .. ref, "lease", "cancel")
+  if f[1] ~= ARGV[i + 1] then
+    table.insert(lost, ref)
+  else
+    redis.call("ZADD", KEYS[1], until_ms, ref)
+    if f[2] == "1" then table.insert(cancel, ref) end
+  end
+end
+return {lost, cancel}
+`,
+  local: (call, keys, args) => {
+    const until = Date.now() + Number(args[1]);
+    const lost: string[] = [], cancel: string[] = [];
+    for (let i = 2; i < args.length; i += 2) {
+      const ref = args[i];
+      const f = call("HMGET", `${args[0]}t:${ref}`, "lease", "cancel") as (string | null)[];
+      if (f[0] !== args[i + 1]) {
+        lost.push(ref);
+      } else {
+        call("ZADD", keys[0], until, ref);
+        if (f[1] === "1") cancel.push(ref);
+      }
+    }
+    return [lost, cancel];
+  },
+});
+
+// KEYS[1] active, KEYS[2] status:in_progress, KEYS[3] status:queued, KEYS[4] status:failed,
+//   KEYS[5] status:cancelled
+// ARGV[1] keys base, ARGV[2] ready channel, ARGV[3] done channel, ARGV[4] index cap, ARGV[5] most
+//   tasks to handle, ARGV[6] error recorded when attempts are used up
+// Takes back tasks whose lease expired: to the front of pending, or `failed` when that was the
+// last attempt, or `cancelled` when a cancel was asked.
+// Returns per task: type, new status
+const RECLAIM = defineScript({
+  name: "tasks.reclaim",
+  lua: NOW + TERMINAL + `
+local base, ready, done, cap = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local out = {}
+local expired = redis.call("ZRANGEBYSCORE", KEYS[1], "-inf", now, "LIMIT", 0, tonumber(ARGV[5]))
+for _, ref in ipairs(expired) do
+  redis.call("ZREM", KEYS[1], ref)
+  redis.call("ZREM", KEYS[2], ref)
+  local rkey = base .. "t:" .. ref
+  local f = redis.call("HMGET", rkey, "status", "type", "cancel", "attempts", "max_attempts",
+    "ttl_ms", "failed_ttl_ms")
+  if f[1] == "in_progress" then
+    local status
+    if f[3] == "1" then
+      status = "cancelled"
+      terminal(rkey, ref, status, KEYS[5], f[6], cap, done)
+    elseif tonumber(f[4]) >= tonumber(f[5]) then
+      status = "failed"
+      redis.call("HSET", rkey, "error", ARGV[6])
+      terminal(rkey, ref, status, KEYS[4], f[7], cap, done)
+    else
+      status = "queued"
+      redis.call("HSET", rkey, "status", status, "updated_at", now, "ready_at", now)
+      redis.call("HDEL", rkey, "lease")
+      redis.call("LPUSH", base .. "pending:" .. f[2], ref)
+      redis.call("ZADD", KEYS[3], now, ref)
+      redis.call("PUBLISH", ready, f[2])
+    end
+    table.insert(out, f[2])
+    table.insert(out, status)
+  end
+end
+return out
+`,
+  local: (call, keys, args) => {
+    const now = Date.now();
+    const [base, ready, done] = args;
+    const cap = Number(args[3]);
+    const out: Reply[] = [];
+    const expired = call(
+      "ZRANGEBYSCORE",
+      keys[0],
+      "-inf",
+      now,
+      "LIMIT",
+      0,
+      args[4],
+    ) as string[];
+    for (const ref of expired) {
+      call("ZREM", keys[0], ref);
+      call("ZREM", keys[1], ref);
+      const rkey = `${base}t:${ref}`;
+      const f = call(
+        "HMGET",
+        rkey,
+        "status",
+        "type",
+        "cancel",
+        "attempts",
+        "max_attempts",
+        "ttl_ms",
+        "failed_ttl_ms",
+      ) as (string | null)[];
+      if (f[0] !== "in_progress") continue;
+      let status: string;
+      if (f[2] === "1") {
+        status = "cancelled";
+        _terminal(call, now, rkey, ref, status, keys[4], f[5]!, cap, done);
+      } else if (Number(f[3]) >= Number(f[4])) {
+        status = "failed";
+        call("HSET", rkey, "error", args[5]);
+        _terminal(call, now, rkey, ref, status, keys[3], f[6]!, cap, done);
+      } else {
+        status = "queued";
+        call("HSET", rkey, "status", status, "updated_at", now, "ready_at", now);
+        call("HDEL", rkey, "lease");
+        call("LPUSH", `${base}pending:${f[1]}`, ref);
+        call("ZADD", keys[2], now, ref);
+        call("PUBLISH", ready, f[1]!);
+      }
+      out.push(f[1]!, status);
+    }
+    return out;
+  },
+});
+
+// KEYS[1] record, KEYS[2] status:queued, KEYS[3] status:cancelled
+// ARGV[1] keys base, ARGV[2] cancel channel, ARGV[3] done channel, ARGV[4] index cap,
+//   ARGV[5] refcode
+// A queued task becomes `cancelled` at once (it never starts); a running one is flagged and its
+// worker told on the cancel channel (it ends `cancelled` when its run stops).
+// Returns {"missing"} or {"terminal"|"cancelled"|"cancelling", the record as HGETALL}
+const CANCEL = defineScript({
+  name: "tasks.cancel",
+  lua: NOW + TERMINAL + `
+local f = redis.call("HMGET", KEYS[1], "status", "type", "ttl_ms")
+local ref = ARGV[5]
+local outcome
+if not f[1] then
+  return {"missing"}
+elseif f[1] == "queued" then
+  outcome = "cancelled"
+  redis.call("ZREM", ARGV[1] .. "scheduled:" .. f[2], ref)
+  redis.call("ZREM", KEYS[2], ref)
+  terminal(KEYS[1], ref, "cancelled", KEYS[3], f[3], tonumber(ARGV[4]), ARGV[3])
+elseif f[1] == "in_progress" then
+  outcome = "cancelling"
+  redis.call("HSET", KEYS[1], "cancel", 1, "updated_at", now)
+  redis.call("PUBLISH", ARGV[2], ref)
+else
+  outcome = "terminal"
+end
+return {outcome, redis.call("HGETALL", KEYS[1])}
+`,
+  local: (call, keys, args) => {
+    const now = Date.now();
+    const f = call("HMGET", keys[0], "status", "type", "ttl_ms") as (string | null)[];
+    const ref = args[4];
+    let outcome: string;
+    if (f[0] === null) {
+      return ["missing"];
+    } else if (f[0] === "queued") {
+      outcome = "cancelled";
+      call("ZREM", `${args[0]}scheduled:${f[1]}`, ref);
+      call("ZREM", keys[1], ref);
+      _terminal(call, now, keys[0], ref, "cancelled", keys[2], f[2]!, Number(args[3]), args[2]);
+    } else if (f[0] === "in_progress") {
+      outcome = "cancelling";
+      call("HSET", keys[0], "cancel", 1, "updated_at", now);
+      call("PUBLISH", args[1], ref);
+    } else {
+      outcome = "terminal";
+    }
+    return [outcome, call("HGETALL", keys[0])];
+  },
+});
+
+// KEYS[1] record, KEYS[2] status:failed, KEYS[3] status:queued
+// ARGV[1] keys base, ARGV[2] ready channel, ARGV[3] refcode
+// Runs a failed task again: attempts reset, error cleared, kept until it ends again.
+// Returns {"missing"} or {"queued"|"state", the record as HGETALL}
+const RETRY = defineScript({
+  name: "tasks.retry",
+  lua: NOW + `
+local f = redis.call("HMGET", KEYS[1], "status", "type")
+if not f[1] then return {"missing"} end
+if f[1] ~= "failed" then return {"state", redis.call("HGETALL", KEYS[1])} end
+redis.call("HSET", KEYS[1], "status", "queued", "attempts", 0, "updated_at", now,
+  "ready_at", now)
+redis.call("HDEL", KEYS[1], "error", "result", "progress", "finished_at", "started_at")
+redis.call("PERSIST", KEYS[1])
+redis.call("RPUSH", ARGV[1] .. "pending:" .. f[2], ARGV[3])
+redis.call("ZREM", KEYS[2], ARGV[3])
+redis.call("ZADD", KEYS[3], now, ARGV[3])
+redis.call("PUBLISH", ARGV[2], f[2])
+return {"queued", redis.call("HGETALL", KEYS[1])}
+`,
+  local: (call, keys, args) => {
+    const now = Date.now();
+    const f = call("HMGET", keys[0], "status", "type") as (string | null)[];
+    if (f[0] === null) return ["missing"];
+    if (f[0] !== "failed") return ["state", call("HGETALL", keys[0])];
+    call("HSET", keys[0], "status", "queued", "attempts", 0, "updated_at", now, "ready_at", now);
+    call("HDEL", keys[0], "error", "result", "progress", "finished_at", "started_at");
+    call("PERSIST", keys[0]);
+    call("RPUSH", `${args[0]}pending:${f[1]}`, args[2]);
+    call("ZREM", keys[1], args[2]);
+    call("ZADD", keys[2], now, args[2]);
+    call("PUBLISH", args[1], f[1]!);
+    return ["queued", call("HGETALL", keys[0])];
+  },
+});
+
+// KEYS[1] record
+// ARGV[1] lease token, ARGV[2] progress (0..1)
+// Records progress if the run still holds the lease.
+// Returns 1 when written, 0 otherwise
+const PROGRESS = defineScript({
+  name: "tasks.progress",
+  lua: NOW + `
+if redis.call("HGET", KEYS[1], "lease") ~= ARGV[1] then return 0 end
+redis.call("HSET", KEYS[1], "progress", ARGV[2], "updated_at", now)
+return 1
+`,
+  local: (call, keys, args) => {
+    if (_str(call("HGET", keys[0], "lease")) !== args[0]) return 0;
+    call("HSET", keys[0], "progress", args[1], "updated_at", Date.now());
+    return 1;
+  },
+});
+
+/** The outcome of `cancel` and `retry`: what happened and the record afterwards. */
+export interface ChangeResult {
+  outcome: "missing" | "terminal" | "cancelled" | "cancelling" | "queued" | "state";
+  record: TaskRecord | null;
+}
+
+function _change(reply: Reply): ChangeResult {
+  const [outcome, hash] = reply as [ChangeResult["outcome"], Reply];
+  return { outcome, record: outcome === "missing" ? null : toHash(hash) };
+}
+
+/**
+ * The task operations on a Store: what clients, workers and the recoverer call.
+ *
+ * @example
+ * ```ts
+ * const broker = new TaskBroker(rt.store, taskKeys(rt.config.keyPrefix));
+ * const { tasks } = await broker.claim([["sleep", 5]], 10_000, "w1.1", "w1");
+ * ```
+ */
+export class TaskBroker {
+  /**
+   * @param store the store
+   * @param keys the keys of this deployment
+   */
+  constructor(readonly store: Store, readonly keys: TaskKeys) {}
+
+  /**
+   * Creates a task and queues it (or schedules it after `delayMs`) in one atomic step.
+   *
+   * @param entry the task
+   * @returns `created`, or `existing`/`conflict` for a reused idempotency key, with the refcode
+   */
+  async enqueue(
+    entry: EnqueueEntry,
+  ): Promise<{ outcome: "created" | "existing" | "conflict"; refcode: string }> {
+    const k = this.keys;
+    const keys = [
+      k.record(entry.refcode),
+      k.pending(entry.type),
+      k.scheduled(entry.type),
+      k.status("queued"),
+    ];
+    if (entry.idempotency) keys.push(k.idempotency(entry.idempotency.keyHash));
+    const [outcome, refcode] = await this.store.eval(ENQUEUE, keys, [
+      entry.refcode,
+      entry.type,
+      entry.input,
+      entry.maxAttempts,
+      entry.ttlMs,
+      entry.failedTtlMs,
+      Math.max(0, Math.round(entry.delayMs)),
+      k.readyChannel,
+      entry.idempotency?.fingerprint ?? "",
+      entry.idempotency?.ttlMs ?? 0,
+    ]) as [string, string];
+    return { outcome: outcome as "created" | "existing" | "conflict", refcode };
+  }
+
+  /**
+   * Starts up to the asked number of tasks per type, moving due retries to pending first.
+   *
+   * @param wants `[type, how many]`, in the order to serve them
+   * @param leaseMs lease length
+   * @param tokenPrefix unique per call (worker id + sequence)
+   * @param worker the worker's id, recorded on the task
+   * @returns the started tasks and the time until the next scheduled one is due (or null)
+   */
+  async claim(
+    wants: readonly (readonly [string, number])[],
+    leaseMs: number,
+    tokenPrefix: string,
+    worker: string,
+  ): Promise<{ tasks: ClaimedTask[]; nextDueMs: number | null }> {
+    const k = this.keys;
+    const keys = [k.active, k.status("queued"), k.status("in_progress")];
+    for (const [type] of wants) keys.push(k.pending(type), k.scheduled(type));
+    const reply = await this.store.eval(CLAIM, keys, [
+      k.base,
+      leaseMs,
+      tokenPrefix,
+      worker,
+      ...wants.map(([, n]) => n),
+    ]) as Reply[];
+    const tasks: ClaimedTask[] = [];
+    for (let i = 1; i + 5 < reply.length; i += 6) {
+      const attempt = Number(reply[i + 3]);
+      tasks.push({
+        refcode: String(reply[i]),
+        type: String(reply[i + 1]),
+        input: String(reply[i + 2]),
+        attempt,
+        maxAttempts: Number(reply[i + 4]),
+        readyAt: Number(reply[i + 5]),
+        token: `${tokenPrefix}/${attempt}`,
+      });
+    }
+    const next = Number(reply[0]);
+    return { tasks, nextDueMs: next >= 0 ? next : null };
+  }
+
+  /**
+   * Closes runs: completed, retried, failed or handed back, unless a cancel was asked.
+   *
+   * @param entries the runs
+   * @returns each task's new status, or `lost` when its lease was no longer this run's
+   */
+  async finish(entries: readonly FinishEntry[]): Promise<FinishResult[]> {
+    const k = this.keys;
+    const args: (string | number)[] = [k.base, k.readyChannel, k.doneChannel, INDEX_CAP];
+    for (const { refcode, token, outcome } of entries) {
+      const payload = outcome.kind === "ok"
+        ? outcome.result
+        : outcome.kind === "release"
+        ? ""
+        : outcome.error;
+      const delay = outcome.kind === "retry" ? Math.max(0, Math.round(outcome.delayMs)) : 0;
+      args.push(refcode, token, outcome.kind, payload, delay);
+    }
+    return await this.store.eval(FINISH, [
+      k.active,
+      k.status("in_progress"),
+      k.status("queued"),
+      k.status("completed"),
+      k.status("failed"),
+      k.status("cancelled"),
+    ], args) as FinishResult[];
+  }
+
+  /**
+   * Extends leases.
+   *
+   * @param leases `[refcode, token]` of the runs to extend
+   * @param leaseMs new lease length from now
+   * @returns runs whose lease is gone, and runs asked to cancel
+   */
+  async renew(
+    leases: readonly (readonly [string, string])[],
+    leaseMs: number,
+  ): Promise<{ lost: string[]; cancel: string[] }> {
+    if (leases.length === 0) return { lost: [], cancel: [] };
+    const [lost, cancel] = await this.store.eval(
+      RENEW,
+      [this.keys.active],
+      [this.keys.base, leaseMs, ...leases.flat()],
+    ) as [string[], string[]];
+    return { lost, cancel };
+  }
+
+  /**
+   * Takes back tasks whose lease expired.
+   *
+   * @returns `[type, new status]` of each task taken back
+   */
+  async reclaim(): Promise<[string, TaskStatus][]> {
+    const k = this.keys;
+    const reply = await this.store.eval(RECLAIM, [
+      k.active,
+      k.status("in_progress"),
+      k.status("queued"),
+      k.status("failed"),
+      k.status("cancelled"),
+    ], [
+      k.base,
+      k.readyChannel,
+      k.doneChannel,
+      INDEX_CAP,
+      RECLAIM_BATCH,
+      LEASE_EXPIRED_ERROR,
+    ]) as string[];
+    const out: [string, TaskStatus][] = [];
+    for (let i = 0; i + 1 < reply.length; i += 2) out.push([reply[i], reply[i + 1] as TaskStatus]);
+    return out;
+  }
+
+  /**
+   * Cancels a task: at once when queued, through its worker when running.
+   *
+   * @param refcode the task
+   * @returns what happened and the record afterwards
+   */
+  async cancel(refcode: string): Promise<ChangeResult> {
+    const k = this.keys;
+    return _change(
+      await this.store.eval(
+        CANCEL,
+        [k.record(refcode), k.status("queued"), k.status("cancelled")],
+        [k.base, k.cancelChannel, k.doneChannel, INDEX_CAP, refcode],
+      ),
+    );
+  }
+
+  /**
+   * Queues a failed task again with its attempts reset.
+   *
+   * @param refcode the task
+   * @returns what happened and the record afterwards
+   */
+  async retry(refcode: string): Promise<ChangeResult> {
+    const k = this.keys;
+    return _change(
+      await this.store.eval(
+        RETRY,
+        [k.record(refcode), k.status("failed"), k.status("queued")],
+        [k.base, k.readyChannel, refcode],
+      ),
+    );
+  }
+
+  /**
+   * Records a run's progress if it still holds its lease.
+   *
+   * @param refcode the task
+   * @param token the run's lease token
+   * @param fraction 0..1
+   * @returns whether it was written
+   */
+  async progress(refcode: string, token: string, fraction: number): Promise<boolean> {
+    return await this.store.eval(PROGRESS, [this.keys.record(refcode)], [token, fraction]) === 1;
+  }
+
+  /**
+   * Reads a task.
+   *
+   * @param refcode the task
+   * @returns its record, or null when unknown or expired
+   */
+  async get(refcode: string): Promise<TaskRecord | null> {
+    const hash = toHash(await this.store.command(["HGETALL", this.keys.record(refcode)]));
+    return hash.status ? hash : null;
+  }
+
+  /**
+   * Lists the newest tasks in one status.
+   *
+   * @param status the status
+   * @param limit most tasks returned
+   * @param type only this type, when given
+   * @returns records with their refcodes, newest first
+   */
+  async list(
+    status: TaskStatus,
+    limit: number,
+    type?: string,
+  ): Promise<(TaskRecord & { refcode: string })[]> {
+    const idx = this.keys.status(status);
+    const out: (TaskRecord & { refcode: string })[] = [];
+    const page = type ? Math.max(100, limit * 4) : limit;
+    for (let start = 0; out.length < limit; start += page) {
+      const refs = await this.store.command(
+        ["ZREVRANGE", idx, start, start + page - 1],
+      ) as string[];
+      if (refs.length === 0) break;
+      const hashes = await this.store.pipeline(
+        refs.map((ref) => ["HGETALL", this.keys.record(ref)]),
+      );
+      const gone: string[] = [];
+      refs.forEach((ref, i) => {
+        const record = toHash(hashes[i]);
+        if (!record.status) gone.push(ref);
+        else if (record.status === status && (!type || record.type === type)) {
+          if (out.length < limit) out.push({ ...record, refcode: ref });
+        }
+      });
+      // Records expire on their own; drop what they left behind in the index.
+      if (gone.length) await this.store.command(["ZREM", idx, ...gone]);
+      if (refs.length < page) break;
+    }
+    return out;
+  }
+
+  /**
+   * Counts tasks waiting per type (pending plus scheduled).
+   *
+   * @param types the types
+   * @returns the count per type
+   */
+  async depth(types: readonly string[]): Promise<Map<string, number>> {
+    const replies = await this.store.pipeline(
+      types.flatMap((t) => [["LLEN", this.keys.pending(t)], ["ZCARD", this.keys.scheduled(t)]]),
+    );
+    return new Map(types.map((t, i) => [t, Number(replies[2 * i]) + Number(replies[2 * i + 1])]));
+  }
+}

@@ -1,0 +1,416 @@
+/**
+ * @module The task client: enqueue, read, long-poll, cancel, list and retry tasks. Used by the
+ * HTTP routes and by any code that enqueues (schedules, consumers, handlers).
+ */
+import * as v from "valibot";
+import type { Runtime } from "../runtime.ts";
+import { UnavailableError } from "../infra/store.ts";
+import { toIssues } from "../http/validate.ts";
+import { FAILED_MIN_TTL_MS, type TaskDefinition } from "./define.ts";
+import { taskKeys, type TaskStatus, TERMINAL_STATUSES } from "./keys.ts";
+import { type ChangeResult, TaskBroker, type TaskRecord } from "./broker.ts";
+import { newRefcode, REFCODE } from "./refcode.ts";
+import { taskMetrics } from "./metrics.ts";
+import {
+  IdempotencyConflictError,
+  TaskInputError,
+  TaskNotFoundError,
+  TaskStateError,
+  UnknownTaskTypeError,
+} from "./errors.ts";
+
+/** How long an `Idempotency-Key` is remembered (API.md: 24 h). */
+export const IDEMPOTENCY_TTL_MS = 24 * 3_600_000;
+
+/** Longest `wait` (API.md: 30 s). */
+export const MAX_WAIT_MS = 30_000;
+
+/** A long-poll re-reads the task this often even without a notification (lost messages). */
+const WAIT_BACKSTOP_MS = 5_000;
+
+/** A long-poll checks this often whether the process is shutting down (a flag, no I/O). */
+const WAIT_STOP_CHECK_MS = 250;
+
+/** Longest wait for the notification subscription before answering 503. */
+const SUBSCRIBE_TIMEOUT_MS = 2_000;
+
+/** Options of {@link TaskClient.enqueue}. */
+export interface EnqueueOptions {
+  /** Same key and same type and input within 24 h → the same task; other input → conflict. */
+  idempotencyKey?: string;
+  /** Start no sooner than this many ms from now. */
+  delayMs?: number;
+}
+
+/** What {@link TaskClient.enqueue} returns. */
+export interface EnqueueResult {
+  refcode: string;
+  type: string;
+  /** `queued` for a new task; the current status when an idempotency key found an earlier one. */
+  status: TaskStatus;
+  /** False when an idempotency key returned an earlier task. */
+  created: boolean;
+}
+
+/** A task as the API shows it (API.md field names). */
+export interface TaskView {
+  refcode: string;
+  type: string;
+  status: TaskStatus;
+  progress: number | null;
+  result: unknown;
+  error: string | null;
+  attempts: number;
+  created_at: string;
+  updated_at: string;
+}
+
+const _iso = (ms: string | undefined) => new Date(Number(ms ?? 0)).toISOString();
+
+/**
+ * Turns a stored record into the API's shape.
+ *
+ * @param refcode the task
+ * @param record its stored fields
+ * @returns the view
+ */
+export function toView(refcode: string, record: TaskRecord): TaskView {
+  return {
+    refcode,
+    type: record.type,
+    status: record.status as TaskStatus,
+    progress: record.progress === undefined ? null : Number(record.progress),
+    result: record.result === undefined ? null : JSON.parse(record.result),
+    error: record.error ?? null,
+    attempts: Number(record.attempts ?? 0),
+    created_at: _iso(record.created_at),
+    updated_at: _iso(record.updated_at),
+  };
+}
+
+/** JSON with object keys sorted, so equal values give equal text. */
+function _canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(_canonical).join(",")}]`;
+  if (value && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, x]) => x !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${_canonical(x)}`).join(",")}}`;
+  }
+  return JSON.stringify(value) ?? "null";
+}
+
+async function _sha256(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Redis answers these while restarting or failing over: the store is unavailable, not broken. */
+const _TRANSIENT = /\b(LOADING|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN|NOREPLICAS)\b/;
+
+/**
+ * Runs a store operation, turning Redis's transient refusals into `UnavailableError` (503).
+ *
+ * @param work the operation
+ * @returns its result
+ */
+export async function available<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (err) {
+    if (
+      !(err instanceof UnavailableError) && err instanceof Error && _TRANSIENT.test(err.message)
+    ) {
+      throw new UnavailableError("redis", err.message);
+    }
+    throw err;
+  }
+}
+
+/**
+ * Enqueues, reads and changes tasks. Get the runtime's one instance with {@link taskClient}.
+ *
+ * @example
+ * ```ts
+ * const client = taskClient(rt);
+ * const { refcode } = await client.enqueue("sleep", { ms: 100 });
+ * const view = await client.wait(refcode, 5000);
+ * ```
+ */
+export class TaskClient {
+  #rt: Runtime;
+  #broker: TaskBroker;
+  #waiters = new Map<string, Set<() => void>>();
+  #subscription: Promise<unknown> | undefined;
+
+  /** @param rt the runtime */
+  constructor(rt: Runtime) {
+    this.#rt = rt;
+    this.#broker = new TaskBroker(rt.store, taskKeys(rt.config.keyPrefix));
+  }
+
+  /** The broker underneath (for workers and tests). */
+  get broker(): TaskBroker {
+    return this.#broker;
+  }
+
+  /**
+   * Finds a task type.
+   *
+   * @param type its name
+   * @returns the definition
+   * @throws {UnknownTaskTypeError} when none has that name
+   */
+  definition(type: string): TaskDefinition {
+    const def = this.#rt.system.get<TaskDefinition>("task", type);
+    if (!def) throw new UnknownTaskTypeError(type);
+    return def;
+  }
+
+  /**
+   * Validates the input and creates the task, queued, in one atomic step.
+   *
+   * @param type the type's name or definition
+   * @param input the input (checked against the type's schema)
+   * @param options idempotency key, delay
+   * @returns the refcode and status
+   * @throws {UnknownTaskTypeError} unknown type
+   * @throws {TaskInputError} input failing the schema
+   * @throws {IdempotencyConflictError} key reused with another type or input
+   * @throws {UnavailableError} the store is down
+   */
+  async enqueue(
+    type: string | TaskDefinition,
+    input: unknown,
+    options: EnqueueOptions = {},
+  ): Promise<EnqueueResult> {
+    const def = typeof type === "string" ? this.definition(type) : type;
+    const checked = v.safeParse(def.input, input);
+    if (!checked.success) throw new TaskInputError(def.name, toIssues(checked.issues));
+    const json = JSON.stringify(input ?? null);
+    const idempotency = options.idempotencyKey === undefined ? undefined : {
+      keyHash: await _sha256(options.idempotencyKey),
+      fingerprint: await _sha256(`${def.name}\n${_canonical(input ?? null)}`),
+      ttlMs: IDEMPOTENCY_TTL_MS,
+    };
+    const { outcome, refcode } = await available(this.#broker.enqueue({
+      refcode: newRefcode(),
+      type: def.name,
+      input: json,
+      maxAttempts: def.attempts,
+      ttlMs: def.resultTtlMs,
+      failedTtlMs: Math.max(def.resultTtlMs, FAILED_MIN_TTL_MS),
+      delayMs: options.delayMs ?? 0,
+      idempotency,
+    }));
+    if (outcome === "conflict") throw new IdempotencyConflictError(refcode);
+    if (outcome === "created") {
+      taskMetrics(this.#rt).transitions.inc({ type: def.name, status: "queued" });
+      return { refcode, type: def.name, status: "queued", created: true };
+    }
+    const record = await available(this.#broker.get(refcode));
+    return {
+      refcode,
+      type: def.name,
+      status: (record?.status ?? "completed") as TaskStatus,
+      created: false,
+    };
+  }
+
+  /**
+   * Reads a task.
+   *
+   * @param refcode the task
+   * @returns the task
+   * @throws {TaskNotFoundError} unknown or expired
+   */
+  async get(refcode: string): Promise<TaskView> {
+    const record = REFCODE.test(refcode) ? await available(this.#broker.get(refcode)) : null;
+    if (!record) throw new TaskNotFoundError(refcode);
+    return toView(refcode, record);
+  }
+
+  /**
+   * Reads a task once it is terminal or `ms` passed, woken by the terminal notification.
+   *
+   * @param refcode the task
+   * @param ms longest wait (at most 30 s)
+   * @param signal stops waiting early (e.g. the client went away)
+   * @returns the task as it is then
+   * @throws {TaskNotFoundError} unknown or expired
+   */
+  async wait(refcode: string, ms: number, signal?: AbortSignal): Promise<TaskView> {
+    const first = await this.get(refcode);
+    if (TERMINAL_STATUSES.has(first.status) || ms <= 0) return first;
+    await this.#subscribe();
+    const deadline = Date.now() + Math.min(ms, MAX_WAIT_MS);
+    let wake!: () => void;
+    let woken = new Promise<void>((resolve) => (wake = resolve));
+    const waiter = () => wake();
+    let set = this.#waiters.get(refcode);
+    if (!set) this.#waiters.set(refcode, set = new Set());
+    set.add(waiter);
+    const onAbort = () => wake();
+    signal?.addEventListener("abort", onAbort);
+    const stopCheck = setInterval(() => this.#rt.stopping && wake(), WAIT_STOP_CHECK_MS);
+    try {
+      // Registered before this read, so a notification between the two is not missed.
+      let view = await this.get(refcode);
+      while (
+        !TERMINAL_STATUSES.has(view.status) && Date.now() < deadline && !signal?.aborted &&
+        !this.#rt.stopping
+      ) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([
+          woken,
+          new Promise<void>((resolve) => {
+            timer = setTimeout(resolve, Math.min(deadline - Date.now(), WAIT_BACKSTOP_MS));
+          }),
+        ]);
+        clearTimeout(timer);
+        woken = new Promise<void>((resolve) => (wake = resolve));
+        view = await this.get(refcode);
+      }
+      return view;
+    } finally {
+      clearInterval(stopCheck);
+      signal?.removeEventListener("abort", onAbort);
+      set.delete(waiter);
+      if (set.size === 0) this.#waiters.delete(refcode);
+    }
+  }
+
+  /** Subscribes once per process to terminal notifications. */
+  async #subscribe(): Promise<void> {
+    this.#subscription ??= this.#rt.store.subscribe(
+      taskKeys(this.#rt.config.keyPrefix).doneChannel,
+      (message) => {
+        const refcode = message.slice(0, message.indexOf(" "));
+        for (const waiter of this.#waiters.get(refcode) ?? []) waiter();
+      },
+    ).catch((err) => {
+      this.#subscription = undefined;
+      throw err;
+    });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        this.#subscription,
+        new Promise((_, reject) => {
+          timer = setTimeout(
+            () => reject(new UnavailableError("redis", "cannot subscribe to task notifications")),
+            SUBSCRIBE_TIMEOUT_MS,
+          );
+        }),
+      ]);
+    } catch (err) {
+      throw err instanceof UnavailableError ? err : new UnavailableError("redis", String(err));
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #changed(refcode: string, change: ChangeResult, action: string): TaskView {
+    if (change.outcome === "missing" || !change.record) throw new TaskNotFoundError(refcode);
+    const view = toView(refcode, change.record);
+    if (change.outcome === "terminal" || change.outcome === "state") {
+      throw new TaskStateError(refcode, view.status, action);
+    }
+    return view;
+  }
+
+  /**
+   * Cancels a task: a queued one never starts; a running one gets its signal fired wherever it
+   * runs and ends `cancelled` (never retried).
+   *
+   * @param refcode the task
+   * @returns the task afterwards (`cancelled`, or `in_progress` until its run stops)
+   * @throws {TaskNotFoundError} unknown or expired
+   * @throws {TaskStateError} already completed, failed or cancelled
+   */
+  async cancel(refcode: string): Promise<TaskView> {
+    if (!REFCODE.test(refcode)) throw new TaskNotFoundError(refcode);
+    const change = await available(this.#broker.cancel(refcode));
+    const view = this.#changed(refcode, change, "cancel");
+    if (change.outcome === "cancelled") {
+      taskMetrics(this.#rt).transitions.inc({ type: view.type, status: "cancelled" });
+    }
+    return view;
+  }
+
+  /**
+   * Runs a failed task again, its attempts reset.
+   *
+   * @param refcode the task
+   * @returns the task, queued
+   * @throws {TaskNotFoundError} unknown or expired
+   * @throws {TaskStateError} not failed
+   */
+  async retry(refcode: string): Promise<TaskView> {
+    if (!REFCODE.test(refcode)) throw new TaskNotFoundError(refcode);
+    const view = this.#changed(refcode, await available(this.#broker.retry(refcode)), "retry");
+    taskMetrics(this.#rt).transitions.inc({ type: view.type, status: "queued" });
+    return view;
+  }
+
+  /**
+   * Lists the newest tasks in one status (for `failed`: the dead-task list).
+   *
+   * @param status the status
+   * @param options `type` filter, `limit` (default 20)
+   * @returns the tasks, newest first
+   */
+  async list(
+    status: TaskStatus,
+    options: { type?: string; limit?: number } = {},
+  ): Promise<TaskView[]> {
+    const records = await available(
+      this.#broker.list(status, options.limit ?? 20, options.type),
+    );
+    return records.map((r) => toView(r.refcode, r));
+  }
+}
+
+/**
+ * The runtime's task client (one per runtime).
+ *
+ * @param rt the runtime
+ * @returns the client
+ */
+export function taskClient(rt: Runtime): TaskClient {
+  return rt.shared("tasks.client", () => new TaskClient(rt));
+}
+
+/**
+ * Enqueues a task: what schedules, consumers and handlers call.
+ *
+ * @param rt the runtime
+ * @param type the type's name or definition
+ * @param input its input
+ * @param options `idempotencyKey` (24 h), `delayMs`
+ * @returns the refcode and status
+ * @example
+ * ```ts
+ * const { refcode } = await enqueueTask(rt, "orders-report", {}, { idempotencyKey: runId });
+ * ```
+ */
+export function enqueueTask<D extends TaskDefinition>(
+  rt: Runtime,
+  type: D,
+  input: v.InferInput<D["input"]>,
+  options?: EnqueueOptions,
+): Promise<EnqueueResult>;
+export function enqueueTask(
+  rt: Runtime,
+  type: string,
+  input: unknown,
+  options?: EnqueueOptions,
+): Promise<EnqueueResult>;
+export function enqueueTask(
+  rt: Runtime,
+  type: string | TaskDefinition,
+  input: unknown,
+  options: EnqueueOptions = {},
+): Promise<EnqueueResult> {
+  return taskClient(rt).enqueue(type, input, options);
+}

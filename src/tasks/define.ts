@@ -1,0 +1,162 @@
+/**
+ * @module Defining a task type: its name, input schema, handler and run options.
+ */
+import type * as v from "valibot";
+import type { Definition } from "../system.ts";
+import type { Logger } from "../log.ts";
+import type { Runtime } from "../runtime.ts";
+
+/** What a handler receives besides its input. */
+export interface TaskContext {
+  /** The task's refcode. */
+  readonly refcode: string;
+  /** This run's number, 1 for the first. */
+  readonly attempt: number;
+  /**
+   * Fires when the task is cancelled, times out, loses its lease or the worker shuts down; its
+   * `reason` says which. Pass it on to `fetch`, timers and anything else that can stop early.
+   */
+  readonly signal: AbortSignal;
+  /** Logger with `task`, `refcode` and `attempt` fields. */
+  readonly log: Logger;
+  /** The runtime (store, bus, configuration) for handlers that read or write data. */
+  readonly rt: Runtime;
+  /**
+   * Reports progress, a number from 0 to 1; writes are coalesced (at most one every 100 ms).
+   *
+   * @param fraction done so far
+   */
+  progress(fraction: number): void;
+}
+
+/** How long to wait before retry `n` (1 for the first retry). */
+export type Backoff = { delayMs?: number; maxDelayMs?: number } | ((retry: number) => number);
+
+/** What `defineTask` takes. */
+export interface TaskOptions<S extends v.GenericSchema, R> {
+  /** Unique name, also the URL segment of `POST /tasks/{name}`: `[A-Za-z0-9][A-Za-z0-9._-]*`. */
+  name: string;
+  /** valibot schema of the input; checked when enqueued (400) and again before each run. */
+  input: S;
+  /** The work; its JSON-serialisable return value becomes the task's `result`. */
+  handler: (input: v.InferOutput<S>, ctx: TaskContext) => R | Promise<R>;
+  /** Most runs (first run included) before `failed`; default 3. */
+  attempts?: number;
+  /** Exponential backoff with ±20 % jitter: `{ delayMs: 1000, maxDelayMs: 300_000 }` by default. */
+  backoff?: Backoff;
+  /** Longest run; the signal fires then and the run counts as failed. Default 30 min. */
+  timeoutMs?: number;
+  /** How long a finished task stays readable; default 24 h (at least 7 days for `failed`). */
+  resultTtlMs?: number;
+  /** Most runs of this type at once in one worker process; default 10. */
+  concurrency?: number;
+}
+
+/** A task type, made with {@link defineTask}. */
+export interface TaskDefinition<S extends v.GenericSchema = v.GenericSchema, R = unknown>
+  extends Definition {
+  readonly kind: "task";
+  readonly name: string;
+  readonly input: S;
+  readonly handler: (input: v.InferOutput<S>, ctx: TaskContext) => R | Promise<R>;
+  readonly attempts: number;
+  /** Delay before retry `n` (1-based), jitter included. */
+  readonly backoff: (retry: number) => number;
+  readonly timeoutMs: number;
+  readonly resultTtlMs: number;
+  readonly concurrency: number;
+}
+
+/** Options' defaults, as documented on {@link TaskOptions}. */
+export const TASK_DEFAULTS = {
+  attempts: 3,
+  delayMs: 1000,
+  maxDelayMs: 300_000,
+  timeoutMs: 30 * 60_000,
+  resultTtlMs: 24 * 3_600_000,
+  concurrency: 10,
+} as const;
+
+/** Shortest time a `failed` task stays in the dead-task list. */
+export const FAILED_MIN_TTL_MS = 7 * 24 * 3_600_000;
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+function _positiveInt(name: string, option: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1) {
+    throw new RangeError(`Task "${name}": ${option} must be a positive integer (got ${value})`);
+  }
+  return value;
+}
+
+/**
+ * Exponential backoff with jitter: `delayMs · 2^(retry-1)`, capped at `maxDelayMs`, then
+ * spread ±20 % so retries of tasks that failed together do not land together.
+ *
+ * @param delayMs first delay
+ * @param maxDelayMs cap before jitter
+ * @param random source of randomness in [0, 1)
+ * @returns the delay function
+ */
+export function exponentialBackoff(
+  delayMs: number,
+  maxDelayMs: number,
+  random: () => number = Math.random,
+): (retry: number) => number {
+  return (retry) => {
+    const base = Math.min(maxDelayMs, delayMs * 2 ** Math.max(0, retry - 1));
+    return Math.round(base * (0.8 + 0.4 * random()));
+  };
+}
+
+/**
+ * Defines a task type; add it to the program with `system.add(...)`.
+ *
+ * @param options name, input schema, handler and run options
+ * @returns the definition (kind `task`)
+ * @throws {RangeError} on a bad name or option
+ * @example
+ * ```ts
+ * const resize = defineTask({
+ *   name: "resize",
+ *   input: v.object({ url: v.string() }),
+ *   attempts: 5,
+ *   handler: async ({ url }, ctx) => {
+ *     const res = await fetch(url, { signal: ctx.signal });
+ *     ctx.progress(0.5);
+ *     return { bytes: (await res.arrayBuffer()).byteLength };
+ *   },
+ * });
+ * ```
+ */
+export function defineTask<S extends v.GenericSchema, R>(
+  options: TaskOptions<S, R>,
+): TaskDefinition<S, R> {
+  const { name } = options;
+  if (!NAME.test(name)) {
+    throw new RangeError(`Task name "${name}" must match ${NAME.source}`);
+  }
+  const backoff = typeof options.backoff === "function" ? options.backoff : exponentialBackoff(
+    options.backoff?.delayMs ?? TASK_DEFAULTS.delayMs,
+    options.backoff?.maxDelayMs ?? TASK_DEFAULTS.maxDelayMs,
+  );
+  return {
+    kind: "task",
+    name,
+    input: options.input,
+    handler: options.handler,
+    attempts: _positiveInt(name, "attempts", options.attempts ?? TASK_DEFAULTS.attempts),
+    backoff,
+    timeoutMs: _positiveInt(name, "timeoutMs", options.timeoutMs ?? TASK_DEFAULTS.timeoutMs),
+    resultTtlMs: _positiveInt(
+      name,
+      "resultTtlMs",
+      options.resultTtlMs ?? TASK_DEFAULTS.resultTtlMs,
+    ),
+    concurrency: _positiveInt(
+      name,
+      "concurrency",
+      options.concurrency ?? TASK_DEFAULTS.concurrency,
+    ),
+  };
+}

@@ -1,0 +1,306 @@
+/**
+ * @module Keeps the leases of running tasks alive, so other workers do not take them back.
+ *
+ * Why a thread: JavaScript renews leases from the event loop, and a handler that blocks the loop
+ * (a long synchronous computation) would stop its own renewals; another process's recoverer
+ * would then take the task back and run it twice. On Redis, the renewals therefore run in a
+ * Web Worker with its own connection (`lease-thread.ts`), which keeps renewing whatever the main
+ * thread does. It stops renewing a run after the run's hard deadline (its timeout plus a grace),
+ * so a handler stuck for ever still loses its task, once. The embedded store lives inside the
+ * process, so there the renewals run on the event loop ({@link LoopLeaseKeeper}) and the
+ * recoverer, blocked by the same loop, skips a pass after a stall (see `recoverer.ts`).
+ *
+ * Either way a run that lost its lease is told (`onLost`) and its late result is refused by the
+ * lease token check in `finish`.
+ */
+import type { Runtime } from "../runtime.ts";
+import type { Logger } from "../log.ts";
+import type { TaskBroker } from "./broker.ts";
+
+/** A run's lease: `[refcode, token]`. */
+export type Lease = [refcode: string, token: string];
+
+/** What a lease keeper reports about the runs it keeps. */
+export interface LeaseEvents {
+  /** Runs (`[refcode, token]`) whose lease is no longer theirs (taken back, or task gone). */
+  onLost(runs: Lease[]): void;
+  /** Runs (`[refcode, token]`) asked to cancel (a safety net under the cancel channel). */
+  onCancel(runs: Lease[]): void;
+}
+
+/** Renews the leases of the runs of one worker. */
+export interface LeaseKeeper {
+  /** `thread` or `loop`, for logs and tests. */
+  readonly mode: "thread" | "loop";
+  /** Starts renewing. */
+  start(): Promise<void>;
+  /**
+   * Keeps a run's lease alive until it is untracked or `until` passes.
+   *
+   * @param refcode the task
+   * @param token the run's lease token
+   * @param until stop renewing after this time (epoch ms)
+   */
+  track(refcode: string, token: string, until: number): void;
+  /** Stops renewing a run's lease. */
+  untrack(refcode: string): void;
+  /** Stops renewing every lease. */
+  stop(): Promise<void>;
+}
+
+/** A run being kept. */
+interface _Kept {
+  token: string;
+  until: number;
+}
+
+/** Renewal state shared by both keepers (and by the thread). */
+export class LeaseSet {
+  #kept = new Map<string, _Kept>();
+
+  /** @param leaseMs lease length */
+  constructor(readonly leaseMs: number) {}
+
+  /** Adds a run. */
+  track(refcode: string, token: string, until: number): void {
+    this.#kept.set(refcode, { token, until });
+  }
+
+  /** Removes a run. */
+  untrack(refcode: string): void {
+    this.#kept.delete(refcode);
+  }
+
+  /** How many runs are kept. */
+  get size(): number {
+    return this.#kept.size;
+  }
+
+  /**
+   * Renews every kept lease whose hard deadline has not passed.
+   *
+   * @param broker the broker to renew through
+   * @returns lost runs and runs asked to cancel
+   */
+  async renew(broker: TaskBroker): Promise<{ lost: Lease[]; cancel: Lease[] }> {
+    const now = Date.now();
+    const due = new Map<string, string>();
+    for (const [refcode, kept] of this.#kept) {
+      if (kept.until > now) due.set(refcode, kept.token);
+    }
+    const { lost, cancel } = await broker.renew([...due], this.leaseMs);
+    return {
+      lost: lost.map((r) => [r, due.get(r)!]),
+      cancel: cancel.map((r) => [r, due.get(r)!]),
+    };
+  }
+}
+
+/** How often leases are renewed: four chances per lease. */
+export const renewEvery = (leaseMs: number) => Math.max(50, Math.floor(leaseMs / 4));
+
+/** Renews leases from the event loop (the embedded store, or when threads are unavailable). */
+export class LoopLeaseKeeper implements LeaseKeeper {
+  readonly mode = "loop" as const;
+  #set: LeaseSet;
+  #broker: TaskBroker;
+  #events: LeaseEvents;
+  #log: Logger;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #running = false;
+  #inFlight: Promise<void> = Promise.resolve();
+
+  /**
+   * @param broker the broker
+   * @param leaseMs lease length
+   * @param events where lost and cancelled runs are reported
+   * @param log for renewal errors
+   */
+  constructor(broker: TaskBroker, leaseMs: number, events: LeaseEvents, log: Logger) {
+    this.#set = new LeaseSet(leaseMs);
+    this.#broker = broker;
+    this.#events = events;
+    this.#log = log;
+  }
+
+  start(): Promise<void> {
+    this.#running = true;
+    this.#schedule();
+    return Promise.resolve();
+  }
+
+  #schedule(): void {
+    if (!this.#running) return;
+    this.#timer = setTimeout(() => {
+      this.#inFlight = this.#tick().finally(() => this.#schedule());
+    }, renewEvery(this.#set.leaseMs));
+  }
+
+  async #tick(): Promise<void> {
+    if (this.#set.size === 0) return;
+    try {
+      const { lost, cancel } = await this.#set.renew(this.#broker);
+      if (lost.length) this.#events.onLost(lost);
+      if (cancel.length) this.#events.onCancel(cancel);
+    } catch (err) {
+      this.#log.warn("lease renewal failed", { error: err });
+    }
+  }
+
+  track(refcode: string, token: string, until: number): void {
+    this.#set.track(refcode, token, until);
+  }
+
+  untrack(refcode: string): void {
+    this.#set.untrack(refcode);
+  }
+
+  async stop(): Promise<void> {
+    this.#running = false;
+    clearTimeout(this.#timer);
+    await this.#inFlight;
+  }
+}
+
+/** Messages from the main thread to the lease thread. */
+export type ToThread =
+  | { op: "init"; redisUrl: string; keyPrefix: string; leaseMs: number; logLevel: string }
+  | { op: "track"; refcode: string; token: string; until: number }
+  | { op: "untrack"; refcode: string }
+  | { op: "stop" };
+
+/** Messages from the lease thread to the main thread. */
+export type FromThread =
+  | { op: "ready" }
+  | { op: "renewed"; lost: Lease[]; cancel: Lease[] }
+  | { op: "stopped" };
+
+/** Longest wait for the thread to start before falling back to the loop. */
+const THREAD_START_TIMEOUT_MS = 10_000;
+
+/** Renews leases from a Web Worker with its own Redis connection. */
+export class ThreadLeaseKeeper implements LeaseKeeper {
+  readonly mode = "thread" as const;
+  #rt: Runtime;
+  #leaseMs: number;
+  #events: LeaseEvents;
+  #log: Logger;
+  #worker: Worker | undefined;
+  #stopped: (() => void) | undefined;
+
+  /**
+   * @param rt the runtime (its Redis URL and key prefix)
+   * @param leaseMs lease length
+   * @param events where lost and cancelled runs are reported
+   * @param log for thread errors
+   */
+  constructor(rt: Runtime, leaseMs: number, events: LeaseEvents, log: Logger) {
+    this.#rt = rt;
+    this.#leaseMs = leaseMs;
+    this.#events = events;
+    this.#log = log;
+  }
+
+  async start(): Promise<void> {
+    const worker = new Worker(new URL("./lease-thread.ts", import.meta.url), { type: "module" });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const ready = new Promise<void>((resolve, reject) => {
+      timer = setTimeout(
+        () => reject(new Error("Lease thread did not start in time")),
+        THREAD_START_TIMEOUT_MS,
+      );
+      worker.onerror = (event) => {
+        event.preventDefault();
+        reject(new Error(`Lease thread failed: ${event.message}`));
+      };
+      worker.onmessage = (event: MessageEvent<FromThread>) => {
+        const msg = event.data;
+        if (msg.op === "ready") resolve();
+        else if (msg.op === "renewed") {
+          if (msg.lost.length) this.#events.onLost(msg.lost);
+          if (msg.cancel.length) this.#events.onCancel(msg.cancel);
+        } else if (msg.op === "stopped") this.#stopped?.();
+      };
+    });
+    this.#post(worker, {
+      op: "init",
+      redisUrl: this.#rt.config.redisUrl!,
+      keyPrefix: this.#rt.config.keyPrefix,
+      leaseMs: this.#leaseMs,
+      logLevel: this.#rt.config.logLevel,
+    });
+    try {
+      await ready;
+    } catch (err) {
+      worker.terminate();
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+    worker.onerror = (event) => {
+      event.preventDefault();
+      this.#log.error("lease thread failed", { error: event.message });
+    };
+    this.#worker = worker;
+  }
+
+  #post(worker: Worker | undefined, msg: ToThread): void {
+    worker?.postMessage(msg);
+  }
+
+  track(refcode: string, token: string, until: number): void {
+    this.#post(this.#worker, { op: "track", refcode, token, until });
+  }
+
+  untrack(refcode: string): void {
+    this.#post(this.#worker, { op: "untrack", refcode });
+  }
+
+  async stop(): Promise<void> {
+    const worker = this.#worker;
+    if (!worker) return;
+    this.#worker = undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      new Promise<void>((resolve) => {
+        this.#stopped = resolve;
+        this.#post(worker, { op: "stop" });
+      }),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, 2000))),
+    ]);
+    clearTimeout(timer);
+    worker.terminate();
+  }
+}
+
+/**
+ * Makes the keeper that fits the store: a thread on Redis (falling back to the loop if the
+ * thread cannot start), the loop on the embedded store.
+ *
+ * @param rt the runtime
+ * @param broker the broker (for the loop keeper)
+ * @param leaseMs lease length
+ * @param events where lost and cancelled runs are reported
+ * @param log for keeper errors
+ * @returns a started keeper
+ */
+export async function startLeaseKeeper(
+  rt: Runtime,
+  broker: TaskBroker,
+  leaseMs: number,
+  events: LeaseEvents,
+  log: Logger,
+): Promise<LeaseKeeper> {
+  if (rt.store.kind === "redis" && rt.config.redisUrl) {
+    const thread = new ThreadLeaseKeeper(rt, leaseMs, events, log);
+    try {
+      await thread.start();
+      return thread;
+    } catch (err) {
+      log.warn("lease thread unavailable; renewing leases on the event loop", { error: err });
+    }
+  }
+  const loop = new LoopLeaseKeeper(broker, leaseMs, events, log);
+  await loop.start();
+  return loop;
+}

@@ -1,0 +1,32 @@
+/**
+ * @module Async tasks: define a type, enqueue it, read it by refcode; the worker role runs it.
+ */
+export {
+  type Backoff,
+  defineTask,
+  exponentialBackoff,
+  type TaskContext,
+  type TaskDefinition,
+  type TaskOptions,
+} from "./define.ts";
+export {
+  type EnqueueOptions,
+  type EnqueueResult,
+  enqueueTask,
+  TaskClient,
+  taskClient,
+  type TaskView,
+} from "./client.ts";
+export {
+  IdempotencyConflictError,
+  NonRetryableError,
+  TaskInputError,
+  TaskNotFoundError,
+  TaskStateError,
+  UnknownTaskTypeError,
+} from "./errors.ts";
+export { TASK_STATUSES, type TaskStatus } from "./keys.ts";
+export { TaskWorker, type TaskWorkerOptions } from "./worker.ts";
+export { Recoverer, type RecovererOptions } from "./recoverer.ts";
+export { asyncWorkerServices } from "./role.ts";
+export { taskRoutes } from "./routes.ts";

@@ -1,0 +1,103 @@
+/**
+ * @module The recoverer: takes back tasks whose worker stopped renewing its lease (a crash, a
+ * kill -9, a lost network), so another worker runs them again (attempt + 1).
+ */
+import type { Runtime, Service } from "../runtime.ts";
+import type { Logger } from "../log.ts";
+import { taskKeys } from "./keys.ts";
+import { TaskBroker } from "./broker.ts";
+import { type TaskMetrics, taskMetrics } from "./metrics.ts";
+import { available } from "./client.ts";
+
+/** Default time between passes (each pass is one cheap script call). */
+export const RECOVER_EVERY_MS = 1_000;
+
+/** Options of {@link Recoverer}. */
+export interface RecovererOptions {
+  /** Time between passes; default 1 s, spread ±20 %. */
+  intervalMs?: number;
+}
+
+/**
+ * Reclaims expired leases every second or so.
+ *
+ * A pass that starts late because the event loop stalled is skipped: the stall also delayed the
+ * lease renewals of this process (on the embedded store they share the loop), and those run
+ * first once the loop is free; reclaiming before them would take back live tasks.
+ */
+export class Recoverer implements Service {
+  readonly name = "task-recoverer";
+  #broker: TaskBroker;
+  #metrics: TaskMetrics;
+  #log: Logger;
+  #intervalMs: number;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #pass: Promise<unknown> = Promise.resolve();
+  #running = false;
+  #failing = false;
+
+  /**
+   * @param rt the runtime
+   * @param options interval
+   */
+  constructor(rt: Runtime, options: RecovererOptions = {}) {
+    this.#broker = new TaskBroker(rt.store, taskKeys(rt.config.keyPrefix));
+    this.#metrics = taskMetrics(rt);
+    this.#log = rt.log.child({ component: "task-recoverer" });
+    this.#intervalMs = options.intervalMs ?? RECOVER_EVERY_MS;
+  }
+
+  start(): Promise<void> {
+    this.#running = true;
+    this.#schedule();
+    return Promise.resolve();
+  }
+
+  #schedule(): void {
+    if (!this.#running) return;
+    const delay = Math.round(this.#intervalMs * (0.8 + 0.4 * Math.random()));
+    const due = Date.now() + delay;
+    this.#timer = setTimeout(() => {
+      const late = Date.now() - due;
+      this.#pass = (late > this.#intervalMs / 2 ? this.#skip(late) : this.recover())
+        .finally(() => this.#schedule());
+    }, delay);
+  }
+
+  #skip(late: number): Promise<void> {
+    this.#log.debug("recovery pass skipped after an event-loop stall", { late_ms: late });
+    return Promise.resolve();
+  }
+
+  /**
+   * Runs one pass.
+   *
+   * @returns how many tasks were taken back
+   */
+  async recover(): Promise<number> {
+    try {
+      const reclaimed = await available(this.#broker.reclaim());
+      this.#failing = false;
+      for (const [type, status] of reclaimed) {
+        this.#metrics.reclaims.inc({ type });
+        this.#metrics.transitions.inc({ type, status });
+      }
+      if (reclaimed.length) {
+        this.#log.warn("tasks taken back from workers whose lease expired", {
+          count: reclaimed.length,
+        });
+      }
+      return reclaimed.length;
+    } catch (err) {
+      if (!this.#failing) this.#log.warn("recovery pass failed", { error: err });
+      this.#failing = true;
+      return 0;
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.#running = false;
+    clearTimeout(this.#timer);
+    await this.#pass;
+  }
+}

@@ -1,0 +1,506 @@
+/**
+ * @module The worker loop: claims tasks, runs their handlers under a lease, writes how each run
+ * ended, and at shutdown finishes or hands back what it holds.
+ */
+import * as v from "valibot";
+import type { Runtime, Service } from "../runtime.ts";
+import type { Logger } from "../log.ts";
+import type { Check } from "../infra/store.ts";
+import type { TaskContext, TaskDefinition } from "./define.ts";
+import { taskKeys } from "./keys.ts";
+import {
+  type ClaimedTask,
+  type FinishEntry,
+  type FinishResult,
+  type Outcome,
+  TaskBroker,
+} from "./broker.ts";
+import { type Lease, type LeaseKeeper, startLeaseKeeper } from "./lease-keeper.ts";
+import { type TaskMetrics, taskMetrics } from "./metrics.ts";
+import { available } from "./client.ts";
+import { NonRetryableError } from "./errors.ts";
+
+/** Default lease: a dead worker's tasks run again this long after it stopped renewing. */
+export const LEASE_MS = 10_000;
+
+/** Default fallback poll while idle (notifications normally wake the worker at once). */
+export const POLL_MS = 1_000;
+
+/** After a cancel or timeout, how long a handler may take to stop before its run is closed. */
+export const ABORT_GRACE_MS = 500;
+
+/** Most tasks one claim asks for per type. */
+const CLAIM_BATCH = 100;
+
+/** Most runs closed in one write. */
+const FINISH_BATCH = 200;
+
+/** How long closing a run is retried while the store is down. */
+const FINISH_RETRY_MS = 60_000;
+
+/** Progress writes per run are at most this frequent. */
+const PROGRESS_EVERY_MS = 100;
+
+/** Options of {@link TaskWorker}. */
+export interface TaskWorkerOptions {
+  /** Lease length; default 10 s. */
+  leaseMs?: number;
+  /** Idle poll interval, a fallback for lost notifications; default 1 s. */
+  pollMs?: number;
+  /** Overrides every type's `concurrency` (benchmarks, tests). */
+  concurrency?: number;
+  /** Only these types (default: every task type of the system). */
+  types?: string[];
+}
+
+type _Cause = "cancel" | "timeout" | "lost" | "shutdown";
+
+interface _Run {
+  task: ClaimedTask;
+  def: TaskDefinition;
+  controller: AbortController;
+  cause?: _Cause;
+  /** Set once the outcome is decided; later outcomes are ignored. */
+  closed: boolean;
+  startedAt: number;
+  timers: ReturnType<typeof setTimeout>[];
+  /** Settles when the outcome is written (or given up). */
+  written?: Promise<void>;
+  progress: { value?: number; timer?: ReturnType<typeof setTimeout>; written?: number };
+}
+
+const _message = (err: unknown) => err instanceof Error ? err.message : String(err);
+
+/** Writes run outcomes in batches: one write in flight, the next batch gathering meanwhile. */
+class _Finisher {
+  #broker: TaskBroker;
+  #log: Logger;
+  #queue: { entry: FinishEntry; resolve: (r: FinishResult | "unwritten") => void }[] = [];
+  #flushing: Promise<void> | undefined;
+  /** Give up retrying at this time (set at shutdown). */
+  deadline = Infinity;
+
+  constructor(broker: TaskBroker, log: Logger) {
+    this.#broker = broker;
+    this.#log = log;
+  }
+
+  write(entry: FinishEntry): Promise<FinishResult | "unwritten"> {
+    return new Promise((resolve) => {
+      this.#queue.push({ entry, resolve });
+      this.#flushing ??= this.#flush().finally(() => (this.#flushing = undefined));
+    });
+  }
+
+  /** Resolves when every queued write is done. */
+  async drain(): Promise<void> {
+    while (this.#flushing) await this.#flushing;
+  }
+
+  async #flush(): Promise<void> {
+    while (this.#queue.length) {
+      const batch = this.#queue.splice(0, FINISH_BATCH);
+      const giveUp = Math.min(Date.now() + FINISH_RETRY_MS, this.deadline);
+      for (let attempt = 0;; attempt++) {
+        try {
+          const results = await available(this.#broker.finish(batch.map((b) => b.entry)));
+          batch.forEach((b, i) => b.resolve(results[i]));
+          break;
+        } catch (err) {
+          if (Date.now() >= Math.min(giveUp, this.deadline)) {
+            this.#log.error("task outcomes not written; their leases will expire", {
+              error: err,
+              tasks: batch.map((b) => b.entry.refcode),
+            });
+            batch.forEach((b) => b.resolve("unwritten"));
+            break;
+          }
+          if (attempt === 0) this.#log.warn("writing task outcomes failed", { error: err });
+          const wait = Math.min(2000, 50 * 2 ** attempt, Math.max(0, this.deadline - Date.now()));
+          await new Promise((r) => setTimeout(r, wait));
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Runs the tasks of the system: the `async-worker` role's main service.
+ *
+ * Each type has its own slots (`concurrency`); one claim call starts up to the free slots of
+ * every type. Idle, it waits for a notification on the ready channel (published by the enqueue
+ * script), for the next scheduled retry, or for the fallback poll.
+ */
+export class TaskWorker implements Service {
+  readonly name = "task-worker";
+  #rt: Runtime;
+  #log: Logger;
+  #broker: TaskBroker;
+  #metrics: TaskMetrics;
+  #defs = new Map<string, TaskDefinition>();
+  #limits = new Map<string, number>();
+  #busy = new Map<string, number>();
+  #runs = new Map<string, _Run>();
+  #drainWaiters: (() => void)[] = [];
+  #finisher: _Finisher;
+  #keeper: LeaseKeeper | undefined;
+  #unsubscribe: (() => Promise<void>)[] = [];
+  #leaseMs: number;
+  #pollMs: number;
+  #id: string;
+  #seq = 0;
+  #rotate = 0;
+  #loop: Promise<void> | undefined;
+  #stopping = false;
+  #dirty = false;
+  #backlog = false;
+  #wake: (() => void) | undefined;
+  #lastError = "";
+
+  /**
+   * @param rt the runtime
+   * @param options lease, poll, concurrency, types
+   */
+  constructor(rt: Runtime, options: TaskWorkerOptions = {}) {
+    this.#rt = rt;
+    this.#id = `${rt.instanceId}.${crypto.randomUUID().slice(0, 4)}`;
+    this.#log = rt.log.child({ component: "task-worker" });
+    this.#broker = new TaskBroker(rt.store, taskKeys(rt.config.keyPrefix));
+    this.#metrics = taskMetrics(rt);
+    this.#finisher = new _Finisher(this.#broker, this.#log);
+    this.#leaseMs = options.leaseMs ?? LEASE_MS;
+    this.#pollMs = options.pollMs ?? POLL_MS;
+    for (const def of rt.system.all<TaskDefinition>("task")) {
+      if (options.types && !options.types.includes(def.name)) continue;
+      this.#defs.set(def.name, def);
+      this.#limits.set(def.name, options.concurrency ?? def.concurrency);
+      this.#busy.set(def.name, 0);
+    }
+  }
+
+  /** This worker's id, recorded on the tasks it runs. */
+  get id(): string {
+    return this.#id;
+  }
+
+  /** How many handlers run now. */
+  get running(): number {
+    let n = 0;
+    for (const busy of this.#busy.values()) n += busy;
+    return n;
+  }
+
+  async start(): Promise<void> {
+    const keys = taskKeys(this.#rt.config.keyPrefix);
+    if (this.#defs.size === 0) this.#log.warn("no task types to run");
+    this.#unsubscribe.push(
+      await this.#rt.store.subscribe(keys.readyChannel, (type) => {
+        if (!this.#defs.has(type)) return;
+        this.#backlog = true;
+        this.#poke();
+      }),
+      await this.#rt.store.subscribe(
+        keys.cancelChannel,
+        (refcode) => this.#abort(refcode, "cancel"),
+      ),
+    );
+    this.#keeper = await startLeaseKeeper(this.#rt, this.#broker, this.#leaseMs, {
+      onLost: (leases) => this.#lost(leases),
+      onCancel: (leases) => leases.forEach(([refcode]) => this.#abort(refcode, "cancel")),
+    }, this.#log);
+    this.#loop = this.#claimLoop();
+    this.#log.info("task worker started", {
+      types: [...this.#defs.keys()],
+      lease_ms: this.#leaseMs,
+      lease_keeper: this.#keeper.mode,
+    });
+  }
+
+  check(): Promise<Check> {
+    return Promise.resolve(
+      this.#lastError ? { ok: false, detail: `claiming fails: ${this.#lastError}` } : { ok: true },
+    );
+  }
+
+  #poke(): void {
+    this.#dirty = true;
+    this.#wake?.();
+  }
+
+  #idle(ms: number): Promise<void> {
+    if (this.#dirty || this.#stopping) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = Number.isFinite(ms) ? setTimeout(() => done(), ms) : undefined;
+      const done = () => {
+        clearTimeout(timer);
+        this.#wake = undefined;
+        resolve();
+      };
+      this.#wake = done;
+    });
+  }
+
+  /** `[type, free slots]` for types with free slots, starting at a rotating type. */
+  #wants(): [string, number][] {
+    const types = [...this.#defs.keys()];
+    const out: [string, number][] = [];
+    for (let i = 0; i < types.length; i++) {
+      const type = types[(i + this.#rotate) % types.length];
+      const free = this.#limits.get(type)! - this.#busy.get(type)!;
+      if (free > 0) out.push([type, Math.min(free, CLAIM_BATCH)]);
+    }
+    this.#rotate++;
+    return out;
+  }
+
+  async #claimLoop(): Promise<void> {
+    let failures = 0;
+    while (!this.#stopping) {
+      const wants = this.#wants();
+      if (wants.length === 0) {
+        await this.#idle(Infinity);
+        this.#dirty = false;
+        continue;
+      }
+      this.#dirty = false;
+      let claimed: Awaited<ReturnType<TaskBroker["claim"]>>;
+      try {
+        claimed = await available(
+          this.#broker.claim(wants, this.#leaseMs, `${this.#id}.${++this.#seq}`, this.#id),
+        );
+        if (failures > 0) this.#log.info("claiming works again");
+        failures = 0;
+        this.#lastError = "";
+      } catch (err) {
+        if (failures++ === 0) this.#log.warn("claiming tasks failed", { error: err });
+        this.#lastError = _message(err);
+        await this.#idle(Math.min(2000, 50 * 2 ** failures));
+        continue;
+      }
+      if (this.#stopping) {
+        // Claimed while stop() began: hand them straight back.
+        await Promise.all(
+          claimed.tasks.map((task) =>
+            this.#finisher.write({
+              refcode: task.refcode,
+              token: task.token,
+              outcome: { kind: "release" },
+            })
+          ),
+        );
+        break;
+      }
+      for (const task of claimed.tasks) this.#start(task);
+      const asked = wants.reduce((n, [, k]) => n + k, 0);
+      this.#backlog = claimed.tasks.length >= asked;
+      if (this.#dirty || this.#backlog) continue;
+      await this.#idle(Math.min(this.#pollMs, claimed.nextDueMs ?? Infinity));
+    }
+  }
+
+  #start(task: ClaimedTask): void {
+    const def = this.#defs.get(task.type)!;
+    const type = def.name;
+    this.#busy.set(type, this.#busy.get(type)! + 1);
+    this.#metrics.running.inc({ type });
+    this.#metrics.transitions.inc({ type, status: "in_progress" });
+    this.#metrics.startDelaySeconds.observe(
+      { type },
+      Math.max(0, Date.now() - task.readyAt) / 1000,
+    );
+    this.#keeper!.track(task.refcode, task.token, Date.now() + def.timeoutMs + 2 * ABORT_GRACE_MS);
+    const run: _Run = {
+      task,
+      def,
+      controller: new AbortController(),
+      closed: false,
+      startedAt: performance.now(),
+      timers: [],
+      progress: {},
+    };
+    this.#runs.set(task.refcode, run);
+    run.timers.push(setTimeout(() => this.#abortRun(run, "timeout"), def.timeoutMs));
+    const log = this.#log.child({ task: type, refcode: task.refcode, attempt: task.attempt });
+    const ctx: TaskContext = {
+      refcode: task.refcode,
+      attempt: task.attempt,
+      signal: run.controller.signal,
+      log,
+      rt: this.#rt,
+      progress: (fraction) => this.#progress(run, fraction),
+    };
+    const handler = (async () => {
+      const parsed = v.safeParse(def.input, JSON.parse(task.input));
+      if (!parsed.success) {
+        throw new NonRetryableError(
+          `The stored input no longer fits the schema: ${
+            parsed.issues.map((i) => i.message).join("; ")
+          }`,
+        );
+      }
+      return await def.handler(parsed.output, ctx);
+    })();
+    handler.then(
+      (result) => this.#close(run, { kind: "ok", result: JSON.stringify(result ?? null) }),
+      (err) => this.#close(run, this.#failure(run, err)),
+    ).finally(() => {
+      // The slot frees when the handler returns, even if its run was closed earlier.
+      for (const timer of run.timers) clearTimeout(timer);
+      this.#busy.set(type, this.#busy.get(type)! - 1);
+      this.#metrics.running.dec({ type });
+      if (this.#backlog) this.#poke();
+    });
+  }
+
+  #failure(run: _Run, err: unknown): Outcome {
+    if (run.cause === "shutdown") return { kind: "release" };
+    if (run.cause === "timeout") {
+      const error = `Timed out after ${run.def.timeoutMs} ms`;
+      return { kind: "retry", error, delayMs: run.def.backoff(run.task.attempt) };
+    }
+    if (err instanceof NonRetryableError) return { kind: "fail", error: err.message };
+    return { kind: "retry", error: _message(err), delayMs: run.def.backoff(run.task.attempt) };
+  }
+
+  #abort(refcode: string, cause: _Cause): void {
+    const run = this.#runs.get(refcode);
+    if (run) this.#abortRun(run, cause);
+  }
+
+  /** Fires the run's signal; a handler that ignores it has its run closed after a grace. */
+  #abortRun(run: _Run, cause: _Cause): void {
+    if (run.closed || run.controller.signal.aborted) return;
+    run.cause = cause;
+    const reason = cause === "timeout"
+      ? new DOMException(`Task timed out after ${run.def.timeoutMs} ms`, "TimeoutError")
+      : new DOMException(
+        cause === "cancel"
+          ? "Task cancelled"
+          : cause === "lost"
+          ? "Task lease lost: another worker may run it"
+          : "Worker shutting down: task handed back",
+        "AbortError",
+      );
+    run.controller.abort(reason);
+    if (cause === "cancel" || cause === "timeout") {
+      run.timers.push(
+        setTimeout(() => this.#close(run, this.#failure(run, reason)), ABORT_GRACE_MS),
+      );
+    }
+  }
+
+  #lost(leases: Lease[]): void {
+    for (const [refcode, token] of leases) {
+      const run = this.#runs.get(refcode);
+      if (!run || run.task.token !== token || run.closed) continue;
+      this.#log.warn("task lease lost; its result will be discarded", { refcode });
+      this.#abortRun(run, "lost");
+      run.closed = true;
+      this.#forget(run);
+    }
+  }
+
+  #forget(run: _Run): void {
+    clearTimeout(run.progress.timer);
+    this.#keeper?.untrack(run.task.refcode);
+    if (this.#runs.get(run.task.refcode) === run) this.#runs.delete(run.task.refcode);
+    if (this.#runs.size === 0) this.#drainWaiters.splice(0).forEach((resolve) => resolve());
+  }
+
+  #progress(run: _Run, fraction: number): void {
+    if (run.closed || !Number.isFinite(fraction)) return;
+    const p = run.progress;
+    p.value = Math.min(1, Math.max(0, fraction));
+    if (p.timer) return;
+    const flush = () => {
+      p.timer = undefined;
+      if (run.closed || p.value === p.written) return;
+      p.written = p.value;
+      this.#broker.progress(run.task.refcode, run.task.token, p.value!).catch((err) =>
+        this.#log.debug("progress not written", { refcode: run.task.refcode, error: err })
+      );
+      p.timer = setTimeout(flush, PROGRESS_EVERY_MS);
+    };
+    flush();
+  }
+
+  #close(run: _Run, outcome: Outcome): Promise<void> {
+    if (run.closed) return run.written ?? Promise.resolve();
+    run.closed = true;
+    clearTimeout(run.progress.timer);
+    const { refcode, token, type } = run.task;
+    run.written = this.#finisher.write({ refcode, token, outcome }).then((status) => {
+      this.#forget(run);
+      const seconds = (performance.now() - run.startedAt) / 1000;
+      if (status === "lost" || status === "unwritten") {
+        if (status === "lost") {
+          this.#log.warn("task outcome discarded: its lease was lost", { refcode, task: type });
+        }
+        return;
+      }
+      const label = outcome.kind === "release" && status === "queued"
+        ? "released"
+        : status === "queued"
+        ? "retry"
+        : status;
+      this.#metrics.runSeconds.observe({ type, outcome: label }, seconds);
+      this.#metrics.transitions.inc({ type, status });
+      if (label === "retry") {
+        this.#metrics.retries.inc({ type });
+        this.#log.info("task failed; retry scheduled", {
+          refcode,
+          task: type,
+          attempt: run.task.attempt,
+          error: outcome.kind === "retry" ? outcome.error : undefined,
+        });
+      } else if (status === "failed") {
+        this.#log.warn("task failed", {
+          refcode,
+          task: type,
+          attempt: run.task.attempt,
+          error: outcome.kind === "ok" || outcome.kind === "release" ? undefined : outcome.error,
+        });
+      }
+    });
+    return run.written;
+  }
+
+  async stop(deadline: number): Promise<void> {
+    this.#stopping = true;
+    this.#finisher.deadline = deadline;
+    this.#wake?.();
+    await this.#loop;
+    // Let running handlers finish until shortly before the deadline, then hand back the rest.
+    const margin = Math.min(1000, Math.max(100, (deadline - Date.now()) / 10));
+    await _until(this.#drained(), deadline - margin);
+    const open = [...this.#runs.values()].filter((run) => !run.closed);
+    if (open.length) {
+      this.#log.info("handing back running tasks", { count: open.length });
+      for (const run of open) this.#abortRun(run, "shutdown");
+      // Handlers that honour the signal return at once; the others are handed back anyway.
+      await _until(this.#drained(), Math.min(deadline - margin / 2, Date.now() + 200));
+      for (const run of open) void this.#close(run, { kind: "release" });
+    }
+    await _until(this.#drained(), deadline);
+    await Promise.allSettled([
+      this.#keeper?.stop(),
+      ...this.#unsubscribe.map((unsubscribe) => unsubscribe()),
+    ]);
+    this.#log.info("task worker stopped", { still_running: this.running });
+  }
+
+  /** Settles once no run is open (every outcome written or given up). */
+  #drained(): Promise<void> {
+    if (this.#runs.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+}
+
+async function _until(work: Promise<unknown>, deadline: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    work.catch(() => {}),
+    new Promise((r) => (timer = setTimeout(r, Math.max(0, deadline - Date.now())))),
+  ]);
+  clearTimeout(timer);
+}
