@@ -889,9 +889,9 @@ export class MultiError extends Error {
 /** Options of `MemoryStore`. */
 export interface MemoryStoreOptions {
   /**
-   * The reply shapes of `command`, `multi` and `pipeline`: 3 (default) as node-redis v6 gives
-   * them to RedisStore (scores as numbers, WITHSCORES as pairs), or 2 (raw RESP2). Scripts always
-   * see RESP2, like `redis.call` in Lua.
+   * The reply shapes of `command`, `multi` and `pipeline`: 2 (default, as RedisStore gives them:
+   * it speaks RESP2) or 3 (as node-redis gives them over RESP3: scores as numbers, WITHSCORES as
+   * pairs). Scripts always see RESP2, like `redis.call` in Lua.
    */
   resp?: 2 | 3;
 }
@@ -911,7 +911,7 @@ export class MemoryStore implements Store {
    * @param options reply protocol (see `MemoryStoreOptions`)
    */
   constructor(options: MemoryStoreOptions = {}) {
-    this.#shape = options.resp === 2 ? _resp2 : _resp3;
+    this.#shape = options.resp === 3 ? _resp3 : _resp2;
     this.#db.publish = (channel, message) => this.#publish(channel, message);
     this.#sweeper = setInterval(() => this.#db.sweep(), SWEEP_INTERVAL_MS);
     Deno.unrefTimer(this.#sweeper as unknown as number);

@@ -78,6 +78,8 @@ export class RedisStore implements Store {
   #create(): Client {
     const client = createClient({
       url: this.#url,
+      // RESP2, so replies have the same shapes as `redis.call` inside scripts and as MemoryStore.
+      RESP: 2,
       // Fail fast while disconnected: callers answer 503 instead of hanging.
       disableOfflineQueue: true,
       socket: {
