@@ -17,14 +17,58 @@ export interface Logger {
   child(fields: Record<string, unknown>): Logger;
 }
 
+const _secretKey = new Map<string, boolean>();
+function _isSecret(key: string): boolean {
+  let secret = _secretKey.get(key);
+  if (secret === undefined) _secretKey.set(key, secret = SECRET_KEYS.test(key));
+  return secret;
+}
+
 function _clean(value: unknown): unknown {
-  if (value instanceof Error) return { name: value.name, message: value.message };
-  if (typeof value === "string") return value.replace(/(\w+:\/\/[^:/@\s]*:)[^@\s]+@/g, "$1***@");
+  if (typeof value === "string") {
+    return value.includes("://") ? value.replace(/(\w+:\/\/[^:/@\s]*:)[^@\s]+@/g, "$1***@") : value;
+  }
+  if (value instanceof Error) return { name: value.name, message: _clean(value.message) };
   return value;
 }
 
+const _encoder = new TextEncoder();
+let _pending: string[] = [];
+let _pendingBytes = 0;
+let _timer: ReturnType<typeof setTimeout> | undefined;
+const FLUSH_AFTER_MS = 20;
+const FLUSH_AT_BYTES = 64 * 1024;
+
 /**
- * Creates a logger writing JSON lines to stdout.
+ * Writes buffered log lines to stdout now. `main` calls it before exiting; lines are otherwise
+ * written at most 20 ms late, so a busy process makes one write per batch instead of one per
+ * line (a synchronous write per line cost a third of an HTTP request's time).
+ */
+export function flushLogs(): void {
+  clearTimeout(_timer);
+  _timer = undefined;
+  if (_pending.length === 0) return;
+  const data = _encoder.encode(_pending.join(""));
+  _pending = [];
+  _pendingBytes = 0;
+  let written = 0;
+  while (written < data.length) written += Deno.stdout.writeSync(data.subarray(written));
+}
+
+function _bufferedStdout(line: string): void {
+  _pending.push(line + "\n");
+  _pendingBytes += line.length + 1;
+  if (_pendingBytes >= FLUSH_AT_BYTES) flushLogs();
+  else if (_timer === undefined) {
+    _timer = setTimeout(flushLogs, FLUSH_AFTER_MS);
+    Deno.unrefTimer(_timer as unknown as number);
+  }
+}
+
+globalThis.addEventListener?.("unload", flushLogs);
+
+/**
+ * Creates a logger writing JSON lines to stdout (buffered, see `flushLogs`).
  *
  * @param level the lowest level written
  * @param base fields added to every record
@@ -39,14 +83,15 @@ function _clean(value: unknown): unknown {
 export function createLogger(
   level: LogLevel = "info",
   base: Record<string, unknown> = {},
-  write: (line: string) => void = (line) => console.log(line),
+  write: (line: string) => void = _bufferedStdout,
 ): Logger {
   const min = ORDER[level];
   const emit = (lvl: LogLevel, msg: string, fields?: Record<string, unknown>) => {
     if (ORDER[lvl] < min) return;
     const record: Record<string, unknown> = { time: new Date().toISOString(), level: lvl, msg };
-    for (const [k, val] of Object.entries({ ...base, ...fields })) {
-      record[k] = SECRET_KEYS.test(k) ? "***" : _clean(val);
+    for (const source of [base, fields]) {
+      if (!source) continue;
+      for (const k in source) record[k] = _isSecret(k) ? "***" : _clean(source[k]);
     }
     write(JSON.stringify(record));
   };
