@@ -180,11 +180,12 @@ export async function calibrate(
   const times: number[] = [];
   let threadMemory = 0;
   if (chunks.length > 0) {
+    const count = Math.min(SAMPLED_CHUNKS, chunks.length);
     const picks = [
       ...new Set(
         Array.from(
-          { length: Math.min(SAMPLED_CHUNKS, chunks.length) },
-          (_, i) => Math.round(i * (chunks.length - 1) / Math.max(1, SAMPLED_CHUNKS - 1)),
+          { length: count },
+          (_, i) => Math.round(i * (chunks.length - 1) / Math.max(1, count - 1)),
         ),
       ),
     ];

@@ -76,10 +76,11 @@ export interface ParallelTask<
   readonly input: S;
   /** The worker file as a `file:` URL string (tinypool's `filename`). */
   readonly worker: string;
-  readonly split: (input: v.InferOutput<S>, context: SplitContext) => C[];
-  readonly merge: (results: R[]) => M;
+  // Methods, not function properties: a task of any input type is a `ParallelTask`.
+  split(input: v.InferOutput<S>, context: SplitContext): C[];
+  merge(results: R[]): M;
   readonly maxWorkers: number;
-  readonly sample?: (items: number) => v.InferInput<S>;
+  sample?(items: number): v.InferInput<S>;
   readonly leaseMs: number;
   readonly maxAttempts: number;
 }

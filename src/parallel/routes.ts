@@ -104,9 +104,14 @@ export const parallelRoutes: RouteModule = (app, rt) => {
   const defs = rt.system.all<ParallelTask>("parallel-task");
   // The cluster's allowed maximum: the largest any task allows; a task may allow fewer.
   const maxWorkers = defs.length ? Math.max(...defs.map((d) => d.maxWorkers)) : DEFAULT_MAX_WORKERS;
+  const messages: Record<string, string> = {
+    task_id: "must be the name of a parallel task",
+    worker_count: _between(1, maxWorkers),
+    input: "is required (the task's input)",
+  };
   const RunInput = v.object({
     task_id: v.pipe(
-      v.string("must be the name of a parallel task"),
+      v.string(messages.task_id),
       v.nonEmpty("must be the name of a parallel task"),
       v.maxLength(64, "must be at most 64 characters"),
     ),
@@ -117,6 +122,12 @@ export const parallelRoutes: RouteModule = (app, rt) => {
       v.maxValue(maxWorkers, _between(1, maxWorkers)),
     ),
     input: v.unknown(),
+  }, (issue) => {
+    // A missing field is reported by the object: name what the field must be.
+    const key = issue.path?.[0]?.key;
+    return typeof key === "string" && messages[key]
+      ? messages[key]
+      : "must be an object with task_id, worker_count and input";
   });
   const CapacityQuery = v.object({
     task_id: v.pipe(v.string("is required"), v.nonEmpty("is required")),

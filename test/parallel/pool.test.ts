@@ -1,0 +1,81 @@
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { STOP_GRACE_MS, ThreadPool } from "../../src/parallel/pool.ts";
+
+const WORKER = new URL("./_worker.ts", import.meta.url).href;
+const PRIMES = new URL("../../workers/primes.ts", import.meta.url).href;
+const pools: ThreadPool[] = [];
+const pool = (size: number) => {
+  const p = new ThreadPool(size);
+  pools.push(p);
+  return p;
+};
+test.after(async () => {
+  for (const p of pools) await p.destroy();
+});
+
+/** CPU time of this process so far, ms (user + system, from /proc). */
+function cpuMs(): number {
+  const fields = Deno.readTextFileSync(`/proc/${Deno.pid}/stat`).split(") ")[1].split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+test("start() runs a chunk on a thread and returns the worker's result", async () => {
+  const p = pool(2);
+  const running = p.start(PRIMES, { from: 0, to: 100_000 });
+  assert.is(p.busy, 1);
+  assert.is(await running.result, 9592);
+  assert.is(p.busy, 0);
+});
+
+test("start() runs up to size chunks at the same time", async () => {
+  const p = pool(2);
+  const results = await Promise.all([
+    p.start(WORKER, { op: "square", n: 2, ms: 200 }).result,
+    p.start(WORKER, { op: "square", n: 3, ms: 200 }).result,
+  ]) as { start: number; end: number; value: number }[];
+  assert.equal(results.map((r) => r.value), [4, 9]);
+  assert.ok(results[0].start < results[1].end && results[1].start < results[0].end, "overlap");
+});
+
+test("start() rejects with the worker's error", async () => {
+  const p = pool(1);
+  try {
+    await p.start(WORKER, { op: "fail", message: "no luck" }).result;
+    assert.unreachable();
+  } catch (err) {
+    assert.match(String((err as Error).message), /no luck/);
+  }
+  assert.is(await p.start(PRIMES, { from: 0, to: 100 }).result, 25, "the pool still works");
+});
+
+test("stop() ends a chunk that checks its signal at once, and its CPU use with it", async () => {
+  const p = pool(1);
+  const running = p.start(WORKER, { op: "spin", ms: 10_000, honour: true });
+  await new Promise((r) => setTimeout(r, 300));
+  const t = performance.now();
+  running.stop();
+  const err = await running.result.catch((e) => e as Error);
+  assert.is(err.name, "AbortError");
+  assert.ok(performance.now() - t < STOP_GRACE_MS, `stopped in ${performance.now() - t} ms`);
+  const before = cpuMs();
+  await new Promise((r) => setTimeout(r, 500));
+  assert.ok(cpuMs() - before < 150, `idle after stop (${cpuMs() - before} ms CPU in 500 ms)`);
+  assert.is(await p.start(PRIMES, { from: 0, to: 100 }).result, 25, "the pool still works");
+});
+
+test("stop() aborts a chunk that ignores its signal after the grace period", async () => {
+  const p = pool(1);
+  const running = p.start(WORKER, { op: "spin", ms: 800, honour: false });
+  await new Promise((r) => setTimeout(r, 100));
+  const t = performance.now();
+  running.stop();
+  const err = await running.result.catch((e) => e as Error);
+  assert.is(err.name, "AbortError");
+  const took = performance.now() - t;
+  assert.ok(took >= STOP_GRACE_MS - 20 && took < 1000, `aborted after ${took} ms`);
+  // On Deno the terminated thread spins on until its loop ends (denoland/deno#35657).
+  await new Promise((r) => setTimeout(r, 800));
+});
+
+test.run();

@@ -1,0 +1,242 @@
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { backends, cleanup, testRuntime, waitFor } from "../helpers.ts";
+import { newRefcode, type NewRun, REFCODE_PATTERN, RunStore } from "../../src/parallel/store.ts";
+import { activeRunsKey, runKeys } from "../../src/parallel/keys.ts";
+
+const T0 = Date.parse("2025-01-01T00:00:00Z");
+
+for (const backend of backends()) {
+  const test = suite(`RunStore on ${backend.name}`);
+  test.after(cleanup);
+
+  const setup = async () => {
+    const rt = testRuntime({ redis: backend.name === "redis" });
+    await waitFor(async () => (await rt.store.check()).ok, 5000, "store ready");
+    const clock = { now: T0 };
+    const runs = new RunStore(rt.store, rt.config.keyPrefix, () => clock.now);
+    return { rt, runs, clock };
+  };
+  const run = (over: Partial<NewRun> = {}): NewRun => ({
+    taskId: "sum",
+    workerCount: 2,
+    chunks: [{ n: 1 }, { n: 2 }, { n: 3 }],
+    leaseMs: 1000,
+    maxAttempts: 2,
+    ...over,
+  });
+
+  test("newRefcode() carries 128 random bits in 22 url-safe characters", () => {
+    const codes = new Set(Array.from({ length: 200 }, () => newRefcode()));
+    assert.is(codes.size, 200);
+    for (const c of codes) assert.ok(REFCODE_PATTERN.test(c), c);
+  });
+
+  test("create() records a queued run and indexes it; get() shows it", async () => {
+    const { rt, runs } = await setup();
+    const refcode = await runs.create(run());
+    const view = await runs.get(refcode);
+    assert.equal(view, {
+      refcode,
+      task_id: "sum",
+      worker_count: 2,
+      status: "queued",
+      progress: { done: 0, total: 3 },
+      result: null,
+      error: null,
+      created_at: new Date(T0).toISOString(),
+      started_at: null,
+      finished_at: null,
+    });
+    assert.equal((await runs.active("sum")).map((r) => r.refcode), [refcode]);
+    assert.equal((await runs.active("sum"))[0].createdMs, T0);
+    const ttl = await rt.store.command(["TTL", runKeys(rt.config.keyPrefix, refcode).run]);
+    assert.is(ttl, -1, "a live run never expires");
+  });
+
+  test("create() with no chunks ends the run at once with the empty result", async () => {
+    const { runs } = await setup();
+    const refcode = await runs.create(run({ chunks: [], emptyResult: { total: 0 } }));
+    const view = await runs.get(refcode);
+    assert.is(view!.status, "completed");
+    assert.equal(view!.result, { total: 0 });
+    assert.equal(await runs.active("sum"), []);
+  });
+
+  test("get() returns null for an unknown refcode", async () => {
+    const { runs } = await setup();
+    assert.is(await runs.get(newRefcode()), null);
+  });
+
+  test("claim() hands out chunks in order and never more than worker_count at once", async () => {
+    const { runs } = await setup();
+    const refcode = await runs.create(run());
+    const a = await runs.claim(refcode, "a");
+    assert.equal(a, { kind: "chunk", index: 0, chunk: { n: 1 }, taskId: "sum" });
+    assert.equal(await runs.claim(refcode, "b"), {
+      kind: "chunk",
+      index: 1,
+      chunk: { n: 2 },
+      taskId: "sum",
+    });
+    assert.equal(await runs.claim(refcode, "c"), { kind: "full" });
+    const view = await runs.get(refcode);
+    assert.is(view!.status, "in_progress");
+    assert.is(view!.started_at, new Date(T0).toISOString());
+  });
+
+  test("claim() is atomic: concurrent claimers never exceed worker_count", async () => {
+    const { runs } = await setup();
+    const refcode = await runs.create(run({ workerCount: 3, chunks: Array(20).fill(0) }));
+    const claims = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => runs.claim(refcode, `t${i}`)),
+    );
+    assert.is(claims.filter((c) => c.kind === "chunk").length, 3);
+    assert.is(claims.filter((c) => c.kind === "full").length, 9);
+  });
+
+  test("complete() records results; the last one grants the merge lease", async () => {
+    const { runs } = await setup();
+    const refcode = await runs.create(run({ workerCount: 3 }));
+    for (const t of ["a", "b", "c"]) await runs.claim(refcode, t);
+    assert.is(await runs.complete(refcode, 1, "b", 20), "recorded");
+    assert.is(await runs.complete(refcode, 0, "a", 10), "recorded");
+    assert.equal((await runs.get(refcode))!.progress, { done: 2, total: 3 });
+    assert.is(await runs.complete(refcode, 2, "c", 30), "last");
+    assert.equal(await runs.results(refcode, 3), [10, 20, 30]);
+    assert.is(
+      await runs.end(refcode, { slot: "merge", token: "x" }, {
+        status: "completed",
+        result: 1,
+      }),
+      false,
+      "only the merge lease's holder ends the run",
+    );
+    assert.ok(
+      await runs.end(refcode, { slot: "merge", token: "c" }, { status: "completed", result: 60 }),
+    );
+    const view = await runs.get(refcode);
+    assert.is(view!.status, "completed");
+    assert.is(view!.result, 60);
+    assert.is(view!.finished_at, new Date(T0).toISOString());
+  });
+
+  test("complete() drops a result whose claim is not the token's", async () => {
+    const { runs } = await setup();
+    const refcode = await runs.create(run());
+    await runs.claim(refcode, "a");
+    assert.is(await runs.complete(refcode, 0, "intruder", 1), "dropped");
+    assert.is(await runs.complete(refcode, 1, "a", 1), "dropped", "chunk 1 was never claimed");
+    assert.equal((await runs.get(refcode))!.progress.done, 0);
+  });
+
+  test("an expired lease goes back to the queue and is claimed again", async () => {
+    const { runs, clock } = await setup();
+    const refcode = await runs.create(run({ workerCount: 1 }));
+    await runs.claim(refcode, "dead");
+    clock.now += 999;
+    assert.equal(await runs.claim(refcode, "b"), { kind: "full" });
+    clock.now += 2;
+    assert.equal(await runs.claim(refcode, "b"), {
+      kind: "chunk",
+      index: 0,
+      chunk: { n: 1 },
+      taskId: "sum",
+    });
+    assert.is(await runs.complete(refcode, 0, "dead", 1), "dropped", "the dead claim lost it");
+    assert.is(await runs.complete(refcode, 0, "b", 1), "recorded");
+  });
+
+  test("a chunk that loses its worker max_attempts times fails the run", async () => {
+    const { runs, clock } = await setup();
+    const refcode = await runs.create(run({ workerCount: 1, maxAttempts: 2 }));
+    await runs.claim(refcode, "a");
+    clock.now += 1001;
+    assert.is((await runs.claim(refcode, "b")).kind, "chunk");
+    clock.now += 1001;
+    assert.equal(await runs.claim(refcode, "c"), { kind: "gone", status: "failed" });
+    const view = await runs.get(refcode);
+    assert.is(view!.status, "failed");
+    assert.match(view!.error!, /chunk 0 lost its worker 2 times/);
+  });
+
+  test("heartbeat() renews held leases and names the ones lost", async () => {
+    const { runs, clock } = await setup();
+    const refcode = await runs.create(run({ workerCount: 1 }));
+    await runs.claim(refcode, "a");
+    clock.now += 800;
+    assert.equal(await runs.heartbeat(refcode, [{ slot: "0", token: "a" }]), {
+      status: "in_progress",
+      lost: [],
+    });
+    clock.now += 800;
+    assert.equal(await runs.claim(refcode, "b"), { kind: "full" }, "renewed: not reclaimed");
+    assert.equal(await runs.heartbeat(refcode, [{ slot: "1", token: "a" }]), {
+      status: "in_progress",
+      lost: ["1"],
+    });
+  });
+
+  test("release() puts chunks back first in line without counting an attempt", async () => {
+    const { rt, runs } = await setup();
+    const refcode = await runs.create(run({ workerCount: 1, maxAttempts: 1 }));
+    await runs.claim(refcode, "a");
+    assert.is(await runs.release(refcode, [{ slot: "0", token: "a" }]), 1);
+    assert.is(await runs.release(refcode, [{ slot: "0", token: "a" }]), 0);
+    const again = await runs.claim(refcode, "b");
+    assert.equal(again, { kind: "chunk", index: 0, chunk: { n: 1 }, taskId: "sum" });
+    const attempts = await rt.store.command([
+      "HGET",
+      runKeys(rt.config.keyPrefix, refcode).attempts,
+      "0",
+    ]);
+    assert.is(String(attempts), "1");
+  });
+
+  test("cancel() ends a live run, drops its work, and tells the workers", async () => {
+    const { rt, runs } = await setup();
+    const messages: string[] = [];
+    const unsubscribe = await rt.store.subscribe(runs.channel, (m) => messages.push(m));
+    const refcode = await runs.create(run());
+    await runs.claim(refcode, "a");
+    assert.is(await runs.cancel(refcode), "in_progress");
+    const view = await runs.get(refcode);
+    assert.is(view!.status, "cancelled");
+    assert.ok(view!.finished_at);
+    assert.is(await runs.complete(refcode, 0, "a", 1), "dropped", "a late result changes nothing");
+    assert.equal(await runs.claim(refcode, "b"), { kind: "gone", status: "cancelled" });
+    assert.is(await runs.cancel(refcode), "cancelled", "a second cancel reports the end state");
+    assert.is(await runs.cancel(newRefcode()), null);
+    const keys = runKeys(rt.config.keyPrefix, refcode);
+    assert.is(await rt.store.command(["EXISTS", keys.pending, keys.chunks, keys.leases]), 0);
+    const ttl = Number(await rt.store.command(["TTL", keys.run]));
+    assert.ok(ttl > 0 && ttl <= 24 * 3600, `ended runs expire (ttl ${ttl})`);
+    await waitFor(() => messages.includes(`stop ${refcode}`), 2000, "stop message");
+    assert.ok(messages.includes(`run sum ${refcode}`));
+    await unsubscribe();
+  });
+
+  test("end() as failed records the error; later results are dropped", async () => {
+    const { runs } = await setup();
+    const refcode = await runs.create(run());
+    await runs.claim(refcode, "a");
+    await runs.claim(refcode, "b");
+    assert.ok(
+      await runs.end(refcode, { slot: "0", token: "a" }, { status: "failed", error: "boom" }),
+    );
+    assert.is(await runs.complete(refcode, 1, "b", 2), "dropped");
+    const view = await runs.get(refcode);
+    assert.is(view!.status, "failed");
+    assert.is(view!.error, "boom");
+    assert.is(view!.result, null);
+  });
+
+  test("forget() drops a run from its task's index", async () => {
+    const { rt, runs } = await setup();
+    const refcode = await runs.create(run());
+    await runs.forget("sum", refcode);
+    assert.is(await rt.store.command(["ZCARD", activeRunsKey(rt.config.keyPrefix, "sum")]), 0);
+  });
+
+  test.run();
+}
