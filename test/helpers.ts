@@ -64,6 +64,49 @@ export function backends(): Backend[] {
   return only ? all.filter((b) => only.split(",").includes(b.name)) : all;
 }
 
+/** A bus (with its store) the consumer tests run on. */
+export interface BusBackend {
+  /** `memory`: embedded bus and store; `kafka`: the real broker with real Redis. */
+  name: "memory" | "kafka";
+  /** Environment to add (KAFKA_BROKERS and REDIS_URL for kafka). */
+  env: Record<string, string>;
+}
+
+/**
+ * The buses behavioural tests run on: the embedded one always, the real broker (with real
+ * Redis) unless `TEST_BUSES=memory`.
+ *
+ * @returns the backends
+ */
+export function busBackends(): BusBackend[] {
+  const only = Deno.env.get("TEST_BUSES");
+  const all: BusBackend[] = [
+    { name: "memory", env: {} },
+    { name: "kafka", env: { KAFKA_BROKERS, REDIS_URL } },
+  ];
+  return only ? all.filter((b) => only.split(",").includes(b.name)) : all;
+}
+
+/**
+ * Deletes topics from the real broker at `cleanup()`.
+ *
+ * @param topics full topic names (with their prefix)
+ */
+export function deleteTopicsLater(topics: string[]): void {
+  onCleanup(async () => {
+    const { default: kafkajs } = await import("kafkajs");
+    const admin = new kafkajs.Kafka({
+      brokers: KAFKA_BROKERS.split(","),
+      logLevel: kafkajs.logLevel.NOTHING,
+    }).admin();
+    try {
+      await admin.connect();
+      await admin.deleteTopics({ topics, timeout: 5000 });
+    } catch { /* already gone, or the broker is down */ }
+    await admin.disconnect().catch(() => {});
+  });
+}
+
 /** Options of `testRuntime`. */
 export interface TestRuntimeOptions extends RuntimeOptions {
   /** Use real Redis. */
