@@ -446,6 +446,8 @@ export class TaskWorker implements Service {
       this.#metrics.runSeconds.observe({ type, outcome: label }, seconds);
       this.#metrics.transitions.inc({ type, status });
       if (label === "retry") {
+        // The claim this wakes learns when the retry is due and sleeps until then.
+        this.#poke();
         this.#metrics.retries.inc({ type });
         this.#log.info("task failed; retry scheduled", {
           refcode,
