@@ -9,7 +9,7 @@
  * claimed in time — the missed ones, which the claim's winner alone handles by the policy.
  */
 import type { Logger } from "../log.ts";
-import type { Clock } from "./clock.ts";
+import { type Clock, systemClock } from "./clock.ts";
 import type { Cron } from "./cron.ts";
 import { MAX_CATCH_UP_RUNS, type ScheduleDefinition } from "./define.ts";
 import type { SchedulerMetrics } from "./metrics.ts";
@@ -106,31 +106,38 @@ export class ScheduleLoop {
       // Aimed at the tick itself, from the wall clock, each time: lateness never accumulates.
       await this.#clock.sleepUntil(startup === null ? tick : Math.min(tick, startup), signal);
       if (signal.aborted) break;
+      if (this.#clock.now() >= tick) {
+        await this.#claimTick(tick);
+        // Ticks that passed while this replica was busy are not aimed at: the next claim finds
+        // them in its gap and the missed policy decides.
+        tick = cursor.nextAfter(Math.max(tick, this.#clock.now() - 1));
+      }
+      // After the tick when both are due, so its run goes first and catch-up runs queue behind.
       if (startup !== null && this.#clock.now() >= startup) {
         if (await this.#claimStart(start, attempt++)) startup = null;
         else startup = this.#clock.now() + Math.min(50 * 2 ** attempt, 1000);
       }
-      if (this.#clock.now() < tick) continue;
-      try {
-        const started = await this.#runs.begin(this.#def, {
-          tick,
-          trigger: "schedule",
-          claim: true,
-        });
-        if (started.outcome !== "lost" && started.previous !== null) {
-          this.#missed(started.previous, tick, false);
-        }
-      } catch (err) {
-        this.#log.warn("tick not claimed", {
-          scheduled_at: new Date(tick).toISOString(),
-          error: err,
-        });
-      }
-      // Ticks that passed while this replica was busy are not aimed at: the next claim finds
-      // them in its gap and the missed policy decides.
-      tick = cursor.nextAfter(Math.max(tick, this.#clock.now() - 1));
     }
     this.#nextTick = null;
+  }
+
+  /** Claims and runs one tick; the winner handles the missed ticks before it. */
+  async #claimTick(tick: number): Promise<void> {
+    try {
+      const started = await this.#runs.begin(this.#def, {
+        tick,
+        trigger: "schedule",
+        claim: true,
+      });
+      if (started.outcome !== "lost" && started.previous !== null) {
+        this.#missed(started.previous, tick, false);
+      }
+    } catch (err) {
+      this.#log.warn("tick not claimed", {
+        scheduled_at: new Date(tick).toISOString(),
+        error: err,
+      });
+    }
   }
 
   /** Claims `(mark, upTo]`; false when the store could not be reached. */
@@ -169,14 +176,29 @@ export class ScheduleLoop {
           });
           return;
         }
-        try {
-          const started = await this.#runs.begin(def, { tick, trigger: "catch-up", claim: false });
-          await started.done;
-        } catch (err) {
-          this.#log.warn("catch-up run not started", {
-            scheduled_at: new Date(tick).toISOString(),
-            error: err,
-          });
+        for (let attempt = 0; !this.#abort.signal.aborted; attempt++) {
+          try {
+            const started = await this.#runs.begin(def, {
+              tick,
+              trigger: "catch-up",
+              claim: false,
+            });
+            if (started.outcome !== "busy") {
+              await started.done;
+              break;
+            }
+          } catch (err) {
+            this.#log.warn("catch-up run not started", {
+              scheduled_at: new Date(tick).toISOString(),
+              error: err,
+            });
+            if (attempt >= 5) break;
+          }
+          // Another run holds the overlap lock: wait for it (it ends, or its lease expires).
+          await systemClock.sleepUntil(
+            Date.now() + Math.min(20 * 2 ** attempt, 1000),
+            this.#abort.signal,
+          );
         }
       }
     });

@@ -33,7 +33,10 @@ export interface RunStarted {
   outcome: BeginOutcome;
   /** The schedule's claim mark before this claim (null: first claim ever, or no claim). */
   previous: number | null;
-  /** Settles when the run has ended and is recorded (at once unless `running`). */
+  /**
+   * Settles when the run has ended and is recorded (at once unless `running`). `busy`: a
+   * catch-up run found another run going and did not start; try again later.
+   */
   done: Promise<void>;
 }
 
@@ -111,7 +114,11 @@ export class Runs {
     const { outcome, previous } = await this.#store.begin(def.name, {
       id,
       claimUpTo: req.claim ? req.tick : null,
-      lock: req.trigger === "manual" ? "force" : def.overlap,
+      lock: req.trigger === "manual"
+        ? "force"
+        : req.trigger === "catch-up" && def.overlap === "skip"
+        ? "wait"
+        : def.overlap,
       leaseMs: this.#leaseMs,
       now: startedAt,
       record: {

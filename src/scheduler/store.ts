@@ -26,14 +26,15 @@ export interface RunRecord {
 }
 
 /**
- * How `begin` treats the overlap lock: `skip` takes it or records the run skipped, `allow`
+ * How `begin` treats the overlap lock: `skip` takes it or records the run skipped, `wait`
+ * takes it or records nothing and answers `busy` (catch-up runs wait their turn), `allow`
  * ignores it, `force` takes it if free and runs anyway (manual runs), `queue` only records the
  * run as queued.
  */
-export type LockMode = "skip" | "allow" | "force" | "queue";
+export type LockMode = "skip" | "wait" | "allow" | "force" | "queue";
 
 /** What `begin` did. */
-export type BeginOutcome = "lost" | "claimed" | "running" | "skipped" | "queued";
+export type BeginOutcome = "lost" | "claimed" | "running" | "skipped" | "busy" | "queued";
 
 /** A manual run waiting for a replica. */
 export interface ManualRequest {
@@ -50,11 +51,12 @@ const _num = (v: Reply) => (v === null || v === "" ? null : Number(v));
 // KEYS[5] run's alive key
 // ARGV[1] claim up to (epoch ms), or "" when the tick is already owned
 // ARGV[2] run id, or "" to claim only
-// ARGV[3] lock mode: skip | allow | force | queue
+// ARGV[3] lock mode: skip | wait | allow | force | queue
 // ARGV[4] lease ms   ARGV[5] runs kept   ARGV[6] run hash prefix   ARGV[7] alive key prefix
 // ARGV[8] now (epoch ms)   ARGV[9..] the run's fields: name, value, …
 // Returns {outcome, previous claim or ""}; outcome: lost (ARGV[1] was already claimed),
-// claimed (claim only), running, skipped (the lock is held), queued.
+// claimed (claim only), running, skipped (the lock is held: recorded), busy (the lock is held:
+// nothing recorded), queued.
 const BEGIN = defineScript({
   name: "scheduler.begin",
   lua: `
@@ -70,6 +72,8 @@ if ARGV[3] == "queue" then
   outcome = "queued"
 elseif ARGV[3] == "skip" then
   if not redis.call("SET", KEYS[2], ARGV[2], "NX", "PX", ARGV[4]) then outcome = "skipped" end
+elseif ARGV[3] == "wait" then
+  if not redis.call("SET", KEYS[2], ARGV[2], "NX", "PX", ARGV[4]) then return {"busy", prev} end
 elseif ARGV[3] == "force" then
   redis.call("SET", KEYS[2], ARGV[2], "NX", "PX", ARGV[4])
 end
@@ -108,6 +112,8 @@ return {outcome, prev}
     if (args[2] === "queue") outcome = "queued";
     else if (args[2] === "skip") {
       if (call("SET", keys[1], args[1], "NX", "PX", args[3]) === null) outcome = "skipped";
+    } else if (args[2] === "wait") {
+      if (call("SET", keys[1], args[1], "NX", "PX", args[3]) === null) return ["busy", prev];
     } else if (args[2] === "force") call("SET", keys[1], args[1], "NX", "PX", args[3]);
     const fresh = call("EXISTS", keys[3]) === 0;
     call("HSET", keys[3], ...args.slice(8));

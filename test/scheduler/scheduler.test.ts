@@ -59,17 +59,29 @@ for (const backend of backends()) {
     const schedulers = rts.map(make);
     onCleanup(() => Promise.all(schedulers.map((s) => s.stop(Date.now()))).then(() => {}));
     const store = new ScheduleStore(first.store, first.config.keyPrefix);
+    /** Every loop of the started schedulers sleeps on the clock (its start-up claim is done). */
+    const armed = (loops: number) =>
+      waitFor(() => clock.pending >= loops * schedules.length, 5000, "timers armed");
     const start = async () => {
       for (const s of schedulers) await s.start();
+      await armed(schedulers.length);
     };
     const idle = () => Promise.all(schedulers.map((s) => s.idle()));
     const runs = (name: string) => store.runs(name, 100);
+    /** Starts one replica and waits for its timers. */
+    const startOne = async (i: number) => {
+      const before = clock.pending;
+      await schedulers[i].start();
+      await waitFor(() => clock.pending >= before + schedules.length, 5000, "timers armed");
+    };
     /** A new replica on the same store (a restart). */
     const restart = async (i: number) => {
+      const before = clock.pending;
       schedulers[i] = make(rts[i], i);
       await schedulers[i].start();
+      await waitFor(() => clock.pending >= before + schedules.length, 5000, "timers armed");
     };
-    return { rts, schedulers, store, start, idle, runs, restart };
+    return { rts, schedulers, store, start, startOne, idle, runs, restart };
   };
 
   test("three replicas run each tick exactly once", async () => {
@@ -151,6 +163,33 @@ for (const backend of backends()) {
     assert.is(await missed("all"), 0);
   });
 
+  test("catch-up runs wait behind a running tick instead of being skipped (overlap skip)", async () => {
+    const clock = new ManualClock(T0);
+    const gate = deferred();
+    const c = await cluster(1, [{
+      name: "all",
+      cron: "* * * * * *",
+      missed: "all",
+      action: (ctx) => (ctx.scheduledAt.getTime() === T0 + 10_000 ? gate.promise : undefined),
+    }], clock);
+    await c.start();
+    await clock.advance(3000);
+    await c.schedulers[0].stop(Date.now());
+    await clock.advanceTo(T0 + 9500);
+    await c.restart(0);
+    await clock.advanceTo(T0 + 10_000);
+    await new Promise((r) => setTimeout(r, 100));
+    const during = await c.runs("all");
+    assert.equal(secs(during), [1, 2, 3, 10]); // catch-up waits for tick 10's run
+    gate.resolve();
+    await c.idle();
+    await clock.advance(2000);
+    await c.idle();
+    const runs = await c.runs("all");
+    assert.equal(secs(runs), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    assert.ok(runs.every((r) => r.status === "completed"));
+  });
+
   test("missed ticks older than the catch-up window never run", async () => {
     const clock = new ManualClock(T0);
     const c = await cluster(1, [{
@@ -179,9 +218,9 @@ for (const backend of backends()) {
       missed: "skip",
       action: () => {},
     }], clock);
-    await c.schedulers[0].start();
+    await c.startOne(0);
     await clock.advance(3000);
-    await c.schedulers[1].start(); // starts at exactly tick 3, which replica 0 claimed
+    await c.startOne(1); // starts at exactly tick 3, which replica 0 claimed
     await clock.advance(3000);
     await c.idle();
     assert.equal(secs(await c.runs("beat")), [1, 2, 3, 4, 5, 6]);
@@ -254,10 +293,10 @@ for (const backend of backends()) {
       timezone: "America/New_York",
       action: () => {},
     }], clock);
-    await c.schedulers[0].start();
+    await c.startOne(0);
     await clock.advanceTo("2025-11-02T06:10:00Z"); // 01:10 EST, the repeated hour
     await c.schedulers[0].stop(Date.now());
-    await c.schedulers[1].start();
+    await c.startOne(1);
     await clock.advanceTo("2025-11-03T12:00:00Z");
     await c.idle();
     assert.equal((await c.runs("early")).map((r) => iso(r.scheduledAt)).reverse(), [
