@@ -2,7 +2,8 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { cleanup, testRuntime } from "../helpers.ts";
 import { createLogger } from "../../src/log.ts";
-import type { Bus, OutgoingMessage } from "../../src/infra/bus.ts";
+import type { OutgoingMessage } from "../../src/infra/bus.ts";
+import { MemoryBus } from "../../src/infra/memory-bus.ts";
 import { runAction } from "../../src/scheduler/actions.ts";
 import type { ScheduleAction, ScheduleContext } from "../../src/scheduler/define.ts";
 
@@ -19,15 +20,11 @@ async function rejects(fn: () => Promise<unknown>, message?: RegExp): Promise<vo
 }
 
 const published: { topic: string; messages: OutgoingMessage[] }[] = [];
-const bus: Bus = {
-  kind: "memory",
-  publish: (topic, messages) => {
-    published.push({ topic, messages });
-    return Promise.resolve();
-  },
-  ensureTopics: () => Promise.resolve(),
-  check: () => Promise.resolve({ ok: true }),
-  close: () => Promise.resolve(),
+const bus = new MemoryBus();
+const _publish = bus.publish.bind(bus);
+bus.publish = (topic: string, messages: OutgoingMessage[]) => {
+  published.push({ topic, messages });
+  return _publish(topic, messages);
 };
 
 function context(signal = new AbortController().signal) {
@@ -73,7 +70,10 @@ test("runAction() calls a function action with the context", async () => {
 test("runAction() enqueues the task with its input, computed per run when a function", async () => {
   const { ctx, enqueued } = context();
   await runAction({ enqueue: "orders-report" }, ctx);
-  await runAction({ enqueue: "sleep", input: (c) => ({ ms: c.scheduledAt.getUTCHours() }) }, ctx);
+  await runAction({
+    enqueue: "sleep",
+    input: (c: ScheduleContext) => ({ ms: c.scheduledAt.getUTCHours() }),
+  }, ctx);
   assert.equal(enqueued, [{ type: "orders-report", input: {} }, {
     type: "sleep",
     input: { ms: 2 },
