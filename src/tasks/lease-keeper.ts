@@ -282,6 +282,7 @@ export class ThreadLeaseKeeper implements LeaseKeeper {
  * @param leaseMs lease length
  * @param events where lost and cancelled runs are reported
  * @param log for keeper errors
+ * @param mode `loop` to renew on the event loop even on Redis
  * @returns a started keeper
  */
 export async function startLeaseKeeper(
@@ -290,8 +291,9 @@ export async function startLeaseKeeper(
   leaseMs: number,
   events: LeaseEvents,
   log: Logger,
+  mode: "auto" | "loop" = "auto",
 ): Promise<LeaseKeeper> {
-  if (rt.store.kind === "redis" && rt.config.redisUrl) {
+  if (mode === "auto" && rt.store.kind === "redis" && rt.config.redisUrl) {
     const thread = new ThreadLeaseKeeper(rt, leaseMs, events, log);
     try {
       await thread.start();

@@ -51,6 +51,8 @@ export interface TaskWorkerOptions {
   concurrency?: number;
   /** Only these types (default: every task type of the system). */
   types?: string[];
+  /** `loop` forces renewals on the event loop (default: a thread on Redis; see lease-keeper). */
+  leaseKeeper?: "auto" | "loop";
 }
 
 type _Cause = "cancel" | "timeout" | "lost" | "shutdown";
@@ -147,6 +149,7 @@ export class TaskWorker implements Service {
   #unsubscribe: (() => Promise<void>)[] = [];
   #leaseMs: number;
   #pollMs: number;
+  #keeperMode: "auto" | "loop";
   #id: string;
   #seq = 0;
   #rotate = 0;
@@ -170,6 +173,7 @@ export class TaskWorker implements Service {
     this.#finisher = new _Finisher(this.#broker, this.#log);
     this.#leaseMs = options.leaseMs ?? LEASE_MS;
     this.#pollMs = options.pollMs ?? POLL_MS;
+    this.#keeperMode = options.leaseKeeper ?? "auto";
     for (const def of rt.system.all<TaskDefinition>("task")) {
       if (options.types && !options.types.includes(def.name)) continue;
       this.#defs.set(def.name, def);
@@ -207,7 +211,7 @@ export class TaskWorker implements Service {
     this.#keeper = await startLeaseKeeper(this.#rt, this.#broker, this.#leaseMs, {
       onLost: (leases) => this.#lost(leases),
       onCancel: (leases) => leases.forEach(([refcode]) => this.#abort(refcode, "cancel")),
-    }, this.#log);
+    }, this.#log, this.#keeperMode);
     this.#loop = this.#claimLoop();
     this.#log.info("task worker started", {
       types: [...this.#defs.keys()],
