@@ -58,7 +58,8 @@ export interface TaskDefinition<S extends v.GenericSchema = v.GenericSchema, R =
   readonly kind: "task";
   readonly name: string;
   readonly input: S;
-  readonly handler: (input: v.InferOutput<S>, ctx: TaskContext) => R | Promise<R>;
+  /** The work (method syntax: a typed definition is usable wherever any definition is). */
+  handler(input: v.InferOutput<S>, ctx: TaskContext): R | Promise<R>;
   readonly attempts: number;
   /** Delay before retry `n` (1-based), jitter included. */
   readonly backoff: (retry: number) => number;
