@@ -33,6 +33,8 @@ const CHECK_CACHE_MS = 1_000;
 const DEFAULT_PARTITIONS = 3;
 const DEFAULT_SESSION_TIMEOUT_MS = 10_000;
 const HEARTBEAT_INTERVAL_MS = 1_000;
+/** How often a consumer asks the cluster for end offsets (for the lag metric). */
+const HIGH_WATERMARK_REFRESH_MS = 5_000;
 /** Producer errors that mean its id/epoch/sequence no longer match the broker's state. */
 const FENCED = new Set([
   "OUT_OF_ORDER_SEQUENCE_NUMBER",
@@ -243,9 +245,13 @@ export class KafkaBus implements Bus {
    * @returns the consumer, not started
    */
   consumer(options: GroupConsumerOptions): KafkaGroupConsumer {
-    const consumer = new KafkaGroupConsumer(this.#kafka, this.#log, options, () => {
-      this.#consumers.delete(consumer);
-    });
+    const consumer = new KafkaGroupConsumer(
+      this.#kafka,
+      this.#log,
+      options,
+      () => this.#consumers.delete(consumer),
+      (topic) => this.#highWatermarks(topic),
+    );
     this.#consumers.add(consumer);
     return consumer;
   }
@@ -261,6 +267,21 @@ export class KafkaBus implements Bus {
       producer?.then((p) => _withTimeout(p.disconnect(), 3_000, "Producer disconnect")),
       admin?.then((a) => _withTimeout(a.disconnect(), 3_000, "Admin disconnect")),
     ]);
+  }
+
+  async #highWatermarks(topic: string): Promise<PartitionOffset[]> {
+    try {
+      const admin = await _withTimeout(this.#getAdmin(), CHECK_TIMEOUT_MS, "Connecting");
+      const offsets = await _withTimeout(
+        admin.fetchTopicOffsets(topic),
+        CHECK_TIMEOUT_MS,
+        "Fetching offsets",
+      );
+      return offsets.map((o) => ({ topic, partition: o.partition, offset: Number(o.high) }));
+    } catch (err) {
+      this.#dropAdmin();
+      throw err;
+    }
   }
 
   async #probe(): Promise<Check> {
@@ -356,18 +377,28 @@ export class KafkaGroupConsumer implements GroupConsumer {
   #restartTimer: ReturnType<typeof setTimeout> | undefined;
   #launching: Promise<void> | undefined;
   #failures = 0;
+  readonly #fetchHighWatermarks: (topic: string) => Promise<PartitionOffset[]>;
+  #refreshedAt = 0;
 
   /**
    * @param kafka the kafkajs client
    * @param log the logger
    * @param options group, topics and sink
    * @param onStopped called once stopped
+   * @param fetchHighWatermarks asks the cluster for a topic's end offsets
    */
-  constructor(kafka: Kafka, log: Logger, options: GroupConsumerOptions, onStopped: () => void) {
+  constructor(
+    kafka: Kafka,
+    log: Logger,
+    options: GroupConsumerOptions,
+    onStopped: () => void,
+    fetchHighWatermarks: (topic: string) => Promise<PartitionOffset[]>,
+  ) {
     this.#kafka = kafka;
     this.#log = log.child({ group: options.groupId });
     this.#options = options;
     this.#onStopped = onStopped;
+    this.#fetchHighWatermarks = fetchHighWatermarks;
   }
 
   /** Starts joining in the background. */
@@ -426,8 +457,21 @@ export class KafkaGroupConsumer implements GroupConsumer {
     return this.#inGroup && Date.now() - this.#lastHeartbeat < session;
   }
 
-  /** @returns the last high watermark seen per owned partition */
+  /**
+   * The high watermarks seen in fetches, refreshed from the cluster every few seconds (a
+   * paused partition is not fetched, yet its lag grows).
+   *
+   * @returns the last high watermark known per owned partition
+   */
   highWatermarks(): PartitionOffset[] {
+    if (this.#inGroup && Date.now() - this.#refreshedAt > HIGH_WATERMARK_REFRESH_MS) {
+      this.#refreshedAt = Date.now();
+      for (const topic of this.#options.topics) {
+        this.#fetchHighWatermarks(topic).then((offsets) => {
+          for (const o of offsets) this.#seen(o);
+        }).catch(() => {});
+      }
+    }
     return this.assignment().flatMap((tp) => {
       const hw = this.#highWatermarks.get(`${tp.topic}/${tp.partition}`);
       return hw ? [hw] : [];
@@ -465,6 +509,11 @@ export class KafkaGroupConsumer implements GroupConsumer {
     this.#inGroup = false;
     this.#assigned = [];
     if (was) this.#options.onLeave?.(reason);
+  }
+
+  #seen(hw: PartitionOffset): void {
+    const k = `${hw.topic}/${hw.partition}`;
+    if ((this.#highWatermarks.get(k)?.offset ?? -1) < hw.offset) this.#highWatermarks.set(k, hw);
   }
 
   #applyPauses(): void {
@@ -511,7 +560,7 @@ export class KafkaGroupConsumer implements GroupConsumer {
     });
     consumer.on(REBALANCING, () => this.#log.debug("group is rebalancing"));
     consumer.on(END_BATCH_PROCESS, ({ payload }) => {
-      this.#highWatermarks.set(`${payload.topic}/${payload.partition}`, {
+      this.#seen({
         topic: payload.topic,
         partition: payload.partition,
         offset: Number(payload.highWatermark),

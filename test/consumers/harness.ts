@@ -27,7 +27,7 @@ export interface Harness {
   run(service: Service): Promise<Service>;
   /** Records of the dead-letter topic, read as they arrive. */
   deadLetters(): Promise<BusRecord[]>;
-  /** The value of a counter or gauge with these labels (summed over the rest). */
+  /** A counter's or gauge's value (or a histogram's `_count`/`_sum`) with these labels, summed. */
   metric(name: string, labels?: Record<string, string>): Promise<number>;
 }
 
@@ -71,10 +71,16 @@ export async function harness(backend: BusBackend): Promise<Harness> {
       return records;
     },
     async metric(name, labels = {}) {
-      const metric = rt.metrics.getSingleMetric(name);
+      // Histograms: ask for `<name>_count` or `<name>_sum`.
+      const base = name.replace(/_(count|sum)$/, "");
+      const metric = rt.metrics.getSingleMetric(name) ?? rt.metrics.getSingleMetric(base);
       if (!metric) return 0;
       const { values } = await metric.get();
       return values
+        .filter((v) =>
+          (v as { metricName?: string }).metricName === undefined ||
+          (v as { metricName?: string }).metricName === name
+        )
         .filter((v) => Object.entries(labels).every(([k, x]) => String(v.labels[k]) === x))
         .reduce((n, v) => n + v.value, 0);
     },
