@@ -27,7 +27,7 @@ for (const backend of busBackends()) {
       name: unique("c"),
       topic: h.topic,
       schema: Value,
-      handler: async (m) => void seen.push(m),
+      handler: (m) => Promise.resolve(void seen.push(m)),
     });
     await h.publish(
       Array.from({ length: 60 }, (_, n) => ({ key: `k${n % 6}`, value: JSON.stringify({ n }) })),
@@ -61,6 +61,7 @@ for (const backend of busBackends()) {
       schema: Value,
       maxAttempts: 3,
       initialBackoffMs: 20,
+      // deno-lint-ignore require-await
       handler: async (m, ctx) => {
         tries.set(m.value.n, ctx.attempt);
         if (m.value.poison) throw new Error(`Cannot handle ${m.value.n}`);
@@ -107,7 +108,7 @@ for (const backend of busBackends()) {
       name: unique("c"),
       topic: h.topic,
       schema: Value,
-      handler: async (m) => void handled.push(m.value.n),
+      handler: (m) => Promise.resolve(void handled.push(m.value.n)),
     });
     await h.run(new ConsumerService(h.rt, def));
     const dead = await h.deadLetters();
@@ -137,6 +138,7 @@ for (const backend of busBackends()) {
       maxAttempts: 2,
       initialBackoffMs: 10,
       maxBackoffMs: 20,
+      // deno-lint-ignore require-await
       handler: async () => {
         if (++calls <= 5) throw new UnavailableError("redis", "connection refused");
       },
