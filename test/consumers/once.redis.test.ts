@@ -1,0 +1,67 @@
+/**
+ * applyOnce(), the same tests on the embedded store and on Redis.
+ */
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { applyOnce } from "../../src/consumers/once.ts";
+import { APPLIED } from "../../src/consumers/define.ts";
+import { onceMarkerKey } from "../../src/consumers/keys.ts";
+import { backends, cleanup, testRuntime } from "../helpers.ts";
+
+for (const backend of backends()) {
+  const it = suite(`applyOnce() on ${backend.name}`);
+  it.after(cleanup);
+
+  const setup = () => {
+    const rt = testRuntime({ env: backend.env });
+    const p = rt.config.keyPrefix;
+    return { rt, p, marker: (id: string) => onceMarkerKey(p, "test", id) };
+  };
+
+  it("applies each identity's commands once and runs the summary with the count", async () => {
+    const { rt, p, marker } = setup();
+    const effects = ["a", "b", "a"].map((id) => ({ id, commands: [["RPUSH", `${p}:{l}`, id]] }));
+    const summary = [["HINCRBY", `${p}:{s}`, "stored", APPLIED], [
+      "HINCRBY",
+      `${p}:{s}`,
+      "calls",
+      1,
+    ]];
+    assert.is(await applyOnce(rt.store, marker, effects, summary), 2);
+    assert.is(await applyOnce(rt.store, marker, effects, summary), 0);
+    assert.is(
+      await applyOnce(
+        rt.store,
+        marker,
+        [{ id: "c", commands: [["RPUSH", `${p}:{l}`, "c"]] }],
+        summary,
+      ),
+      1,
+    );
+    assert.equal(await rt.store.command(["LRANGE", `${p}:{l}`, 0, -1]), ["a", "b", "c"]);
+    assert.equal(await rt.store.command(["HMGET", `${p}:{s}`, "stored", "calls"]), ["3", "3"]);
+  });
+
+  it("markers expire after their time to live", async () => {
+    const { rt, p, marker } = setup();
+    const effect = [{ id: "x", commands: [["INCR", `${p}:{n}`]] }];
+    assert.is(await applyOnce(rt.store, marker, effect, [], 50), 1);
+    const ttl = Number(await rt.store.command(["PTTL", marker("x")]));
+    assert.ok(ttl > 0 && ttl <= 50, `ttl ${ttl}`);
+    await new Promise((r) => setTimeout(r, 120));
+    assert.is(await applyOnce(rt.store, marker, effect, [], 50), 1);
+    assert.is(await rt.store.command(["GET", `${p}:{n}`]), "2");
+  });
+
+  it("takes numbers and odd strings as arguments", async () => {
+    const { rt, p, marker } = setup();
+    const value = JSON.stringify({ q: 'say "hi"\n', n: 1.5 });
+    await applyOnce(rt.store, marker, [{
+      id: "o",
+      commands: [["HSET", `${p}:{h}`, "v", value, "n", 42]],
+    }]);
+    assert.equal(await rt.store.command(["HMGET", `${p}:{h}`, "v", "n"]), [value, "42"]);
+  });
+
+  it.run();
+}
