@@ -8,6 +8,7 @@ import { ManualClock } from "../../src/scheduler/clock.ts";
 import { defineSchedule, type ScheduleOptions } from "../../src/scheduler/define.ts";
 import { Scheduler } from "../../src/scheduler/scheduler.ts";
 import { type RunRecord, ScheduleStore } from "../../src/scheduler/store.ts";
+import { UnavailableError } from "../../src/infra/store.ts";
 import type { EnqueueFn } from "../../src/scheduler/runs.ts";
 
 const T0 = Date.parse("2025-06-01T00:00:00Z");
@@ -225,6 +226,47 @@ for (const backend of backends()) {
     await c.idle();
     assert.equal(secs(await c.runs("beat")), [1, 2, 3, 4, 5, 6]);
     assert.is(await metric(c.rts[1].metrics, "scheduler_ticks_missed_total"), 0);
+  });
+
+  test("ticks during a store outage are missed, then handled by the policy", async () => {
+    const clock = new ManualClock(T0);
+    const system = new System().add(defineSchedule({
+      name: "beat",
+      cron: "* * * * * *",
+      missed: "latest",
+      action: () => {},
+    }));
+    const base = testRuntime({ redis: backend.name === "redis", system });
+    await waitFor(async () => (await base.store.check()).ok, 5000, "store");
+    let down = false;
+    const flaky = new Proxy(base.store, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (typeof value !== "function") return value;
+        return (...args: unknown[]) => {
+          if (down && prop !== "close") {
+            return Promise.reject(new UnavailableError("redis", "connection refused"));
+          }
+          return value.apply(target, args);
+        };
+      },
+    });
+    const rt = testRuntime({ system, store: flaky, env: { KEY_PREFIX: base.config.keyPrefix } });
+    const scheduler = new Scheduler(rt, { clock, replica: "r0", manualPollMs: 50 });
+    onCleanup(() => scheduler.stop(Date.now()));
+    await scheduler.start();
+    await waitFor(() => clock.pending >= 1, 5000, "armed");
+    await clock.advance(3000);
+    down = true;
+    await clock.advance(3000);
+    down = false;
+    await clock.advance(2000);
+    await scheduler.idle();
+    const runs = await new ScheduleStore(base.store, base.config.keyPrefix).runs("beat", 100);
+    assert.equal(secs(runs), [1, 2, 3, 6, 7, 8]);
+    assert.equal(runs.filter((r) => r.trigger === "catch-up").map((r) => r.scheduledAt), [
+      T0 + 6000,
+    ]);
   });
 
   test("overlap skip records skipped ticks while a run is going; allow runs them", async () => {
