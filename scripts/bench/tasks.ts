@@ -1,0 +1,230 @@
+/**
+ * @module Async-task benchmark: our task engine vs BullMQ on the same Redis, same concurrency,
+ * no-op handler, producer and worker in this one process for both. Measures the enqueue rate,
+ * end-to-end tasks/s (enqueue and run together) and enqueue→start latency p50/p99 at a fixed
+ * 1000 tasks/s, then prints the ratios.
+ *
+ * Usage: `deno task bench tasks [--tasks 20000] [--concurrency 50] [--inflight 50]
+ *   [--seconds 5] [--rate 1000] [--redis redis://127.0.0.1:6379]`
+ */
+import * as v from "valibot";
+import { Queue, Worker as BullWorker } from "bullmq";
+import { Redis as IORedis } from "ioredis";
+import { createRuntime, loadConfig, type Runtime, System } from "../../mod.ts";
+import { defineTask } from "../../src/tasks/define.ts";
+import { enqueueTask } from "../../src/tasks/client.ts";
+import { TaskWorker } from "../../src/tasks/worker.ts";
+import { Recoverer } from "../../src/tasks/recoverer.ts";
+
+const arg = (name: string, fallback: string) => {
+  const i = Deno.args.indexOf(`--${name}`);
+  return i >= 0 ? Deno.args[i + 1] : fallback;
+};
+const TASKS = Number(arg("tasks", "20000"));
+const CONCURRENCY = Number(arg("concurrency", "50"));
+const INFLIGHT = Number(arg("inflight", "50"));
+const SECONDS = Number(arg("seconds", "5"));
+const RATE = Number(arg("rate", "1000"));
+const REDIS = arg("redis", "redis://127.0.0.1:6379");
+
+/** What one system under test offers the benchmark. */
+interface Contender {
+  name: string;
+  /** Enqueues one no-op task carrying its enqueue time. */
+  enqueue(t: number): Promise<unknown>;
+  /** Starts the worker; `onStart` runs at each handler start with the carried time. */
+  startWorker(onStart: (t: number) => void): Promise<void>;
+  /** Tasks whose completion is written so far. */
+  completed(): Promise<number>;
+  stopWorker(): Promise<void>;
+  /** Deletes every key this contender wrote. */
+  clean(): Promise<void>;
+  close(): Promise<void>;
+}
+
+interface Figures {
+  enqueuePerSecond: number;
+  endToEndPerSecond: number;
+  p50: number;
+  p99: number;
+  /** Tasks of the latency phase that started (all should). */
+  started: number;
+}
+
+async function ensureRedis(): Promise<void> {
+  if (REDIS !== "redis://127.0.0.1:6379") return;
+  const root = new URL("../../", import.meta.url).pathname;
+  const out = await new Deno.Command("bash", {
+    args: [`${root}scripts/redis.sh`],
+    stdout: "null",
+    stderr: "inherit",
+  }).output();
+  if (out.code !== 0) throw new Error("scripts/redis.sh failed");
+}
+
+async function deleteKeys(rt: Runtime, pattern: string): Promise<void> {
+  let cursor = "0";
+  do {
+    const [next, found] = await rt.store.command(
+      ["SCAN", cursor, "MATCH", pattern, "COUNT", 1000],
+    ) as [string, string[]];
+    cursor = String(next);
+    if (found.length) await rt.store.command(["UNLINK", ...found]);
+  } while (cursor !== "0");
+}
+
+function ours(): Contender {
+  let onStart: (t: number) => void = () => {};
+  const noop = defineTask({
+    name: "noop",
+    input: v.object({ t: v.number() }),
+    concurrency: CONCURRENCY,
+    attempts: 1,
+    handler: ({ t }) => {
+      onStart(t);
+    },
+  });
+  const prefix = `bench-${crypto.randomUUID().slice(0, 8)}`;
+  const rt = createRuntime(
+    loadConfig({ REDIS_URL: REDIS, KEY_PREFIX: prefix, LOG_LEVEL: "warn" }),
+    new System().add(noop),
+  );
+  let worker: TaskWorker | undefined;
+  let recoverer: Recoverer | undefined;
+  return {
+    name: "ours",
+    enqueue: (t) => enqueueTask(rt, noop, { t }),
+    async startWorker(callback) {
+      onStart = callback;
+      worker = new TaskWorker(rt, { concurrency: CONCURRENCY });
+      recoverer = new Recoverer(rt);
+      await worker.start();
+      await recoverer.start();
+    },
+    async completed() {
+      const metric = await rt.metrics.getSingleMetric("tasks_total")?.get();
+      return metric?.values.find((x) => x.labels.status === "completed")?.value ?? 0;
+    },
+    async stopWorker() {
+      await recoverer?.stop();
+      await worker?.stop(Date.now() + 5000);
+    },
+    clean: () => deleteKeys(rt, `${prefix}:*`),
+    close: () => rt.store.close(),
+  };
+}
+
+function bullmq(): Contender {
+  // BullMQ's own client, ioredis, as its users run it.
+  const connect = () => new IORedis(REDIS, { maxRetriesPerRequest: null });
+  const name = `bench-${crypto.randomUUID().slice(0, 8)}`;
+  const queue = new Queue(name, { connection: connect() });
+  let worker: BullWorker | undefined;
+  let completed = 0;
+  return {
+    name: "BullMQ",
+    enqueue: (t) => queue.add("noop", { t }),
+    async startWorker(onStart) {
+      worker = new BullWorker(name, (job) => {
+        onStart(job.data.t);
+        return Promise.resolve();
+      }, { connection: connect(), concurrency: CONCURRENCY });
+      worker.on("completed", () => completed++);
+      await worker.waitUntilReady();
+    },
+    completed: () => Promise.resolve(completed),
+    async stopWorker() {
+      await worker?.close();
+    },
+    clean: () => queue.obliterate({ force: true }),
+    close: () => queue.close(),
+  };
+}
+
+/** Runs `count` calls of `work` with at most `inflight` at once. */
+async function flood(count: number, inflight: number, work: () => Promise<unknown>) {
+  let next = 0;
+  await Promise.all(Array.from({ length: inflight }, async () => {
+    while (next++ < count) await work();
+  }));
+}
+
+const percentile = (sorted: number[], p: number) =>
+  sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] : NaN;
+
+async function measure(c: Contender): Promise<Figures> {
+  await c.clean();
+  // Warm-up: connections, script loading, JIT.
+  await flood(500, INFLIGHT, () => c.enqueue(performance.now()));
+  await c.clean();
+
+  let t0 = performance.now();
+  await flood(TASKS, INFLIGHT, () => c.enqueue(performance.now()));
+  const enqueuePerSecond = TASKS / ((performance.now() - t0) / 1000);
+  await c.clean();
+
+  let latencies: number[] | undefined;
+  await c.startWorker((t) => latencies?.push(performance.now() - t));
+  t0 = performance.now();
+  await flood(TASKS, INFLIGHT, () => c.enqueue(performance.now()));
+  while (await c.completed() < TASKS) await new Promise((r) => setTimeout(r, 2));
+  const endToEndPerSecond = TASKS / ((performance.now() - t0) / 1000);
+
+  await new Promise((r) => setTimeout(r, 500));
+  latencies = [];
+  const total = RATE * SECONDS;
+  let sent = 0;
+  const start = performance.now();
+  const pending: Promise<unknown>[] = [];
+  while (sent < total) {
+    const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * RATE));
+    while (sent < due) {
+      pending.push(c.enqueue(performance.now()));
+      sent++;
+    }
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  await Promise.all(pending);
+  const wait = performance.now() + 5000;
+  while (latencies.length < total && performance.now() < wait) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const sorted = [...latencies].sort((a, b) => a - b);
+  await c.stopWorker();
+  await c.clean();
+  await c.close();
+  return {
+    enqueuePerSecond,
+    endToEndPerSecond,
+    p50: percentile(sorted, 0.5),
+    p99: percentile(sorted, 0.99),
+    started: sorted.length,
+  };
+}
+
+await ensureRedis();
+console.log(
+  `tasks benchmark: ${TASKS} tasks, concurrency ${CONCURRENCY}, ${INFLIGHT} enqueues in flight, ` +
+    `latency at ${RATE}/s for ${SECONDS}s, Redis ${REDIS}`,
+);
+const results: [string, Figures][] = [];
+for (const make of [ours, bullmq]) {
+  const c = make();
+  const figures = await measure(c);
+  results.push([c.name, figures]);
+  console.log(
+    `${c.name.padEnd(7)} enqueue ${figures.enqueuePerSecond.toFixed(0).padStart(6)}/s  ` +
+      `end-to-end ${figures.endToEndPerSecond.toFixed(0).padStart(6)}/s  ` +
+      `latency p50 ${figures.p50.toFixed(2)} ms  p99 ${figures.p99.toFixed(2)} ms  ` +
+      `(${figures.started}/${RATE * SECONDS} started)`,
+  );
+}
+const [[, a], [, b]] = results;
+console.log(
+  `ratios (ours / BullMQ): enqueue ${(a.enqueuePerSecond / b.enqueuePerSecond).toFixed(2)}×, ` +
+    `end-to-end ${(a.endToEndPerSecond / b.endToEndPerSecond).toFixed(2)}×, ` +
+    `p50 ${(a.p50 / b.p50).toFixed(2)}×, p99 ${
+      (a.p99 / b.p99).toFixed(2)
+    }× (latency: lower is better)`,
+);
+Deno.exit(0);
