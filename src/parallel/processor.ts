@@ -218,6 +218,10 @@ export class ParallelProcessor implements Service {
     }
   }
 
+  #token(): string {
+    return `${this.#rt.instanceId}:${++this.#seq}`;
+  }
+
   #free(): number {
     return this.#stopping
       ? 0
@@ -230,7 +234,7 @@ export class ParallelProcessor implements Service {
       if (this.#free() <= 0) return;
       for (const { refcode, createdMs } of await this.#runs.active(def.name)) {
         while (this.#free() > 0) {
-          const token = `${this.#rt.instanceId}:${++this.#seq}`;
+          const token = this.#token();
           const claim = await this.#runs.claim(refcode, token);
           if (claim.kind === "chunk") this.#launch(def, refcode, claim.index, claim.chunk, token);
           else if (claim.kind === "merge") this.#merge(def, refcode, token);
@@ -274,12 +278,17 @@ export class ParallelProcessor implements Service {
           outcome = "aborted";
           return;
         }
+        // The thread's next chunk of this run is claimed with the result, in one round trip.
+        const next = this.#stopping ? undefined : this.#token();
         const recorded = await this.#persist(
           a,
-          () => this.#runs.complete(refcode, index, token, result),
+          () => this.#runs.complete(refcode, index, token, result, next),
         );
-        if (recorded === "dropped" || recorded === undefined) outcome = "dropped";
-        else if (recorded === "last") this.#merge(def, refcode, token);
+        if (recorded === undefined || recorded.outcome === "dropped") outcome = "dropped";
+        else if (recorded.outcome === "last") this.#merge(def, refcode, token);
+        else if (recorded.next?.kind === "chunk") {
+          this.#launch(def, refcode, recorded.next.index, recorded.next.chunk, next!);
+        } else if (recorded.next?.kind === "merge") this.#merge(def, refcode, next!);
       } catch (err) {
         if (a.stopped) {
           outcome = "aborted";
@@ -324,9 +333,8 @@ export class ParallelProcessor implements Service {
   #merge(def: ParallelTask, refcode: string, token: string): void {
     const base = { refcode, taskId: def.name, slot: "merge", token, stopped: false };
     this.#track(base, async (a) => {
-      const run = await this.#runs.get(refcode).catch(() => null);
-      if (!run || run.status !== "in_progress") return;
-      const results = await this.#runs.results(refcode, run.progress.total);
+      const results = await this.#runs.results(refcode);
+      if (!results) return;
       let outcome: { status: "completed"; result: unknown } | { status: "failed"; error: string };
       try {
         outcome = { status: "completed", result: await def.merge(results) };

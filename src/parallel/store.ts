@@ -126,111 +126,115 @@ function _endRun(
 
 const _str = (r: Reply) => (r === null ? null : String(r));
 
-// ARGV[5] claim token.
-// Returns {"chunk", index, chunk JSON, task_id}: the chunk is leased to the token;
-// {"merge", "", "", task_id}: every chunk is done, the token holds the merge lease;
-// {"full"}: worker_count leases are out; {"empty"}: nothing to claim now;
-// {"gone", status}: the run ended ("" when unknown).
-// Leases that expired first go back to the head of the queue (their process died), unless the
-// chunk used up max_attempts: then the run fails.
+/**
+ * Lua: claims the next chunk of the run for `token`. Returns {"chunk", index, chunk JSON,
+ * task_id}: the chunk is leased to the token; {"merge", "", "", task_id}: every chunk is done,
+ * the token holds the merge lease; {"full"}: worker_count leases are out; {"empty"}: nothing
+ * to claim now; {"gone", status}: the run ended ("" when unknown). Leases that expired first
+ * go back to the head of the queue (their process died), unless the chunk used up
+ * max_attempts: then the run fails.
+ */
+const CLAIM_LUA = `
+local function claim(token)
+  local status = redis.call("HGET", KEYS[1], "status")
+  if status ~= "queued" and status ~= "in_progress" then return {"gone", status or ""} end
+  local run = redis.call("HMGET", KEYS[1], "worker_count", "total", "done", "lease_ms",
+    "max_attempts", "task_id")
+  local now = now_ms()
+  for _, index in ipairs(redis.call("ZRANGEBYSCORE", KEYS[3], "-inf", now)) do
+    redis.call("ZREM", KEYS[3], index)
+    redis.call("HDEL", KEYS[4], index)
+    if index ~= "merge" then
+      if tonumber(redis.call("HGET", KEYS[5], index) or "0") >= tonumber(run[5]) then
+        end_run("failed", "error", "chunk " .. index .. " lost its worker " .. run[5] .. " times")
+        return {"gone", "failed"}
+      end
+      redis.call("LPUSH", KEYS[2], index)
+    end
+  end
+  if redis.call("ZCARD", KEYS[3]) >= tonumber(run[1]) then return {"full"} end
+  local expiry = now + tonumber(run[4])
+  local index = redis.call("LPOP", KEYS[2])
+  if not index then
+    if tonumber(run[3]) >= tonumber(run[2]) and not redis.call("ZSCORE", KEYS[3], "merge") then
+      redis.call("ZADD", KEYS[3], expiry, "merge")
+      redis.call("HSET", KEYS[4], "merge", token)
+      return {"merge", "", "", run[6]}
+    end
+    return {"empty"}
+  end
+  redis.call("ZADD", KEYS[3], expiry, index)
+  redis.call("HSET", KEYS[4], index, token)
+  redis.call("HINCRBY", KEYS[5], index, 1)
+  if status == "queued" then
+    redis.call("HSET", KEYS[1], "status", "in_progress", "started_at", ARGV[2])
+  end
+  return {"chunk", index, redis.call("HGET", KEYS[6], index), run[6]}
+end
+`;
+
+/** The TypeScript twin of `claim`. */
+function _claim(call: Call, keys: string[], args: string[], token: string): Reply[] {
+  const status = _str(call("HGET", keys[0], "status"));
+  if (status !== "queued" && status !== "in_progress") return ["gone", status ?? ""];
+  const run = call(
+    "HMGET",
+    keys[0],
+    "worker_count",
+    "total",
+    "done",
+    "lease_ms",
+    "max_attempts",
+    "task_id",
+  ) as string[];
+  const now = _nowMs(call, args);
+  for (const index of call("ZRANGEBYSCORE", keys[2], "-inf", now) as string[]) {
+    call("ZREM", keys[2], index);
+    call("HDEL", keys[3], index);
+    if (index === "merge") continue;
+    if (Number(call("HGET", keys[4], index) ?? "0") >= Number(run[4])) {
+      const error = `chunk ${index} lost its worker ${run[4]} times`;
+      _endRun(call, keys, args, "failed", "error", error);
+      return ["gone", "failed"];
+    }
+    call("LPUSH", keys[1], index);
+  }
+  if (Number(call("ZCARD", keys[2])) >= Number(run[0])) return ["full"];
+  const expiry = now + Number(run[3]);
+  const index = _str(call("LPOP", keys[1]));
+  if (index === null) {
+    if (Number(run[2]) >= Number(run[1]) && call("ZSCORE", keys[2], "merge") === null) {
+      call("ZADD", keys[2], expiry, "merge");
+      call("HSET", keys[3], "merge", token);
+      return ["merge", "", "", run[5]];
+    }
+    return ["empty"];
+  }
+  call("ZADD", keys[2], expiry, index);
+  call("HSET", keys[3], index, token);
+  call("HINCRBY", keys[4], index, 1);
+  if (status === "queued") call("HSET", keys[0], "status", "in_progress", "started_at", args[1]);
+  return ["chunk", index, call("HGET", keys[5], index), run[5]];
+}
+
+// ARGV[5] claim token. Returns what `claim` returns.
 const CLAIM = defineScript({
   name: "parallel.claim",
-  lua: NOW_LUA + END_RUN_LUA + `
-local status = redis.call("HGET", KEYS[1], "status")
-if status ~= "queued" and status ~= "in_progress" then return {"gone", status or ""} end
-local run = redis.call("HMGET", KEYS[1], "worker_count", "total", "done", "lease_ms",
-  "max_attempts", "task_id")
-local now = now_ms()
-for _, index in ipairs(redis.call("ZRANGEBYSCORE", KEYS[3], "-inf", now)) do
-  redis.call("ZREM", KEYS[3], index)
-  redis.call("HDEL", KEYS[4], index)
-  if index ~= "merge" then
-    if tonumber(redis.call("HGET", KEYS[5], index) or "0") >= tonumber(run[5]) then
-      end_run("failed", "error", "chunk " .. index .. " lost its worker " .. run[5] .. " times")
-      return {"gone", "failed"}
-    end
-    redis.call("LPUSH", KEYS[2], index)
-  end
-end
-if redis.call("ZCARD", KEYS[3]) >= tonumber(run[1]) then return {"full"} end
-local expiry = now + tonumber(run[4])
-local index = redis.call("LPOP", KEYS[2])
-if not index then
-  if tonumber(run[3]) >= tonumber(run[2]) and not redis.call("ZSCORE", KEYS[3], "merge") then
-    redis.call("ZADD", KEYS[3], expiry, "merge")
-    redis.call("HSET", KEYS[4], "merge", ARGV[5])
-    return {"merge", "", "", run[6]}
-  end
-  return {"empty"}
-end
-redis.call("ZADD", KEYS[3], expiry, index)
-redis.call("HSET", KEYS[4], index, ARGV[5])
-redis.call("HINCRBY", KEYS[5], index, 1)
-if status == "queued" then
-  redis.call("HSET", KEYS[1], "status", "in_progress", "started_at", ARGV[2])
-end
-return {"chunk", index, redis.call("HGET", KEYS[6], index), run[6]}
-`,
-  local: (call, keys, args) => {
-    const status = _str(call("HGET", keys[0], "status"));
-    if (status !== "queued" && status !== "in_progress") return ["gone", status ?? ""];
-    const run = call(
-      "HMGET",
-      keys[0],
-      "worker_count",
-      "total",
-      "done",
-      "lease_ms",
-      "max_attempts",
-      "task_id",
-    ) as string[];
-    const now = _nowMs(call, args);
-    for (const index of call("ZRANGEBYSCORE", keys[2], "-inf", now) as string[]) {
-      call("ZREM", keys[2], index);
-      call("HDEL", keys[3], index);
-      if (index !== "merge") {
-        if (Number(call("HGET", keys[4], index) ?? "0") >= Number(run[4])) {
-          _endRun(
-            call,
-            keys,
-            args,
-            "failed",
-            "error",
-            `chunk ${index} lost its worker ${run[4]} times`,
-          );
-          return ["gone", "failed"];
-        }
-        call("LPUSH", keys[1], index);
-      }
-    }
-    if (Number(call("ZCARD", keys[2])) >= Number(run[0])) return ["full"];
-    const expiry = now + Number(run[3]);
-    const index = _str(call("LPOP", keys[1]));
-    if (index === null) {
-      if (Number(run[2]) >= Number(run[1]) && call("ZSCORE", keys[2], "merge") === null) {
-        call("ZADD", keys[2], expiry, "merge");
-        call("HSET", keys[3], "merge", args[4]);
-        return ["merge", "", "", run[5]];
-      }
-      return ["empty"];
-    }
-    call("ZADD", keys[2], expiry, index);
-    call("HSET", keys[3], index, args[4]);
-    call("HINCRBY", keys[4], index, 1);
-    if (status === "queued") call("HSET", keys[0], "status", "in_progress", "started_at", args[1]);
-    return ["chunk", index, call("HGET", keys[5], index), run[5]];
-  },
+  lua: NOW_LUA + END_RUN_LUA + CLAIM_LUA + `return claim(ARGV[5])`,
+  local: (call, keys, args) => _claim(call, keys, args, args[4]),
 });
 
-// ARGV[5] chunk index, ARGV[6] claim token, ARGV[7] result JSON.
-// Returns 0 when the claim is no longer the token's (the run ended or the chunk was
-// reclaimed): the result is dropped; 1 when recorded; 2 when recorded and it was the last
-// chunk: the token now holds the merge lease.
+// ARGV[5] chunk index, ARGV[6] claim token, ARGV[7] result JSON, ARGV[8] a token for the next
+// claim ("" for none).
+// Returns {0}: the claim is no longer the token's (the run ended or the chunk was reclaimed),
+// the result is dropped; {1, claim...}: recorded, then what `claim` returned for ARGV[8] (a
+// process's thread goes on to its next chunk in the same round trip); {2}: recorded and it was
+// the last chunk: the token now holds the merge lease.
 const COMPLETE = defineScript({
   name: "parallel.complete",
-  lua: NOW_LUA + `
-if redis.call("HGET", KEYS[1], "status") ~= "in_progress" then return 0 end
-if redis.call("HGET", KEYS[4], ARGV[5]) ~= ARGV[6] then return 0 end
+  lua: NOW_LUA + END_RUN_LUA + CLAIM_LUA + `
+if redis.call("HGET", KEYS[1], "status") ~= "in_progress" then return {0} end
+if redis.call("HGET", KEYS[4], ARGV[5]) ~= ARGV[6] then return {0} end
 redis.call("ZREM", KEYS[3], ARGV[5])
 redis.call("HDEL", KEYS[4], ARGV[5])
 redis.call("HSET", KEYS[7], ARGV[5], ARGV[7])
@@ -239,13 +243,16 @@ if done >= tonumber(redis.call("HGET", KEYS[1], "total")) then
   local lease = tonumber(redis.call("HGET", KEYS[1], "lease_ms"))
   redis.call("ZADD", KEYS[3], now_ms() + lease, "merge")
   redis.call("HSET", KEYS[4], "merge", ARGV[6])
-  return 2
+  return {2}
 end
-return 1
+if ARGV[8] == "" then return {1} end
+local out = claim(ARGV[8])
+table.insert(out, 1, 1)
+return out
 `,
   local: (call, keys, args) => {
-    if (call("HGET", keys[0], "status") !== "in_progress") return 0;
-    if (call("HGET", keys[3], args[4]) !== args[5]) return 0;
+    if (call("HGET", keys[0], "status") !== "in_progress") return [0];
+    if (call("HGET", keys[3], args[4]) !== args[5]) return [0];
     call("ZREM", keys[2], args[4]);
     call("HDEL", keys[3], args[4]);
     call("HSET", keys[6], args[4], args[6]);
@@ -254,9 +261,9 @@ return 1
       const lease = Number(call("HGET", keys[0], "lease_ms"));
       call("ZADD", keys[2], _nowMs(call, args) + lease, "merge");
       call("HSET", keys[3], "merge", args[5]);
-      return 2;
+      return [2];
     }
-    return 1;
+    return args[7] === "" ? [1] : [1, ..._claim(call, keys, args, args[7])];
   },
 });
 
@@ -367,6 +374,19 @@ return n
     return n;
   },
 });
+
+function _toClaim(reply: string[]): Claim {
+  switch (reply[0]) {
+    case "chunk":
+      return { kind: "chunk", index: Number(reply[1]), chunk: _parse(reply[2]), taskId: reply[3] };
+    case "merge":
+      return { kind: "merge", taskId: reply[3] };
+    case "gone":
+      return { kind: "gone", status: reply[1] as RunStatus | "" };
+    default:
+      return { kind: reply[0] as "full" | "empty" };
+  }
+}
 
 const _pairs = (held: readonly Held[]) => held.flatMap((h) => [h.slot, h.token]);
 
@@ -529,46 +549,42 @@ export class RunStore {
    * @returns what was claimed, or why nothing was
    */
   async claim(refcode: string, token: string): Promise<Claim> {
-    const reply = await this.#eval(CLAIM, refcode, [token]) as string[];
-    switch (reply[0]) {
-      case "chunk":
-        return {
-          kind: "chunk",
-          index: Number(reply[1]),
-          chunk: _parse(reply[2]),
-          taskId: reply[3],
-        };
-      case "merge":
-        return { kind: "merge", taskId: reply[3] };
-      case "gone":
-        return { kind: "gone", status: reply[1] as RunStatus | "" };
-      default:
-        return { kind: reply[0] as "full" | "empty" };
-    }
+    return _toClaim(await this.#eval(CLAIM, refcode, [token]) as string[]);
   }
 
   /**
-   * Records a chunk's result if its claim is still the token's.
+   * Records a chunk's result if its claim is still the token's, and claims the run's next
+   * chunk for `next` in the same round trip.
    *
    * @param refcode the run
    * @param index the chunk
    * @param token the claim's token
    * @param result the worker's result
-   * @returns `dropped` (the run ended or the chunk was reclaimed), `recorded`, or `last` (the
-   *   token now holds the merge lease)
+   * @param next a token to claim the next chunk with (none: no claim)
+   * @returns `dropped` (the run ended or the chunk was reclaimed), `recorded` (with the next
+   *   claim when `next` was given), or `last` (the token now holds the merge lease)
    */
   async complete(
     refcode: string,
     index: number,
     token: string,
     result: unknown,
-  ): Promise<"dropped" | "recorded" | "last"> {
+    next?: string,
+  ): Promise<
+    { outcome: "dropped" | "last"; next?: undefined } | { outcome: "recorded"; next?: Claim }
+  > {
     const reply = await this.#eval(COMPLETE, refcode, [
       index,
       token,
       JSON.stringify(result ?? null),
-    ]);
-    return reply === 2 ? "last" : reply === 1 ? "recorded" : "dropped";
+      next ?? "",
+    ]) as Reply[];
+    if (reply[0] === 2) return { outcome: "last" };
+    if (reply[0] !== 1) return { outcome: "dropped" };
+    return {
+      outcome: "recorded",
+      next: reply.length > 1 ? _toClaim(reply.slice(1) as string[]) : undefined,
+    };
   }
 
   /**
@@ -618,17 +634,21 @@ export class RunStore {
   }
 
   /**
-   * The chunks' results in chunk order (for the merge).
+   * The chunks' results in chunk order, for the merge (one round trip).
    *
    * @param refcode the run
-   * @param total the run's chunk count
-   * @returns one result per chunk
+   * @returns one result per chunk, or null when the run is not in progress
    */
-  async results(refcode: string, total: number): Promise<unknown[]> {
-    const h = toHash(
-      await this.#store.command(["HGETALL", runKeys(this.#prefix, refcode).results]),
-    );
-    return Array.from({ length: total }, (_, i) => _parse(h[String(i)]));
+  async results(refcode: string): Promise<unknown[] | null> {
+    const keys = runKeys(this.#prefix, refcode);
+    const [run, results] = await this.#store.pipeline([
+      ["HMGET", keys.run, "status", "total"],
+      ["HGETALL", keys.results],
+    ]);
+    const [status, total] = run as (string | null)[];
+    if (status !== "in_progress") return null;
+    const h = toHash(results);
+    return Array.from({ length: Number(total) }, (_, i) => _parse(h[String(i)]));
   }
 
   /**

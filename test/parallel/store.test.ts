@@ -99,11 +99,11 @@ for (const backend of backends()) {
     const { runs } = await setup();
     const refcode = await runs.create(run({ workerCount: 3 }));
     for (const t of ["a", "b", "c"]) await runs.claim(refcode, t);
-    assert.is(await runs.complete(refcode, 1, "b", 20), "recorded");
-    assert.is(await runs.complete(refcode, 0, "a", 10), "recorded");
+    assert.is((await runs.complete(refcode, 1, "b", 20)).outcome, "recorded");
+    assert.is((await runs.complete(refcode, 0, "a", 10)).outcome, "recorded");
     assert.equal((await runs.get(refcode))!.progress, { done: 2, total: 3 });
-    assert.is(await runs.complete(refcode, 2, "c", 30), "last");
-    assert.equal(await runs.results(refcode, 3), [10, 20, 30]);
+    assert.is((await runs.complete(refcode, 2, "c", 30)).outcome, "last");
+    assert.equal(await runs.results(refcode), [10, 20, 30]);
     assert.is(
       await runs.end(refcode, { slot: "merge", token: "x" }, {
         status: "completed",
@@ -121,12 +121,29 @@ for (const backend of backends()) {
     assert.is(view!.finished_at, new Date(T0).toISOString());
   });
 
+  test("complete() claims the next chunk for the given token in the same call", async () => {
+    const { runs } = await setup();
+    const refcode = await runs.create(run({ workerCount: 1 }));
+    await runs.claim(refcode, "a");
+    assert.equal(await runs.complete(refcode, 0, "a", 1, "b"), {
+      outcome: "recorded",
+      next: { kind: "chunk", index: 1, chunk: { n: 2 }, taskId: "sum" },
+    });
+    assert.equal(await runs.claim(refcode, "c"), { kind: "full" }, "b holds the one slot");
+    assert.equal(await runs.complete(refcode, 1, "b", 2), { outcome: "recorded", next: undefined });
+    assert.equal(await runs.complete(refcode, 2, "x", 3, "y"), { outcome: "dropped" });
+  });
+
   test("complete() drops a result whose claim is not the token's", async () => {
     const { runs } = await setup();
     const refcode = await runs.create(run());
     await runs.claim(refcode, "a");
-    assert.is(await runs.complete(refcode, 0, "intruder", 1), "dropped");
-    assert.is(await runs.complete(refcode, 1, "a", 1), "dropped", "chunk 1 was never claimed");
+    assert.is((await runs.complete(refcode, 0, "intruder", 1)).outcome, "dropped");
+    assert.is(
+      (await runs.complete(refcode, 1, "a", 1)).outcome,
+      "dropped",
+      "chunk 1 was never claimed",
+    );
     assert.equal((await runs.get(refcode))!.progress.done, 0);
   });
 
@@ -143,8 +160,12 @@ for (const backend of backends()) {
       chunk: { n: 1 },
       taskId: "sum",
     });
-    assert.is(await runs.complete(refcode, 0, "dead", 1), "dropped", "the dead claim lost it");
-    assert.is(await runs.complete(refcode, 0, "b", 1), "recorded");
+    assert.is(
+      (await runs.complete(refcode, 0, "dead", 1)).outcome,
+      "dropped",
+      "the dead claim lost it",
+    );
+    assert.is((await runs.complete(refcode, 0, "b", 1)).outcome, "recorded");
   });
 
   test("a chunk that loses its worker max_attempts times fails the run", async () => {
@@ -203,7 +224,11 @@ for (const backend of backends()) {
     const view = await runs.get(refcode);
     assert.is(view!.status, "cancelled");
     assert.ok(view!.finished_at);
-    assert.is(await runs.complete(refcode, 0, "a", 1), "dropped", "a late result changes nothing");
+    assert.is(
+      (await runs.complete(refcode, 0, "a", 1)).outcome,
+      "dropped",
+      "a late result changes nothing",
+    );
     assert.equal(await runs.claim(refcode, "b"), { kind: "gone", status: "cancelled" });
     assert.is(await runs.cancel(refcode), "cancelled", "a second cancel reports the end state");
     assert.is(await runs.cancel(newRefcode()), null);
@@ -224,7 +249,7 @@ for (const backend of backends()) {
     assert.ok(
       await runs.end(refcode, { slot: "0", token: "a" }, { status: "failed", error: "boom" }),
     );
-    assert.is(await runs.complete(refcode, 1, "b", 2), "dropped");
+    assert.is((await runs.complete(refcode, 1, "b", 2)).outcome, "dropped");
     const view = await runs.get(refcode);
     assert.is(view!.status, "failed");
     assert.is(view!.error, "boom");
