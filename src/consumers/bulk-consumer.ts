@@ -31,10 +31,10 @@ export class BulkConsumerService extends BaseConsumerService {
   constructor(rt: Runtime, def: BulkConsumerDefinition) {
     const maxCount = def.maxBatchSize ?? 500;
     const maxBytes = def.maxBatchBytes ?? 1024 * 1024;
-    // Room for the batch being filled and the next one, so fetching rarely waits on handling.
+    // Room for several batches, so fetching rarely waits on handling.
     super(rt, def, "bulk-consumer", {
-      maxRecords: Math.max(3 * maxCount, 1000),
-      maxBytes: Math.max(3 * maxBytes, 4 * 1024 * 1024),
+      maxRecords: Math.max(4 * maxCount, 10_000),
+      maxBytes: Math.max(4 * maxBytes, 16 * 1024 * 1024),
     });
     this.#def = def;
     this.#maxCount = maxCount;
@@ -61,7 +61,8 @@ export class BulkConsumerService extends BaseConsumerService {
       if (taken.length === 0) continue;
       if (await this.#handleBatch(taken.map((t) => t.record))) {
         this.markDone(taken);
-        await this.flushCommits();
+        // Committed while the next batch is handled; `stop()` waits for the last commit.
+        void this.flushCommits();
       }
     }
   }

@@ -375,7 +375,6 @@ export class KafkaGroupConsumer implements GroupConsumer {
   #paused = new Set<string>();
   #highWatermarks = new Map<string, PartitionOffset>();
   #restartTimer: ReturnType<typeof setTimeout> | undefined;
-  #launching: Promise<void> | undefined;
   #failures = 0;
   readonly #fetchHighWatermarks: (topic: string) => Promise<PartitionOffset[]>;
   #refreshedAt = 0;
@@ -405,7 +404,7 @@ export class KafkaGroupConsumer implements GroupConsumer {
   start(): Promise<void> {
     if (this.#running) return Promise.resolve();
     this.#running = true;
-    this.#launching = this.#launch();
+    void this.#launch();
     return Promise.resolve();
   }
 
@@ -492,7 +491,7 @@ export class KafkaGroupConsumer implements GroupConsumer {
     if (!this.#running) return;
     this.#running = false;
     clearTimeout(this.#restartTimer);
-    await this.#launching?.catch(() => {});
+    // A launch in progress notices it was replaced and disconnects by itself.
     const consumer = this.#consumer;
     this.#consumer = undefined;
     if (consumer) {
@@ -531,7 +530,9 @@ export class KafkaGroupConsumer implements GroupConsumer {
       sessionTimeout: session,
       rebalanceTimeout: Math.max(session, 15_000),
       heartbeatInterval: Math.min(HEARTBEAT_INTERVAL_MS, Math.floor(session / 3)),
-      maxWaitTimeInMs: o.maxWaitMs ?? 500,
+      // Also how long kafkajs sleeps while every partition is paused: short, so a resume
+      // after backpressure fetches again at once.
+      maxWaitTimeInMs: o.maxWaitMs ?? 100,
       maxBytesPerPartition: o.maxBytesPerPartition ?? 1024 * 1024,
       allowAutoTopicCreation: true,
       retry: {
@@ -577,8 +578,15 @@ export class KafkaGroupConsumer implements GroupConsumer {
       if (this.#consumer === consumer) this.#setOut("stopped");
     });
     try {
+      const replaced = () => {
+        if (this.#consumer === consumer) return false;
+        consumer.disconnect().catch(() => {});
+        return true;
+      };
       await consumer.connect();
+      if (replaced()) return;
       await consumer.subscribe({ topics: o.topics, fromBeginning: o.fromBeginning ?? true });
+      if (replaced()) return;
       await consumer.run({
         autoCommit: false,
         eachBatchAutoResolve: true,
@@ -593,6 +601,7 @@ export class KafkaGroupConsumer implements GroupConsumer {
           return Promise.resolve();
         },
       });
+      replaced();
     } catch (err) {
       this.#log.warn("consumer could not start", { error: err });
       this.#relaunch(consumer);
@@ -607,7 +616,7 @@ export class KafkaGroupConsumer implements GroupConsumer {
     failed.disconnect().catch(() => {});
     const delay = Math.min(10_000, 500 * 2 ** Math.min(this.#failures++, 5));
     this.#restartTimer = setTimeout(() => {
-      if (this.#running) this.#launching = this.#launch();
+      if (this.#running) void this.#launch();
     }, delay);
   }
 }

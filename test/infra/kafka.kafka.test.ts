@@ -50,6 +50,17 @@ test("check() fails within 2 s and publish() throws UnavailableError within 6 s 
   assert.ok(Date.now() - t0 < 6_000, `publish took ${Date.now() - t0} ms`);
 });
 
+test("a consumer with no broker to reach is not in its group and stops at once", async () => {
+  const b = bus([`127.0.0.1:${unusedPort()}`]);
+  const c = b.consumer({ groupId: unique("g"), topics: ["t"], onRecords: () => {} });
+  await c.start();
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.is((await c.check()).ok, false);
+  const t0 = Date.now();
+  await c.stop();
+  assert.ok(Date.now() - t0 < 2_000, `stop took ${Date.now() - t0} ms`);
+});
+
 test("ensureTopics() creates topics with the partition count and is idempotent", async () => {
   const b = bus();
   const topic = unique("t-kafka");
