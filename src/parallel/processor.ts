@@ -142,8 +142,12 @@ export class ParallelProcessor implements Service {
       }
     }));
     await this.#heartbeat.stop();
-    await this.#subscribing;
-    await this.#unsubscribe?.().catch(() => {});
+    // Subscribing may hang while the store is down; it must not hold the shutdown.
+    await this.#until([this.#subscribing], Math.min(deadline, Date.now() + 1_000));
+    await this.#until(
+      [this.#unsubscribe?.().catch(() => {})],
+      Math.min(deadline, Date.now() + 1_000),
+    );
     await this.#until([this.#pool?.destroy()], deadline);
     this.#metrics.threadsBusy.set(0);
   }
