@@ -233,6 +233,28 @@ for (const backend of busBackends()) {
     assert.equal(await service.check(), { ok: false, detail: "stopping" });
   });
 
+  it("heartbeats go on during a handler longer than the session timeout: no rebalance, handled once", async () => {
+    const h = await harness(backend);
+    const seen: number[] = [];
+    const def = defineConsumer({
+      name: unique("c"),
+      topic: h.topic,
+      schema: Value,
+      sessionTimeoutMs: 6000,
+      handler: async (m) => {
+        if (m.value.n === 0) await sleep(9000);
+        seen.push(m.value.n);
+      },
+    });
+    const service = await h.run(new ConsumerService(h.rt, def));
+    await inGroup(service);
+    await h.publish([0, 1, 2].map((n) => ({ key: "k", value: JSON.stringify({ n }) })));
+    await waitFor(() => seen.length === 3, 30_000, "3 handled");
+    assert.equal(seen, [0, 1, 2]);
+    assert.is((await service.check!()).ok, true);
+    assert.is(await h.metric("consumer_rebalances_total", { consumer: def.name }), 1);
+  });
+
   it("partitionsConsumedConcurrently runs partitions side by side, each in order", async () => {
     const h = await harness(backend);
     let running = 0, most = 0;
