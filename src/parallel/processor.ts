@@ -124,6 +124,7 @@ export class ParallelProcessor implements Service {
     const handBackAt = deadline - Math.min(HAND_BACK_MS, Math.max(0, deadline - Date.now()) / 2);
     await this.#until([...this.#active.values()].map((a) => a.settled), handBackAt);
     const left = this.#held();
+    const taskOf = new Map([...this.#active.values()].map((a) => [a.refcode, a.taskId]));
     for (const a of this.#active.values()) {
       a.stopped = true;
       a.running?.stop();
@@ -131,7 +132,7 @@ export class ParallelProcessor implements Service {
     await Promise.all([...left].map(async ([refcode, held]) => {
       try {
         const n = await this.#runs.release(refcode, held);
-        const taskId = [...this.#active.values()].find((a) => a.refcode === refcode)?.taskId;
+        const taskId = taskOf.get(refcode);
         if (n > 0 && taskId) await this.#runs.announce(taskId, refcode);
         this.#log.info("chunks handed back", { refcode, chunks: n });
       } catch (err) {
@@ -273,11 +274,17 @@ export class ParallelProcessor implements Service {
     const running = this.#pool!.start(def.worker, chunk);
     this.#metrics.threadsBusy.set(this.busy);
     const started = performance.now();
+    const onThread = running.result.finally(() =>
+      this.#metrics.chunkSeconds.observe(
+        { task_id: def.name },
+        (performance.now() - started) / 1000,
+      )
+    );
     const base = { refcode, taskId: def.name, slot: String(index), token, running, stopped: false };
     this.#track(base, async (a) => {
       let outcome = "completed";
       try {
-        const result = await running.result;
+        const result = await onThread;
         if (a.stopped) {
           outcome = "aborted";
           return;
@@ -304,10 +311,6 @@ export class ParallelProcessor implements Service {
         await this.#persist(a, () => this.#end(def, refcode, a, { status: "failed", error }));
       } finally {
         this.#metrics.chunks.inc({ task_id: def.name, outcome });
-        this.#metrics.chunkSeconds.observe(
-          { task_id: def.name },
-          (performance.now() - started) / 1000,
-        );
       }
     });
   }
