@@ -3,6 +3,7 @@
  */
 import { ConfigError, loadConfig, redactUrl, type Role } from "./config.ts";
 import { createApp } from "./http/app.ts";
+import { validateSchedules } from "./scheduler/overrides.ts";
 import { availableRoles, ROLE_FACTORIES, RoleUnavailableError, STOP_ORDER } from "./roles.ts";
 import { createRuntime, type Runtime, type RuntimeOptions, type Service } from "./runtime.ts";
 import type { System } from "./system.ts";
@@ -51,6 +52,8 @@ export async function start(
   options: RuntimeOptions = {},
 ): Promise<Running> {
   const config = loadConfig(env);
+  // Every role checks SCHEDULE_<NAME>_CRON, so a typo stops any process, not only schedulers.
+  validateSchedules(system, config);
   const explicit = !(env.ROLE ?? "all").split(",").map((r) => r.trim()).includes("all") &&
     !!env.ROLE;
   const rt = createRuntime(config, system, options);
