@@ -6,7 +6,7 @@ import { describeRoute, resolver } from "hono-openapi";
 import type { RouteModule } from "../system.ts";
 import { HttpProblem } from "../http/problem.ts";
 import { validate } from "../http/validate.ts";
-import { validateSchedules } from "./overrides.ts";
+import { type ResolvedSchedule, validateSchedules } from "./overrides.ts";
 import { newRunId } from "./runs.ts";
 import { type RunRecord, RUNS_KEPT, ScheduleStore } from "./store.ts";
 
@@ -64,6 +64,30 @@ export function runView(r: RunRecord): v.InferOutput<typeof Run> {
   };
 }
 
+/**
+ * Every schedule with its next and last run, as `GET /schedules` shows them.
+ *
+ * @param schedules the resolved schedules
+ * @param store the run store
+ * @returns the list
+ */
+export async function listSchedules(
+  schedules: Map<string, ResolvedSchedule>,
+  store: ScheduleStore,
+): Promise<v.InferOutput<typeof ScheduleView>[]> {
+  const now = Date.now();
+  const list = [...schedules.values()];
+  const lasts = await Promise.all(list.map((s) => store.runs(s.def.name, 1)));
+  return list.map((s, i) => ({
+    name: s.def.name,
+    cron: s.cron,
+    timezone: s.def.timezone,
+    enabled: s.enabled,
+    next_run_at: s.parsed ? _iso(s.parsed.next(now)) : null,
+    last_run: lasts[i][0] ? runView(lasts[i][0]) : null,
+  }));
+}
+
 const json = (schema: v.GenericSchema) => ({ "application/json": { schema: resolver(schema) } });
 const problemDoc = (description: string) => ({
   description,
@@ -93,19 +117,7 @@ export const scheduleRoutes: RouteModule = (app, rt) => {
       summary: "List the schedules with their next and last run",
       responses: { 200: { description: "The schedules", content: json(v.array(ScheduleView)) } },
     }),
-    async (c) => {
-      const now = Date.now();
-      const list = [...schedules.values()];
-      const lasts = await Promise.all(list.map((s) => store.runs(s.def.name, 1)));
-      return c.json(list.map((s, i) => ({
-        name: s.def.name,
-        cron: s.cron,
-        timezone: s.def.timezone,
-        enabled: s.enabled,
-        next_run_at: s.parsed ? _iso(s.parsed.next(now)) : null,
-        last_run: lasts[i][0] ? runView(lasts[i][0]) : null,
-      })));
-    },
+    async (c) => c.json(await listSchedules(schedules, store)),
   );
 
   app.get(
