@@ -82,11 +82,17 @@ class Clock {
   first = 0;
   last = 0;
   handled = 0;
+  calls = 0;
   constructor(readonly count: number) {}
   tick(n = 1): void {
     if (this.handled === 0) this.first = performance.now();
+    this.calls++;
     this.handled += n;
     if (this.handled >= this.count && !this.last) this.last = performance.now();
+  }
+  /** Average messages per handler call. */
+  get batch(): number {
+    return this.handled / Math.max(1, this.calls);
   }
   async done(timeoutMs = 600_000): Promise<number> {
     const end = Date.now() + timeoutMs;
@@ -150,6 +156,7 @@ async function bareEachBatch(topic: string, count: number, run: string): Promise
   });
   const rate = await clock.done();
   await consumer.disconnect();
+  batchSizes.bareBatch.push(clock.batch);
   return rate;
 }
 
@@ -196,9 +203,11 @@ async function oursBulk(topic: string, count: number, run: string): Promise<numb
   const rate = await clock.done();
   await service.stop(Date.now() + 10_000);
   await Promise.allSettled([rt.bus.close(), rt.store.close()]);
+  batchSizes[count === BULK_MESSAGES ? "oursBulk" : "oursBulkSmall"].push(clock.batch);
   return rate;
 }
 
+const batchSizes: Record<string, number[]> = { bareBatch: [], oursBulk: [], oursBulkSmall: [] };
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const fmt = (n: number) => Math.round(n).toLocaleString("en-US").padStart(9);
 
@@ -245,6 +254,11 @@ try {
   console.log(`our bulk consumer (same topic)              | ${fmt(m.oursBulkSmall)}`);
   console.log(`bare kafkajs eachBatch + MULTI per batch    | ${fmt(m.bareBatch)}`);
   console.log(`our bulk consumer (maxBatchSize ${BATCH})        | ${fmt(m.oursBulk)}`);
+  console.log(
+    `average batch: bare eachBatch ${Math.round(median(batchSizes.bareBatch))}, our bulk ${
+      Math.round(median(batchSizes.oursBulk))
+    } (same topic as our consumer: ${Math.round(median(batchSizes.oursBulkSmall))})`,
+  );
   console.log("\nratio (median of per-round ratios)          | value | target");
   console.log(
     `our consumer / bare eachMessage             | ${

@@ -33,7 +33,7 @@ export class BulkConsumerService extends BaseConsumerService {
     const maxBytes = def.maxBatchBytes ?? 1024 * 1024;
     // Room for several batches, so fetching rarely waits on handling.
     super(rt, def, "bulk-consumer", {
-      maxRecords: Math.max(4 * maxCount, 10_000),
+      maxRecords: Math.max(4 * maxCount, 20_000),
       maxBytes: Math.max(4 * maxBytes, 16 * 1024 * 1024),
     });
     this.#def = def;

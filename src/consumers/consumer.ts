@@ -22,7 +22,8 @@ export class ConsumerService extends BaseConsumerService {
    */
   constructor(rt: Runtime, def: ConsumerDefinition) {
     const concurrency = Math.max(1, def.partitionsConsumedConcurrently ?? 1);
-    super(rt, def, "consumer", { maxRecords: 1000 * concurrency, maxBytes: 16 * 1024 * 1024 });
+    // Look-ahead of a few seconds of work: a resumed fetch may take up to the fetch wait.
+    super(rt, def, "consumer", { maxRecords: 10_000, maxBytes: 16 * 1024 * 1024 });
     this.#def = def;
     this.#concurrency = concurrency;
   }
