@@ -70,7 +70,9 @@ function _strings(commands: Command[]): string[][] {
 
 /**
  * Applies effects, each at most once per identity, plus summary commands, atomically in one
- * round trip.
+ * round trip. An identity listed twice in one call applies once (its first entry). Effects
+ * should be commands that cannot fail (right key types): like any Redis script, one that
+ * fails midway keeps the writes made before it.
  *
  * @param store the store
  * @param markerKey builds an identity's marker key
@@ -93,7 +95,6 @@ export async function applyOnce(
   ttlMs = ONCE_TTL_MS,
 ): Promise<number> {
   if (effects.length === 0 && summary.length === 0) return 0;
-  // One identity twice in a call: only the first may apply, as the script would do anyway.
   const reply = await store.eval(
     APPLY_ONCE,
     effects.map((e) => markerKey(e.id)),

@@ -23,7 +23,6 @@ import {
   orderKey,
   ordersProcessedKey,
 } from "../../src/example/keys.ts";
-import type { Runtime } from "../../src/runtime.ts";
 import { toHash } from "../../src/infra/store.ts";
 
 test.after(cleanup);
