@@ -16,6 +16,9 @@ import type { TaskKeys, TaskStatus } from "./keys.ts";
 /** Longest listing kept per terminal status (the newest entries win). */
 export const INDEX_CAP = 10_000;
 
+/** Most entries of each queue a listing of queued or running tasks reads. */
+const LIVE_SCAN = 1000;
+
 /** Most tasks one reclaim pass handles. */
 const RECLAIM_BATCH = 500;
 
@@ -79,14 +82,14 @@ const NOW = `local _t = redis.call("TIME")
 local now = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
 `;
 
-// Shared Lua helpers: end a task in a terminal status (record, index, TTL, notification).
+// Shared Lua helper: end a task in a terminal status (record and more fields, index trimmed to
+// `cap`, TTL, notification). An empty `lease` means none: no token matches it.
 const TERMINAL = `
-local function terminal(rkey, ref, status, idx, ttl, cap, done)
-  redis.call("HSET", rkey, "status", status, "updated_at", now, "finished_at", now)
-  redis.call("HDEL", rkey, "lease")
+local function terminal(rkey, ref, status, idx, ttl, cap, done, ...)
+  redis.call("HSET", rkey, "status", status, "updated_at", now, "finished_at", now, "lease", "",
+    ...)
   redis.call("ZADD", idx, now, ref)
-  local n = redis.call("ZCARD", idx)
-  if n > cap then redis.call("ZREMRANGEBYRANK", idx, 0, n - cap - 1) end
+  redis.call("ZREMRANGEBYRANK", idx, 0, -cap - 1)
   redis.call("PEXPIRE", rkey, ttl)
   redis.call("PUBLISH", done, ref .. " " .. status)
 end
@@ -102,36 +105,49 @@ function _terminal(
   ttl: string,
   cap: number,
   done: string,
+  ...fields: (string | number)[]
 ): void {
-  call("HSET", rkey, "status", status, "updated_at", now, "finished_at", now);
-  call("HDEL", rkey, "lease");
+  call(
+    "HSET",
+    rkey,
+    "status",
+    status,
+    "updated_at",
+    now,
+    "finished_at",
+    now,
+    "lease",
+    "",
+    ...fields,
+  );
   call("ZADD", idx, now, ref);
-  const n = call("ZCARD", idx) as number;
-  if (n > cap) call("ZREMRANGEBYRANK", idx, 0, n - cap - 1);
+  call("ZREMRANGEBYRANK", idx, 0, -cap - 1);
   call("PEXPIRE", rkey, ttl);
   call("PUBLISH", done, `${ref} ${status}`);
 }
 
 const _str = (r: Reply): string | null => (r === null ? null : String(r));
 
-// KEYS[1] record, KEYS[2] pending(type), KEYS[3] scheduled(type), KEYS[4] status:queued,
-//   KEYS[5] idempotency key (optional)
+// KEYS[1] record, KEYS[2] pending(type), KEYS[3] scheduled(type), KEYS[4] idempotency key
+//   (optional)
 // ARGV[1] refcode, ARGV[2] type, ARGV[3] input JSON, ARGV[4] max attempts, ARGV[5] TTL ms after
 //   completed/cancelled, ARGV[6] TTL ms after failed, ARGV[7] delay ms, ARGV[8] ready channel,
 //   ARGV[9] request fingerprint, ARGV[10] idempotency TTL ms
 // Returns {"created"|"existing"|"conflict", refcode}: existing/conflict name the key's task.
+// Workers are told only when the list was empty: a longer list means an earlier push told them
+// already and they are still claiming (a claim that fills every free slot claims again).
 const ENQUEUE = defineScript({
   name: "tasks.enqueue",
   lua: NOW + `
-if KEYS[5] then
-  local seen = redis.call("GET", KEYS[5])
+if KEYS[4] then
+  local seen = redis.call("GET", KEYS[4])
   if seen then
     local sp = string.find(seen, " ", 1, true)
     local ref = string.sub(seen, 1, sp - 1)
     if string.sub(seen, sp + 1) == ARGV[9] then return {"existing", ref} end
     return {"conflict", ref}
   end
-  redis.call("SET", KEYS[5], ARGV[1] .. " " .. ARGV[9], "PX", ARGV[10])
+  redis.call("SET", KEYS[4], ARGV[1] .. " " .. ARGV[9], "PX", ARGV[10])
 end
 local due = now + tonumber(ARGV[7])
 redis.call("HSET", KEYS[1], "type", ARGV[2], "status", "queued", "input", ARGV[3],
@@ -140,22 +156,20 @@ redis.call("HSET", KEYS[1], "type", ARGV[2], "status", "queued", "input", ARGV[3
 if due > now then
   redis.call("ZADD", KEYS[3], due, ARGV[1])
 else
-  redis.call("RPUSH", KEYS[2], ARGV[1])
-  redis.call("PUBLISH", ARGV[8], ARGV[2])
+  if redis.call("RPUSH", KEYS[2], ARGV[1]) == 1 then redis.call("PUBLISH", ARGV[8], ARGV[2]) end
 end
-redis.call("ZADD", KEYS[4], now, ARGV[1])
 return {"created", ARGV[1]}
 `,
   local: (call, keys, args) => {
     const now = Date.now();
-    if (keys[4]) {
-      const seen = _str(call("GET", keys[4]));
+    if (keys[3]) {
+      const seen = _str(call("GET", keys[3]));
       if (seen !== null) {
         const sp = seen.indexOf(" ");
         const ref = seen.slice(0, sp);
         return [seen.slice(sp + 1) === args[8] ? "existing" : "conflict", ref];
       }
-      call("SET", keys[4], `${args[0]} ${args[8]}`, "PX", args[9]);
+      call("SET", keys[3], `${args[0]} ${args[8]}`, "PX", args[9]);
     }
     const due = now + Number(args[6]);
     call(
@@ -185,16 +199,13 @@ return {"created", ARGV[1]}
     if (due > now) {
       call("ZADD", keys[2], due, args[0]);
     } else {
-      call("RPUSH", keys[1], args[0]);
-      call("PUBLISH", args[7], args[1]);
+      if (call("RPUSH", keys[1], args[0]) === 1) call("PUBLISH", args[7], args[1]);
     }
-    call("ZADD", keys[3], now, args[0]);
     return ["created", args[0]];
   },
 });
 
-// KEYS[1] active, KEYS[2] status:queued, KEYS[3] status:in_progress, then for each type i:
-//   KEYS[2+2i] pending(type), KEYS[3+2i] scheduled(type)
+// KEYS[1] active, then for each type i: KEYS[2i] pending(type), KEYS[2i+1] scheduled(type)
 // ARGV[1] keys base, ARGV[2] lease ms, ARGV[3] lease token prefix, ARGV[4] worker id, then for
 //   each type i: ARGV[4+i] how many to claim
 // Moves due scheduled tasks to pending, then pops and starts up to the asked number per type.
@@ -207,8 +218,8 @@ local out = {-1}
 local next_due = nil
 local budget = ${CLAIM_BUDGET}
 local lease = tonumber(ARGV[2])
-for i = 1, (#KEYS - 3) / 2 do
-  local pending, sched = KEYS[2 + 2 * i], KEYS[3 + 2 * i]
+for i = 1, (#KEYS - 1) / 2 do
+  local pending, sched = KEYS[2 * i], KEYS[2 * i + 1]
   local due = redis.call("ZRANGEBYSCORE", sched, "-inf", now, "LIMIT", 0, ${FORWARD_BATCH})
   for _, ref in ipairs(due) do
     redis.call("RPUSH", pending, ref)
@@ -228,8 +239,6 @@ for i = 1, (#KEYS - 3) / 2 do
         "lease", ARGV[3] .. "/" .. attempt, "worker", ARGV[4], "started_at", now,
         "updated_at", now)
       redis.call("ZADD", KEYS[1], now + lease, ref)
-      redis.call("ZREM", KEYS[2], ref)
-      redis.call("ZADD", KEYS[3], now, ref)
       table.insert(out, ref)
       table.insert(out, f[2])
       table.insert(out, f[3])
@@ -254,8 +263,8 @@ return out
     let nextDue: number | null = null;
     let budget = CLAIM_BUDGET;
     const lease = Number(args[1]);
-    for (let i = 1; i <= (keys.length - 3) / 2; i++) {
-      const pending = keys[1 + 2 * i], sched = keys[2 + 2 * i];
+    for (let i = 1; i <= (keys.length - 1) / 2; i++) {
+      const pending = keys[2 * i - 1], sched = keys[2 * i];
       const due = call("ZRANGEBYSCORE", sched, "-inf", now, "LIMIT", 0, FORWARD_BATCH) as string[];
       for (const ref of due) {
         call("RPUSH", pending, ref);
@@ -296,8 +305,6 @@ return out
             now,
           );
           call("ZADD", keys[0], now + lease, ref);
-          call("ZREM", keys[1], ref);
-          call("ZADD", keys[2], now, ref);
           out.push(ref, f[1], f[2], attempt, Math.trunc(Number(f[4])), Math.trunc(Number(f[5])));
           want--;
         }
@@ -313,8 +320,7 @@ return out
   },
 });
 
-// KEYS[1] active, KEYS[2] status:in_progress, KEYS[3] status:queued, KEYS[4] status:completed,
-//   KEYS[5] status:failed, KEYS[6] status:cancelled
+// KEYS[1] active, KEYS[2] status:completed, KEYS[3] status:failed, KEYS[4] status:cancelled
 // ARGV[1] keys base, ARGV[2] ready channel, ARGV[3] done channel, ARGV[4] index cap, then per
 //   run 5 values: refcode, lease token, kind (ok|retry|fail|release), result JSON or error,
 //   retry delay ms
@@ -336,30 +342,24 @@ for i = 5, #ARGV, 5 do
     table.insert(out, "lost")
   else
     redis.call("ZREM", KEYS[1], ref)
-    redis.call("ZREM", KEYS[2], ref)
     local status
     if f[2] == "1" then
       status = "cancelled"
-      terminal(rkey, ref, status, KEYS[6], f[6], cap, done)
+      terminal(rkey, ref, status, KEYS[4], f[6], cap, done)
     elseif kind == "ok" then
       status = "completed"
-      redis.call("HSET", rkey, "result", payload, "progress", 1)
-      terminal(rkey, ref, status, KEYS[4], f[6], cap, done)
+      terminal(rkey, ref, status, KEYS[2], f[6], cap, done, "result", payload, "progress", 1)
     elseif kind == "release" then
       status = "queued"
       redis.call("HSET", rkey, "status", status, "attempts", tonumber(f[4]) - 1,
-        "updated_at", now, "ready_at", now)
-      redis.call("HDEL", rkey, "lease")
+        "updated_at", now, "ready_at", now, "lease", "")
       redis.call("LPUSH", base .. "pending:" .. f[3], ref)
-      redis.call("ZADD", KEYS[3], now, ref)
       redis.call("PUBLISH", ready, f[3])
     elseif kind == "retry" and tonumber(f[4]) < tonumber(f[5]) then
       status = "queued"
       local due = now + tonumber(ARGV[i + 4])
       redis.call("HSET", rkey, "status", status, "error", payload, "updated_at", now,
-        "ready_at", due)
-      redis.call("HDEL", rkey, "lease")
-      redis.call("ZADD", KEYS[3], now, ref)
+        "ready_at", due, "lease", "")
       if due > now then
         redis.call("ZADD", base .. "scheduled:" .. f[3], due, ref)
       else
@@ -368,8 +368,7 @@ for i = 5, #ARGV, 5 do
       end
     else
       status = "failed"
-      redis.call("HSET", rkey, "error", payload)
-      terminal(rkey, ref, status, KEYS[5], f[7], cap, done)
+      terminal(rkey, ref, status, KEYS[3], f[7], cap, done, "error", payload)
     end
     table.insert(out, status)
   end
@@ -400,15 +399,27 @@ return out
         continue;
       }
       call("ZREM", keys[0], ref);
-      call("ZREM", keys[1], ref);
       let status: string;
       if (f[1] === "1") {
         status = "cancelled";
-        _terminal(call, now, rkey, ref, status, keys[5], f[5]!, cap, done);
+        _terminal(call, now, rkey, ref, status, keys[3], f[5]!, cap, done);
       } else if (kind === "ok") {
         status = "completed";
-        call("HSET", rkey, "result", payload, "progress", 1);
-        _terminal(call, now, rkey, ref, status, keys[3], f[5]!, cap, done);
+        _terminal(
+          call,
+          now,
+          rkey,
+          ref,
+          status,
+          keys[1],
+          f[5]!,
+          cap,
+          done,
+          "result",
+          payload,
+          "progress",
+          1,
+        );
       } else if (kind === "release") {
         status = "queued";
         call(
@@ -422,17 +433,28 @@ return out
           now,
           "ready_at",
           now,
+          "lease",
+          "",
         );
-        call("HDEL", rkey, "lease");
         call("LPUSH", `${base}pending:${f[2]}`, ref);
-        call("ZADD", keys[2], now, ref);
         call("PUBLISH", ready, f[2]!);
       } else if (kind === "retry" && Number(f[3]) < Number(f[4])) {
         status = "queued";
         const due = now + Number(args[i + 4]);
-        call("HSET", rkey, "status", status, "error", payload, "updated_at", now, "ready_at", due);
-        call("HDEL", rkey, "lease");
-        call("ZADD", keys[2], now, ref);
+        call(
+          "HSET",
+          rkey,
+          "status",
+          status,
+          "error",
+          payload,
+          "updated_at",
+          now,
+          "ready_at",
+          due,
+          "lease",
+          "",
+        );
         if (due > now) {
           call("ZADD", `${base}scheduled:${f[2]}`, due, ref);
         } else {
@@ -441,8 +463,7 @@ return out
         }
       } else {
         status = "failed";
-        call("HSET", rkey, "error", payload);
-        _terminal(call, now, rkey, ref, status, keys[4], f[6]!, cap, done);
+        _terminal(call, now, rkey, ref, status, keys[2], f[6]!, cap, done, "error", payload);
       }
       out.push(status);
     }
@@ -488,8 +509,7 @@ return {lost, cancel}
   },
 });
 
-// KEYS[1] active, KEYS[2] status:in_progress, KEYS[3] status:queued, KEYS[4] status:failed,
-//   KEYS[5] status:cancelled
+// KEYS[1] active, KEYS[2] status:failed, KEYS[3] status:cancelled
 // ARGV[1] keys base, ARGV[2] ready channel, ARGV[3] done channel, ARGV[4] index cap, ARGV[5] most
 //   tasks to handle, ARGV[6] error recorded when attempts are used up
 // Takes back tasks whose lease expired: to the front of pending, or `failed` when that was the
@@ -503,7 +523,6 @@ local out = {}
 local expired = redis.call("ZRANGEBYSCORE", KEYS[1], "-inf", now, "LIMIT", 0, tonumber(ARGV[5]))
 for _, ref in ipairs(expired) do
   redis.call("ZREM", KEYS[1], ref)
-  redis.call("ZREM", KEYS[2], ref)
   local rkey = base .. "t:" .. ref
   local f = redis.call("HMGET", rkey, "status", "type", "cancel", "attempts", "max_attempts",
     "ttl_ms", "failed_ttl_ms")
@@ -511,17 +530,14 @@ for _, ref in ipairs(expired) do
     local status
     if f[3] == "1" then
       status = "cancelled"
-      terminal(rkey, ref, status, KEYS[5], f[6], cap, done)
+      terminal(rkey, ref, status, KEYS[3], f[6], cap, done)
     elseif tonumber(f[4]) >= tonumber(f[5]) then
       status = "failed"
-      redis.call("HSET", rkey, "error", ARGV[6])
-      terminal(rkey, ref, status, KEYS[4], f[7], cap, done)
+      terminal(rkey, ref, status, KEYS[2], f[7], cap, done, "error", ARGV[6])
     else
       status = "queued"
-      redis.call("HSET", rkey, "status", status, "updated_at", now, "ready_at", now)
-      redis.call("HDEL", rkey, "lease")
+      redis.call("HSET", rkey, "status", status, "updated_at", now, "ready_at", now, "lease", "")
       redis.call("LPUSH", base .. "pending:" .. f[2], ref)
-      redis.call("ZADD", KEYS[3], now, ref)
       redis.call("PUBLISH", ready, f[2])
     end
     table.insert(out, f[2])
@@ -546,7 +562,6 @@ return out
     ) as string[];
     for (const ref of expired) {
       call("ZREM", keys[0], ref);
-      call("ZREM", keys[1], ref);
       const rkey = `${base}t:${ref}`;
       const f = call(
         "HMGET",
@@ -563,17 +578,14 @@ return out
       let status: string;
       if (f[2] === "1") {
         status = "cancelled";
-        _terminal(call, now, rkey, ref, status, keys[4], f[5]!, cap, done);
+        _terminal(call, now, rkey, ref, status, keys[2], f[5]!, cap, done);
       } else if (Number(f[3]) >= Number(f[4])) {
         status = "failed";
-        call("HSET", rkey, "error", args[5]);
-        _terminal(call, now, rkey, ref, status, keys[3], f[6]!, cap, done);
+        _terminal(call, now, rkey, ref, status, keys[1], f[6]!, cap, done, "error", args[5]);
       } else {
         status = "queued";
-        call("HSET", rkey, "status", status, "updated_at", now, "ready_at", now);
-        call("HDEL", rkey, "lease");
+        call("HSET", rkey, "status", status, "updated_at", now, "ready_at", now, "lease", "");
         call("LPUSH", `${base}pending:${f[1]}`, ref);
-        call("ZADD", keys[2], now, ref);
         call("PUBLISH", ready, f[1]!);
       }
       out.push(f[1]!, status);
@@ -582,7 +594,7 @@ return out
   },
 });
 
-// KEYS[1] record, KEYS[2] status:queued, KEYS[3] status:cancelled
+// KEYS[1] record, KEYS[2] status:cancelled
 // ARGV[1] keys base, ARGV[2] cancel channel, ARGV[3] done channel, ARGV[4] index cap,
 //   ARGV[5] refcode
 // A queued task becomes `cancelled` at once (it never starts); a running one is flagged and its
@@ -599,8 +611,7 @@ if not f[1] then
 elseif f[1] == "queued" then
   outcome = "cancelled"
   redis.call("ZREM", ARGV[1] .. "scheduled:" .. f[2], ref)
-  redis.call("ZREM", KEYS[2], ref)
-  terminal(KEYS[1], ref, "cancelled", KEYS[3], f[3], tonumber(ARGV[4]), ARGV[3])
+  terminal(KEYS[1], ref, "cancelled", KEYS[2], f[3], tonumber(ARGV[4]), ARGV[3])
 elseif f[1] == "in_progress" then
   outcome = "cancelling"
   redis.call("HSET", KEYS[1], "cancel", 1, "updated_at", now)
@@ -620,8 +631,7 @@ return {outcome, redis.call("HGETALL", KEYS[1])}
     } else if (f[0] === "queued") {
       outcome = "cancelled";
       call("ZREM", `${args[0]}scheduled:${f[1]}`, ref);
-      call("ZREM", keys[1], ref);
-      _terminal(call, now, keys[0], ref, "cancelled", keys[2], f[2]!, Number(args[3]), args[2]);
+      _terminal(call, now, keys[0], ref, "cancelled", keys[1], f[2]!, Number(args[3]), args[2]);
     } else if (f[0] === "in_progress") {
       outcome = "cancelling";
       call("HSET", keys[0], "cancel", 1, "updated_at", now);
@@ -633,7 +643,7 @@ return {outcome, redis.call("HGETALL", KEYS[1])}
   },
 });
 
-// KEYS[1] record, KEYS[2] status:failed, KEYS[3] status:queued
+// KEYS[1] record, KEYS[2] status:failed
 // ARGV[1] keys base, ARGV[2] ready channel, ARGV[3] refcode
 // Runs a failed task again: attempts reset, error cleared, kept until it ends again.
 // Returns {"missing"} or {"queued"|"state", the record as HGETALL}
@@ -649,7 +659,6 @@ redis.call("HDEL", KEYS[1], "error", "result", "progress", "finished_at", "start
 redis.call("PERSIST", KEYS[1])
 redis.call("RPUSH", ARGV[1] .. "pending:" .. f[2], ARGV[3])
 redis.call("ZREM", KEYS[2], ARGV[3])
-redis.call("ZADD", KEYS[3], now, ARGV[3])
 redis.call("PUBLISH", ARGV[2], f[2])
 return {"queued", redis.call("HGETALL", KEYS[1])}
 `,
@@ -663,7 +672,6 @@ return {"queued", redis.call("HGETALL", KEYS[1])}
     call("PERSIST", keys[0]);
     call("RPUSH", `${args[0]}pending:${f[1]}`, args[2]);
     call("ZREM", keys[1], args[2]);
-    call("ZADD", keys[2], now, args[2]);
     call("PUBLISH", args[1], f[1]!);
     return ["queued", call("HGETALL", keys[0])];
   },
@@ -724,12 +732,7 @@ export class TaskBroker {
     entry: EnqueueEntry,
   ): Promise<{ outcome: "created" | "existing" | "conflict"; refcode: string }> {
     const k = this.keys;
-    const keys = [
-      k.record(entry.refcode),
-      k.pending(entry.type),
-      k.scheduled(entry.type),
-      k.status("queued"),
-    ];
+    const keys = [k.record(entry.refcode), k.pending(entry.type), k.scheduled(entry.type)];
     if (entry.idempotency) keys.push(k.idempotency(entry.idempotency.keyHash));
     const [outcome, refcode] = await this.store.eval(ENQUEUE, keys, [
       entry.refcode,
@@ -762,7 +765,7 @@ export class TaskBroker {
     worker: string,
   ): Promise<{ tasks: ClaimedTask[]; nextDueMs: number | null }> {
     const k = this.keys;
-    const keys = [k.active, k.status("queued"), k.status("in_progress")];
+    const keys = [k.active];
     for (const [type] of wants) keys.push(k.pending(type), k.scheduled(type));
     const reply = await this.store.eval(CLAIM, keys, [
       k.base,
@@ -808,8 +811,6 @@ export class TaskBroker {
     }
     return await this.store.eval(FINISH, [
       k.active,
-      k.status("in_progress"),
-      k.status("queued"),
       k.status("completed"),
       k.status("failed"),
       k.status("cancelled"),
@@ -845,8 +846,6 @@ export class TaskBroker {
     const k = this.keys;
     const reply = await this.store.eval(RECLAIM, [
       k.active,
-      k.status("in_progress"),
-      k.status("queued"),
       k.status("failed"),
       k.status("cancelled"),
     ], [
@@ -873,7 +872,7 @@ export class TaskBroker {
     return _change(
       await this.store.eval(
         CANCEL,
-        [k.record(refcode), k.status("queued"), k.status("cancelled")],
+        [k.record(refcode), k.status("cancelled")],
         [k.base, k.cancelChannel, k.doneChannel, INDEX_CAP, refcode],
       ),
     );
@@ -890,7 +889,7 @@ export class TaskBroker {
     return _change(
       await this.store.eval(
         RETRY,
-        [k.record(refcode), k.status("failed"), k.status("queued")],
+        [k.record(refcode), k.status("failed")],
         [k.base, k.readyChannel, refcode],
       ),
     );
@@ -920,18 +919,24 @@ export class TaskBroker {
   }
 
   /**
-   * Lists the newest tasks in one status.
+   * Lists the newest tasks in one status. Terminal statuses have an index each; queued and
+   * running tasks are read from the queues themselves (the newest {@link LIVE_SCAN} of each),
+   * which keeps the hot path free of index writes.
    *
    * @param status the status
    * @param limit most tasks returned
-   * @param type only this type, when given
+   * @param options `type` filter; `types` whose queues hold queued tasks
    * @returns records with their refcodes, newest first
    */
   async list(
     status: TaskStatus,
     limit: number,
-    type?: string,
+    options: { type?: string; types: readonly string[] },
   ): Promise<(TaskRecord & { refcode: string })[]> {
+    if (status === "queued" || status === "in_progress") {
+      return await this.#listLive(status, limit, options);
+    }
+    const { type } = options;
     const idx = this.keys.status(status);
     const out: (TaskRecord & { refcode: string })[] = [];
     const page = type ? Math.max(100, limit * 4) : limit;
@@ -940,15 +945,12 @@ export class TaskBroker {
         ["ZREVRANGE", idx, start, start + page - 1],
       ) as string[];
       if (refs.length === 0) break;
-      const hashes = await this.store.pipeline(
-        refs.map((ref) => ["HGETALL", this.keys.record(ref)]),
-      );
+      const records = await this.#records(refs);
       const gone: string[] = [];
-      refs.forEach((ref, i) => {
-        const record = toHash(hashes[i]);
-        if (!record.status) gone.push(ref);
+      records.forEach((record, i) => {
+        if (!record.status) gone.push(refs[i]);
         else if (record.status === status && (!type || record.type === type)) {
-          if (out.length < limit) out.push({ ...record, refcode: ref });
+          if (out.length < limit) out.push(record);
         }
       });
       // Records expire on their own; drop what they left behind in the index.
@@ -956,6 +958,38 @@ export class TaskBroker {
       if (refs.length < page) break;
     }
     return out;
+  }
+
+  async #records(refs: readonly string[]): Promise<(TaskRecord & { refcode: string })[]> {
+    if (refs.length === 0) return [];
+    const hashes = await this.store.pipeline(
+      refs.map((ref) => ["HGETALL", this.keys.record(ref)]),
+    );
+    return refs.map((refcode, i) => ({ ...toHash(hashes[i]), refcode }));
+  }
+
+  async #listLive(
+    status: "queued" | "in_progress",
+    limit: number,
+    options: { type?: string; types: readonly string[] },
+  ): Promise<(TaskRecord & { refcode: string })[]> {
+    const k = this.keys;
+    let refs: string[];
+    if (status === "in_progress") {
+      refs = await this.store.command(["ZREVRANGE", k.active, 0, LIVE_SCAN - 1]) as string[];
+    } else {
+      const types = options.type ? [options.type] : options.types;
+      const replies = await this.store.pipeline(types.flatMap((t) => [
+        ["LRANGE", k.pending(t), -LIVE_SCAN, -1],
+        ["ZRANGE", k.scheduled(t), 0, LIVE_SCAN - 1],
+      ]));
+      refs = [...new Set((replies as string[][]).flat())];
+    }
+    const field = status === "in_progress" ? "started_at" : "updated_at";
+    return (await this.#records(refs))
+      .filter((r) => r.status === status && (!options.type || r.type === options.type))
+      .sort((a, b) => Number(b[field]) - Number(a[field]))
+      .slice(0, limit);
   }
 
   /**

@@ -364,8 +364,9 @@ export class TaskClient {
     status: TaskStatus,
     options: { type?: string; limit?: number } = {},
   ): Promise<TaskView[]> {
+    const types = this.#rt.system.all<TaskDefinition>("task").map((d) => d.name);
     const records = await available(
-      this.#broker.list(status, options.limit ?? 20, options.type),
+      this.#broker.list(status, options.limit ?? 20, { type: options.type, types }),
     );
     return records.map((r) => toView(r.refcode, r));
   }

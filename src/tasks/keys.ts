@@ -32,8 +32,8 @@ export interface TaskKeys {
   scheduled(type: string): string;
   /** Sorted set of running refcodes; score = lease expiry (ms, Redis server time). */
   active: string;
-  /** Sorted set of refcodes in one status; score = when they entered it (ms). */
-  status(status: TaskStatus): string;
+  /** Sorted set of refcodes in a terminal status; score = when they entered it (ms). */
+  status(status: "completed" | "failed" | "cancelled"): string;
   /** String `refcode fingerprint` of one `Idempotency-Key` (hashed), kept 24 h. */
   idempotency(keyHash: string): string;
   /** Channel: a task of type `<message>` became ready to claim. */

@@ -44,6 +44,11 @@ export interface LeaseKeeper {
   track(refcode: string, token: string, until: number): void;
   /** Stops renewing a run's lease. */
   untrack(refcode: string): void;
+  /**
+   * Hands the runs tracked so far to whatever renews them. Call it before running handlers: a
+   * handler that blocks the thread at once must already be known to the lease thread.
+   */
+  flush(): void;
   /** Stops renewing every lease. */
   stop(): Promise<void>;
 }
@@ -155,6 +160,8 @@ export class LoopLeaseKeeper implements LeaseKeeper {
     this.#set.untrack(refcode);
   }
 
+  flush(): void {}
+
   async stop(): Promise<void> {
     this.#running = false;
     clearTimeout(this.#timer);
@@ -165,8 +172,7 @@ export class LoopLeaseKeeper implements LeaseKeeper {
 /** Messages from the main thread to the lease thread. */
 export type ToThread =
   | { op: "init"; redisUrl: string; keyPrefix: string; leaseMs: number; logLevel: string }
-  | { op: "track"; refcode: string; token: string; until: number }
-  | { op: "untrack"; refcode: string }
+  | { op: "batch"; track: [refcode: string, token: string, until: number][]; untrack: string[] }
   | { op: "stop" };
 
 /** Messages from the lease thread to the main thread. */
@@ -187,6 +193,9 @@ export class ThreadLeaseKeeper implements LeaseKeeper {
   #log: Logger;
   #worker: Worker | undefined;
   #stopped: (() => void) | undefined;
+  #tracks: [string, string, number][] = [];
+  #untracks: string[] = [];
+  #untrackTimer: ReturnType<typeof setTimeout> | undefined;
 
   /**
    * @param rt the runtime (its Redis URL and key prefix)
@@ -249,16 +258,30 @@ export class ThreadLeaseKeeper implements LeaseKeeper {
   }
 
   track(refcode: string, token: string, until: number): void {
-    this.#post(this.#worker, { op: "track", refcode, token, until });
+    this.#tracks.push([refcode, token, until]);
   }
 
   untrack(refcode: string): void {
-    this.#post(this.#worker, { op: "untrack", refcode });
+    // A finished run renewed once more is harmless (its token no longer matches): untracks
+    // travel with the next batch, or within a renewal period.
+    this.#untracks.push(refcode);
+    this.#untrackTimer ??= setTimeout(() => this.flush(), renewEvery(this.#leaseMs) / 2);
+  }
+
+  flush(): void {
+    clearTimeout(this.#untrackTimer);
+    this.#untrackTimer = undefined;
+    if (this.#tracks.length === 0 && this.#untracks.length === 0) return;
+    // One message per claimed batch: posting costs more than renewing.
+    this.#post(this.#worker, { op: "batch", track: this.#tracks, untrack: this.#untracks });
+    this.#tracks = [];
+    this.#untracks = [];
   }
 
   async stop(): Promise<void> {
     const worker = this.#worker;
     if (!worker) return;
+    clearTimeout(this.#untrackTimer);
     this.#worker = undefined;
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([

@@ -33,10 +33,9 @@ self.onmessage = async (event: MessageEvent<ToThread>) => {
     };
     timer = setTimeout(tick, renewEvery(msg.leaseMs));
     post({ op: "ready" });
-  } else if (msg.op === "track") {
-    set?.track(msg.refcode, msg.token, msg.until);
-  } else if (msg.op === "untrack") {
-    set?.untrack(msg.refcode);
+  } else if (msg.op === "batch") {
+    for (const refcode of msg.untrack) set?.untrack(refcode);
+    for (const [refcode, token, until] of msg.track) set?.track(refcode, token, until);
   } else if (msg.op === "stop") {
     set = undefined;
     clearTimeout(timer);

@@ -208,10 +208,17 @@ export class TaskWorker implements Service {
         (refcode) => this.#abort(refcode, "cancel"),
       ),
     );
-    this.#keeper = await startLeaseKeeper(this.#rt, this.#broker, this.#leaseMs, {
-      onLost: (leases) => this.#lost(leases),
-      onCancel: (leases) => leases.forEach(([refcode]) => this.#abort(refcode, "cancel")),
-    }, this.#log, this.#keeperMode);
+    this.#keeper = await startLeaseKeeper(
+      this.#rt,
+      this.#broker,
+      this.#leaseMs,
+      {
+        onLost: (leases) => this.#lost(leases),
+        onCancel: (leases) => leases.forEach(([refcode]) => this.#abort(refcode, "cancel")),
+      },
+      this.#log,
+      this.#keeperMode,
+    );
     this.#loop = this.#claimLoop();
     this.#log.info("task worker started", {
       types: [...this.#defs.keys()],
@@ -294,7 +301,9 @@ export class TaskWorker implements Service {
         );
         break;
       }
-      for (const task of claimed.tasks) this.#start(task);
+      const runs = claimed.tasks.map((task) => this.#prepare(task));
+      this.#keeper!.flush();
+      for (const run of runs) this.#invoke(run);
       const asked = wants.reduce((n, [, k]) => n + k, 0);
       this.#backlog = claimed.tasks.length >= asked;
       if (this.#dirty || this.#backlog) continue;
@@ -302,7 +311,8 @@ export class TaskWorker implements Service {
     }
   }
 
-  #start(task: ClaimedTask): void {
+  /** Books a claimed task: slot, metrics, lease, timeout. */
+  #prepare(task: ClaimedTask): _Run {
     const def = this.#defs.get(task.type)!;
     const type = def.name;
     this.#busy.set(type, this.#busy.get(type)! + 1);
@@ -324,12 +334,22 @@ export class TaskWorker implements Service {
     };
     this.#runs.set(task.refcode, run);
     run.timers.push(setTimeout(() => this.#abortRun(run, "timeout"), def.timeoutMs));
-    const log = this.#log.child({ task: type, refcode: task.refcode, attempt: task.attempt });
+    return run;
+  }
+
+  /** Runs the handler of a prepared run and closes the run with its outcome. */
+  #invoke(run: _Run): void {
+    const { task, def } = run;
+    const type = def.name;
+    let log: Logger | undefined;
+    const parent = this.#log;
     const ctx: TaskContext = {
       refcode: task.refcode,
       attempt: task.attempt,
       signal: run.controller.signal,
-      log,
+      get log() {
+        return log ??= parent.child({ task: type, refcode: task.refcode, attempt: task.attempt });
+      },
       rt: this.#rt,
       progress: (fraction) => this.#progress(run, fraction),
     };

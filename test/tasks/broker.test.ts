@@ -83,7 +83,7 @@ for (const backend of backends()) {
     assert.is(done?.status, "completed");
     assert.is(done?.result, '{"ok":true}');
     assert.is(done?.progress, "1");
-    assert.is(done?.lease, undefined);
+    assert.is(done?.lease ?? "", "");
     const ttl = Number(await rt.store.command(["PTTL", keys.record(e.refcode)]));
     assert.ok(ttl > 50_000 && ttl <= 60_000, `ttl ${ttl}`);
     assert.equal(await broker.finish([{ refcode: e.refcode, token: task.token, outcome }]), [
@@ -152,7 +152,10 @@ for (const backend of backends()) {
     const failed = await broker.get(e.refcode);
     assert.is(failed?.status, "failed");
     assert.is(failed?.error, "boom 2");
-    assert.equal((await broker.list("failed", 10)).map((r) => r.refcode), [e.refcode]);
+    assert.equal(
+      (await broker.list("failed", 10, { types: ["job"] })).map((r) => r.refcode),
+      [e.refcode],
+    );
   });
 
   test(
@@ -173,7 +176,7 @@ for (const backend of backends()) {
       assert.is(change.record?.attempts, "0");
       assert.is(change.record?.error, undefined);
       assert.is(Number(await rt.store.command(["PTTL", keys.record(e.refcode)])), -1);
-      assert.equal(await broker.list("failed", 10), []);
+      assert.equal(await broker.list("failed", 10, { types: ["job"] }), []);
       const [again] = (await broker.claim([["job", 1]], 5000, "w.2", "w")).tasks;
       assert.is(again.attempt, 1);
       assert.is((await broker.retry(newRefcode())).outcome, "missing");
@@ -281,21 +284,52 @@ for (const backend of backends()) {
     assert.is((await broker.get(e.refcode))?.progress, "0.25");
   });
 
-  test(name("list() filters by type, newest first, and drops expired records"), async () => {
-    const { broker, keys, rt } = make();
+  test(name("list() of queued and running tasks reads the queues, newest first"), async () => {
+    const { broker } = make();
     const refs: string[] = [];
-    for (const type of ["a", "b", "a"]) {
+    for (const type of ["a", "b", "a", "a"]) {
       const e = entry({ type });
       refs.push(e.refcode);
       await broker.enqueue(e);
       await sleep(3);
     }
-    assert.equal((await broker.list("queued", 10)).map((r) => r.refcode), [...refs].reverse());
-    assert.equal((await broker.list("queued", 10, "a")).map((r) => r.refcode), [refs[2], refs[0]]);
-    assert.equal((await broker.list("queued", 1)).map((r) => r.refcode), [refs[2]]);
+    const types = ["a", "b"];
+    const queued = async (type?: string, limit = 10) =>
+      (await broker.list("queued", limit, { type, types })).map((r) => r.refcode);
+    assert.equal(await queued(), [...refs].reverse());
+    assert.equal(await queued("a"), [refs[3], refs[2], refs[0]]);
+    assert.equal(await queued(undefined, 1), [refs[3]]);
+    await broker.cancel(refs[2]);
+    assert.equal(await queued("a"), [refs[3], refs[0]]);
+    await broker.claim([["a", 1]], 5000, "w.1", "w");
+    await sleep(3);
+    await broker.claim([["b", 1]], 5000, "w.2", "w");
+    const running = await broker.list("in_progress", 10, { types });
+    assert.equal(running.map((r) => r.refcode), [refs[1], refs[0]]);
+    assert.equal(
+      (await broker.list("in_progress", 10, { type: "a", types })).map((r) => r.refcode),
+      [refs[0]],
+    );
+    assert.equal(await queued(), [refs[3]]);
+  });
+
+  test(name("list() of a terminal status drops records that expired from its index"), async () => {
+    const { broker, keys, rt } = make();
+    const refs: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const e = entry();
+      refs.push(e.refcode);
+      await broker.enqueue(e);
+      await broker.cancel(e.refcode);
+      await sleep(3);
+    }
+    const cancelled = async (limit = 10) =>
+      (await broker.list("cancelled", limit, { types: ["job"] })).map((r) => r.refcode);
+    assert.equal(await cancelled(), [...refs].reverse());
+    assert.equal(await cancelled(1), [refs[2]]);
     await rt.store.command(["DEL", keys.record(refs[1])]);
-    assert.equal((await broker.list("queued", 10)).length, 2);
-    assert.is(Number(await rt.store.command(["ZCARD", keys.status("queued")])), 2);
+    assert.equal(await cancelled(), [refs[2], refs[0]]);
+    assert.is(Number(await rt.store.command(["ZCARD", keys.status("cancelled")])), 2);
   });
 }
 
