@@ -55,6 +55,7 @@ const needRedis = files.some((f) => f.includes(".redis.") || f.includes(".e2e.")
 const needKafka = files.some((f) => f.includes(".kafka.") || f.includes(".e2e."));
 if (needRedis) await ensure("redis.sh");
 if (needKafka) await ensure("kafka.sh");
+if (files.some((f) => f.includes(".browser."))) await ensure("chromium.sh");
 
 let passed = 0, failed = 0, skipped = 0;
 const failures: string[] = [];

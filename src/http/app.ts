@@ -8,6 +8,8 @@ import { openAPIRouteHandler } from "hono-openapi";
 import { Counter, Histogram } from "prom-client";
 import type { AppEnv } from "./env.ts";
 import { HttpProblem, problem } from "./problem.ts";
+import { dashboardRoutes } from "../dashboard/routes.ts";
+import { renderLogin } from "../dashboard/render.ts";
 import { probeRoutes } from "./probes.ts";
 import { UnavailableError } from "../infra/store.ts";
 import type { Runtime, Service } from "../runtime.ts";
@@ -23,7 +25,7 @@ export const BODY_LIMIT_BYTES = 1024 * 1024;
 const OPEN_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
 
 /** Routes of the runtime's own features (tasks, parallel tasks, schedules). */
-const BUILTIN_ROUTES: RouteModule[] = [taskRoutes, parallelRoutes, scheduleRoutes];
+const BUILTIN_ROUTES: RouteModule[] = [taskRoutes, parallelRoutes, scheduleRoutes, dashboardRoutes];
 
 /** What `createApp` needs besides the runtime. */
 export interface AppOptions {
@@ -49,6 +51,19 @@ const _httpMetrics = (rt: Runtime) =>
       registers: [rt.metrics],
     }),
   }));
+
+function _cookie(header: string | undefined, name: string): string | undefined {
+  for (const part of (header ?? "").split(";")) {
+    const [k, ...rest] = part.trim().split("=");
+    if (k !== name) continue;
+    try {
+      return decodeURIComponent(rest.join("="));
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
 
 function _sameKey(given: string, keys: readonly string[]): boolean {
   const a = new TextEncoder().encode(given);
@@ -116,7 +131,13 @@ export function createApp(rt: Runtime, options: AppOptions): Hono<AppEnv> {
     app.use(async (c, next) => {
       if (OPEN_PATHS.has(c.req.path)) return next();
       const match = /^Bearer\s+(.+)$/i.exec(c.req.header("authorization") ?? "");
+      // A browser cannot put a header on a page load or an EventSource, so the dashboard's
+      // GETs also take the key from a cookie; its actions still send the header (no CSRF).
+      const dashboard = c.req.method === "GET" && c.req.path.startsWith("/dashboard");
+      const cookie = dashboard ? _cookie(c.req.header("cookie"), "svc_api_key") : undefined;
+      if (cookie !== undefined && _sameKey(cookie, keys)) return next();
       if (!match || !_sameKey(match[1].trim(), keys)) {
+        if (dashboard && c.req.path === "/dashboard") return c.html(renderLogin(), 401);
         c.header("www-authenticate", 'Bearer realm="svc"');
         return problem(
           c,

@@ -652,6 +652,20 @@ export class RunStore {
   }
 
   /**
+   * The processes holding chunks of a run now (from the claims' tokens, `<instance>:<seq>`).
+   *
+   * @param refcode the run
+   * @returns instance ids, each once
+   */
+  async workers(refcode: string): Promise<string[]> {
+    const tokens = await this.#store.command([
+      "HVALS",
+      runKeys(this.#prefix, refcode).owners,
+    ]) as string[];
+    return [...new Set(tokens.map((t) => t.slice(0, t.lastIndexOf(":"))))];
+  }
+
+  /**
    * A task's runs that may have work, oldest first.
    *
    * @param taskId the task

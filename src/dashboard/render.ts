@@ -1,0 +1,205 @@
+/**
+ * @module The dashboard's HTML, rendered on the server: the page shell and the live sections
+ * that server-sent events replace.
+ */
+import { html, raw } from "hono/html";
+import type { HtmlEscapedString } from "hono/utils/html";
+import type { Snapshot } from "./snapshot.ts";
+
+type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
+
+const _pct = (x: number | null) => (x === null ? "" : `${Math.round(x * 100)}%`);
+const _time = (iso: string | null | undefined) => (iso ? iso.replace("T", " ").slice(0, 19) : "—");
+
+function _button(label: string, method: string, url: string, confirm = false): Html {
+  return html`
+    <button data-method="${method}" data-url="${url}" ${confirm
+      ? raw(" data-confirm")
+      : ""}>${label}</button>
+  `;
+}
+
+function _progress(value: number | null): Html {
+  return value === null
+    ? html`<span class="muted">—</span>`
+    : html`<progress max="1" value="${value}"></progress> ${_pct(value)}`;
+}
+
+function _tasks(s: Snapshot): Html {
+  return html`<section id="tasks"><h2>Async tasks</h2>
+  ${
+    s.tasks.map(({ status, items }) =>
+      html`<h3>${status} <span class="count">${items.length}${
+        items.length >= 8 ? "+" : ""
+      }</span></h3>
+    ${
+        items.length === 0 ? html`<p class="muted">none</p>` : html`<table>
+      <tr><th>refcode</th><th>type</th><th>progress</th><th>attempts</th><th>updated</th><th></th></tr>
+      ${
+          items.map((t) =>
+            html`
+              <tr data-refcode="${t.refcode}" data-status="${t.status}">
+                <td><code>${t.refcode.slice(0, 12)}…</code></td>
+                <td>${t.type}</td>
+                <td class="progress">${_progress(t.progress)}</td>
+                <td>${t.attempts}</td>
+                <td>${_time(t.updated_at)}</td>
+                <td>${t.status === "queued" || t.status === "in_progress"
+                  ? _button("cancel", "DELETE", `/tasks/${t.refcode}`, true)
+                  : ""}
+                            ${t.status === "failed"
+                              ? _button("retry", "POST", `/tasks/${t.refcode}/retry`)
+                              : ""}
+                            ${t.error
+                              ? html`<span class="error" title="${t.error}">${
+                                t.error.slice(0, 60)
+                              }</span>`
+                              : ""}</td>
+              </tr>
+            `
+          )
+        }</table>`
+      }`
+    )
+  }</section>`;
+}
+
+function _parallel(s: Snapshot): Html {
+  return html`<section id="parallel"><h2>Parallel runs</h2>
+  ${
+    s.parallel.length === 0 ? html`<p class="muted">none running</p>` : html`<table>
+    <tr><th>refcode</th><th>task</th><th>status</th><th>progress</th><th>workers</th><th></th></tr>
+    ${
+      s.parallel.map((r) =>
+        html`
+          <tr data-run="${r.refcode}" data-status="${r.status}">
+            <td><code>${r.refcode.slice(0, 12)}…</code></td>
+            <td>${r.task_id}</td>
+            <td>${r.status}</td>
+            <td class="progress">${_progress(
+              r.progress.total ? r.progress.done / r.progress.total : 0,
+            )} ${r.progress.done}/${r.progress.total}</td>
+            <td>${r.workers.length} of ${r.worker_count}${r.workers.length
+              ? html`
+                <span class="muted">${r.workers.join(", ")}</span>
+              `
+              : ""}</td>
+            <td>${r.status === "queued" || r.status === "in_progress"
+              ? _button("cancel", "DELETE", `/parallel-tasks/${r.refcode}`, true)
+              : ""}</td>
+          </tr>
+        `
+      )
+    }</table>`
+  }</section>`;
+}
+
+function _schedules(s: Snapshot): Html {
+  return html`
+    <section id="schedules">
+      <h2>Schedules</h2>
+      <table>
+        <tr><th>name</th><th>cron</th><th>zone</th><th>next run</th><th>last run</th><th></th></tr>
+        ${s.schedules.map((x) =>
+          html`
+            <tr data-schedule="${x.name}">
+              <td>${x.name}${x.enabled ? "" : html`
+                <span class="muted">(off)</span>
+              `}</td>
+              <td><code>${x.cron}</code></td>
+              <td>${x.timezone}</td>
+              <td>${_time(x.next_run_at)}</td>
+              <td>${x.last_run
+                ? html`${x.last_run.status} · ${_time(x.last_run.scheduled_at)}`
+                : html`<span class="muted">never</span>`}</td>
+              <td>${_button("run now", "POST", `/schedules/${encodeURIComponent(x.name)}/run`)}</td>
+            </tr>
+          `
+        )}</table>
+    </section>
+  `;
+}
+
+/**
+ * The live part of the page.
+ *
+ * @param s the snapshot
+ * @returns HTML
+ */
+export function renderSections(s: Snapshot): Html {
+  return html`<p class="muted">updated ${_time(s.at)} UTC</p>${_tasks(s)}${_parallel(s)}${
+    _schedules(s)
+  }`;
+}
+
+const STYLE = `body{font:14px system-ui,sans-serif;margin:1.5rem;color:#222}h1{font-size:1.3rem}
+h2{font-size:1.1rem;margin-top:1.5rem;border-bottom:1px solid #ddd}h3{font-size:.95rem;margin:.8rem 0 .3rem}
+table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.25rem .5rem;border-bottom:1px solid #eee}
+.muted{color:#888}.error{color:#b00}.count{color:#666;font-weight:normal}progress{width:8rem}
+#flash{position:fixed;top:.5rem;right:.5rem;background:#333;color:#fff;padding:.4rem .8rem;border-radius:4px;display:none}`;
+
+const SCRIPT = `
+const key = decodeURIComponent((document.cookie.match(/(?:^|; )svc_api_key=([^;]*)/) || [])[1] || "");
+const flash = (text) => { const f = document.getElementById("flash"); f.textContent = text; f.style.display = "block"; setTimeout(() => f.style.display = "none", 2500); };
+const source = new EventSource("/dashboard/stream");
+source.addEventListener("sections", (e) => { document.getElementById("live").innerHTML = e.data; });
+source.onerror = () => flash("connection lost, retrying…");
+document.addEventListener("click", async (e) => {
+  const b = e.target.closest("button[data-url]");
+  if (!b) return;
+  if (b.hasAttribute("data-confirm") && !confirm(b.textContent + "?")) return;
+  const res = await fetch(b.dataset.url, { method: b.dataset.method, headers: key ? { authorization: "Bearer " + key } : {} });
+  const body = await res.json().catch(() => ({}));
+  flash(res.ok ? b.textContent + ": " + (body.status || res.status) : (body.detail || res.statusText));
+});`;
+
+/**
+ * The whole page, with the first sections already in it.
+ *
+ * @param sections the live part, rendered
+ * @returns HTML
+ */
+export function renderPage(sections: Html): Html {
+  return html`
+    <!doctype html>
+    <html lang="en">
+      <head>
+        <meta charset="utf-8">
+        <title>svc dashboard</title>
+        <meta name="viewport" content="width=device-width, initial-scale=1">
+        <style>${raw(STYLE)}</style>
+      </head>
+      <body>
+        <h1>svc dashboard</h1>
+        <div id="flash"></div>
+        <div id="live">${sections}</div>
+        <script>${raw(SCRIPT)}</script>
+      </body>
+    </html>
+  `;
+}
+
+/**
+ * The form shown when `API_KEYS` is set and no key came with the request.
+ *
+ * @returns HTML
+ */
+export function renderLogin(): Html {
+  return html`
+    <!doctype html>
+    <html lang="en">
+      <head>
+        <meta charset="utf-8">
+        <title>svc dashboard</title>
+      </head>
+      <body style="font:14px system-ui;margin:2rem">
+        <h1>svc dashboard</h1>
+        <form id="f"><label>API key
+    <input id="k" type="password" autocomplete="current-password"></label> <button>Open</button></form>
+        <script>document.getElementById("f").onsubmit=(e)=>{e.preventDefault();
+    document.cookie="svc_api_key="+encodeURIComponent(document.getElementById("k").value)+"; path=/; SameSite=Strict";
+    location.reload();};</script>
+      </body>
+    </html>
+  `;
+}

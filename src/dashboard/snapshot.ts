@@ -1,0 +1,62 @@
+/**
+ * @module What the dashboard shows, read from the store: tasks, parallel runs, schedules and
+ * consumers, in the API's own shapes.
+ */
+import type { Runtime } from "../runtime.ts";
+import { taskClient, type TaskView } from "../tasks/client.ts";
+import { TASK_STATUSES, type TaskStatus } from "../tasks/keys.ts";
+import { listSchedules } from "../scheduler/routes.ts";
+import { validateSchedules } from "../scheduler/overrides.ts";
+import { ScheduleStore } from "../scheduler/store.ts";
+import { RunStore, type RunView } from "../parallel/store.ts";
+import type { ParallelTask } from "../parallel/define.ts";
+
+/** Tasks listed per status. */
+export const TASKS_PER_STATUS = 8;
+
+/** One moment of the system, as the dashboard renders it. */
+export interface Snapshot {
+  at: string;
+  tasks: { status: TaskStatus; items: TaskView[] }[];
+  schedules: Awaited<ReturnType<typeof listSchedules>>;
+  /** Parallel runs that may still have work, with the processes running their chunks. */
+  parallel: (RunView & { workers: string[] })[];
+}
+
+/** Parallel runs listed per task. */
+export const RUNS_PER_TASK = 8;
+
+async function _parallel(rt: Runtime, runs: RunStore) {
+  const out: (RunView & { workers: string[] })[] = [];
+  for (const def of rt.system.all<ParallelTask>("parallel-task")) {
+    for (const { refcode } of await runs.active(def.name, RUNS_PER_TASK)) {
+      const [view, workers] = await Promise.all([runs.get(refcode), runs.workers(refcode)]);
+      if (view) out.push({ ...view, workers });
+    }
+  }
+  return out;
+}
+
+/**
+ * Reads a snapshot.
+ *
+ * @param rt the runtime
+ * @returns the snapshot
+ */
+export async function collectSnapshot(rt: Runtime): Promise<Snapshot> {
+  const schedules = rt.shared("dashboard.schedules", () => ({
+    resolved: validateSchedules(rt.system, rt.config),
+    store: new ScheduleStore(rt.store, rt.config.keyPrefix),
+  }));
+  const runs = rt.shared("dashboard.runs", () => new RunStore(rt.store, rt.config.keyPrefix));
+  const client = taskClient(rt);
+  const [tasks, scheduleList, parallel] = await Promise.all([
+    Promise.all(TASK_STATUSES.map(async (status) => ({
+      status,
+      items: await client.list(status, { limit: TASKS_PER_STATUS }),
+    }))),
+    listSchedules(schedules.resolved, schedules.store),
+    _parallel(rt, runs),
+  ]);
+  return { at: new Date().toISOString(), tasks, schedules: scheduleList, parallel };
+}
