@@ -2,6 +2,7 @@
  * @module What both consumer loops share: topic and group names, the group consumer and its
  * buffer, commits, decoding, dead letters, backoff, shutdown, readiness and lag.
  */
+import { clearStatus, countDeadLetters, REPORT_INTERVAL_MS, reportStatus } from "./status.ts";
 import * as v from "valibot";
 import type { Runtime, Service } from "../runtime.ts";
 import type { Logger } from "../log.ts";
@@ -81,6 +82,7 @@ export abstract class BaseConsumerService implements Service, LagSource {
   readonly #stopped = new AbortController();
   readonly #deadline = new AbortController();
   #loop: Promise<void> | undefined;
+  #reporter: ReturnType<typeof setInterval> | undefined;
 
   /**
    * @param rt the runtime
@@ -131,6 +133,7 @@ export abstract class BaseConsumerService implements Service, LagSource {
     this.#committer.start();
     this.metrics.sources.add(this);
     void this.#join(group);
+    this.#reporter = setInterval(() => void this.#report(), REPORT_INTERVAL_MS);
     this.#loop = this.run().catch((err) => {
       this.log.error("consumer loop stopped on an unexpected error", { error: err });
     });
@@ -163,6 +166,13 @@ export abstract class BaseConsumerService implements Service, LagSource {
     await _within(this.#committer?.flush(), deadline);
     await _within(this.group?.stop(), deadline + 300);
     this.metrics.sources.delete(this);
+    clearInterval(this.#reporter);
+    await _within(
+      clearStatus(this.rt.store, this.rt.config.keyPrefix, this.consumer, this.rt.instanceId).catch(
+        () => {},
+      ),
+      deadline + 300,
+    );
     this.log.info("consumer stopped");
   }
 
@@ -171,6 +181,21 @@ export abstract class BaseConsumerService implements Service, LagSource {
     if (this.stopping) return Promise.resolve({ ok: false, detail: "stopping" });
     if (!this.group) return Promise.resolve({ ok: false, detail: "not started" });
     return this.group.check();
+  }
+
+  /** Writes this member's status for `GET /consumers` and the dashboard; best effort. */
+  async #report(): Promise<void> {
+    if (this.stopping) return;
+    try {
+      await reportStatus(this.rt.store, this.rt.config.keyPrefix, {
+        name: this.consumer,
+        kind: this.name.startsWith("bulk-") ? "bulk-consumer" : "consumer",
+        topic: this.topic,
+        group: this.groupId,
+        instance: this.rt.instanceId,
+        in_group: this.inGroup(),
+      }, this.lag());
+    } catch { /* the store is down: readiness says so; the next report catches up */ }
   }
 
   /** @returns lag per owned partition */
@@ -252,6 +277,8 @@ export abstract class BaseConsumerService implements Service, LagSource {
         if (!(await this.sleep(this.backoff(attempt)))) return false;
       }
     }
+    await countDeadLetters(this.rt.store, this.rt.config.keyPrefix, this.consumer, letters.length)
+      .catch(() => {});
     for (const l of letters) {
       this.metrics.deadLettered.inc({
         consumer: this.consumer,

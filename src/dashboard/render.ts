@@ -94,6 +94,37 @@ function _parallel(s: Snapshot): Html {
   }</section>`;
 }
 
+function _consumers(s: Snapshot): Html {
+  return html`
+    <section id="consumers">
+      <h2>Consumers</h2>
+      <table>
+        <tr><th>name</th><th>kind</th><th>topic</th><th>members</th><th>lag</th><th>dead-lettered</th></tr>
+        ${s.consumers.map((x) =>
+          html`
+            <tr data-consumer="${x.name}">
+              <td>${x.name}</td>
+              <td>${x.kind}</td>
+              <td><code>${x.topic}</code></td>
+              <td>${x.members.length === 0
+                ? html`<span class="muted">none running</span>`
+                : x.members.map((m) =>
+                  html`<div>${m.instance}${
+                    m.in_group ? "" : html`
+                      <span class="error">(not in group)</span>
+                    `
+                  } <span class="muted">partitions ${
+                    m.partitions.map((p) => p.partition).join(", ") || "—"
+                  }</span></div>`
+                )}</td>
+              <td>${x.lag}</td>
+              <td${x.dead_lettered ? raw(' class="error"') : ""}>${x.dead_lettered}</td></tr>
+          `
+        )}</table>
+    </section>
+  `;
+}
+
 function _schedules(s: Snapshot): Html {
   return html`
     <section id="schedules">
@@ -129,7 +160,7 @@ function _schedules(s: Snapshot): Html {
 export function renderSections(s: Snapshot): Html {
   return html`<p class="muted">updated ${_time(s.at)} UTC</p>${_tasks(s)}${_parallel(s)}${
     _schedules(s)
-  }`;
+  }${_consumers(s)}`;
 }
 
 const STYLE = `body{font:14px system-ui,sans-serif;margin:1.5rem;color:#222}h1{font-size:1.3rem}

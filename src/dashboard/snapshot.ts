@@ -10,6 +10,7 @@ import { validateSchedules } from "../scheduler/overrides.ts";
 import { ScheduleStore } from "../scheduler/store.ts";
 import { RunStore, type RunView } from "../parallel/store.ts";
 import type { ParallelTask } from "../parallel/define.ts";
+import { type ConsumerSummary, listConsumers } from "../consumers/status.ts";
 
 /** Tasks listed per status. */
 export const TASKS_PER_STATUS = 8;
@@ -21,6 +22,7 @@ export interface Snapshot {
   schedules: Awaited<ReturnType<typeof listSchedules>>;
   /** Parallel runs that may still have work, with the processes running their chunks. */
   parallel: (RunView & { workers: string[] })[];
+  consumers: ConsumerSummary[];
 }
 
 /** Parallel runs listed per task. */
@@ -50,13 +52,14 @@ export async function collectSnapshot(rt: Runtime): Promise<Snapshot> {
   }));
   const runs = rt.shared("dashboard.runs", () => new RunStore(rt.store, rt.config.keyPrefix));
   const client = taskClient(rt);
-  const [tasks, scheduleList, parallel] = await Promise.all([
+  const [tasks, scheduleList, parallel, consumers] = await Promise.all([
     Promise.all(TASK_STATUSES.map(async (status) => ({
       status,
       items: await client.list(status, { limit: TASKS_PER_STATUS }),
     }))),
     listSchedules(schedules.resolved, schedules.store),
     _parallel(rt, runs),
+    listConsumers(rt),
   ]);
-  return { at: new Date().toISOString(), tasks, schedules: scheduleList, parallel };
+  return { at: new Date().toISOString(), tasks, schedules: scheduleList, parallel, consumers };
 }

@@ -8,6 +8,7 @@ import { openAPIRouteHandler } from "hono-openapi";
 import { Counter, Histogram } from "prom-client";
 import type { AppEnv } from "./env.ts";
 import { HttpProblem, problem } from "./problem.ts";
+import { consumerRoutes } from "../consumers/routes.ts";
 import { dashboardRoutes } from "../dashboard/routes.ts";
 import { renderLogin } from "../dashboard/render.ts";
 import { probeRoutes } from "./probes.ts";
@@ -25,7 +26,13 @@ export const BODY_LIMIT_BYTES = 1024 * 1024;
 const OPEN_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
 
 /** Routes of the runtime's own features (tasks, parallel tasks, schedules). */
-const BUILTIN_ROUTES: RouteModule[] = [taskRoutes, parallelRoutes, scheduleRoutes, dashboardRoutes];
+const BUILTIN_ROUTES: RouteModule[] = [
+  taskRoutes,
+  parallelRoutes,
+  scheduleRoutes,
+  consumerRoutes,
+  dashboardRoutes,
+];
 
 /** What `createApp` needs besides the runtime. */
 export interface AppOptions {
