@@ -5,7 +5,7 @@
  * 1000 tasks/s, then prints the ratios.
  *
  * Usage: `deno task bench tasks [--tasks 20000] [--concurrency 50] [--inflight 50]
- *   [--seconds 5] [--rate 1000] [--redis redis://127.0.0.1:6379]`
+ *   [--seconds 5] [--rate 1000] [--rounds 3] [--redis redis://127.0.0.1:6379]`
  */
 import * as v from "valibot";
 import { Queue, Worker as BullWorker } from "bullmq";
@@ -26,6 +26,7 @@ const INFLIGHT = Number(arg("inflight", "50"));
 const SECONDS = Number(arg("seconds", "5"));
 const RATE = Number(arg("rate", "1000"));
 const REDIS = arg("redis", "redis://127.0.0.1:6379");
+const ROUNDS = Number(arg("rounds", "3"));
 
 /** What one system under test offers the benchmark. */
 interface Contender {
@@ -163,15 +164,16 @@ async function measure(c: Contender): Promise<Figures> {
   const enqueuePerSecond = TASKS / ((performance.now() - t0) / 1000);
   await c.clean();
 
-  let latencies: number[] | undefined;
-  await c.startWorker((t) => latencies?.push(performance.now() - t));
+  const latencies: number[] = [];
+  let measuring = false;
+  await c.startWorker((t) => measuring && latencies.push(performance.now() - t));
   t0 = performance.now();
   await flood(TASKS, INFLIGHT, () => c.enqueue(performance.now()));
   while (await c.completed() < TASKS) await new Promise((r) => setTimeout(r, 2));
   const endToEndPerSecond = TASKS / ((performance.now() - t0) / 1000);
 
   await new Promise((r) => setTimeout(r, 500));
-  latencies = [];
+  measuring = true;
   const total = RATE * SECONDS;
   let sent = 0;
   const start = performance.now();
@@ -202,24 +204,45 @@ async function measure(c: Contender): Promise<Figures> {
   };
 }
 
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const show = (name: string, f: Figures) =>
+  console.log(
+    `${name.padEnd(7)} enqueue ${f.enqueuePerSecond.toFixed(0).padStart(6)}/s  ` +
+      `end-to-end ${f.endToEndPerSecond.toFixed(0).padStart(6)}/s  ` +
+      `latency p50 ${f.p50.toFixed(2)} ms  p99 ${f.p99.toFixed(2)} ms  ` +
+      `(${f.started}/${RATE * SECONDS} started)`,
+  );
+
 await ensureRedis();
 console.log(
   `tasks benchmark: ${TASKS} tasks, concurrency ${CONCURRENCY}, ${INFLIGHT} enqueues in flight, ` +
-    `latency at ${RATE}/s for ${SECONDS}s, Redis ${REDIS}`,
+    `latency at ${RATE}/s for ${SECONDS}s, ${ROUNDS} rounds (order alternating), Redis ${REDIS}`,
 );
-const results: [string, Figures][] = [];
-for (const make of [ours, bullmq]) {
-  const c = make();
-  const figures = await measure(c);
-  results.push([c.name, figures]);
-  console.log(
-    `${c.name.padEnd(7)} enqueue ${figures.enqueuePerSecond.toFixed(0).padStart(6)}/s  ` +
-      `end-to-end ${figures.endToEndPerSecond.toFixed(0).padStart(6)}/s  ` +
-      `latency p50 ${figures.p50.toFixed(2)} ms  p99 ${figures.p99.toFixed(2)} ms  ` +
-      `(${figures.started}/${RATE * SECONDS} started)`,
-  );
+const runs: Record<string, Figures[]> = { ours: [], BullMQ: [] };
+for (let round = 0; round < ROUNDS; round++) {
+  const order = round % 2 === 0 ? [ours, bullmq] : [bullmq, ours];
+  for (const make of order) {
+    const c = make();
+    const figures = await measure(c);
+    runs[c.name].push(figures);
+    show(`${c.name}`, figures);
+  }
 }
-const [[, a], [, b]] = results;
+const summary = (name: string): Figures => {
+  const all = runs[name];
+  const pick = (k: keyof Figures) => median(all.map((f) => f[k]));
+  return {
+    enqueuePerSecond: pick("enqueuePerSecond"),
+    endToEndPerSecond: pick("endToEndPerSecond"),
+    p50: pick("p50"),
+    p99: pick("p99"),
+    started: pick("started"),
+  };
+};
+const a = summary("ours"), b = summary("BullMQ");
+console.log(`\nmedians of ${ROUNDS} rounds:`);
+show("ours", a);
+show("BullMQ", b);
 console.log(
   `ratios (ours / BullMQ): enqueue ${(a.enqueuePerSecond / b.enqueuePerSecond).toFixed(2)}×, ` +
     `end-to-end ${(a.endToEndPerSecond / b.endToEndPerSecond).toFixed(2)}×, ` +

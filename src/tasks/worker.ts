@@ -197,34 +197,38 @@ export class TaskWorker implements Service {
   async start(): Promise<void> {
     const keys = taskKeys(this.#rt.config.keyPrefix);
     if (this.#defs.size === 0) this.#log.warn("no task types to run");
-    this.#unsubscribe.push(
-      await this.#rt.store.subscribe(keys.readyChannel, (type) => {
-        if (!this.#defs.has(type)) return;
-        this.#backlog = true;
-        this.#poke();
-      }),
-      await this.#rt.store.subscribe(
-        keys.cancelChannel,
-        (refcode) => this.#abort(refcode, "cancel"),
-      ),
-    );
-    this.#keeper = await startLeaseKeeper(
-      this.#rt,
-      this.#broker,
-      this.#leaseMs,
-      {
-        onLost: (leases) => this.#lost(leases),
-        onCancel: (leases) => leases.forEach(([refcode]) => this.#abort(refcode, "cancel")),
-      },
-      this.#log,
-      this.#keeperMode,
-    );
+    // Not awaited: with the store down, start-up (and /healthz) must not wait for it. Until the
+    // subscriptions are up, the fallback poll and the lease renewals' cancel flags stand in.
+    this.#subscribeUntilDone(keys.readyChannel, (type) => {
+      if (!this.#defs.has(type)) return;
+      this.#backlog = true;
+      this.#poke();
+    });
+    this.#subscribeUntilDone(keys.cancelChannel, (refcode) => this.#abort(refcode, "cancel"));
+    this.#keeper = await startLeaseKeeper(this.#rt, this.#broker, this.#leaseMs, {
+      onLost: (leases) => this.#lost(leases),
+      onCancel: (leases) => leases.forEach(([refcode]) => this.#abort(refcode, "cancel")),
+    }, this.#log, this.#keeperMode);
     this.#loop = this.#claimLoop();
     this.#log.info("task worker started", {
       types: [...this.#defs.keys()],
       lease_ms: this.#leaseMs,
       lease_keeper: this.#keeper.mode,
     });
+  }
+
+  async #subscribeUntilDone(channel: string, onMessage: (message: string) => void): Promise<void> {
+    for (let attempt = 0; !this.#stopping; attempt++) {
+      try {
+        const unsubscribe = await this.#rt.store.subscribe(channel, onMessage);
+        if (this.#stopping) await unsubscribe();
+        else this.#unsubscribe.push(unsubscribe);
+        return;
+      } catch (err) {
+        if (attempt === 0) this.#log.warn("subscribing failed; retrying", { channel, error: err });
+        await new Promise((r) => setTimeout(r, Math.min(5000, 200 * 2 ** attempt)));
+      }
+    }
   }
 
   check(): Promise<Check> {

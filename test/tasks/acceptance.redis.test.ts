@@ -197,7 +197,7 @@ test("kill -9 a worker running tasks: each ends completed on the other worker, a
   assert.is(await metric(survivor, "task_reclaims_total", { type: "sleep" }), held.length);
 });
 
-test("Redis restarted (AOF on) under a stream of POSTs: every 202 task completes; 503, never 500", async () => {
+test("Redis (AOF on) late at start-up, then restarted under a stream of POSTs: every 202 task completes; 503, never 500", async () => {
   const dir = await Deno.makeTempDir({ prefix: "tasks-aof-" });
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
@@ -226,6 +226,15 @@ test("Redis restarted (AOF on) under a stream of POSTs: every 202 task completes
       .output().catch(() => null);
     return out && new TextDecoder().decode(out.stdout).trim() === "PONG";
   };
+  // The program starts first: with Redis not there yet it serves probes and answers 503.
+  const app = await spawnProgram({
+    REDIS_URL: `redis://127.0.0.1:${port}`,
+    KEY_PREFIX: unique("aof"),
+    ROLE: "http,async-worker",
+  });
+  assert.is((await call(`${app.url}/healthz`)).status, 200);
+  assert.is((await call(`${app.url}/readyz`)).status, 503);
+  assert.is((await call(`${app.url}/tasks/sleep`, jsonPost({ ms: 5 }))).status, 503);
   let redis = startRedis();
   onCleanup(async () => {
     try {
@@ -235,11 +244,6 @@ test("Redis restarted (AOF on) under a stream of POSTs: every 202 task completes
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   });
   await waitFor(ping, 10_000, "redis to start");
-  const app = await spawnProgram({
-    REDIS_URL: `redis://127.0.0.1:${port}`,
-    KEY_PREFIX: unique("aof"),
-    ROLE: "http,async-worker",
-  });
 
   const accepted: string[] = [];
   const statuses = new Map<number, number>();
