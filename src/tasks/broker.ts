@@ -82,16 +82,19 @@ const NOW = `local _t = redis.call("TIME")
 local now = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
 `;
 
-// Shared Lua helper: end a task in a terminal status (record and more fields, index trimmed to
-// `cap`, TTL, notification). An empty `lease` means none: no token matches it.
+// Shared Lua helper: end a task in a terminal status (record and more fields, index, TTL,
+// notification on the task's own channel). An empty `lease` means none: no token matches it.
+// Scripts trim the indexes they touched once, at their end (`trim`).
 const TERMINAL = `
-local function terminal(rkey, ref, status, idx, ttl, cap, done, ...)
+local function terminal(rkey, ref, status, idx, ttl, done, ...)
   redis.call("HSET", rkey, "status", status, "updated_at", now, "finished_at", now, "lease", "",
     ...)
   redis.call("ZADD", idx, now, ref)
-  redis.call("ZREMRANGEBYRANK", idx, 0, -cap - 1)
   redis.call("PEXPIRE", rkey, ttl)
-  redis.call("PUBLISH", done, ref .. " " .. status)
+  redis.call("PUBLISH", done .. ref, status)
+end
+local function trim(cap, ...)
+  for _, idx in ipairs({...}) do redis.call("ZREMRANGEBYRANK", idx, 0, -cap - 1) end
 end
 `;
 
@@ -103,7 +106,6 @@ function _terminal(
   status: string,
   idx: string,
   ttl: string,
-  cap: number,
   done: string,
   ...fields: (string | number)[]
 ): void {
@@ -121,9 +123,12 @@ function _terminal(
     ...fields,
   );
   call("ZADD", idx, now, ref);
-  call("ZREMRANGEBYRANK", idx, 0, -cap - 1);
   call("PEXPIRE", rkey, ttl);
-  call("PUBLISH", done, `${ref} ${status}`);
+  call("PUBLISH", `${done}${ref}`, status);
+}
+
+function _trim(call: Call, cap: number, ...indexes: string[]): void {
+  for (const idx of indexes) call("ZREMRANGEBYRANK", idx, 0, -cap - 1);
 }
 
 const _str = (r: Reply): string | null => (r === null ? null : String(r));
@@ -321,8 +326,8 @@ return out
 });
 
 // KEYS[1] active, KEYS[2] status:completed, KEYS[3] status:failed, KEYS[4] status:cancelled
-// ARGV[1] keys base, ARGV[2] ready channel, ARGV[3] done channel, ARGV[4] index cap, then per
-//   run 5 values: refcode, lease token, kind (ok|retry|fail|release), result JSON or error,
+// ARGV[1] keys base, ARGV[2] ready channel, ARGV[3] done channel prefix, ARGV[4] index cap,
+//   then per run 5 values: refcode, lease token, kind (ok|retry|fail|release), result JSON or error,
 //   retry delay ms
 // Closes runs whose lease token still matches. A cancel request wins over any outcome; `retry`
 // becomes `failed` once attempts are used up; `release` hands the task back (front of pending,
@@ -345,10 +350,10 @@ for i = 5, #ARGV, 5 do
     local status
     if f[2] == "1" then
       status = "cancelled"
-      terminal(rkey, ref, status, KEYS[4], f[6], cap, done)
+      terminal(rkey, ref, status, KEYS[4], f[6], done)
     elseif kind == "ok" then
       status = "completed"
-      terminal(rkey, ref, status, KEYS[2], f[6], cap, done, "result", payload, "progress", 1)
+      terminal(rkey, ref, status, KEYS[2], f[6], done, "result", payload, "progress", 1)
     elseif kind == "release" then
       status = "queued"
       redis.call("HSET", rkey, "status", status, "attempts", tonumber(f[4]) - 1,
@@ -368,11 +373,12 @@ for i = 5, #ARGV, 5 do
       end
     else
       status = "failed"
-      terminal(rkey, ref, status, KEYS[3], f[7], cap, done, "error", payload)
+      terminal(rkey, ref, status, KEYS[3], f[7], done, "error", payload)
     end
     table.insert(out, status)
   end
 end
+trim(cap, KEYS[2], KEYS[3], KEYS[4])
 return out
 `,
   local: (call, keys, args) => {
@@ -402,7 +408,7 @@ return out
       let status: string;
       if (f[1] === "1") {
         status = "cancelled";
-        _terminal(call, now, rkey, ref, status, keys[3], f[5]!, cap, done);
+        _terminal(call, now, rkey, ref, status, keys[3], f[5]!, done);
       } else if (kind === "ok") {
         status = "completed";
         _terminal(
@@ -413,7 +419,6 @@ return out
           status,
           keys[1],
           f[5]!,
-          cap,
           done,
           "result",
           payload,
@@ -463,10 +468,11 @@ return out
         }
       } else {
         status = "failed";
-        _terminal(call, now, rkey, ref, status, keys[2], f[6]!, cap, done, "error", payload);
+        _terminal(call, now, rkey, ref, status, keys[2], f[6]!, done, "error", payload);
       }
       out.push(status);
     }
+    _trim(call, cap, keys[1], keys[2], keys[3]);
     return out;
   },
 });
@@ -510,8 +516,8 @@ return {lost, cancel}
 });
 
 // KEYS[1] active, KEYS[2] status:failed, KEYS[3] status:cancelled
-// ARGV[1] keys base, ARGV[2] ready channel, ARGV[3] done channel, ARGV[4] index cap, ARGV[5] most
-//   tasks to handle, ARGV[6] error recorded when attempts are used up
+// ARGV[1] keys base, ARGV[2] ready channel, ARGV[3] done channel prefix, ARGV[4] index cap,
+//   ARGV[5] most tasks to handle, ARGV[6] error recorded when attempts are used up
 // Takes back tasks whose lease expired: to the front of pending, or `failed` when that was the
 // last attempt, or `cancelled` when a cancel was asked.
 // Returns per task: type, new status
@@ -530,10 +536,10 @@ for _, ref in ipairs(expired) do
     local status
     if f[3] == "1" then
       status = "cancelled"
-      terminal(rkey, ref, status, KEYS[3], f[6], cap, done)
+      terminal(rkey, ref, status, KEYS[3], f[6], done)
     elseif tonumber(f[4]) >= tonumber(f[5]) then
       status = "failed"
-      terminal(rkey, ref, status, KEYS[2], f[7], cap, done, "error", ARGV[6])
+      terminal(rkey, ref, status, KEYS[2], f[7], done, "error", ARGV[6])
     else
       status = "queued"
       redis.call("HSET", rkey, "status", status, "updated_at", now, "ready_at", now, "lease", "")
@@ -544,6 +550,7 @@ for _, ref in ipairs(expired) do
     table.insert(out, status)
   end
 end
+trim(cap, KEYS[2], KEYS[3])
 return out
 `,
   local: (call, keys, args) => {
@@ -578,10 +585,10 @@ return out
       let status: string;
       if (f[2] === "1") {
         status = "cancelled";
-        _terminal(call, now, rkey, ref, status, keys[2], f[5]!, cap, done);
+        _terminal(call, now, rkey, ref, status, keys[2], f[5]!, done);
       } else if (Number(f[3]) >= Number(f[4])) {
         status = "failed";
-        _terminal(call, now, rkey, ref, status, keys[1], f[6]!, cap, done, "error", args[5]);
+        _terminal(call, now, rkey, ref, status, keys[1], f[6]!, done, "error", args[5]);
       } else {
         status = "queued";
         call("HSET", rkey, "status", status, "updated_at", now, "ready_at", now, "lease", "");
@@ -590,12 +597,13 @@ return out
       }
       out.push(f[1]!, status);
     }
+    _trim(call, cap, keys[1], keys[2]);
     return out;
   },
 });
 
 // KEYS[1] record, KEYS[2] status:cancelled
-// ARGV[1] keys base, ARGV[2] cancel channel, ARGV[3] done channel, ARGV[4] index cap,
+// ARGV[1] keys base, ARGV[2] cancel channel, ARGV[3] done channel prefix, ARGV[4] index cap,
 //   ARGV[5] refcode
 // A queued task becomes `cancelled` at once (it never starts); a running one is flagged and its
 // worker told on the cancel channel (it ends `cancelled` when its run stops).
@@ -611,7 +619,8 @@ if not f[1] then
 elseif f[1] == "queued" then
   outcome = "cancelled"
   redis.call("ZREM", ARGV[1] .. "scheduled:" .. f[2], ref)
-  terminal(KEYS[1], ref, "cancelled", KEYS[2], f[3], tonumber(ARGV[4]), ARGV[3])
+  terminal(KEYS[1], ref, "cancelled", KEYS[2], f[3], ARGV[3])
+  trim(tonumber(ARGV[4]), KEYS[2])
 elseif f[1] == "in_progress" then
   outcome = "cancelling"
   redis.call("HSET", KEYS[1], "cancel", 1, "updated_at", now)
@@ -631,7 +640,8 @@ return {outcome, redis.call("HGETALL", KEYS[1])}
     } else if (f[0] === "queued") {
       outcome = "cancelled";
       call("ZREM", `${args[0]}scheduled:${f[1]}`, ref);
-      _terminal(call, now, keys[0], ref, "cancelled", keys[1], f[2]!, Number(args[3]), args[2]);
+      _terminal(call, now, keys[0], ref, "cancelled", keys[1], f[2]!, args[2]);
+      _trim(call, Number(args[3]), keys[1]);
     } else if (f[0] === "in_progress") {
       outcome = "cancelling";
       call("HSET", keys[0], "cancel", 1, "updated_at", now);
@@ -799,7 +809,7 @@ export class TaskBroker {
    */
   async finish(entries: readonly FinishEntry[]): Promise<FinishResult[]> {
     const k = this.keys;
-    const args: (string | number)[] = [k.base, k.readyChannel, k.doneChannel, INDEX_CAP];
+    const args: (string | number)[] = [k.base, k.readyChannel, k.donePrefix, INDEX_CAP];
     for (const { refcode, token, outcome } of entries) {
       const payload = outcome.kind === "ok"
         ? outcome.result
@@ -851,7 +861,7 @@ export class TaskBroker {
     ], [
       k.base,
       k.readyChannel,
-      k.doneChannel,
+      k.donePrefix,
       INDEX_CAP,
       RECLAIM_BATCH,
       LEASE_EXPIRED_ERROR,
@@ -873,7 +883,7 @@ export class TaskBroker {
       await this.store.eval(
         CANCEL,
         [k.record(refcode), k.status("cancelled")],
-        [k.base, k.cancelChannel, k.doneChannel, INDEX_CAP, refcode],
+        [k.base, k.cancelChannel, k.donePrefix, INDEX_CAP, refcode],
       ),
     );
   }

@@ -140,8 +140,6 @@ export async function available<T>(work: Promise<T>): Promise<T> {
 export class TaskClient {
   #rt: Runtime;
   #broker: TaskBroker;
-  #waiters = new Map<string, Set<() => void>>();
-  #subscription: Promise<unknown> | undefined;
 
   /** @param rt the runtime */
   constructor(rt: Runtime) {
@@ -242,19 +240,17 @@ export class TaskClient {
   async wait(refcode: string, ms: number, signal?: AbortSignal): Promise<TaskView> {
     const first = await this.get(refcode);
     if (TERMINAL_STATUSES.has(first.status) || ms <= 0) return first;
-    await this.#subscribe();
     const deadline = Date.now() + Math.min(ms, MAX_WAIT_MS);
     let wake!: () => void;
     let woken = new Promise<void>((resolve) => (wake = resolve));
-    const waiter = () => wake();
-    let set = this.#waiters.get(refcode);
-    if (!set) this.#waiters.set(refcode, set = new Set());
-    set.add(waiter);
+    // The task's own channel: only waiters hear about it, and a completion nobody waits for
+    // costs a PUBLISH to no one.
+    const unsubscribe = await this.#subscribe(refcode, () => wake());
     const onAbort = () => wake();
     signal?.addEventListener("abort", onAbort);
     const stopCheck = setInterval(() => this.#rt.stopping && wake(), WAIT_STOP_CHECK_MS);
     try {
-      // Registered before this read, so a notification between the two is not missed.
+      // Subscribed before this read, so a notification between the two is not missed.
       let view = await this.get(refcode);
       while (
         !TERMINAL_STATUSES.has(view.status) && Date.now() < deadline && !signal?.aborted &&
@@ -275,28 +271,19 @@ export class TaskClient {
     } finally {
       clearInterval(stopCheck);
       signal?.removeEventListener("abort", onAbort);
-      set.delete(waiter);
-      if (set.size === 0) this.#waiters.delete(refcode);
+      unsubscribe().catch(() => {});
     }
   }
 
-  /** Subscribes once per process to terminal notifications. */
-  async #subscribe(): Promise<void> {
-    this.#subscription ??= this.#rt.store.subscribe(
-      taskKeys(this.#rt.config.keyPrefix).doneChannel,
-      (message) => {
-        const refcode = message.slice(0, message.indexOf(" "));
-        for (const waiter of this.#waiters.get(refcode) ?? []) waiter();
-      },
-    ).catch((err) => {
-      this.#subscription = undefined;
-      throw err;
-    });
+  /** Subscribes to a task's terminal notification, or answers 503 within a bound. */
+  async #subscribe(refcode: string, onDone: () => void): Promise<() => Promise<void>> {
+    const channel = taskKeys(this.#rt.config.keyPrefix).doneChannel(refcode);
+    const subscribing = this.#rt.store.subscribe(channel, onDone);
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      await Promise.race([
-        this.#subscription,
-        new Promise((_, reject) => {
+      return await Promise.race([
+        subscribing,
+        new Promise<never>((_, reject) => {
           timer = setTimeout(
             () => reject(new UnavailableError("redis", "cannot subscribe to task notifications")),
             SUBSCRIBE_TIMEOUT_MS,
@@ -304,6 +291,8 @@ export class TaskClient {
         }),
       ]);
     } catch (err) {
+      // A subscription that completes after the timeout is dropped at once.
+      subscribing.then((unsubscribe) => unsubscribe()).catch(() => {});
       throw err instanceof UnavailableError ? err : new UnavailableError("redis", String(err));
     } finally {
       clearTimeout(timer);

@@ -40,8 +40,10 @@ export interface TaskKeys {
   readyChannel: string;
   /** Channel: `<refcode>` was asked to cancel while running. */
   cancelChannel: string;
-  /** Channel: `<refcode> <status>` reached a terminal status. */
-  doneChannel: string;
+  /** Channel of one task: its status once it is terminal (long-polls subscribe to it). */
+  doneChannel(refcode: string): string;
+  /** What {@link TaskKeys.doneChannel} starts with (scripts append the refcode). */
+  donePrefix: string;
 }
 
 /**
@@ -66,6 +68,7 @@ export function taskKeys(prefix: string): TaskKeys {
     idempotency: (keyHash) => `${base}idem:${keyHash}`,
     readyChannel: `${base}ready`,
     cancelChannel: `${base}cancel`,
-    doneChannel: `${base}done`,
+    doneChannel: (refcode) => `${base}done:${refcode}`,
+    donePrefix: `${base}done:`,
   };
 }

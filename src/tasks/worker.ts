@@ -29,6 +29,9 @@ export const POLL_MS = 1_000;
 /** After a cancel or timeout, how long a handler may take to stop before its run is closed. */
 export const ABORT_GRACE_MS = 500;
 
+/** How often running tasks are checked against their timeout (one timer for all runs). */
+const TIMEOUT_SWEEP_MS = 50;
+
 /** Most tasks one claim asks for per type. */
 const CLAIM_BATCH = 100;
 
@@ -60,12 +63,18 @@ type _Cause = "cancel" | "timeout" | "lost" | "shutdown";
 interface _Run {
   task: ClaimedTask;
   def: TaskDefinition;
-  controller: AbortController;
+  /** Made on first use of `ctx.signal` (most handlers never look). */
+  controller?: AbortController;
+  /** Why the run was aborted, once it was. */
+  reason?: DOMException;
+  /** When the run times out (epoch ms). */
+  deadline: number;
   cause?: _Cause;
   /** Set once the outcome is decided; later outcomes are ignored. */
   closed: boolean;
   startedAt: number;
-  timers: ReturnType<typeof setTimeout>[];
+  /** The grace timer after an abort. */
+  grace?: ReturnType<typeof setTimeout>;
   /** Settles when the outcome is written (or given up). */
   written?: Promise<void>;
   progress: { value?: number; timer?: ReturnType<typeof setTimeout>; written?: number };
@@ -159,6 +168,7 @@ export class TaskWorker implements Service {
   #backlog = false;
   #wake: (() => void) | undefined;
   #lastError = "";
+  #sweeper: ReturnType<typeof setInterval> | undefined;
 
   /**
    * @param rt the runtime
@@ -205,10 +215,18 @@ export class TaskWorker implements Service {
       this.#poke();
     });
     this.#subscribeUntilDone(keys.cancelChannel, (refcode) => this.#abort(refcode, "cancel"));
-    this.#keeper = await startLeaseKeeper(this.#rt, this.#broker, this.#leaseMs, {
-      onLost: (leases) => this.#lost(leases),
-      onCancel: (leases) => leases.forEach(([refcode]) => this.#abort(refcode, "cancel")),
-    }, this.#log, this.#keeperMode);
+    this.#keeper = await startLeaseKeeper(
+      this.#rt,
+      this.#broker,
+      this.#leaseMs,
+      {
+        onLost: (leases) => this.#lost(leases),
+        onCancel: (leases) => leases.forEach(([refcode]) => this.#abort(refcode, "cancel")),
+      },
+      this.#log,
+      this.#keeperMode,
+    );
+    this.#sweeper = setInterval(() => this.#sweepTimeouts(), TIMEOUT_SWEEP_MS);
     this.#loop = this.#claimLoop();
     this.#log.info("task worker started", {
       types: [...this.#defs.keys()],
@@ -330,14 +348,12 @@ export class TaskWorker implements Service {
     const run: _Run = {
       task,
       def,
-      controller: new AbortController(),
+      deadline: Date.now() + def.timeoutMs,
       closed: false,
       startedAt: performance.now(),
-      timers: [],
       progress: {},
     };
     this.#runs.set(task.refcode, run);
-    run.timers.push(setTimeout(() => this.#abortRun(run, "timeout"), def.timeoutMs));
     return run;
   }
 
@@ -350,7 +366,13 @@ export class TaskWorker implements Service {
     const ctx: TaskContext = {
       refcode: task.refcode,
       attempt: task.attempt,
-      signal: run.controller.signal,
+      get signal() {
+        if (!run.controller) {
+          run.controller = new AbortController();
+          if (run.reason) run.controller.abort(run.reason);
+        }
+        return run.controller.signal;
+      },
       get log() {
         return log ??= parent.child({ task: type, refcode: task.refcode, attempt: task.attempt });
       },
@@ -373,7 +395,7 @@ export class TaskWorker implements Service {
       (err) => this.#close(run, this.#failure(run, err)),
     ).finally(() => {
       // The slot frees when the handler returns, even if its run was closed earlier.
-      for (const timer of run.timers) clearTimeout(timer);
+      clearTimeout(run.grace);
       this.#busy.set(type, this.#busy.get(type)! - 1);
       this.#metrics.running.dec({ type });
       if (this.#backlog) this.#poke();
@@ -397,7 +419,7 @@ export class TaskWorker implements Service {
 
   /** Fires the run's signal; a handler that ignores it has its run closed after a grace. */
   #abortRun(run: _Run, cause: _Cause): void {
-    if (run.closed || run.controller.signal.aborted) return;
+    if (run.closed || run.cause) return;
     run.cause = cause;
     const reason = cause === "timeout"
       ? new DOMException(`Task timed out after ${run.def.timeoutMs} ms`, "TimeoutError")
@@ -409,11 +431,17 @@ export class TaskWorker implements Service {
           : "Worker shutting down: task handed back",
         "AbortError",
       );
-    run.controller.abort(reason);
+    run.reason = reason;
+    run.controller?.abort(reason);
     if (cause === "cancel" || cause === "timeout") {
-      run.timers.push(
-        setTimeout(() => this.#close(run, this.#failure(run, reason)), ABORT_GRACE_MS),
-      );
+      run.grace = setTimeout(() => this.#close(run, this.#failure(run, reason)), ABORT_GRACE_MS);
+    }
+  }
+
+  #sweepTimeouts(): void {
+    const now = Date.now();
+    for (const run of this.#runs.values()) {
+      if (!run.closed && !run.cause && now >= run.deadline) this.#abortRun(run, "timeout");
     }
   }
 
@@ -512,6 +540,7 @@ export class TaskWorker implements Service {
       for (const run of open) void this.#close(run, { kind: "release" });
     }
     await _until(this.#drained(), deadline);
+    clearInterval(this.#sweeper);
     await Promise.allSettled([
       this.#keeper?.stop(),
       ...this.#unsubscribe.map((unsubscribe) => unsubscribe()),
