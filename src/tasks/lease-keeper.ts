@@ -16,6 +16,7 @@
 import type { Runtime } from "../runtime.ts";
 import type { Logger } from "../log.ts";
 import type { TaskBroker } from "./broker.ts";
+import { LeaseTable, type TableEntry } from "./lease-table.ts";
 
 /** A run's lease: `[refcode, token]`. */
 export type Lease = [refcode: string, token: string];
@@ -43,12 +44,7 @@ export interface LeaseKeeper {
    */
   track(refcode: string, token: string, until: number): void;
   /** Stops renewing a run's lease. */
-  untrack(refcode: string): void;
-  /**
-   * Hands the runs tracked so far to whatever renews them. Call it before running handlers: a
-   * handler that blocks the thread at once must already be known to the lease thread.
-   */
-  flush(): void;
+  untrack(refcode: string, token: string): void;
   /** Stops renewing every lease. */
   stop(): Promise<void>;
 }
@@ -59,7 +55,31 @@ interface _Kept {
   until: number;
 }
 
-/** Renewal state shared by both keepers (and by the thread). */
+/**
+ * Renews the given runs' leases, skipping those past their hard deadline.
+ *
+ * @param broker the broker
+ * @param entries the runs
+ * @param leaseMs new lease length
+ * @returns lost runs and runs asked to cancel
+ */
+export async function renewLeases(
+  broker: TaskBroker,
+  entries: Iterable<TableEntry>,
+  leaseMs: number,
+): Promise<{ lost: Lease[]; cancel: Lease[] }> {
+  const now = Date.now();
+  const due = new Map<string, string>();
+  for (const { refcode, token, until } of entries) if (until > now) due.set(refcode, token);
+  if (due.size === 0) return { lost: [], cancel: [] };
+  const { lost, cancel } = await broker.renew([...due], leaseMs);
+  return {
+    lost: lost.map((r) => [r, due.get(r)!]),
+    cancel: cancel.map((r) => [r, due.get(r)!]),
+  };
+}
+
+/** The runs a loop keeper renews. */
 export class LeaseSet {
   #kept = new Map<string, _Kept>();
 
@@ -71,9 +91,9 @@ export class LeaseSet {
     this.#kept.set(refcode, { token, until });
   }
 
-  /** Removes a run. */
-  untrack(refcode: string): void {
-    this.#kept.delete(refcode);
+  /** Removes a run (if that run, not a later one of the same task, is still there). */
+  untrack(refcode: string, token: string): void {
+    if (this.#kept.get(refcode)?.token === token) this.#kept.delete(refcode);
   }
 
   /** How many runs are kept. */
@@ -87,17 +107,9 @@ export class LeaseSet {
    * @param broker the broker to renew through
    * @returns lost runs and runs asked to cancel
    */
-  async renew(broker: TaskBroker): Promise<{ lost: Lease[]; cancel: Lease[] }> {
-    const now = Date.now();
-    const due = new Map<string, string>();
-    for (const [refcode, kept] of this.#kept) {
-      if (kept.until > now) due.set(refcode, kept.token);
-    }
-    const { lost, cancel } = await broker.renew([...due], this.leaseMs);
-    return {
-      lost: lost.map((r) => [r, due.get(r)!]),
-      cancel: cancel.map((r) => [r, due.get(r)!]),
-    };
+  renew(broker: TaskBroker): Promise<{ lost: Lease[]; cancel: Lease[] }> {
+    const entries = [...this.#kept].map(([refcode, k]) => ({ refcode, ...k }));
+    return renewLeases(broker, entries, this.leaseMs);
   }
 }
 
@@ -156,11 +168,9 @@ export class LoopLeaseKeeper implements LeaseKeeper {
     this.#set.track(refcode, token, until);
   }
 
-  untrack(refcode: string): void {
-    this.#set.untrack(refcode);
+  untrack(refcode: string, token: string): void {
+    this.#set.untrack(refcode, token);
   }
-
-  flush(): void {}
 
   async stop(): Promise<void> {
     this.#running = false;
@@ -171,8 +181,14 @@ export class LoopLeaseKeeper implements LeaseKeeper {
 
 /** Messages from the main thread to the lease thread. */
 export type ToThread =
-  | { op: "init"; redisUrl: string; keyPrefix: string; leaseMs: number; logLevel: string }
-  | { op: "batch"; track: [refcode: string, token: string, until: number][]; untrack: string[] }
+  | {
+    op: "init";
+    redisUrl: string;
+    keyPrefix: string;
+    leaseMs: number;
+    logLevel: string;
+    table: SharedArrayBuffer;
+  }
   | { op: "stop" };
 
 /** Messages from the lease thread to the main thread. */
@@ -193,17 +209,18 @@ export class ThreadLeaseKeeper implements LeaseKeeper {
   #log: Logger;
   #worker: Worker | undefined;
   #stopped: (() => void) | undefined;
-  #tracks: [string, string, number][] = [];
-  #untracks: string[] = [];
-  #untrackTimer: ReturnType<typeof setTimeout> | undefined;
+  #table: LeaseTable;
+  #full = false;
 
   /**
    * @param rt the runtime (its Redis URL and key prefix)
    * @param leaseMs lease length
    * @param events where lost and cancelled runs are reported
    * @param log for thread errors
+   * @param slots most runs tracked at once
    */
-  constructor(rt: Runtime, leaseMs: number, events: LeaseEvents, log: Logger) {
+  constructor(rt: Runtime, leaseMs: number, events: LeaseEvents, log: Logger, slots: number) {
+    this.#table = new LeaseTable(slots);
     this.#rt = rt;
     this.#leaseMs = leaseMs;
     this.#events = events;
@@ -237,6 +254,7 @@ export class ThreadLeaseKeeper implements LeaseKeeper {
       keyPrefix: this.#rt.config.keyPrefix,
       leaseMs: this.#leaseMs,
       logLevel: this.#rt.config.logLevel,
+      table: this.#table.buffer,
     });
     try {
       await ready;
@@ -258,30 +276,22 @@ export class ThreadLeaseKeeper implements LeaseKeeper {
   }
 
   track(refcode: string, token: string, until: number): void {
-    this.#tracks.push([refcode, token, until]);
+    // Shared memory, not a message: the thread sees the run even if the handler blocks at once.
+    if (!this.#table.put(refcode, token, until) && !this.#full) {
+      this.#full = true;
+      this.#log.error("lease table full: some leases are not renewed", {
+        slots: this.#table.slots,
+      });
+    }
   }
 
-  untrack(refcode: string): void {
-    // A finished run renewed once more is harmless (its token no longer matches): untracks
-    // travel with the next batch, or within a renewal period.
-    this.#untracks.push(refcode);
-    this.#untrackTimer ??= setTimeout(() => this.flush(), renewEvery(this.#leaseMs) / 2);
-  }
-
-  flush(): void {
-    clearTimeout(this.#untrackTimer);
-    this.#untrackTimer = undefined;
-    if (this.#tracks.length === 0 && this.#untracks.length === 0) return;
-    // One message per claimed batch: posting costs more than renewing.
-    this.#post(this.#worker, { op: "batch", track: this.#tracks, untrack: this.#untracks });
-    this.#tracks = [];
-    this.#untracks = [];
+  untrack(_refcode: string, token: string): void {
+    this.#table.remove(token);
   }
 
   async stop(): Promise<void> {
     const worker = this.#worker;
     if (!worker) return;
-    clearTimeout(this.#untrackTimer);
     this.#worker = undefined;
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
@@ -305,7 +315,7 @@ export class ThreadLeaseKeeper implements LeaseKeeper {
  * @param leaseMs lease length
  * @param events where lost and cancelled runs are reported
  * @param log for keeper errors
- * @param mode `loop` to renew on the event loop even on Redis
+ * @param options `slots`: most runs at once; `mode` `loop` renews on the event loop even on Redis
  * @returns a started keeper
  */
 export async function startLeaseKeeper(
@@ -314,10 +324,10 @@ export async function startLeaseKeeper(
   leaseMs: number,
   events: LeaseEvents,
   log: Logger,
-  mode: "auto" | "loop" = "auto",
+  options: { slots: number; mode?: "auto" | "loop" },
 ): Promise<LeaseKeeper> {
-  if (mode === "auto" && rt.store.kind === "redis" && rt.config.redisUrl) {
-    const thread = new ThreadLeaseKeeper(rt, leaseMs, events, log);
+  if ((options.mode ?? "auto") === "auto" && rt.store.kind === "redis" && rt.config.redisUrl) {
+    const thread = new ThreadLeaseKeeper(rt, leaseMs, events, log, options.slots);
     try {
       await thread.start();
       return thread;

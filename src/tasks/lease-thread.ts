@@ -7,11 +7,12 @@ import { RedisStore } from "../infra/redis.ts";
 import { createLogger, type LogLevel } from "../log.ts";
 import { TaskBroker } from "./broker.ts";
 import { taskKeys } from "./keys.ts";
-import { type FromThread, LeaseSet, renewEvery, type ToThread } from "./lease-keeper.ts";
+import { type FromThread, renewEvery, renewLeases, type ToThread } from "./lease-keeper.ts";
+import { LeaseTable } from "./lease-table.ts";
 
-let set: LeaseSet | undefined;
 let store: RedisStore | undefined;
 let timer: ReturnType<typeof setTimeout> | undefined;
+let running = false;
 const post = (msg: FromThread) => self.postMessage(msg);
 
 self.onmessage = async (event: MessageEvent<ToThread>) => {
@@ -20,24 +21,21 @@ self.onmessage = async (event: MessageEvent<ToThread>) => {
     const log = createLogger(msg.logLevel as LogLevel, { component: "lease-thread" });
     store = new RedisStore(msg.redisUrl, log);
     const broker = new TaskBroker(store, taskKeys(msg.keyPrefix));
-    const leases = set = new LeaseSet(msg.leaseMs);
+    const table = new LeaseTable(msg.table);
+    running = true;
     const tick = async () => {
-      if (leases.size > 0) {
-        try {
-          post({ op: "renewed", ...await leases.renew(broker) });
-        } catch (err) {
-          log.warn("lease renewal failed", { error: err });
-        }
+      try {
+        const renewed = await renewLeases(broker, table.read(), msg.leaseMs);
+        if (renewed.lost.length || renewed.cancel.length) post({ op: "renewed", ...renewed });
+      } catch (err) {
+        log.warn("lease renewal failed", { error: err });
       }
-      if (set) timer = setTimeout(tick, renewEvery(msg.leaseMs));
+      if (running) timer = setTimeout(tick, renewEvery(msg.leaseMs));
     };
     timer = setTimeout(tick, renewEvery(msg.leaseMs));
     post({ op: "ready" });
-  } else if (msg.op === "batch") {
-    for (const refcode of msg.untrack) set?.untrack(refcode);
-    for (const [refcode, token, until] of msg.track) set?.track(refcode, token, until);
   } else if (msg.op === "stop") {
-    set = undefined;
+    running = false;
     clearTimeout(timer);
     await store?.close();
     post({ op: "stopped" });

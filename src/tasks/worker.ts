@@ -224,7 +224,11 @@ export class TaskWorker implements Service {
         onCancel: (leases) => leases.forEach(([refcode]) => this.#abort(refcode, "cancel")),
       },
       this.#log,
-      this.#keeperMode,
+      {
+        mode: this.#keeperMode,
+        // Open runs never outnumber the slots; handlers that ignore an abort hold theirs.
+        slots: 2 * [...this.#limits.values()].reduce((a, b) => a + b, 0) + 16,
+      },
     );
     this.#sweeper = setInterval(() => this.#sweepTimeouts(), TIMEOUT_SWEEP_MS);
     this.#loop = this.#claimLoop();
@@ -323,8 +327,8 @@ export class TaskWorker implements Service {
         );
         break;
       }
+      // Every lease is tracked before any handler runs: one may block the thread at once.
       const runs = claimed.tasks.map((task) => this.#prepare(task));
-      this.#keeper!.flush();
       for (const run of runs) this.#invoke(run);
       const asked = wants.reduce((n, [, k]) => n + k, 0);
       this.#backlog = claimed.tasks.length >= asked;
@@ -390,9 +394,10 @@ export class TaskWorker implements Service {
       }
       return await def.handler(parsed.output, ctx);
     })();
+    // Not awaiting the outcome's write: the slot is for handlers, the write is batched apart.
     handler.then(
-      (result) => this.#close(run, { kind: "ok", result: JSON.stringify(result ?? null) }),
-      (err) => this.#close(run, this.#failure(run, err)),
+      (result) => void this.#close(run, { kind: "ok", result: JSON.stringify(result ?? null) }),
+      (err) => void this.#close(run, this.#failure(run, err)),
     ).finally(() => {
       // The slot frees when the handler returns, even if its run was closed earlier.
       clearTimeout(run.grace);
@@ -458,7 +463,7 @@ export class TaskWorker implements Service {
 
   #forget(run: _Run): void {
     clearTimeout(run.progress.timer);
-    this.#keeper?.untrack(run.task.refcode);
+    this.#keeper?.untrack(run.task.refcode, run.task.token);
     if (this.#runs.get(run.task.refcode) === run) this.#runs.delete(run.task.refcode);
     if (this.#runs.size === 0) this.#drainWaiters.splice(0).forEach((resolve) => resolve());
   }
