@@ -285,8 +285,8 @@ export class ThreadLeaseKeeper implements LeaseKeeper {
     }
   }
 
-  untrack(_refcode: string, token: string): void {
-    this.#table.remove(token);
+  untrack(refcode: string, token: string): void {
+    this.#table.remove(refcode, token);
   }
 
   async stop(): Promise<void> {

@@ -74,19 +74,21 @@ export class LeaseTable {
     this.#until[i] = until;
     const generation = (Math.floor(Atomics.load(this.#state, i) / LEN) + 1) % GENERATIONS;
     Atomics.store(this.#state, i, generation * LEN + written);
-    this.#slotOf.set(token, i);
+    this.#slotOf.set(text, i);
     return true;
   }
 
   /**
    * Removes a run (writer side).
    *
-   * @param token the run's lease token
+   * @param refcode the task
+   * @param token the run's lease token (tokens are unique per task, not across tasks)
    */
-  remove(token: string): void {
-    const i = this.#slotOf.get(token);
+  remove(refcode: string, token: string): void {
+    const text = `${refcode}\n${token}`;
+    const i = this.#slotOf.get(text);
     if (i === undefined) return;
-    this.#slotOf.delete(token);
+    this.#slotOf.delete(text);
     const generation = Math.floor(Atomics.load(this.#state, i) / LEN);
     Atomics.store(this.#state, i, generation * LEN);
     this.#free.push(i);

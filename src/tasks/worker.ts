@@ -226,8 +226,8 @@ export class TaskWorker implements Service {
       this.#log,
       {
         mode: this.#keeperMode,
-        // Open runs never outnumber the slots; handlers that ignore an abort hold theirs.
-        slots: 2 * [...this.#limits.values()].reduce((a, b) => a + b, 0) + 16,
+        // Open runs are the running handlers plus those whose outcome awaits its batched write.
+        slots: 4096 + 4 * [...this.#limits.values()].reduce((a, b) => a + b, 0),
       },
     );
     this.#sweeper = setInterval(() => this.#sweepTimeouts(), TIMEOUT_SWEEP_MS);
