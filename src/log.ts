@@ -71,7 +71,7 @@ globalThis.addEventListener?.("unload", flushLogs);
  * Creates a logger writing JSON lines to stdout (buffered, see `flushLogs`).
  *
  * @param level the lowest level written
- * @param base fields added to every record
+ * @param base fields added to every record (a record's own field of the same name is left out)
  * @param write where lines go (stdout by default; tests pass their own)
  * @returns the logger
  * @example
@@ -86,14 +86,27 @@ export function createLogger(
   write: (line: string) => void = _bufferedStdout,
 ): Logger {
   const min = ORDER[level];
+  const cleanBase: Record<string, unknown> = {};
+  for (const k in base) cleanBase[k] = _isSecret(k) ? "***" : _clean(base[k]);
+  // The base fields are serialized once; each record only serializes its own fields.
+  const baseJson = JSON.stringify(cleanBase).slice(1, -1);
   const emit = (lvl: LogLevel, msg: string, fields?: Record<string, unknown>) => {
     if (ORDER[lvl] < min) return;
-    const record: Record<string, unknown> = { time: new Date().toISOString(), level: lvl, msg };
-    for (const source of [base, fields]) {
-      if (!source) continue;
-      for (const k in source) record[k] = _isSecret(k) ? "***" : _clean(source[k]);
+    let line = `{"time":"${new Date().toISOString()}","level":"${lvl}","msg":${
+      JSON.stringify(msg)
+    }`;
+    if (baseJson) line += `,${baseJson}`;
+    if (fields) {
+      const own: Record<string, unknown> = {};
+      let any = false;
+      for (const k in fields) {
+        if (k in cleanBase || k === "time" || k === "level" || k === "msg") continue;
+        own[k] = _isSecret(k) ? "***" : _clean(fields[k]);
+        any = true;
+      }
+      if (any) line += `,${JSON.stringify(own).slice(1, -1)}`;
     }
-    write(JSON.stringify(record));
+    write(line + "}");
   };
   return {
     debug: (m, f) => emit("debug", m, f),

@@ -23,4 +23,23 @@ test("createLogger() never writes passwords in URLs or secret fields", () => {
   assert.not.match(lines[0], /k1/);
 });
 
+test("createLogger() writes valid JSON whatever the fields, base fields first", () => {
+  const lines: string[] = [];
+  const log = createLogger("info", { role: "http" }, (l) => lines.push(l)).child({ instance: "a" });
+  log.info('quote " and \\ newline\n', {
+    role: "other",
+    msg: "x",
+    nested: { a: [1, "b"] },
+    err: new Error("boom"),
+  });
+  log.info("plain");
+  const rec = JSON.parse(lines[0]);
+  assert.is(rec.role, "http");
+  assert.is(rec.instance, "a");
+  assert.is(rec.msg, 'quote " and \\ newline\n');
+  assert.equal(rec.nested, { a: [1, "b"] });
+  assert.equal(rec.err, { name: "Error", message: "boom" });
+  assert.is(JSON.parse(lines[1]).msg, "plain");
+});
+
 test.run();

@@ -6,7 +6,7 @@
  *
  * Usage: `deno task bench http [--seconds 10] [--connections 32] [--embedded]`
  */
-import { spawnProgram, cleanup, unique, waitFor } from "../../test/helpers.ts";
+import { cleanup, onCleanup, ROOT, unique, waitFor } from "../../test/helpers.ts";
 
 const arg = (name: string, fallback: string) => {
   const i = Deno.args.indexOf(`--${name}`);
@@ -17,10 +17,15 @@ const CONNECTIONS = Number(arg("connections", "32"));
 const embedded = Deno.args.includes("--embedded");
 
 async function ensureWrk(): Promise<void> {
-  const has = await new Deno.Command("sh", { args: ["-c", "command -v wrk"], stdout: "null" }).output();
+  const has = await new Deno.Command("sh", { args: ["-c", "command -v wrk"], stdout: "null" })
+    .output();
   if (has.code === 0) return;
   console.log("installing wrk from Debian's packages…");
-  const out = await new Deno.Command("sh", { args: ["-c", "apt-get install -y wrk || (apt-get update && apt-get install -y wrk)"], stdout: "null", stderr: "inherit" }).output();
+  const out = await new Deno.Command("sh", {
+    args: ["-c", "apt-get install -y wrk || (apt-get update && apt-get install -y wrk)"],
+    stdout: "null",
+    stderr: "inherit",
+  }).output();
   if (out.code !== 0) throw new Error("wrk could not be installed");
 }
 
@@ -28,7 +33,11 @@ async function ensureBrokers(): Promise<Record<string, string>> {
   if (embedded) return {};
   const root = new URL("../../", import.meta.url).pathname;
   for (const s of ["redis.sh", "kafka.sh"]) {
-    const out = await new Deno.Command("bash", { args: [`${root}scripts/${s}`], stdout: "null", stderr: "inherit" }).output();
+    const out = await new Deno.Command("bash", {
+      args: [`${root}scripts/${s}`],
+      stdout: "null",
+      stderr: "inherit",
+    }).output();
     if (out.code !== 0) throw new Error(`${s} failed`);
   }
   return { REDIS_URL: "redis://127.0.0.1:6379", KAFKA_BROKERS: "127.0.0.1:9092" };
@@ -62,7 +71,9 @@ async function wrk(url: string, lua: string): Promise<Result> {
   await Deno.remove(file);
   const text = new TextDecoder().decode(out.stdout);
   const line = text.split("\n").find((l) => l.startsWith("JSON "));
-  if (!line) throw new Error(`wrk printed no summary:\n${text}${new TextDecoder().decode(out.stderr)}`);
+  if (!line) {
+    throw new Error(`wrk printed no summary:\n${text}${new TextDecoder().decode(out.stderr)}`);
+  }
   const r = JSON.parse(line.slice(5));
   return { rps: r.rps, p50: r.p50 / 1000, p99: r.p99 / 1000, non2xx: r.non2xx };
 }
@@ -71,23 +82,67 @@ await ensureWrk();
 const env = await ensureBrokers();
 const prefix = unique("bench");
 const common = { ...env, KEY_PREFIX: prefix, TOPIC_PREFIX: `${prefix}.`, LOG_LEVEL: "info" };
-const ours = await spawnProgram({ ...common, ROLE: "http" });
-const bare = await spawnProgram(common, { entry: "scripts/bench/_bare-http.ts" });
-// Drop the program's log lines as they come: the access log stays on (it is part of the stack).
-for (const p of [ours, bare]) setInterval(() => (p.logs.length = 0), 1000);
+/**
+ * Starts a server on a free port with its output to /dev/null: the access log stays on (it is
+ * part of the stack) but reading it is a log collector's work, not the server's, and must not
+ * take this machine's two cores from the servers.
+ */
+async function serve(env: Record<string, string>, entry: string) {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", entry],
+    cwd: ROOT,
+    env: { ...env, PORT: String(port) },
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  onCleanup(async () => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+    await child.status;
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(
+    async () => (await fetch(`${url}/healthz`).then((r) =>
+      r.body?.cancel().then(() => r.status === 200 || r.status === 404)
+    )),
+    30_000,
+    entry,
+  );
+  return {
+    url,
+    stop: async () => {
+      child.kill("SIGTERM");
+      await child.status;
+    },
+  };
+}
+
+const ours = await serve({ ...common, ROLE: "http" }, "mod.ts");
+const bare = await serve(common, "scripts/bench/_bare-http.ts");
 
 const post = async (base: string) => {
-  const r = await fetch(`${base}/orders`, { method: "POST", body: '{"item":"seed","qty":1}', headers: { "content-type": "application/json" } });
+  const r = await fetch(`${base}/orders`, {
+    method: "POST",
+    body: '{"item":"seed","qty":1}',
+    headers: { "content-type": "application/json" },
+  });
   return (await r.json()).id as string;
 };
 const ids = { ours: await post(ours.url), bare: await post(bare.url) };
 await waitFor(async () => (await fetch(`${ours.url}/orders/${ids.ours}`)).status === 200, 5000);
 
 const rows: [string, Result, Result][] = [];
-for (const [name, lua, path] of [
-  ["GET /orders/{id}", LUA_GET, (id: string) => `/orders/${id}`],
-  ["POST /orders", LUA_POST, () => "/orders"],
-] as const) {
+for (
+  const [name, lua, path] of [
+    ["GET /orders/{id}", LUA_GET, (id: string) => `/orders/${id}`],
+    ["POST /orders", LUA_POST, () => "/orders"],
+  ] as const
+) {
   // Alternate who goes first so neither always gets the warmer machine.
   await wrk(`${bare.url}${path(ids.bare)}`, lua);
   await wrk(`${ours.url}${path(ids.ours)}`, lua);
@@ -96,11 +151,21 @@ for (const [name, lua, path] of [
   rows.push([name, o, b]);
 }
 
-console.log(`\nHTTP benchmark: ${CONNECTIONS} connections, ${SECONDS}s per run, ${env.REDIS_URL ? "real Redis + Kafka" : "embedded"}`);
-console.log("route               | ours req/s | bare req/s | ratio | ours p50/p99 ms | bare p50/p99 ms");
+console.log(
+  `\nHTTP benchmark: ${CONNECTIONS} connections, ${SECONDS}s per run, ${
+    env.REDIS_URL ? "real Redis + Kafka" : "embedded"
+  }`,
+);
+console.log(
+  "route               | ours req/s | bare req/s | ratio | ours p50/p99 ms | bare p50/p99 ms",
+);
 for (const [name, o, b] of rows) {
   console.log(
-    `${name.padEnd(19)} | ${o.rps.toFixed(0).padStart(10)} | ${b.rps.toFixed(0).padStart(10)} | ${(o.rps / b.rps).toFixed(2).padStart(5)} | ${o.p50.toFixed(2)}/${o.p99.toFixed(2)} | ${b.p50.toFixed(2)}/${b.p99.toFixed(2)}${o.non2xx + b.non2xx ? `  (errors: ours ${o.non2xx}, bare ${b.non2xx})` : ""}`,
+    `${name.padEnd(19)} | ${o.rps.toFixed(0).padStart(10)} | ${b.rps.toFixed(0).padStart(10)} | ${
+      (o.rps / b.rps).toFixed(2).padStart(5)
+    } | ${o.p50.toFixed(2)}/${o.p99.toFixed(2)} | ${b.p50.toFixed(2)}/${b.p99.toFixed(2)}${
+      o.non2xx + b.non2xx ? `  (errors: ours ${o.non2xx}, bare ${b.non2xx})` : ""
+    }`,
   );
 }
 await ours.stop();
