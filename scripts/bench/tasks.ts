@@ -1,8 +1,9 @@
 /**
  * @module Async-task benchmark: our task engine vs BullMQ on the same Redis, same concurrency,
- * no-op handler, producer and worker in this one process for both. Measures the enqueue rate,
- * end-to-end tasks/s (enqueue and run together) and enqueue→start latency p50/p99 at a fixed
- * 1000 tasks/s, then prints the ratios.
+ * no-op handler. Each round runs each contender in a fresh process (producer and worker in it,
+ * warmed up alike), in alternating order; the medians of the rounds are compared. Measures the
+ * enqueue rate, end-to-end tasks/s (enqueue and run together) and enqueue→start latency p50/p99
+ * at a fixed 1000 tasks/s, then prints the ratios.
  *
  * Usage: `deno task bench tasks [--tasks 20000] [--concurrency 50] [--inflight 50]
  *   [--seconds 5] [--rate 1000] [--rounds 3] [--redis redis://127.0.0.1:6379]`
@@ -27,6 +28,8 @@ const SECONDS = Number(arg("seconds", "5"));
 const RATE = Number(arg("rate", "1000"));
 const REDIS = arg("redis", "redis://127.0.0.1:6379");
 const ROUNDS = Number(arg("rounds", "3"));
+const WARMUP = Number(arg("warmup", "3000"));
+const CHILD = arg("child", "");
 
 /** What one system under test offers the benchmark. */
 interface Contender {
@@ -155,8 +158,8 @@ const percentile = (sorted: number[], p: number) =>
 
 async function measure(c: Contender): Promise<Figures> {
   await c.clean();
-  // Warm-up: connections, script loading, JIT.
-  await flood(500, INFLIGHT, () => c.enqueue(performance.now()));
+  // Warm-up, the same for both: connections, script loading, JIT of both paths.
+  await flood(WARMUP, INFLIGHT, () => c.enqueue(performance.now()));
   await c.clean();
 
   let t0 = performance.now();
@@ -167,9 +170,11 @@ async function measure(c: Contender): Promise<Figures> {
   const latencies: number[] = [];
   let measuring = false;
   await c.startWorker((t) => measuring && latencies.push(performance.now() - t));
+  await flood(WARMUP, INFLIGHT, () => c.enqueue(performance.now()));
+  while (await c.completed() < WARMUP) await new Promise((r) => setTimeout(r, 2));
   t0 = performance.now();
   await flood(TASKS, INFLIGHT, () => c.enqueue(performance.now()));
-  while (await c.completed() < TASKS) await new Promise((r) => setTimeout(r, 2));
+  while (await c.completed() < WARMUP + TASKS) await new Promise((r) => setTimeout(r, 2));
   const endToEndPerSecond = TASKS / ((performance.now() - t0) / 1000);
 
   await new Promise((r) => setTimeout(r, 500));
@@ -213,19 +218,39 @@ const show = (name: string, f: Figures) =>
       `(${f.started}/${RATE * SECONDS} started)`,
   );
 
+if (CHILD) {
+  const figures = await measure(CHILD === "ours" ? ours() : bullmq());
+  console.log(`RESULT ${JSON.stringify(figures)}`);
+  Deno.exit(0);
+}
+
+async function round(name: "ours" | "bullmq"): Promise<Figures> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL(import.meta.url).pathname, ...Deno.args, "--child", name],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  const line = new TextDecoder().decode(out.stdout).split("\n").find((l) =>
+    l.startsWith("RESULT ")
+  );
+  if (!line) throw new Error(`The ${name} run printed no result (exit ${out.code})`);
+  return JSON.parse(line.slice("RESULT ".length));
+}
+
 await ensureRedis();
 console.log(
   `tasks benchmark: ${TASKS} tasks, concurrency ${CONCURRENCY}, ${INFLIGHT} enqueues in flight, ` +
-    `latency at ${RATE}/s for ${SECONDS}s, ${ROUNDS} rounds (order alternating), Redis ${REDIS}`,
+    `latency at ${RATE}/s for ${SECONDS}s, ${ROUNDS} rounds (a fresh process each, order ` +
+    `alternating), Redis ${REDIS}`,
 );
 const runs: Record<string, Figures[]> = { ours: [], BullMQ: [] };
-for (let round = 0; round < ROUNDS; round++) {
-  const order = round % 2 === 0 ? [ours, bullmq] : [bullmq, ours];
-  for (const make of order) {
-    const c = make();
-    const figures = await measure(c);
-    runs[c.name].push(figures);
-    show(`${c.name}`, figures);
+for (let r = 0; r < ROUNDS; r++) {
+  const order: ("ours" | "bullmq")[] = r % 2 === 0 ? ["ours", "bullmq"] : ["bullmq", "ours"];
+  for (const name of order) {
+    const figures = await round(name);
+    const label = name === "ours" ? "ours" : "BullMQ";
+    runs[label].push(figures);
+    show(label, figures);
   }
 }
 const summary = (name: string): Figures => {
