@@ -130,8 +130,10 @@ export function createApp(rt: Runtime, options: AppOptions): Hono<AppEnv> {
       : crypto.randomUUID();
     c.set("requestId", requestId);
     c.set("rt", rt);
-    await next();
+    // Set before the handler: Hono copies it into the response it creates, whereas a header
+    // added after `next()` makes it rebuild the whole response.
     c.header("x-request-id", requestId);
+    await next();
     const route = c.req.routePath === "/*" ? "unmatched" : c.req.routePath;
     const seconds = (performance.now() - started) / 1000;
     metrics.observe(c.req.method, route, c.res.status, seconds);
