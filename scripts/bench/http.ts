@@ -6,7 +6,16 @@
  *
  * Usage: `deno task bench http [--seconds 10] [--connections 32] [--embedded]`
  */
-import { cleanup, onCleanup, ROOT, unique, waitFor } from "../../test/helpers.ts";
+import {
+  cleanup,
+  deleteKeys,
+  deleteTopicsLater,
+  onCleanup,
+  ROOT,
+  testRuntime,
+  unique,
+  waitFor,
+} from "../../test/helpers.ts";
 
 const arg = (name: string, fallback: string) => {
   const i = Deno.args.indexOf(`--${name}`);
@@ -83,6 +92,12 @@ await ensureWrk();
 const env = await ensureBrokers();
 const prefix = unique("bench");
 const common = { ...env, KEY_PREFIX: prefix, TOPIC_PREFIX: `${prefix}.`, LOG_LEVEL: "info" };
+if (env.REDIS_URL) {
+  // Each POST stores an order: hundreds of thousands per run, removed at the end.
+  const admin = testRuntime({ redis: true });
+  onCleanup(() => deleteKeys(admin, `${prefix}:*`));
+  deleteTopicsLater([`${prefix}.orders`]);
+}
 /**
  * Starts a server on a free port with its output to /dev/null: the access log stays on (it is
  * part of the stack) but reading it is a log collector's work, not the server's, and must not
@@ -139,12 +154,17 @@ await waitFor(async () => (await fetch(`${ours.url}/orders/${ids.ours}`)).status
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const rows: [string, Result[], Result[]][] = [];
-for (const [name, lua, path] of [
-  ["GET /orders/{id}", LUA_GET, (id: string) => `/orders/${id}`],
-  ["POST /orders", LUA_POST, () => "/orders"],
-] as const) {
+for (
+  const [name, lua, path] of [
+    ["GET /orders/{id}", LUA_GET, (id: string) => `/orders/${id}`],
+    ["POST /orders", LUA_POST, () => "/orders"],
+  ] as const
+) {
   const o: Result[] = [], b: Result[] = [];
-  const run = { ours: () => wrk(`${ours.url}${path(ids.ours)}`, lua), bare: () => wrk(`${bare.url}${path(ids.bare)}`, lua) };
+  const run = {
+    ours: () => wrk(`${ours.url}${path(ids.ours)}`, lua),
+    bare: () => wrk(`${bare.url}${path(ids.bare)}`, lua),
+  };
   await run.bare(); // warm both up
   await run.ours();
   // Rounds alternate who goes first, so neither always gets the quieter moment of a shared machine.
@@ -160,14 +180,26 @@ for (const [name, lua, path] of [
   rows.push([name, o, b]);
 }
 
-console.log(`\nHTTP benchmark: ${CONNECTIONS} connections, ${SECONDS}s per run, ${ROUNDS} rounds (medians), ${env.REDIS_URL ? "real Redis + Kafka" : "embedded"}`);
-console.log("route               | ours req/s | bare req/s | ratio | ratio per round | ours p50/p99 ms | bare p50/p99 ms");
+console.log(
+  `\nHTTP benchmark: ${CONNECTIONS} connections, ${SECONDS}s per run, ${ROUNDS} rounds (medians), ${
+    env.REDIS_URL ? "real Redis + Kafka" : "embedded"
+  }`,
+);
+console.log(
+  "route               | ours req/s | bare req/s | ratio | ratio per round | ours p50/p99 ms | bare p50/p99 ms",
+);
 for (const [name, o, b] of rows) {
   const ratios = o.map((r, i) => r.rps / b[i].rps);
   const m = (rs: Result[], f: (r: Result) => number) => median(rs.map(f));
   const errors = o.reduce((n, r) => n + r.non2xx, 0) + b.reduce((n, r) => n + r.non2xx, 0);
   console.log(
-    `${name.padEnd(19)} | ${m(o, (r) => r.rps).toFixed(0).padStart(10)} | ${m(b, (r) => r.rps).toFixed(0).padStart(10)} | ${median(ratios).toFixed(2).padStart(5)} | ${ratios.map((r) => r.toFixed(2)).join(" ")} | ${m(o, (r) => r.p50).toFixed(2)}/${m(o, (r) => r.p99).toFixed(2)} | ${m(b, (r) => r.p50).toFixed(2)}/${m(b, (r) => r.p99).toFixed(2)}${errors ? `  (errors: ${errors})` : ""}`,
+    `${name.padEnd(19)} | ${m(o, (r) => r.rps).toFixed(0).padStart(10)} | ${
+      m(b, (r) => r.rps).toFixed(0).padStart(10)
+    } | ${median(ratios).toFixed(2).padStart(5)} | ${ratios.map((r) => r.toFixed(2)).join(" ")} | ${
+      m(o, (r) => r.p50).toFixed(2)
+    }/${m(o, (r) => r.p99).toFixed(2)} | ${m(b, (r) => r.p50).toFixed(2)}/${
+      m(b, (r) => r.p99).toFixed(2)
+    }${errors ? `  (errors: ${errors})` : ""}`,
   );
 }
 await ours.stop();

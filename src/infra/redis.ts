@@ -35,6 +35,8 @@ function _normalize(reply: unknown): Reply {
   return String(reply);
 }
 
+const _TRANSIENT = /^(LOADING|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN|NOREPLICAS)\b/;
+
 const _args = (command: Command) => command.map(String);
 
 /** The Store port on real Redis, with automatic reconnects. */
@@ -80,6 +82,10 @@ export class RedisStore implements Store {
       url: this.#url,
       // RESP2, so replies have the same shapes as `redis.call` inside scripts and as MemoryStore.
       RESP: 2,
+      // No per-command timer: node-redis arms an AbortSignal.timeout per command, which Deno
+      // keeps alive for its whole 5 s (heap growth, GC pauses: it tripled the tasks' p99). A
+      // dead connection is still detected by the socket and readiness has its own PING timeout.
+      commandOptions: { timeout: 0 },
       // Fail fast while disconnected: callers answer 503 instead of hanging.
       disableOfflineQueue: true,
       socket: {
@@ -111,7 +117,9 @@ export class RedisStore implements Store {
   #unavailable(err: unknown): Error {
     if (
       !this.#client.isReady || !(err instanceof Error) ||
-      /closed|offline|ECONN|socket/i.test(err.message)
+      /closed|offline|ECONN|socket/i.test(err.message) ||
+      // Replies of a Redis that is restarting or failing over: unavailable, not broken.
+      _TRANSIENT.test(err.message)
     ) {
       return new UnavailableError("redis", err instanceof Error ? err.message : String(err));
     }
@@ -162,7 +170,10 @@ export class RedisStore implements Store {
       this.#shas.set(script, loaded);
       return _normalize(await this.#client.sendCommand(["EVALSHA", loaded, ...rest]));
     } catch (err) {
-      if (err instanceof Error && /ERR|script/i.test(err.message) && this.#client.isReady) {
+      if (
+        err instanceof Error && /ERR|script/i.test(err.message) && !_TRANSIENT.test(err.message) &&
+        this.#client.isReady
+      ) {
         throw new Error(`Script "${script.name}" failed: ${err.message}`);
       }
       throw this.#unavailable(err);
