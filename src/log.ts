@@ -17,6 +17,18 @@ export interface Logger {
   child(fields: Record<string, unknown>): Logger;
 }
 
+let _lastMs = 0;
+let _lastIso = "";
+/** The time as ISO-8601, formatted once per millisecond however many records share it. */
+function _isoNow(): string {
+  const now = Date.now();
+  if (now !== _lastMs) {
+    _lastMs = now;
+    _lastIso = new Date(now).toISOString();
+  }
+  return _lastIso;
+}
+
 const _secretKey = new Map<string, boolean>();
 function _isSecret(key: string): boolean {
   let secret = _secretKey.get(key);

@@ -148,12 +148,15 @@ export function createApp(rt: Runtime, options: AppOptions): Hono<AppEnv> {
     }
   });
 
-  app.use(
-    bodyLimit({
-      maxSize: BODY_LIMIT_BYTES,
-      onError: (c) => problem(c, 413, `The request body exceeds ${BODY_LIMIT_BYTES} bytes`),
-    }),
-  );
+  const limit = bodyLimit({
+    maxSize: BODY_LIMIT_BYTES,
+    onError: (c) => problem(c, 413, `The request body exceeds ${BODY_LIMIT_BYTES} bytes`),
+  });
+  // GET and HEAD carry no body we read; asking for one would build a stream per request.
+  app.use((
+    c,
+    next,
+  ) => (c.req.method === "GET" || c.req.method === "HEAD" ? next() : limit(c, next)));
 
   const keys = rt.config.apiKeys;
   if (keys.length > 0) {
