@@ -9,7 +9,12 @@ if (!name || !names.includes(name)) {
   Deno.exit(2);
 }
 const out = await new Deno.Command(Deno.execPath(), {
-  args: ["run", "-A", new URL(`./bench/${name}.ts`, import.meta.url).pathname, ...Deno.args.slice(1)],
+  args: [
+    "run",
+    "-A",
+    new URL(`./bench/${name}.ts`, import.meta.url).pathname,
+    ...Deno.args.slice(1),
+  ],
   stdin: "inherit",
   stdout: "inherit",
   stderr: "inherit",

@@ -49,7 +49,10 @@ test("loadConfig() rejects a malformed REDIS_URL without echoing it", () => {
   const msg = fails({ REDIS_URL: "http://user:secret@host" }, "REDIS_URL")!;
   assert.not.match(msg, /secret/);
   fails({ REDIS_URL: "not a url" }, "REDIS_URL");
-  assert.is(loadConfig({ REDIS_URL: "rediss://:pw@cache:6380/1" }).redisUrl, "rediss://:pw@cache:6380/1");
+  assert.is(
+    loadConfig({ REDIS_URL: "rediss://:pw@cache:6380/1" }).redisUrl,
+    "rediss://:pw@cache:6380/1",
+  );
 });
 
 test("loadConfig() validates KAFKA_BROKERS, LOG_LEVEL and the numeric settings", () => {
@@ -62,7 +65,10 @@ test("loadConfig() validates KAFKA_BROKERS, LOG_LEVEL and the numeric settings",
 });
 
 test("loadConfig() collects SCHEDULE_<NAME>_CRON overrides", () => {
-  const c = loadConfig({ SCHEDULE_ORDERS_REPORT_NIGHTLY_CRON: "off", SCHEDULE_HEARTBEAT_CRON: "* * * * * *" });
+  const c = loadConfig({
+    SCHEDULE_ORDERS_REPORT_NIGHTLY_CRON: "off",
+    SCHEDULE_HEARTBEAT_CRON: "* * * * * *",
+  });
   assert.equal(c.scheduleCron, { ORDERS_REPORT_NIGHTLY: "off", HEARTBEAT: "* * * * * *" });
   assert.is(scheduleCronVariable("orders-report-nightly"), "SCHEDULE_ORDERS_REPORT_NIGHTLY_CRON");
 });

@@ -23,31 +23,48 @@ async function startRedis(port: number): Promise<Deno.ChildProcess> {
     } catch { /* gone */ }
     await child.status;
   });
-  await waitFor(async () => {
-    try {
-      const c = await Deno.connect({ hostname: "127.0.0.1", port });
-      c.close();
-      return true;
-    } catch {
-      return false;
-    }
-  }, 10_000, "redis-server to listen");
+  await waitFor(
+    async () => {
+      try {
+        const c = await Deno.connect({ hostname: "127.0.0.1", port });
+        c.close();
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    10_000,
+    "redis-server to listen",
+  );
   return child;
 }
 
 test("stopping Redis turns /readyz 503 naming redis, /healthz stays 200; restarting recovers", async () => {
   const port = freePort();
   let redis = await startRedis(port);
-  const p = await spawnProgram({ ROLE: "http", REDIS_URL: `redis://127.0.0.1:${port}`, KEY_PREFIX: unique("t") });
-  await waitFor(async () => (await fetch(`${p.url}/readyz`).then((r) => r.body?.cancel().then(() => r.status))) === 200, 10_000, "ready");
+  const p = await spawnProgram({
+    ROLE: "http",
+    REDIS_URL: `redis://127.0.0.1:${port}`,
+    KEY_PREFIX: unique("t"),
+  });
+  await waitFor(
+    async () =>
+      (await fetch(`${p.url}/readyz`).then((r) => r.body?.cancel().then(() => r.status))) === 200,
+    10_000,
+    "ready",
+  );
 
   redis.kill("SIGKILL");
   await redis.status;
-  const down = await waitFor(async () => {
-    const r = await fetch(`${p.url}/readyz`);
-    const body = await r.json();
-    return r.status === 503 ? body : undefined;
-  }, 10_000, "readyz 503");
+  const down = await waitFor(
+    async () => {
+      const r = await fetch(`${p.url}/readyz`);
+      const body = await r.json();
+      return r.status === 503 ? body : undefined;
+    },
+    10_000,
+    "readyz 503",
+  );
   assert.ok(down.failing.includes("redis"), JSON.stringify(down));
   assert.is(down.checks.redis.status, "failing");
   const health = await fetch(`${p.url}/healthz`);
@@ -59,11 +76,15 @@ test("stopping Redis turns /readyz 503 naming redis, /healthz stays 200; restart
   await during.body?.cancel();
 
   redis = await startRedis(port);
-  await waitFor(async () => {
-    const r = await fetch(`${p.url}/readyz`);
-    await r.body?.cancel();
-    return r.status === 200;
-  }, 15_000, "readyz back to 200");
+  await waitFor(
+    async () => {
+      const r = await fetch(`${p.url}/readyz`);
+      await r.body?.cancel();
+      return r.status === 200;
+    },
+    15_000,
+    "readyz back to 200",
+  );
   assert.is((await p.stop()).code, 0);
 });
 

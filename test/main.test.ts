@@ -42,12 +42,24 @@ test("the default start serves every HTTP route of the example in embedded mode"
 });
 
 test("SIGTERM while 50 requests are in flight: every one is answered, exit 0", async () => {
-  const p = await spawnProgram({ ROLE: "http", SHUTDOWN_TIMEOUT_MS: "10000" }, { entry: "test/fixtures/slow-program.ts" });
-  const inflight = Array.from({ length: 50 }, () => fetch(`${p.url}/slow?ms=1500`).then(async (r) => ({ status: r.status, body: await r.json() })));
+  const p = await spawnProgram({ ROLE: "http", SHUTDOWN_TIMEOUT_MS: "10000" }, {
+    entry: "test/fixtures/slow-program.ts",
+  });
+  const inflight = Array.from(
+    { length: 50 },
+    () =>
+      fetch(`${p.url}/slow?ms=1500`).then(async (r) => ({
+        status: r.status,
+        body: await r.json(),
+      })),
+  );
   await new Promise((r) => setTimeout(r, 400));
   p.kill("SIGTERM");
   const results = await Promise.all(inflight);
-  assert.ok(results.every((r) => r.status === 200 && r.body.slept_ms === 1500), JSON.stringify(results.slice(0, 3)));
+  assert.ok(
+    results.every((r) => r.status === 200 && r.body.slept_ms === 1500),
+    JSON.stringify(results.slice(0, 3)),
+  );
   const status = await p.exited;
   assert.is(status.code, 0);
   assert.ok(p.logs.some((l) => l.includes('"shutting down"')));

@@ -27,19 +27,44 @@ app.post("/orders", async (c) => {
   const id = crypto.randomUUID();
   const created_at = new Date().toISOString();
   await store.multi([
-    ["HSET", `${prefix}:{order:${id}}`, "id", id, "item", input.item, "qty", input.qty, "processed", "0", "created_at", created_at],
+    [
+      "HSET",
+      `${prefix}:{order:${id}}`,
+      "id",
+      id,
+      "item",
+      input.item,
+      "qty",
+      input.qty,
+      "processed",
+      "0",
+      "created_at",
+      created_at,
+    ],
     ["SADD", `${prefix}:{orders}:all`, id],
   ]);
-  await bus.publish(topic, [{ key: id, value: JSON.stringify({ id, item: input.item, qty: input.qty, processed: false, created_at }) }]);
+  await bus.publish(topic, [{
+    key: id,
+    value: JSON.stringify({ id, item: input.item, qty: input.qty, processed: false, created_at }),
+  }]);
   return c.json({ id, item: input.item, qty: input.qty, processed: false }, 201);
 });
 app.get("/orders/:id", async (c) => {
   const hash = toHash(await store.command(["HGETALL", `${prefix}:{order:${c.req.param("id")}}`]));
   if (!hash.id) return c.json({ error: "not found" }, 404);
-  return c.json({ id: hash.id, item: hash.item, qty: Number(hash.qty), processed: hash.processed === "1" });
+  return c.json({
+    id: hash.id,
+    item: hash.item,
+    qty: Number(hash.qty),
+    processed: hash.processed === "1",
+  });
 });
 
-const server = Deno.serve({ port: Number(Deno.env.get("PORT") ?? 0), hostname: "127.0.0.1", onListen: () => {} }, app.fetch);
+const server = Deno.serve({
+  port: Number(Deno.env.get("PORT") ?? 0),
+  hostname: "127.0.0.1",
+  onListen: () => {},
+}, app.fetch);
 console.log(JSON.stringify({ msg: "listening", port: server.addr.port }));
 Deno.addSignalListener("SIGTERM", async () => {
   await server.shutdown();

@@ -52,7 +52,7 @@ test("dashboard shows a task's progress advancing, cancels it, and is captured",
   const progress = () =>
     page.$eval(
       `tr[data-refcode="${refcode}"] progress`,
-      (el) => Number((el as HTMLProgressElement).value),
+      (el) => Number((el as unknown as { value: number }).value),
     );
   const first = await waitFor(progress, 10_000, "a progress value");
   // The page is never reloaded: server-sent events replace the rows.

@@ -15,7 +15,7 @@ const appWith = (env: Record<string, string> = {}, system = exampleSystem()) => 
   return { rt, app: createApp(rt, { api: true, services: () => [] }) };
 };
 
-const post = (path: string, body: string, headers: Record<string, string> = {}) => ({
+const post = (_path: string, body: string, headers: Record<string, string> = {}) => ({
   method: "POST",
   body,
   headers: { "content-type": "application/json", ...headers },
@@ -49,7 +49,10 @@ test("GET /metrics is Prometheus text with HTTP counters", async () => {
   const res = await app.request("/metrics");
   assert.is(res.status, 200);
   assert.match(res.headers.get("content-type")!, /text\/plain/);
-  assert.match(await res.text(), /http_requests_total\{method="GET",route="\/healthz",status="200"\} 1/);
+  assert.match(
+    await res.text(),
+    /http_requests_total\{method="GET",route="\/healthz",status="200"\} 1/,
+  );
 });
 
 test("a bad body answers 400 problem+json with issues", async () => {
@@ -108,8 +111,13 @@ test("API_KEYS: missing or wrong key answers 401, right key passes, probes stay 
   const wrong = await app.request("/orders/abc", { headers: { authorization: "Bearer nope" } });
   assert.is(wrong.status, 401);
   assert.is(wrong.headers.get("content-type"), "application/problem+json");
-  assert.is((await app.request("/orders/abc", { headers: { authorization: "Bearer k2" } })).status, 404);
-  for (const p of ["/healthz", "/readyz", "/metrics"]) assert.is((await app.request(p)).status, 200, p);
+  assert.is(
+    (await app.request("/orders/abc", { headers: { authorization: "Bearer k2" } })).status,
+    404,
+  );
+  for (const p of ["/healthz", "/readyz", "/metrics"]) {
+    assert.is((await app.request(p)).status, 200, p);
+  }
   assert.is((await app.request("/openapi.json")).status, 401);
 });
 
@@ -134,7 +142,11 @@ test("a handler's unexpected error answers 500 problem+json without details", as
 
 test("validate() documents and checks query parameters", async () => {
   const system = new System().routes((app) => {
-    app.get("/q", validate("query", v.object({ n: v.pipe(v.string(), v.regex(/^\d+$/)) })), (c) => c.json(c.req.valid("query")));
+    app.get(
+      "/q",
+      validate("query", v.object({ n: v.pipe(v.string(), v.regex(/^\d+$/)) })),
+      (c) => c.json(c.req.valid("query")),
+    );
   });
   const { app } = appWith({}, system);
   assert.is((await app.request("/q?n=x")).status, 400);
@@ -150,7 +162,9 @@ test("GET /openapi.json is a valid OpenAPI 3.1 document naming every example rou
   const validator = new Validator();
   const result = await validator.validate(doc);
   assert.ok(result.valid, JSON.stringify(result.errors));
-  for (const p of ["/orders", "/orders/{id}", "/events", "/events/stats"]) assert.ok(doc.paths[p], p);
+  for (const p of ["/orders", "/orders/{id}", "/events", "/events/stats"]) {
+    assert.ok(doc.paths[p], p);
+  }
 });
 
 test.run();
