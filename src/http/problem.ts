@@ -60,6 +60,7 @@ export function problem(
     status,
     detail,
     instance: c.req.path,
+    ...(c.get("requestId") ? { request_id: c.get("requestId") } : {}),
     ...extra,
   };
   return c.body(JSON.stringify(body), status, { "content-type": "application/problem+json" });

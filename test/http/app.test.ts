@@ -26,7 +26,9 @@ test("GET /healthz answers 200 ok", async () => {
   const res = await app.request("/healthz");
   assert.is(res.status, 200);
   assert.equal(await res.json(), { status: "ok" });
-  assert.ok(res.headers.get("x-request-id"));
+  assert.is(res.headers.get("x-request-id"), null);
+  const traced = await app.request("/healthz", { headers: { "x-request-id": "abc-123" } });
+  assert.is(traced.headers.get("x-request-id"), "abc-123");
 });
 
 test("GET /readyz answers ready with the embedded checks, 503 once stopping", async () => {
@@ -121,11 +123,12 @@ test("API_KEYS: missing or wrong key answers 401, right key passes, probes stay 
   assert.is((await app.request("/openapi.json")).status, 401);
 });
 
-test("an unknown route answers 404 problem+json", async () => {
+test("an unknown route answers 404 problem+json carrying the request id", async () => {
   const { app } = appWith();
   const res = await app.request("/nope");
   assert.is(res.status, 404);
   assert.is(res.headers.get("content-type"), "application/problem+json");
+  assert.match((await res.json()).request_id, /^[0-9a-f-]{36}$/);
 });
 
 test("a handler's unexpected error answers 500 problem+json without details", async () => {
