@@ -77,7 +77,7 @@ export {
 } from "./src/tasks/mod.ts";
 export type { AppEnv } from "./src/http/env.ts";
 export { HttpProblem, type Issue, problem } from "./src/http/problem.ts";
-export { validate } from "./src/http/validate.ts";
+export { jsonContent, problemResponse, validate } from "./src/http/validate.ts";
 export { createApp } from "./src/http/app.ts";
 export { describeRoute, resolver } from "hono-openapi";
 export { main, type Running, start } from "./src/main.ts";

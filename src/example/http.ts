@@ -5,7 +5,8 @@ import * as v from "valibot";
 import {
   describeRoute,
   HttpProblem,
-  resolver,
+  jsonContent,
+  problemResponse,
   type RouteModule,
   toHash,
   validate,
@@ -37,12 +38,6 @@ const EventsInput = v.pipe(v.array(Event), v.minLength(1), v.maxLength(1000));
 const Accepted = v.object({ accepted: v.number() });
 const EventStats = v.object({ stored: v.number(), batches: v.number() });
 
-const json = (schema: v.GenericSchema) => ({ "application/json": { schema: resolver(schema) } });
-const problemDoc = (description: string) => ({
-  description,
-  content: { "application/problem+json": {} },
-});
-
 /**
  * `POST /orders`, `GET /orders/{id}`, `POST /events`, `GET /events/stats`.
  *
@@ -59,8 +54,8 @@ export const exampleRoutes: RouteModule = (app, rt) => {
       tags: ["example"],
       summary: "Create an order; the orders consumer marks it processed",
       responses: {
-        201: { description: "Created", content: json(Order) },
-        400: problemDoc("Invalid order"),
+        201: { description: "Created", content: jsonContent(Order) },
+        400: problemResponse("Invalid order"),
       },
     }),
     validate("json", OrderInput),
@@ -108,8 +103,8 @@ export const exampleRoutes: RouteModule = (app, rt) => {
       tags: ["example"],
       summary: "Read an order",
       responses: {
-        200: { description: "The order", content: json(Order) },
-        404: problemDoc("Unknown order"),
+        200: { description: "The order", content: jsonContent(Order) },
+        404: problemResponse("Unknown order"),
       },
     }),
     validate("param", OrderParams),
@@ -132,8 +127,8 @@ export const exampleRoutes: RouteModule = (app, rt) => {
       tags: ["example"],
       summary: "Publish 1..1000 events; the events bulk consumer stores them",
       responses: {
-        202: { description: "Accepted", content: json(Accepted) },
-        400: problemDoc("Invalid events"),
+        202: { description: "Accepted", content: jsonContent(Accepted) },
+        400: problemResponse("Invalid events"),
       },
     }),
     validate("json", EventsInput),
@@ -152,7 +147,7 @@ export const exampleRoutes: RouteModule = (app, rt) => {
     describeRoute({
       tags: ["example"],
       summary: "What the events bulk consumer has written",
-      responses: { 200: { description: "Counters", content: json(EventStats) } },
+      responses: { 200: { description: "Counters", content: jsonContent(EventStats) } },
     }),
     async (c) => {
       const stats = toHash(await rt.store.command(["HGETALL", eventsStatsKey(prefix)]));

@@ -2,7 +2,7 @@
  * @module Request validation with valibot schemas that also document the route in OpenAPI.
  */
 import type { MiddlewareHandler } from "hono";
-import { validator } from "hono-openapi";
+import { resolver, validator } from "hono-openapi";
 import type * as v from "valibot";
 import { type Issue, problem } from "./problem.ts";
 
@@ -54,4 +54,28 @@ export function validate<T extends Target, S extends v.GenericSchema | v.Generic
     string,
     { in: { [K in T]: v.InferInput<S> }; out: { [K in T]: v.InferOutput<S> } }
   >;
+}
+
+/**
+ * An OpenAPI `content` entry for a JSON response described by a valibot schema.
+ *
+ * @param schema the response's schema
+ * @returns `{ "application/json": { schema } }` for `describeRoute`
+ * @example
+ * ```ts
+ * describeRoute({ responses: { 200: { description: "The order", content: jsonContent(Order) } } });
+ * ```
+ */
+export function jsonContent(schema: v.GenericSchema) {
+  return { "application/json": { schema: resolver(schema) } };
+}
+
+/**
+ * An OpenAPI response entry for a problem+json error.
+ *
+ * @param description when it happens
+ * @returns the response entry for `describeRoute`
+ */
+export function problemResponse(description: string) {
+  return { description, content: { "application/problem+json": {} } };
 }

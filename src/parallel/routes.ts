@@ -1,10 +1,10 @@
 /**
  * @module HTTP routes of parallel tasks: start a run, read it, cancel it, plan capacity.
  */
-import { describeRoute, resolver } from "hono-openapi";
+import { describeRoute } from "hono-openapi";
 import * as v from "valibot";
 import { HttpProblem } from "../http/problem.ts";
-import { toIssues, validate } from "../http/validate.ts";
+import { jsonContent, problemResponse, toIssues, validate } from "../http/validate.ts";
 import type { Runtime } from "../runtime.ts";
 import type { RouteModule } from "../system.ts";
 import { CapacityError, CapacityPlanner } from "./capacity.ts";
@@ -65,12 +65,6 @@ const CapacityPlan = v.object({
 });
 
 const RefcodeParam = v.object({ refcode: v.string() });
-
-const json = (schema: v.GenericSchema) => ({ "application/json": { schema: resolver(schema) } });
-const problemDoc = (description: string) => ({
-  description,
-  content: { "application/problem+json": {} },
-});
 
 function _task(rt: Runtime, taskId: string): ParallelTask {
   const def = rt.system.get<ParallelTask>("parallel-task", taskId);
@@ -142,9 +136,9 @@ export const parallelRoutes: RouteModule = (app, rt) => {
       summary: "Start a run: its input is split into chunks run on up to worker_count threads",
       description: `worker_count is an integer from 1 to ${maxWorkers} (the task's maxWorkers).`,
       responses: {
-        202: { description: "Queued", content: json(RunAccepted) },
-        400: problemDoc("Bad worker_count or input"),
-        404: problemDoc("Unknown task_id"),
+        202: { description: "Queued", content: jsonContent(RunAccepted) },
+        400: problemResponse("Bad worker_count or input"),
+        404: problemResponse("Unknown task_id"),
       },
     }),
     validate("json", RunInput),
@@ -215,9 +209,9 @@ export const parallelRoutes: RouteModule = (app, rt) => {
       summary: "How many workers and pods finish `items` items within `deadline_ms`",
       description: "Calibrates the task on this machine (cached 10 min per task and items).",
       responses: {
-        200: { description: "The plan", content: json(CapacityPlan) },
-        400: problemDoc("Bad query, or the task cannot be calibrated"),
-        404: problemDoc("Unknown task_id"),
+        200: { description: "The plan", content: jsonContent(CapacityPlan) },
+        400: problemResponse("Bad query, or the task cannot be calibrated"),
+        404: problemResponse("Unknown task_id"),
       },
     }),
     validate("query", CapacityQuery),
@@ -239,8 +233,8 @@ export const parallelRoutes: RouteModule = (app, rt) => {
       tags: ["parallel tasks"],
       summary: "Read a run: status, progress (chunks done / total), result",
       responses: {
-        200: { description: "The run", content: json(Run) },
-        404: problemDoc("Unknown or expired refcode"),
+        200: { description: "The run", content: jsonContent(Run) },
+        404: problemResponse("Unknown or expired refcode"),
       },
     }),
     validate("param", RefcodeParam),
@@ -253,9 +247,9 @@ export const parallelRoutes: RouteModule = (app, rt) => {
       tags: ["parallel tasks"],
       summary: "Cancel a run: its threads stop within 1 s, late results are dropped",
       responses: {
-        202: { description: "Cancelled", content: json(Run) },
-        404: problemDoc("Unknown or expired refcode"),
-        409: problemDoc("The run already ended"),
+        202: { description: "Cancelled", content: jsonContent(Run) },
+        404: problemResponse("Unknown or expired refcode"),
+        409: problemResponse("The run already ended"),
       },
     }),
     validate("param", RefcodeParam),

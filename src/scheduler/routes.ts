@@ -2,10 +2,10 @@
  * @module `GET /schedules`, `GET /schedules/{name}/runs`, `POST /schedules/{name}/run`.
  */
 import * as v from "valibot";
-import { describeRoute, resolver } from "hono-openapi";
+import { describeRoute } from "hono-openapi";
 import type { RouteModule } from "../system.ts";
 import { HttpProblem } from "../http/problem.ts";
-import { validate } from "../http/validate.ts";
+import { jsonContent, problemResponse, validate } from "../http/validate.ts";
 import { type ResolvedSchedule, validateSchedules } from "./overrides.ts";
 import { newRunId } from "./runs.ts";
 import { type RunRecord, RUNS_KEPT, ScheduleStore } from "./store.ts";
@@ -88,12 +88,6 @@ export async function listSchedules(
   }));
 }
 
-const json = (schema: v.GenericSchema) => ({ "application/json": { schema: resolver(schema) } });
-const problemDoc = (description: string) => ({
-  description,
-  content: { "application/problem+json": {} },
-});
-
 /**
  * The schedules API, on any role that serves HTTP (it reads the store; runs happen on the
  * `scheduler` role).
@@ -115,7 +109,9 @@ export const scheduleRoutes: RouteModule = (app, rt) => {
     describeRoute({
       tags: ["schedules"],
       summary: "List the schedules with their next and last run",
-      responses: { 200: { description: "The schedules", content: json(v.array(ScheduleView)) } },
+      responses: {
+        200: { description: "The schedules", content: jsonContent(v.array(ScheduleView)) },
+      },
     }),
     async (c) => c.json(await listSchedules(schedules, store)),
   );
@@ -126,9 +122,9 @@ export const scheduleRoutes: RouteModule = (app, rt) => {
       tags: ["schedules"],
       summary: `A schedule's newest runs, newest first (at most ${RUNS_KEPT} are kept)`,
       responses: {
-        200: { description: "The runs", content: json(v.array(Run)) },
-        400: problemDoc("Invalid limit"),
-        404: problemDoc("Unknown schedule"),
+        200: { description: "The runs", content: jsonContent(v.array(Run)) },
+        400: problemResponse("Invalid limit"),
+        404: problemResponse("Unknown schedule"),
       },
     }),
     validate("param", NameParam),
@@ -147,8 +143,8 @@ export const scheduleRoutes: RouteModule = (app, rt) => {
       tags: ["schedules"],
       summary: "Run a schedule now, once, on one scheduler replica",
       responses: {
-        202: { description: "Queued for a scheduler replica", content: json(Run) },
-        404: problemDoc("Unknown schedule"),
+        202: { description: "Queued for a scheduler replica", content: jsonContent(Run) },
+        404: problemResponse("Unknown schedule"),
       },
     }),
     validate("param", NameParam),

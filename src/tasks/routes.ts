@@ -5,11 +5,11 @@
  */
 import * as v from "valibot";
 import type { Context } from "hono";
-import { describeRoute, resolver } from "hono-openapi";
+import { describeRoute } from "hono-openapi";
 import type { RouteModule } from "../system.ts";
 import type { AppEnv } from "../http/env.ts";
 import { HttpProblem } from "../http/problem.ts";
-import { validate } from "../http/validate.ts";
+import { jsonContent, problemResponse, validate } from "../http/validate.ts";
 import type { TaskDefinition } from "./define.ts";
 import { TASK_STATUSES, TERMINAL_STATUSES } from "./keys.ts";
 import { MAX_WAIT_MS, taskClient, type TaskView } from "./client.ts";
@@ -78,13 +78,8 @@ const ListQuery = v.object({
   ),
 });
 
-const json = (schema: v.GenericSchema) => ({ "application/json": { schema: resolver(schema) } });
-const problemDoc = (description: string) => ({
-  description,
-  content: { "application/problem+json": {} },
-});
-const taskDoc = (description: string) => ({ description, content: json(Task) });
-const UNAVAILABLE = { 503: problemDoc("The store is unreachable; retry later") };
+const taskDoc = (description: string) => ({ description, content: jsonContent(Task) });
+const UNAVAILABLE = { 503: problemResponse("The store is unreachable; retry later") };
 
 /** Maps the client's errors to problem documents. */
 function _problem(err: unknown): unknown {
@@ -131,9 +126,9 @@ export const taskRoutes: RouteModule = (app, rt) => {
         summary: `Enqueue a "${def.name}" task`,
         description: "Answers at once with the refcode; poll `status_url` for the result.",
         responses: {
-          202: { description: "Accepted: the task is queued", content: json(Accepted) },
-          400: problemDoc("The input fails the task's schema"),
-          409: problemDoc("The Idempotency-Key was used with another body"),
+          202: { description: "Accepted: the task is queued", content: jsonContent(Accepted) },
+          400: problemResponse("The input fails the task's schema"),
+          409: problemResponse("The Idempotency-Key was used with another body"),
           ...UNAVAILABLE,
         },
       }),
@@ -162,7 +157,7 @@ export const taskRoutes: RouteModule = (app, rt) => {
     describeRoute({
       tags: ["tasks"],
       summary: "Enqueue a task of an unknown type",
-      responses: { 404: problemDoc("No task type has that name") },
+      responses: { 404: problemResponse("No task type has that name") },
     }),
     (c) => {
       throw new HttpProblem(404, new UnknownTaskTypeError(c.req.param("type")).message);
@@ -175,8 +170,8 @@ export const taskRoutes: RouteModule = (app, rt) => {
       tags: ["tasks"],
       summary: "List the newest tasks in one status (failed: the dead-task list)",
       responses: {
-        200: { description: "Tasks, newest first", content: json(v.array(Task)) },
-        400: problemDoc("Bad status, type or limit"),
+        200: { description: "Tasks, newest first", content: jsonContent(v.array(Task)) },
+        400: problemResponse("Bad status, type or limit"),
         ...UNAVAILABLE,
       },
     }),
@@ -195,8 +190,8 @@ export const taskRoutes: RouteModule = (app, rt) => {
       summary: "Read a task; `?wait=N` holds the answer until it is terminal",
       responses: {
         200: taskDoc("The task"),
-        400: problemDoc("Bad wait"),
-        404: problemDoc("Unknown or expired refcode"),
+        400: problemResponse("Bad wait"),
+        404: problemResponse("Unknown or expired refcode"),
         ...UNAVAILABLE,
       },
     }),
@@ -217,8 +212,8 @@ export const taskRoutes: RouteModule = (app, rt) => {
       summary: "Cancel a task: a queued one never starts, a running one is stopped",
       responses: {
         202: taskDoc("Cancelled, or in progress until its handler stops (within 1 s)"),
-        404: problemDoc("Unknown or expired refcode"),
-        409: problemDoc("Already completed, failed or cancelled"),
+        404: problemResponse("Unknown or expired refcode"),
+        409: problemResponse("Already completed, failed or cancelled"),
         ...UNAVAILABLE,
       },
     }),
@@ -232,8 +227,8 @@ export const taskRoutes: RouteModule = (app, rt) => {
       summary: "Run a failed task again, its attempts reset",
       responses: {
         202: taskDoc("Queued again"),
-        404: problemDoc("Unknown or expired refcode"),
-        409: problemDoc("The task is not failed"),
+        404: problemResponse("Unknown or expired refcode"),
+        409: problemResponse("The task is not failed"),
         ...UNAVAILABLE,
       },
     }),
