@@ -6,6 +6,34 @@ import { createLogger } from "../src/log.ts";
 import { createRuntime, type Runtime, type RuntimeOptions } from "../src/runtime.ts";
 import { System } from "../src/system.ts";
 
+/**
+ * A TCP port nothing listens on now (for a server a test starts itself).
+ *
+ * @returns the port
+ */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/**
+ * Kills a child process at `cleanup()` if it still runs.
+ *
+ * @param child the process
+ * @returns the same process
+ */
+export function killOnCleanup(child: Deno.ChildProcess): Deno.ChildProcess {
+  onCleanup(async () => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already gone */ }
+    await child.status;
+  });
+  return child;
+}
+
 /** Real Redis for `*.redis.test.ts`. */
 export const REDIS_URL = Deno.env.get("TEST_REDIS_URL") ?? "redis://127.0.0.1:6379";
 /** Real Kafka for `*.kafka.test.ts`. */

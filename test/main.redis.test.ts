@@ -1,28 +1,17 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { cleanup, onCleanup, spawnProgram, unique, waitFor } from "./helpers.ts";
+import { cleanup, freePort, killOnCleanup, spawnProgram, unique, waitFor } from "./helpers.ts";
 
 test.after(cleanup);
 
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
 async function startRedis(port: number): Promise<Deno.ChildProcess> {
-  const child = new Deno.Command("redis-server", {
-    args: ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  onCleanup(async () => {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* gone */ }
-    await child.status;
-  });
+  const child = killOnCleanup(
+    new Deno.Command("redis-server", {
+      args: ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+      stdout: "null",
+      stderr: "null",
+    }).spawn(),
+  );
   await waitFor(
     async () => {
       try {

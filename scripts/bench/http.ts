@@ -10,6 +10,8 @@ import {
   cleanup,
   deleteKeys,
   deleteTopicsLater,
+  freePort,
+  killOnCleanup,
   onCleanup,
   ROOT,
   testRuntime,
@@ -104,23 +106,17 @@ if (env.REDIS_URL) {
  * take this machine's two cores from the servers.
  */
 async function serve(env: Record<string, string>, entry: string) {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", entry],
-    cwd: ROOT,
-    env: { ...env, PORT: String(port) },
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  onCleanup(async () => {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* gone */ }
-    await child.status;
-  });
+  const port = freePort();
+  const child = killOnCleanup(
+    new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", entry],
+      cwd: ROOT,
+      env: { ...env, PORT: String(port) },
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn(),
+  );
   const url = `http://127.0.0.1:${port}`;
   await waitFor(
     async () => (await fetch(`${url}/healthz`).then((r) =>

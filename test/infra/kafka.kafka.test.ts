@@ -6,6 +6,7 @@ import { createLogger } from "../../src/log.ts";
 import {
   cleanup,
   deleteTopicsLater,
+  freePort,
   KAFKA_BROKERS,
   onCleanup,
   unique,
@@ -22,19 +23,12 @@ function bus(brokers = KAFKA_BROKERS.split(",")): KafkaBus {
   return b;
 }
 
-function unusedPort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
 test("check() is ok on a running broker", async () => {
   assert.equal(await bus().check(), { ok: true });
 });
 
 test("check() fails within 2 s and publish() throws UnavailableError within 6 s when no broker answers", async () => {
-  const b = bus([`127.0.0.1:${unusedPort()}`]);
+  const b = bus([`127.0.0.1:${freePort()}`]);
   let t0 = Date.now();
   const check = await b.check();
   assert.is(check.ok, false);
@@ -51,7 +45,7 @@ test("check() fails within 2 s and publish() throws UnavailableError within 6 s 
 });
 
 test("a consumer with no broker to reach is not in its group and stops at once", async () => {
-  const b = bus([`127.0.0.1:${unusedPort()}`]);
+  const b = bus([`127.0.0.1:${freePort()}`]);
   const c = b.consumer({ groupId: unique("g"), topics: ["t"], onRecords: () => {} });
   await c.start();
   await new Promise((r) => setTimeout(r, 1500));
