@@ -3,6 +3,7 @@
  */
 import { ConfigError, loadConfig, redactUrl, type Role } from "./config.ts";
 import { createApp } from "./http/app.ts";
+import { settleBy } from "./deadline.ts";
 import { validateSchedules } from "./scheduler/overrides.ts";
 import { availableRoles, ROLE_FACTORIES, RoleUnavailableError, STOP_ORDER } from "./roles.ts";
 import { createRuntime, type Runtime, type RuntimeOptions, type Service } from "./runtime.ts";
@@ -20,21 +21,6 @@ export interface Running {
 
 /** Exit code for bad configuration (API.md). */
 export const EXIT_CONFIG = 2;
-
-async function _withDeadline(work: Promise<unknown>, deadline: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const left = Math.max(0, deadline - Date.now());
-  try {
-    return await Promise.race([
-      work.then(() => true, () => true),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), left);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /**
  * Starts the roles of `ROLE` for a system.
@@ -101,7 +87,7 @@ export async function start(
       log.info("shutting down", { reason, timeout_ms: config.shutdownTimeoutMs });
       // The API stops first so no new work arrives; the probe-only server of worker roles stays
       // up (answering 503 on /readyz) until their work is handed back.
-      if (api && !(await _withDeadline(server.shutdown(), deadline))) {
+      if (api && !(await settleBy(server.shutdown(), deadline))) {
         log.warn("in-flight requests did not finish before the deadline");
       }
       for (const role of STOP_ORDER) {
@@ -113,8 +99,8 @@ export async function start(
           ),
         );
       }
-      if (!api) await _withDeadline(server.shutdown(), deadline);
-      await _withDeadline(Promise.allSettled([rt.bus.close(), rt.store.close()]), deadline + 400);
+      if (!api) await settleBy(server.shutdown(), deadline);
+      await settleBy(Promise.allSettled([rt.bus.close(), rt.store.close()]), deadline + 400);
       log.info("stopped", { reason });
       resolveFinished();
     })();

@@ -2,6 +2,7 @@
  * @module What both consumer loops share: topic and group names, the group consumer and its
  * buffer, commits, decoding, dead letters, backoff, shutdown, readiness and lag.
  */
+import { settleBy } from "../deadline.ts";
 import { clearStatus, countDeadLetters, REPORT_INTERVAL_MS, reportStatus } from "./status.ts";
 import * as v from "valibot";
 import type { Runtime, Service } from "../runtime.ts";
@@ -35,21 +36,6 @@ const COMMIT_INTERVAL_MS = 500;
 /** Handlers get this long between their abort signal and the shutdown deadline. */
 const HANDLER_GRACE_MS = 1_000;
 
-async function _within(work: Promise<unknown> | undefined, deadline: number): Promise<boolean> {
-  if (!work) return true;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      work.then(() => true, () => true),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()));
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /**
  * Whether an error means a dependency is down (then the work waits for it instead of using up
  * its attempts and landing in the dead-letter topic).
@@ -79,6 +65,7 @@ export abstract class BaseConsumerService implements Service, LagSource {
   #committer: Committer | undefined;
   readonly #options: CommonOptions<v.GenericSchema>;
   readonly #scope: string;
+  readonly #kind: "consumer" | "bulk-consumer";
   readonly #stopped = new AbortController();
   readonly #deadline = new AbortController();
   #loop: Promise<void> | undefined;
@@ -99,6 +86,7 @@ export abstract class BaseConsumerService implements Service, LagSource {
     this.rt = rt;
     this.#options = options;
     this.consumer = options.name;
+    this.#kind = kind;
     this.name = `${kind}:${options.name}`;
     this.topic = `${rt.config.topicPrefix}${options.topic}`;
     this.dlqTopic = `${this.topic}.dlq`;
@@ -157,17 +145,17 @@ export abstract class BaseConsumerService implements Service, LagSource {
     this.buffer.wake();
     const abortAt = Math.max(0, deadline - Date.now() - HANDLER_GRACE_MS);
     const timer = setTimeout(() => this.#deadline.abort(), abortAt);
-    if (!(await _within(this.#loop, deadline - 300))) {
+    if (!(await settleBy(this.#loop, deadline - 300))) {
       this.log.warn("work in hand did not finish before the deadline: handed back");
     }
     clearTimeout(timer);
     this.buffer.clear();
     this.#committer?.stop();
-    await _within(this.#committer?.flush(), deadline);
-    await _within(this.group?.stop(), deadline + 300);
+    await settleBy(this.#committer?.flush(), deadline);
+    await settleBy(this.group?.stop(), deadline + 300);
     this.metrics.sources.delete(this);
     clearInterval(this.#reporter);
-    await _within(
+    await settleBy(
       clearStatus(this.rt.store, this.rt.config.keyPrefix, this.consumer, this.rt.instanceId).catch(
         () => {},
       ),
@@ -189,7 +177,7 @@ export abstract class BaseConsumerService implements Service, LagSource {
     try {
       await reportStatus(this.rt.store, this.rt.config.keyPrefix, {
         name: this.consumer,
-        kind: this.name.startsWith("bulk-") ? "bulk-consumer" : "consumer",
+        kind: this.#kind,
         topic: this.topic,
         group: this.groupId,
         instance: this.rt.instanceId,

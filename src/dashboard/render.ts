@@ -184,6 +184,23 @@ document.addEventListener("click", async (e) => {
   flash(res.ok ? b.textContent + ": " + (body.status || res.status) : (body.detail || res.statusText));
 });`;
 
+function _document(head: Html | string, body: Html): Html {
+  return html`
+    <!doctype html>
+    <html lang="en">
+      <head>
+        <meta charset="utf-8">
+        <title>svc dashboard</title>
+        ${head}
+      </head>
+      <body>
+        <h1>svc dashboard</h1>
+        ${body}
+      </body>
+    </html>
+  `;
+}
+
 /**
  * The whole page, with the first sections already in it.
  *
@@ -191,23 +208,17 @@ document.addEventListener("click", async (e) => {
  * @returns HTML
  */
 export function renderPage(sections: Html): Html {
-  return html`
-    <!doctype html>
-    <html lang="en">
-      <head>
-        <meta charset="utf-8">
-        <title>svc dashboard</title>
-        <meta name="viewport" content="width=device-width, initial-scale=1">
-        <style>${raw(STYLE)}</style>
-      </head>
-      <body>
-        <h1>svc dashboard</h1>
-        <div id="flash"></div>
-        <div id="live">${sections}</div>
-        <script>${raw(SCRIPT)}</script>
-      </body>
-    </html>
-  `;
+  return _document(
+    html`
+      <meta name="viewport" content="width=device-width, initial-scale=1">
+      <style>${raw(STYLE)}</style>
+    `,
+    html`
+      <div id="flash"></div>
+      <div id="live">${sections}</div>
+      <script>${raw(SCRIPT)}</script>
+    `,
+  );
 }
 
 /**
@@ -216,21 +227,18 @@ export function renderPage(sections: Html): Html {
  * @returns HTML
  */
 export function renderLogin(): Html {
-  return html`
-    <!doctype html>
-    <html lang="en">
-      <head>
-        <meta charset="utf-8">
-        <title>svc dashboard</title>
-      </head>
-      <body style="font:14px system-ui;margin:2rem">
-        <h1>svc dashboard</h1>
-        <form id="f"><label>API key
-    <input id="k" type="password" autocomplete="current-password"></label> <button>Open</button></form>
-        <script>document.getElementById("f").onsubmit=(e)=>{e.preventDefault();
-    document.cookie="svc_api_key="+encodeURIComponent(document.getElementById("k").value)+"; path=/; SameSite=Strict";
-    location.reload();};</script>
-      </body>
-    </html>
-  `;
+  return _document(
+    html`<style>body{font:14px system-ui;margin:2rem}</style>`,
+    html`
+      <form id="f"><label>API key <input id="k" type="password" autocomplete="current-password"></label>
+            <button>Open</button></form>
+      <script>${raw(LOGIN_SCRIPT)}</script>
+    `,
+  );
 }
+
+const LOGIN_SCRIPT = `document.getElementById("f").onsubmit = (e) => {
+  e.preventDefault();
+  document.cookie = "svc_api_key=" + encodeURIComponent(document.getElementById("k").value) + "; path=/; SameSite=Strict";
+  location.reload();
+};`;

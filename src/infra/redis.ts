@@ -35,7 +35,8 @@ function _normalize(reply: unknown): Reply {
   return String(reply);
 }
 
-const _TRANSIENT = /^(LOADING|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN|NOREPLICAS)\b/;
+/** Redis answers these while restarting or failing over: the store is unavailable, not broken. */
+const _TRANSIENT = /\b(LOADING|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN|NOREPLICAS)\b/;
 
 const _args = (command: Command) => command.map(String);
 

@@ -3,6 +3,7 @@
  * `worker_count`, runs them on the process's warm thread pool, records results, merges the
  * last one, stops chunks of cancelled runs, and hands chunks back on shutdown.
  */
+import { settleBy } from "../deadline.ts";
 import { UnavailableError } from "../infra/store.ts";
 import type { Logger } from "../log.ts";
 import type { Runtime, Service } from "../runtime.ts";
@@ -122,7 +123,10 @@ export class ParallelProcessor implements Service {
     // Chunks in flight may finish until shortly before the deadline; the rest go back to
     // the queue for another process, and their threads stop.
     const handBackAt = deadline - Math.min(HAND_BACK_MS, Math.max(0, deadline - Date.now()) / 2);
-    await this.#until([...this.#active.values()].map((a) => a.settled), handBackAt);
+    await settleBy(
+      Promise.allSettled([...this.#active.values()].map((a) => a.settled)),
+      handBackAt,
+    );
     const left = this.#held();
     const taskOf = new Map([...this.#active.values()].map((a) => [a.refcode, a.taskId]));
     for (const a of this.#active.values()) {
@@ -144,22 +148,10 @@ export class ParallelProcessor implements Service {
     }));
     await this.#heartbeat.stop();
     // Subscribing may hang while the store is down; it must not hold the shutdown.
-    await this.#until([this.#subscribing], Math.min(deadline, Date.now() + 1_000));
-    await this.#until(
-      [this.#unsubscribe?.().catch(() => {})],
-      Math.min(deadline, Date.now() + 1_000),
-    );
-    await this.#until([this.#pool?.destroy()], deadline);
+    await settleBy(this.#subscribing, Math.min(deadline, Date.now() + 1_000));
+    await settleBy(this.#unsubscribe?.(), Math.min(deadline, Date.now() + 1_000));
+    await settleBy(this.#pool?.destroy(), deadline);
     this.#metrics.threadsBusy.set(0);
-  }
-
-  async #until(work: (Promise<unknown> | undefined)[], deadline: number): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      Promise.allSettled(work),
-      new Promise((r) => (timer = setTimeout(r, Math.max(0, deadline - Date.now())))),
-    ]);
-    clearTimeout(timer);
   }
 
   async #subscribe(): Promise<void> {

@@ -105,28 +105,6 @@ async function _sha256(text: string): Promise<string> {
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** Redis answers these while restarting or failing over: the store is unavailable, not broken. */
-const _TRANSIENT = /\b(LOADING|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN|NOREPLICAS)\b/;
-
-/**
- * Runs a store operation, turning Redis's transient refusals into `UnavailableError` (503).
- *
- * @param work the operation
- * @returns its result
- */
-export async function available<T>(work: Promise<T>): Promise<T> {
-  try {
-    return await work;
-  } catch (err) {
-    if (
-      !(err instanceof UnavailableError) && err instanceof Error && _TRANSIENT.test(err.message)
-    ) {
-      throw new UnavailableError("redis", err.message);
-    }
-    throw err;
-  }
-}
-
 /**
  * Enqueues, reads and changes tasks. Get the runtime's one instance with {@link taskClient}.
  *
@@ -191,7 +169,7 @@ export class TaskClient {
       fingerprint: await _sha256(`${def.name}\n${_canonical(input ?? null)}`),
       ttlMs: IDEMPOTENCY_TTL_MS,
     };
-    const { outcome, refcode } = await available(this.#broker.enqueue({
+    const { outcome, refcode } = await this.#broker.enqueue({
       refcode: newRefcode(),
       type: def.name,
       input: json,
@@ -200,13 +178,13 @@ export class TaskClient {
       failedTtlMs: Math.max(def.resultTtlMs, FAILED_MIN_TTL_MS),
       delayMs: options.delayMs ?? 0,
       idempotency,
-    }));
+    });
     if (outcome === "conflict") throw new IdempotencyConflictError(refcode);
     if (outcome === "created") {
       taskMetrics(this.#rt).transitions.inc({ type: def.name, status: "queued" });
       return { refcode, type: def.name, status: "queued", created: true };
     }
-    const record = await available(this.#broker.get(refcode));
+    const record = await this.#broker.get(refcode);
     return {
       refcode,
       type: def.name,
@@ -223,7 +201,7 @@ export class TaskClient {
    * @throws {TaskNotFoundError} unknown or expired
    */
   async get(refcode: string): Promise<TaskView> {
-    const record = REFCODE.test(refcode) ? await available(this.#broker.get(refcode)) : null;
+    const record = REFCODE.test(refcode) ? await this.#broker.get(refcode) : null;
     if (!record) throw new TaskNotFoundError(refcode);
     return toView(refcode, record);
   }
@@ -319,7 +297,7 @@ export class TaskClient {
    */
   async cancel(refcode: string): Promise<TaskView> {
     if (!REFCODE.test(refcode)) throw new TaskNotFoundError(refcode);
-    const change = await available(this.#broker.cancel(refcode));
+    const change = await this.#broker.cancel(refcode);
     const view = this.#changed(refcode, change, "cancel");
     if (change.outcome === "cancelled") {
       taskMetrics(this.#rt).transitions.inc({ type: view.type, status: "cancelled" });
@@ -337,7 +315,7 @@ export class TaskClient {
    */
   async retry(refcode: string): Promise<TaskView> {
     if (!REFCODE.test(refcode)) throw new TaskNotFoundError(refcode);
-    const view = this.#changed(refcode, await available(this.#broker.retry(refcode)), "retry");
+    const view = this.#changed(refcode, await this.#broker.retry(refcode), "retry");
     taskMetrics(this.#rt).transitions.inc({ type: view.type, status: "queued" });
     return view;
   }
@@ -354,9 +332,10 @@ export class TaskClient {
     options: { type?: string; limit?: number } = {},
   ): Promise<TaskView[]> {
     const types = this.#rt.system.all<TaskDefinition>("task").map((d) => d.name);
-    const records = await available(
-      this.#broker.list(status, options.limit ?? 20, { type: options.type, types }),
-    );
+    const records = await this.#broker.list(status, options.limit ?? 20, {
+      type: options.type,
+      types,
+    });
     return records.map((r) => toView(r.refcode, r));
   }
 }

@@ -7,7 +7,6 @@ import type { Logger } from "../log.ts";
 import { taskKeys } from "./keys.ts";
 import { TaskBroker } from "./broker.ts";
 import { type TaskMetrics, taskMetrics } from "./metrics.ts";
-import { available } from "./client.ts";
 
 /** Default time between passes (each pass is one cheap script call). */
 export const RECOVER_EVERY_MS = 1_000;
@@ -76,7 +75,7 @@ export class Recoverer implements Service {
    */
   async recover(): Promise<number> {
     try {
-      const reclaimed = await available(this.#broker.reclaim());
+      const reclaimed = await this.#broker.reclaim();
       this.#failing = false;
       for (const [type, status] of reclaimed) {
         this.#metrics.reclaims.inc({ type });

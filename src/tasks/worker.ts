@@ -2,6 +2,7 @@
  * @module The worker loop: claims tasks, runs their handlers under a lease, writes how each run
  * ended, and at shutdown finishes or hands back what it holds.
  */
+import { settleBy } from "../deadline.ts";
 import * as v from "valibot";
 import type { Runtime, Service } from "../runtime.ts";
 import type { Logger } from "../log.ts";
@@ -17,7 +18,6 @@ import {
 } from "./broker.ts";
 import { type Lease, type LeaseKeeper, startLeaseKeeper } from "./lease-keeper.ts";
 import { type TaskMetrics, taskMetrics } from "./metrics.ts";
-import { available } from "./client.ts";
 import { NonRetryableError } from "./errors.ts";
 
 /** Default lease: a dead worker's tasks run again this long after it stopped renewing. */
@@ -114,7 +114,7 @@ class _Finisher {
       const giveUp = Math.min(Date.now() + FINISH_RETRY_MS, this.deadline);
       for (let attempt = 0;; attempt++) {
         try {
-          const results = await available(this.#broker.finish(batch.map((b) => b.entry)));
+          const results = await this.#broker.finish(batch.map((b) => b.entry));
           batch.forEach((b, i) => b.resolve(results[i]));
           break;
         } catch (err) {
@@ -302,8 +302,11 @@ export class TaskWorker implements Service {
       this.#dirty = false;
       let claimed: Awaited<ReturnType<TaskBroker["claim"]>>;
       try {
-        claimed = await available(
-          this.#broker.claim(wants, this.#leaseMs, `${this.#id}.${++this.#seq}`, this.#id),
+        claimed = await this.#broker.claim(
+          wants,
+          this.#leaseMs,
+          `${this.#id}.${++this.#seq}`,
+          this.#id,
         );
         if (failures > 0) this.#log.info("claiming works again");
         failures = 0;
@@ -535,16 +538,16 @@ export class TaskWorker implements Service {
     await this.#loop;
     // Let running handlers finish until shortly before the deadline, then hand back the rest.
     const margin = Math.min(1000, Math.max(100, (deadline - Date.now()) / 10));
-    await _until(this.#drained(), deadline - margin);
+    await settleBy(this.#drained(), deadline - margin);
     const open = [...this.#runs.values()].filter((run) => !run.closed);
     if (open.length) {
       this.#log.info("handing back running tasks", { count: open.length });
       for (const run of open) this.#abortRun(run, "shutdown");
       // Handlers that honour the signal return at once; the others are handed back anyway.
-      await _until(this.#drained(), Math.min(deadline - margin / 2, Date.now() + 200));
+      await settleBy(this.#drained(), Math.min(deadline - margin / 2, Date.now() + 200));
       for (const run of open) void this.#close(run, { kind: "release" });
     }
-    await _until(this.#drained(), deadline);
+    await settleBy(this.#drained(), deadline);
     clearInterval(this.#sweeper);
     await Promise.allSettled([
       this.#keeper?.stop(),
@@ -558,13 +561,4 @@ export class TaskWorker implements Service {
     if (this.#runs.size === 0) return Promise.resolve();
     return new Promise((resolve) => this.#drainWaiters.push(resolve));
   }
-}
-
-async function _until(work: Promise<unknown>, deadline: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([
-    work.catch(() => {}),
-    new Promise((r) => (timer = setTimeout(r, Math.max(0, deadline - Date.now())))),
-  ]);
-  clearTimeout(timer);
 }
