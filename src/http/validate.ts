@@ -2,12 +2,43 @@
  * @module Request validation with valibot schemas that also document the route in OpenAPI.
  */
 import type { MiddlewareHandler } from "hono";
-import { resolver, validator } from "hono-openapi";
+import { describeRoute as _describeRoute, resolver, validator } from "hono-openapi";
 import type * as v from "valibot";
 import { type Issue, problem } from "./problem.ts";
 import { unlessJson } from "./guard.ts";
 
-type Target = "json" | "query" | "param" | "header";
+/** The part of a request {@link validate} checks. */
+export type Target = "json" | "query" | "param" | "header";
+
+/** The middleware {@link validate} returns: `c.req.valid(target)` is the schema's output. */
+export type Validated<T extends Target, S extends v.GenericSchema | v.GenericSchemaAsync> =
+  MiddlewareHandler<
+    // deno-lint-ignore no-explicit-any
+    any,
+    string,
+    { in: { [K in T]: v.InferInput<S> }; out: { [K in T]: v.InferOutput<S> } }
+  >;
+
+/** What {@link describeRoute} takes: the route's summary, tags, responses… */
+export type RouteDescription = Parameters<typeof _describeRoute>[0];
+
+/** An OpenAPI response entry of a {@link RouteDescription}. */
+export type OpenApiResponse = NonNullable<RouteDescription["responses"]>[string];
+
+/** An OpenAPI `content` map (bodies by media type) of an {@link OpenApiResponse}. */
+export type OpenApiContent = NonNullable<Exclude<OpenApiResponse, { $ref: string }>["content"]>;
+
+/**
+ * Documents a route in `/openapi.json` (hono-openapi's `describeRoute`): put it before the
+ * handler, with the route's summary and responses.
+ *
+ * @example
+ * ```ts ignore
+ * app.get("/ping", describeRoute({ summary: "Ping", responses: { 200: { description: "Pong" } } }),
+ *   (c) => c.json({ pong: true }));
+ * ```
+ */
+export const describeRoute: typeof _describeRoute = _describeRoute;
 
 /** Turns valibot/standard-schema issues into `{path, message}`. */
 export function toIssues(
@@ -73,7 +104,7 @@ export function arrayForObject(
 export function validate<T extends Target, S extends v.GenericSchema | v.GenericSchemaAsync>(
   target: T,
   schema: S,
-) {
+): Validated<T, S> {
   const where = target === "json" ? "body" : target;
   const inner = validator(target, schema, (result, c) => {
     if (!result.success) {
@@ -97,12 +128,7 @@ export function validate<T extends Target, S extends v.GenericSchema | v.Generic
         (inner as unknown as Record<symbol, unknown>)[symbol];
     }
   }
-  return checked as unknown as MiddlewareHandler<
-    // deno-lint-ignore no-explicit-any
-    any,
-    string,
-    { in: { [K in T]: v.InferInput<S> }; out: { [K in T]: v.InferOutput<S> } }
-  >;
+  return checked as unknown as Validated<T, S>;
 }
 
 /**
@@ -115,7 +141,7 @@ export function validate<T extends Target, S extends v.GenericSchema | v.Generic
  * describeRoute({ responses: { 200: { description: "The order", content: jsonContent(Order) } } });
  * ```
  */
-export function jsonContent(schema: v.GenericSchema) {
+export function jsonContent(schema: v.GenericSchema): OpenApiContent {
   return { "application/json": { schema: resolver(schema) } };
 }
 
@@ -125,6 +151,6 @@ export function jsonContent(schema: v.GenericSchema) {
  * @param description when it happens
  * @returns the response entry for `describeRoute`
  */
-export function problemResponse(description: string) {
+export function problemResponse(description: string): OpenApiResponse {
   return { description, content: { "application/problem+json": {} } };
 }
