@@ -2,6 +2,7 @@
  * @module The only reader of environment variables: API.md's table, validated with valibot.
  */
 import * as v from "valibot";
+import { parseRedisUrl } from "./infra/redis-url.ts";
 
 /** Every role the program can take. */
 export const ROLES = [
@@ -21,6 +22,10 @@ export interface Config {
   roles: Role[];
   port: number;
   redisUrl: string | undefined;
+  /** PEM text of `REDIS_TLS_CA_FILE`, read at start-up. */
+  redisTlsCa: string | undefined;
+  redisWaitReplicas: number;
+  redisWaitTimeoutMs: number;
   kafkaBrokers: string[] | undefined;
   /** How the program talks to Kafka besides the broker list (TLS, SASL, topic settings). */
   kafka: KafkaSettings;
@@ -69,16 +74,38 @@ const intIn = (min: number, max: number) =>
     v.maxValue(max, `must be an integer from ${min} to ${max}`),
   );
 
+let _redisUrlProblem = "";
 const redisUrl = v.pipe(
   v.string(),
   v.check((s) => {
     try {
-      const u = new URL(s);
-      return (u.protocol === "redis:" || u.protocol === "rediss:") && u.hostname !== "";
-    } catch {
+      parseRedisUrl(s);
+      return true;
+    } catch (err) {
+      _redisUrlProblem = (err as Error).message;
       return false;
     }
-  }, "must be a redis:// or rediss:// URL with a host"),
+  }, () => _redisUrlProblem),
+);
+
+const pemFile = v.pipe(
+  v.string(),
+  v.transform((path) => {
+    try {
+      return { path, text: Deno.readTextFileSync(path) };
+    } catch (err) {
+      return { path, text: "", error: (err as Error).message };
+    }
+  }),
+  v.check(
+    (f) => !("error" in f),
+    (issue) => `cannot read ${(issue.input as { path: string }).path}`,
+  ),
+  v.check(
+    (f) => f.text.includes("-----BEGIN CERTIFICATE-----"),
+    (issue) => `${(issue.input as { path: string }).path} holds no PEM certificate`,
+  ),
+  v.transform((f) => f.text),
 );
 
 const brokers = v.pipe(
@@ -106,6 +133,9 @@ const FIELDS = {
   ROLE: roles,
   PORT: intIn(0, 65535),
   REDIS_URL: redisUrl,
+  REDIS_TLS_CA_FILE: pemFile,
+  REDIS_WAIT_REPLICAS: intIn(0, 64),
+  REDIS_WAIT_TIMEOUT_MS: intIn(1, 60_000),
   KAFKA_BROKERS: brokers,
   KEY_PREFIX: v.pipe(
     v.string(),
@@ -151,6 +181,9 @@ const DEFAULTS: Record<keyof typeof FIELDS, string | undefined> = {
   ROLE: "all",
   PORT: "8080",
   REDIS_URL: undefined,
+  REDIS_TLS_CA_FILE: undefined,
+  REDIS_WAIT_REPLICAS: "0",
+  REDIS_WAIT_TIMEOUT_MS: "1000",
   KAFKA_BROKERS: undefined,
   KEY_PREFIX: "svc",
   TOPIC_PREFIX: "",
@@ -207,6 +240,9 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
     roles: field(env, "ROLE")!,
     port: field(env, "PORT")!,
     redisUrl: field(env, "REDIS_URL"),
+    redisTlsCa: field(env, "REDIS_TLS_CA_FILE"),
+    redisWaitReplicas: field(env, "REDIS_WAIT_REPLICAS")!,
+    redisWaitTimeoutMs: field(env, "REDIS_WAIT_TIMEOUT_MS")!,
     kafkaBrokers: field(env, "KAFKA_BROKERS"),
     kafka: kafkaSettings(env),
     keyPrefix: field(env, "KEY_PREFIX")!,
@@ -330,11 +366,10 @@ export function scheduleCronVariable(name: string): string {
  * @returns the URL with its password replaced by `***`
  */
 export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = "***";
-    return u.toString();
-  } catch {
-    return "<unparseable url>";
-  }
+  // By hand rather than with URL: `redis+sentinel://…` and comma lists of hosts are not URLs
+  // that WHATWG parses.
+  const m = /^([A-Za-z][A-Za-z0-9+.\-]*:\/\/)([^@/?#]*)@(.*)$/s.exec(url);
+  if (!m) return /^[A-Za-z][A-Za-z0-9+.\-]*:\/\/[^\s]*$/.test(url) ? url : "<unparseable url>";
+  const colon = m[2].indexOf(":");
+  return colon < 0 ? `${m[1]}***@${m[3]}` : `${m[1]}${m[2].slice(0, colon)}:***@${m[3]}`;
 }
