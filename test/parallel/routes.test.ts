@@ -304,8 +304,11 @@ for (const backend of backends()) {
       system: exampleSystem().add(capped),
     });
     const app = createApp(rt, { api: true, services: () => [] });
-    const start = () =>
-      app.request("/parallel-tasks", post({ task_id: "capped", worker_count: 1, input: { n: 2 } }));
+    const start = async (): Promise<Response> =>
+      await app.request(
+        "/parallel-tasks",
+        post({ task_id: "capped", worker_count: 1, input: { n: 2 } }),
+      );
     const refcodes: string[] = [];
     const statuses = await Promise.all(
       Array.from({ length: 8 }, () =>
