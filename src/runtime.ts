@@ -96,7 +96,10 @@ export function createRuntime(
       : new MemoryStore());
   const bus = options.bus ??
     (config.kafkaBrokers
-      ? new KafkaBus(config.kafkaBrokers, log, { clientId: config.keyPrefix })
+      ? new KafkaBus(config.kafkaBrokers, log, {
+        clientId: config.keyPrefix,
+        settings: config.kafka,
+      })
       : new MemoryBus());
   const instances = new Map<string, unknown>();
   return {

@@ -129,4 +129,62 @@ test("REDIS_WAIT_*, REDIS_TLS_CA_FILE: defaults, bounds, an unreadable CA file s
   Deno.removeSync(notPem);
 });
 
+test("loadConfig() reads the Kafka security and topic settings", () => {
+  const dir = Deno.makeTempDirSync();
+  const ca = `${dir}/ca.pem`;
+  Deno.writeTextFileSync(ca, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
+  const key = `${dir}/key.pem`;
+  Deno.writeTextFileSync(key, "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n");
+  const c = loadConfig({
+    KAFKA_SSL: "true",
+    KAFKA_SSL_CA_FILE: ca,
+    KAFKA_SSL_CERT_FILE: ca,
+    KAFKA_SSL_KEY_FILE: key,
+    KAFKA_SASL_MECHANISM: "SCRAM-SHA-512",
+    KAFKA_SASL_USERNAME: "svc",
+    KAFKA_SASL_PASSWORD: "pw",
+    KAFKA_REPLICATION_FACTOR: "2",
+    KAFKA_PARTITIONS: "12",
+  });
+  assert.match(c.kafka.ssl!.ca!, /BEGIN CERTIFICATE/);
+  assert.match(c.kafka.ssl!.key!, /BEGIN PRIVATE KEY/);
+  assert.equal(c.kafka.sasl, { mechanism: "scram-sha-512", username: "svc", password: "pw" });
+  assert.is(c.kafka.replicationFactor, 2);
+  assert.is(c.kafka.partitions, 12);
+  const d = loadConfig({});
+  assert.is(d.kafka.ssl, undefined);
+  assert.is(d.kafka.sasl, undefined);
+  assert.is(d.kafka.replicationFactor, undefined);
+  assert.is(d.kafka.partitions, 3);
+  assert.equal(loadConfig({ KAFKA_SSL: "true" }).kafka.ssl, {});
+  Deno.removeSync(dir, { recursive: true });
+});
+
+test("loadConfig() rejects bad Kafka security settings naming the variable, never the password", () => {
+  fails({ KAFKA_SSL: "yes" }, "KAFKA_SSL");
+  assert.match(
+    fails({ KAFKA_SSL: "true", KAFKA_SSL_CA_FILE: "/nonexistent/ca.pem" }, "KAFKA_SSL_CA_FILE")!,
+    /cannot read/,
+  );
+  fails({ KAFKA_SSL_CA_FILE: "/etc/hostname" }, "KAFKA_SSL_CA_FILE");
+  assert.match(
+    fails({ KAFKA_SSL: "true", KAFKA_SSL_CA_FILE: "/etc/hostname" }, "KAFKA_SSL_CA_FILE")!,
+    /no PEM/,
+  );
+  fails({ KAFKA_SSL: "true", KAFKA_SSL_CERT_FILE: "/etc/hostname" }, "KAFKA_SSL_KEY_FILE");
+  fails({ KAFKA_SASL_MECHANISM: "gssapi" }, "KAFKA_SASL_MECHANISM");
+  fails({ KAFKA_SASL_MECHANISM: "plain" }, "KAFKA_SASL_USERNAME");
+  const msg = fails(
+    { KAFKA_SASL_MECHANISM: "plain", KAFKA_SASL_USERNAME: "u" },
+    "KAFKA_SASL_PASSWORD",
+  )!;
+  assert.match(msg, /required/);
+  assert.not.match(
+    fails({ KAFKA_SASL_PASSWORD: "hunter2-secret" }, "KAFKA_SASL_PASSWORD")!,
+    /hunter2/,
+  );
+  fails({ KAFKA_REPLICATION_FACTOR: "0" }, "KAFKA_REPLICATION_FACTOR");
+  fails({ KAFKA_PARTITIONS: "x" }, "KAFKA_PARTITIONS");
+});
+
 test.run();
