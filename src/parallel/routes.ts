@@ -15,6 +15,7 @@ import type { Runtime } from "../runtime.ts";
 import type { RouteModule } from "../system.ts";
 import { CapacityError, CapacityPlanner } from "./capacity.ts";
 import { DEFAULT_MAX_WORKERS, type ParallelTask } from "./define.ts";
+import { activeRunsKey, runKeys } from "./keys.ts";
 import { parallelMetrics } from "./metrics.ts";
 import { REFCODE_PATTERN, RunStore, type RunView, TERMINAL } from "./store.ts";
 
@@ -230,6 +231,11 @@ export const parallelRoutes: RouteModule = (app, rt) => {
           emptyResult,
         });
       });
+      // Answered 202 only once REDIS_WAIT_REPLICAS replicas hold the run and its index entry.
+      await rt.store.replicate([
+        runKeys(rt.config.keyPrefix, refcode).run,
+        activeRunsKey(rt.config.keyPrefix, def.name),
+      ]);
       metrics.runs.inc({ task_id: def.name });
       const statusUrl = `/parallel-tasks/${refcode}`;
       c.header("location", statusUrl);

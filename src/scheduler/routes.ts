@@ -7,6 +7,7 @@ import type { RouteModule } from "../system.ts";
 import { HttpProblem } from "../http/problem.ts";
 import { jsonContent, problemResponse, validate } from "../http/validate.ts";
 import { type ResolvedSchedule, validateSchedules } from "./overrides.ts";
+import { manualQueueKey, scheduleKeys } from "./keys.ts";
 import { newRunId } from "./runs.ts";
 import { type RunRecord, RUNS_KEPT, ScheduleStore } from "./store.ts";
 
@@ -153,6 +154,11 @@ export const scheduleRoutes: RouteModule = (app, rt) => {
       known(name);
       const at = Date.now();
       const record = await store.queueManual(name, newRunId(at), at);
+      // Answered 202 only once REDIS_WAIT_REPLICAS replicas hold the run and the request.
+      await rt.store.replicate([
+        scheduleKeys(rt.config.keyPrefix, name).runs,
+        manualQueueKey(rt.config.keyPrefix),
+      ]);
       c.header("location", `/schedules/${encodeURIComponent(name)}/runs`);
       return c.json(runView(record), 202);
     },
