@@ -18,8 +18,18 @@ export type Role = typeof ROLES[number];
 
 /** Start-up configuration, read once from the environment. */
 export interface Config {
+  /** `ROLE`: the roles this process takes (all six for `all`). */
   roles: Role[];
+  /** Whether `ROLE` named its roles (rather than `all`, or unset). */
+  rolesExplicit: boolean;
+  /** `SERVICE_NAME`: log field `service`, dashboard title, OpenAPI title, Kafka client id. */
+  serviceName: string;
+  /** `HOST`: the address the HTTP server binds. */
+  host: string;
+  /** `PORT`: the HTTP port. */
   port: number;
+  /** `BODY_LIMIT_BYTES`: the largest request body accepted (413 beyond). */
+  bodyLimitBytes: number;
   redisUrl: string | undefined;
   kafkaBrokers: string[] | undefined;
   keyPrefix: string;
@@ -87,9 +97,31 @@ const roles = v.pipe(
   v.transform((list) => list.includes("all") ? [...ROLES] : [...new Set(list)] as Role[]),
 );
 
+// A hostname (RFC 1123 labels), an IPv4 address or an IPv6 address (`::`, `::1`, `fe80::1`…).
+const host = v.pipe(
+  v.string(),
+  v.trim(),
+  v.check(
+    (s) =>
+      /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/
+        .test(s) || (/^[0-9A-Fa-f:.]{2,45}$/.test(s) && s.includes(":")),
+    "must be a hostname or an IP address",
+  ),
+);
+
 const FIELDS = {
   ROLE: roles,
+  SERVICE_NAME: v.pipe(
+    v.string(),
+    v.trim(),
+    v.regex(
+      /^[A-Za-z0-9][A-Za-z0-9_\-.]{0,62}$/,
+      "must be 1-63 of A-Z a-z 0-9 _ - . (a letter or digit first)",
+    ),
+  ),
+  HOST: host,
   PORT: intIn(0, 65535),
+  BODY_LIMIT_BYTES: intIn(1, 1_073_741_824),
   REDIS_URL: redisUrl,
   KAFKA_BROKERS: brokers,
   KEY_PREFIX: v.pipe(
@@ -111,7 +143,10 @@ const FIELDS = {
 
 const DEFAULTS: Record<keyof typeof FIELDS, string | undefined> = {
   ROLE: "all",
+  SERVICE_NAME: "svc",
+  HOST: "0.0.0.0",
   PORT: "8080",
+  BODY_LIMIT_BYTES: "1048576",
   REDIS_URL: undefined,
   KAFKA_BROKERS: undefined,
   KEY_PREFIX: "svc",
@@ -153,9 +188,14 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
     const match = /^SCHEDULE_([A-Z0-9_]+)_CRON$/.exec(key);
     if (match && value !== undefined && value.trim() !== "") scheduleCron[match[1]] = value.trim();
   }
+  const roleList = (env.ROLE ?? "").split(",").map((r) => r.trim()).filter((r) => r !== "");
   return {
     roles: field(env, "ROLE")!,
+    rolesExplicit: roleList.length > 0 && !roleList.includes("all"),
+    serviceName: field(env, "SERVICE_NAME")!,
+    host: field(env, "HOST")!,
     port: field(env, "PORT")!,
+    bodyLimitBytes: field(env, "BODY_LIMIT_BYTES")!,
     redisUrl: field(env, "REDIS_URL"),
     kafkaBrokers: field(env, "KAFKA_BROKERS"),
     keyPrefix: field(env, "KEY_PREFIX")!,

@@ -184,17 +184,17 @@ document.addEventListener("click", async (e) => {
   flash(res.ok ? b.textContent + ": " + (body.status || res.status) : (body.detail || res.statusText));
 });`;
 
-function _document(head: Html | string, body: Html): Html {
+function _document(service: string, head: Html | string, body: Html): Html {
   return html`
     <!doctype html>
     <html lang="en">
       <head>
         <meta charset="utf-8">
-        <title>svc dashboard</title>
+        <title>${service} dashboard</title>
         ${head}
       </head>
       <body>
-        <h1>svc dashboard</h1>
+        <h1>${service} dashboard</h1>
         ${body}
       </body>
     </html>
@@ -204,11 +204,13 @@ function _document(head: Html | string, body: Html): Html {
 /**
  * The whole page, with the first sections already in it.
  *
+ * @param service `SERVICE_NAME`, the page's title
  * @param sections the live part, rendered
  * @returns HTML
  */
-export function renderPage(sections: Html): Html {
+export function renderPage(service: string, sections: Html): Html {
   return _document(
+    service,
     html`
       <meta name="viewport" content="width=device-width, initial-scale=1">
       <style>${raw(STYLE)}</style>
@@ -224,10 +226,12 @@ export function renderPage(sections: Html): Html {
 /**
  * The form shown when `API_KEYS` is set and no key came with the request.
  *
+ * @param service `SERVICE_NAME`, the page's title
  * @returns HTML
  */
-export function renderLogin(): Html {
+export function renderLogin(service: string): Html {
   return _document(
+    service,
     html`<style>body{font:14px system-ui;margin:2rem}</style>`,
     html`
       <form id="f"><label>API key <input id="k" type="password" autocomplete="current-password"></label>

@@ -16,7 +16,11 @@ export const STREAM_INTERVAL_MS = 1000;
  * @param rt the runtime
  */
 export const dashboardRoutes: RouteModule = (app, rt) => {
-  app.get("/dashboard", async (c) => c.html(renderPage(renderSections(await collectSnapshot(rt)))));
+  app.get(
+    "/dashboard",
+    async (c) =>
+      c.html(renderPage(rt.config.serviceName, renderSections(await collectSnapshot(rt)))),
+  );
 
   app.get("/dashboard/stream", (c) =>
     streamSSE(c, async (stream) => {
