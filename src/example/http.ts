@@ -29,7 +29,10 @@ const OrderParams = v.object({ id: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,
 const Event = v.strictObject({
   type: v.pipe(v.string(), v.minLength(1), v.maxLength(100)),
   at: v.pipe(v.string(), v.isoTimestamp()),
-  data: v.record(v.string(), v.unknown()),
+  data: v.pipe(
+    v.custom<unknown>((data) => !Array.isArray(data), "must be an object, not an array"),
+    v.record(v.string(), v.unknown()),
+  ),
 });
 
 const EventsInput = v.pipe(v.array(Event), v.minLength(1), v.maxLength(1000));

@@ -5,6 +5,7 @@ import type { MiddlewareHandler } from "hono";
 import { describeRoute as _describeRoute, resolver, validator } from "hono-openapi";
 import type * as v from "valibot";
 import { type Issue, problem } from "./problem.ts";
+import { unlessJson } from "./guard.ts";
 
 /** The part of a request {@link validate} checks. */
 export type Target = "json" | "query" | "param" | "header";
@@ -56,9 +57,41 @@ export function toIssues(
   }));
 }
 
+const OBJECT_TYPES = new Set(["object", "strict_object", "loose_object", "object_with_rest"]);
+
+/**
+ * Whether a schema takes only objects at its top (valibot's object schemas also take arrays:
+ * `[]` would pass as `{}`).
+ *
+ * @param schema a valibot schema, possibly a pipe
+ * @returns true for object schemas
+ */
+export function expectsObject(schema: v.GenericSchema | v.GenericSchemaAsync): boolean {
+  const s = schema as { type: string; pipe?: readonly { type: string; kind: string }[] };
+  return OBJECT_TYPES.has(s.type) || s.type === "record" ||
+    (s.pipe !== undefined && s.pipe[0] !== undefined && expectsObject(s.pipe[0] as never));
+}
+
+/**
+ * The issue of an array given where an object schema is expected.
+ *
+ * @param schema the schema
+ * @param value the input
+ * @returns the issue, or undefined
+ */
+export function arrayForObject(
+  schema: v.GenericSchema | v.GenericSchemaAsync,
+  value: unknown,
+): Issue | undefined {
+  return Array.isArray(value) && expectsObject(schema)
+    ? { path: "", message: "must be an object, not an array" }
+    : undefined;
+}
+
 /**
  * Validates one part of the request; failure → 400 problem+json with `issues`. The schema
- * also appears in `/openapi.json`.
+ * also appears in `/openapi.json`. A `json` body must be declared `application/json` (415
+ * otherwise), and an object schema takes no array.
  *
  * @param target `json`, `query`, `param` or `header`
  * @param schema the valibot schema
@@ -72,14 +105,30 @@ export function validate<T extends Target, S extends v.GenericSchema | v.Generic
   target: T,
   schema: S,
 ): Validated<T, S> {
-  return validator(target, schema, (result, c) => {
+  const where = target === "json" ? "body" : target;
+  const inner = validator(target, schema, (result, c) => {
     if (!result.success) {
-      const where = target === "json" ? "body" : target;
       return problem(c, 400, `The request ${where} is invalid`, {
         issues: toIssues(result.error as { message: string; path?: unknown[] }[]),
       });
     }
-  }) as unknown as Validated<T, S>;
+  }) as unknown as MiddlewareHandler;
+  const checked: MiddlewareHandler = target !== "json" ? inner : async (c, next) => {
+    const refused = unlessJson(c);
+    if (refused) return refused;
+    const array = arrayForObject(schema, await c.req.json().catch(() => undefined));
+    if (array) return problem(c, 400, "The request body is invalid", { issues: [array] });
+    return inner(c, next);
+  };
+  // hono-openapi finds the schema for the document on the middleware itself.
+  if (checked !== inner) {
+    Object.defineProperty(checked, "name", { value: inner.name, configurable: true });
+    for (const symbol of Object.getOwnPropertySymbols(inner)) {
+      (checked as unknown as Record<symbol, unknown>)[symbol] =
+        (inner as unknown as Record<symbol, unknown>)[symbol];
+    }
+  }
+  return checked as unknown as Validated<T, S>;
 }
 
 /**

@@ -8,7 +8,8 @@ import type { Bus } from "./bus.ts";
 /**
  * Wraps a bus so `publish` and `ensureTopics` take topic names without the prefix. Group
  * consumers subscribe by full name (a record carries its full topic name, and offsets are
- * committed by it): the runtime's consumers add the prefix themselves.
+ * committed by it): the runtime's consumers add the prefix themselves; `ensureTopics` answers the
+ * missing topics by full name, as the bus's readiness check names them.
  *
  * @param bus the Kafka or embedded bus
  * @param prefix `TOPIC_PREFIX` (may be empty)
