@@ -246,16 +246,17 @@ export interface Program {
  * Starts the program as its own process with `PORT=0`, waits for its "listening" line.
  *
  * @param env environment (ROLE, REDIS_URL, KEY_PREFIX…); PATH and HOME are passed through
- * @param options `entry` (default {@link EXAMPLE_ENTRY}), `timeoutMs` for start-up
+ * @param options `entry` (default {@link EXAMPLE_ENTRY}), `cwd` (default {@link ROOT}),
+ *   `timeoutMs` for start-up
  * @returns the running program; killed by `cleanup()` if still running
  */
 export async function spawnProgram(
   env: Record<string, string>,
-  options: { entry?: string; timeoutMs?: number } = {},
+  options: { entry?: string; cwd?: string; timeoutMs?: number } = {},
 ): Promise<Program> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", options.entry ?? EXAMPLE_ENTRY],
-    cwd: ROOT,
+    cwd: options.cwd ?? ROOT,
     env: { PORT: "0", LOG_LEVEL: "info", ...env },
     stdin: "null",
     stdout: "piped",

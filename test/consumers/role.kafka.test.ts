@@ -65,7 +65,7 @@ function deployment(brokers = KAFKA_BROKERS) {
         "0",
       ]));
       await rt.bus.publish(
-        `${topicPrefix}orders`,
+        "orders",
         batch.map((id) => ({ key: id, value: JSON.stringify({ id, item: "lamp", qty: 1 }) })),
       );
       ids.push(...batch);
@@ -75,7 +75,7 @@ function deployment(brokers = KAFKA_BROKERS) {
     async events(n: number) {
       const at = new Date().toISOString();
       await rt.bus.publish(
-        `${topicPrefix}events`,
+        "events",
         Array.from({ length: n }, (_, i) => ({
           key: crypto.randomUUID(),
           value: JSON.stringify({ type: "t", at, data: { i } }),
