@@ -232,7 +232,7 @@ async function ownBroker(port: number) {
 }
 
 test("the broker stopped and restarted mid-stream: consumers recover by themselves, nothing lost", async () => {
-  const broker = await ownBroker(Number(Deno.env.get("TEST_KAFKA_RESTART_PORT") ?? 19092));
+  const broker = await ownBroker(Number(Deno.env.get("TEST_KAFKA_RESTART_PORT") ?? 9192));
   const d = deployment(broker.brokers);
   const a = await spawnConsumers(d.env);
   for (let i = 0; i < 10; i++) {
