@@ -7,8 +7,7 @@ import type { RouteModule } from "../system.ts";
 import { HttpProblem } from "../http/problem.ts";
 import { jsonContent, problemResponse, validate } from "../http/validate.ts";
 import { type ResolvedSchedule, validateSchedules } from "./overrides.ts";
-import { manualQueueKey, scheduleKeys } from "./keys.ts";
-import { newRunId } from "./runs.ts";
+import { runScheduleNow } from "./client.ts";
 import { type RunRecord, RUNS_KEPT, ScheduleStore } from "./store.ts";
 
 /** Runs listed when `limit` is absent. */
@@ -152,13 +151,7 @@ export const scheduleRoutes: RouteModule = (app, rt) => {
     async (c) => {
       const { name } = c.req.valid("param");
       known(name);
-      const at = Date.now();
-      const record = await store.queueManual(name, newRunId(at), at);
-      // Answered 202 only once REDIS_WAIT_REPLICAS replicas hold the run and the request.
-      await rt.store.replicate([
-        scheduleKeys(rt.config.keyPrefix, name).runs,
-        manualQueueKey(rt.config.keyPrefix),
-      ]);
+      const record = await runScheduleNow(rt, name);
       c.header("location", `/schedules/${encodeURIComponent(name)}/runs`);
       return c.json(runView(record), 202);
     },

@@ -16,6 +16,8 @@ async function redisServer(port: number, ...extra: string[]): Promise<void> {
   killOnCleanup(
     new Deno.Command("redis-server", {
       args: [
+        "--dir",
+        Deno.makeTempDirSync(),
         "--port",
         String(port),
         "--bind",
