@@ -14,7 +14,7 @@
  * task, and ratios; `SUMMARY` lines feed `deno task bench all`.
  *
  * Usage: `deno task bench tasks [--part system|single|both] [--tasks 20000]
- *   [--system-tasks 10000] [--flood-seconds 3] [--connections 32] [--concurrency 50]
+ *   [--modes process,http] [--system-tasks 10000] [--flood-seconds 3] [--connections 32] [--concurrency 50]
  *   [--inflight 50] [--seconds 5] [--rate 1000] [--rounds 3] [--system-rounds 1]
  *   [--redis URL]`
  */
@@ -285,7 +285,7 @@ if (PART === "system" || PART === "both") {
         f.commandsPerTask.toFixed(1)
       } commands/task (${f.scriptsPerTask.toFixed(2)} scripts)`,
     );
-  for (const mode of ["process", "http"] as Mode[]) {
+  for (const mode of arg("modes", "process,http").split(",") as Mode[]) {
     const runs: Record<string, SystemFigures[]> = { ours: [], bullmq: [] };
     for (let r = 0; r < SYSTEM_ROUNDS; r++) {
       for (const name of r % 2 === 0 ? ["ours", "bullmq"] : ["bullmq", "ours"]) {
