@@ -1,7 +1,7 @@
 /**
  * @module The Hono app: middleware, probes, metrics, OpenAPI, built-in and user routes.
  */
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { bodyLimit } from "hono/body-limit";
 import { openAPIRouteHandler } from "hono-openapi";
@@ -9,9 +9,11 @@ import { Counter, Histogram } from "prom-client";
 import type { AppEnv } from "./env.ts";
 import { HttpProblem, problem } from "./problem.ts";
 import { consumerRoutes } from "../consumers/routes.ts";
-import { dashboardRoutes } from "../dashboard/routes.ts";
+import { DASHBOARD_SESSION_PATHS, dashboardRoutes } from "../dashboard/routes.ts";
 import { renderLogin } from "../dashboard/render.ts";
 import { probeRoutes } from "./probes.ts";
+import { bearer, cookie, isKey, isSession, SESSION_COOKIE, SESSION_HEADER } from "./auth.ts";
+import { requestGuard } from "./guard.ts";
 import { UnavailableError } from "../infra/store.ts";
 import type { Runtime, Service } from "../runtime.ts";
 import type { RouteModule } from "../system.ts";
@@ -80,29 +82,20 @@ const _httpMetrics = (rt: Runtime) =>
     };
   });
 
-function _cookie(header: string | undefined, name: string): string | undefined {
-  for (const part of (header ?? "").split(";")) {
-    const [k, ...rest] = part.trim().split("=");
-    if (k !== name) continue;
-    try {
-      return decodeURIComponent(rest.join("="));
-    } catch {
-      return undefined;
-    }
-  }
-  return undefined;
-}
+/** The methods `http_requests_total` names; any other is counted as `other`. */
+const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]);
 
-function _sameKey(given: string, keys: readonly string[]): boolean {
-  const a = new TextEncoder().encode(given);
-  let found = false;
-  for (const key of keys) {
-    const b = new TextEncoder().encode(key);
-    let diff = a.length ^ b.length;
-    for (let i = 0; i < a.length; i++) diff |= a[i] ^ (b[i % (b.length || 1)] ?? 0);
-    found ||= diff === 0;
-  }
-  return found;
+/**
+ * The metric labels of a request, each from a closed set whatever the client sends: a standard
+ * method or `other`, a route template or `unmatched`.
+ *
+ * @param c the Hono context, after the handler ran
+ * @returns the method and route labels
+ */
+export function requestLabels(c: Context): { method: string; route: string } {
+  const method = METHODS.has(c.req.method) ? c.req.method : "other";
+  const route = c.req.routePath === "/*" || c.req.routePath === "*" ? "unmatched" : c.req.routePath;
+  return { method, route };
 }
 
 /**
@@ -135,13 +128,13 @@ export function createApp(rt: Runtime, options: AppOptions): Hono<AppEnv> {
     // since a header added after `next()` makes Hono rebuild the response.
     if (propagated) c.header("x-request-id", requestId);
     await next();
-    const route = c.req.routePath === "/*" ? "unmatched" : c.req.routePath;
+    const { method, route } = requestLabels(c);
     const seconds = (performance.now() - started) / 1000;
-    metrics.observe(c.req.method, route, c.res.status, seconds);
+    metrics.observe(method, route, c.res.status, seconds);
     if (!OPEN_PATHS.has(c.req.path)) {
       log.info("request", {
         request_id: requestId,
-        method: c.req.method,
+        method: c.req.method.slice(0, 32),
         path: c.req.path,
         status: c.res.status,
         duration_ms: Math.round(seconds * 1e4) / 10,
@@ -159,28 +152,31 @@ export function createApp(rt: Runtime, options: AppOptions): Hono<AppEnv> {
     next,
   ) => (c.req.method === "GET" || c.req.method === "HEAD" ? next() : limit(c, next)));
 
+  app.use(requestGuard());
+
   const keys = rt.config.apiKeys;
   if (keys.length > 0) {
     app.use(async (c, next) => {
-      if (OPEN_PATHS.has(c.req.path)) return next();
-      const match = /^Bearer\s+(.+)$/i.exec(c.req.header("authorization") ?? "");
-      // A browser cannot put a header on a page load or an EventSource, so the dashboard's
-      // GETs also take the key from a cookie; its actions still send the header (no CSRF).
-      const dashboard = c.req.method === "GET" && c.req.path.startsWith("/dashboard");
-      const cookie = dashboard ? _cookie(c.req.header("cookie"), "svc_api_key") : undefined;
-      if (cookie !== undefined && _sameKey(cookie, keys)) return next();
-      if (!match || !_sameKey(match[1].trim(), keys)) {
-        if (dashboard && c.req.path === "/dashboard") return c.html(renderLogin(), 401);
-        c.header("www-authenticate", 'Bearer realm="svc"');
-        return problem(
-          c,
-          401,
-          match
-            ? "The API key is not valid"
-            : "An API key is required: Authorization: Bearer <key>",
-        );
-      }
-      await next();
+      if (OPEN_PATHS.has(c.req.path) || DASHBOARD_SESSION_PATHS.has(c.req.path)) return next();
+      const token = bearer(c);
+      if (token !== undefined && isKey(token, keys)) return next();
+      // A browser cannot put a header on a page load or an EventSource, so the dashboard's pages
+      // take its session cookie; anything else takes it only with the session header, which
+      // another site's page cannot send (CSRF).
+      const page = c.req.method === "GET" && c.req.path.startsWith("/dashboard");
+      const session = page || c.req.header(SESSION_HEADER) !== undefined
+        ? cookie(c, SESSION_COOKIE)
+        : undefined;
+      if (session !== undefined && await isSession(session, keys)) return next();
+      if (page && c.req.path === "/dashboard") return c.html(renderLogin(), 401);
+      c.header("www-authenticate", 'Bearer realm="svc"');
+      return problem(
+        c,
+        401,
+        token !== undefined
+          ? "The API key is not valid"
+          : "An API key is required: Authorization: Bearer <key>",
+      );
     });
   }
 

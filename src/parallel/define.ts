@@ -2,7 +2,7 @@
  * @module Defining a parallel task: its input schema, its tinypool worker file, how its input
  * splits into chunks and how the chunks' results merge.
  */
-import * as v from "valibot";
+import type * as v from "valibot";
 import type { Definition } from "../system.ts";
 
 /** Most `worker_count` a run may ask for when its task sets no `maxWorkers`. */

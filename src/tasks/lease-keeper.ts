@@ -17,6 +17,9 @@ import type { Runtime } from "../runtime.ts";
 import type { Logger } from "../log.ts";
 import type { TaskBroker } from "./broker.ts";
 import { LeaseTable, type TableEntry } from "./lease-table.ts";
+// In the static module graph, so `deno compile` embeds the thread with the program: an app's
+// image never has to `--include` the runtime's own files. It does nothing on this thread.
+import "./lease-thread.ts";
 
 /** A run's lease: `[refcode, token]`. */
 export type Lease = [refcode: string, token: string];
