@@ -12,7 +12,8 @@
  */
 import { Queue } from "bullmq";
 import { Redis as IORedis } from "ioredis";
-import { createRuntime, loadConfig, type Runtime } from "../../mod.ts";
+import { loadConfig } from "../../src/config.ts";
+import { createRuntime, type Runtime } from "../../src/runtime.ts";
 import { enqueueTask } from "../../src/tasks/client.ts";
 import { exampleSystem } from "../../src/example/mod.ts";
 import { sleepTask } from "../../src/example/tasks.ts";
@@ -118,9 +119,12 @@ function ours(opts: SystemOptions, admin: Runtime): Contender {
   return {
     name: "ours",
     async start() {
-      worker = await serve(["deno", "run", "-A", "mod.ts"], { ...env, ROLE: "async-worker" });
+      worker = await serve(["deno", "run", "-A", "src/example/main.ts"], {
+        ...env,
+        ROLE: "async-worker",
+      });
       if (opts.mode === "http") {
-        http = await serve(["deno", "run", "-A", "mod.ts"], { ...env, ROLE: "http" });
+        http = await serve(["deno", "run", "-A", "src/example/main.ts"], { ...env, ROLE: "http" });
       }
     },
     enqueue: () => enqueueTask(rt, sleepTask, { ms: 0 }),
