@@ -151,7 +151,20 @@ export async function privateRedis(): Promise<string> {
 /** A server process of a benchmark. */
 export interface Server {
   url: string;
+  pid: number;
   stop(): Promise<void>;
+}
+
+/**
+ * CPU time (user + system) a process has used so far, from /proc (Linux).
+ *
+ * @param pid the process
+ * @returns milliseconds
+ */
+export function cpuMs(pid: number): number {
+  const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
+  // utime and stime are fields 14 and 15 of the whole line, in clock ticks (100 per second).
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 /**
@@ -161,14 +174,19 @@ export interface Server {
  *
  * @param cmd the program and its arguments (`deno` for Deno.execPath())
  * @param env environment; PORT is added
+ * @param cwd working directory (default: the repository)
  * @returns the server
  */
-export async function serve(cmd: string[], env: Record<string, string>): Promise<Server> {
+export async function serve(
+  cmd: string[],
+  env: Record<string, string>,
+  cwd?: string,
+): Promise<Server> {
   const port = freePort();
   const child = killOnCleanup(
     new Deno.Command(cmd[0] === "deno" ? Deno.execPath() : cmd[0], {
       args: cmd.slice(1),
-      cwd: ROOT,
+      cwd: cwd ?? ROOT,
       env: { ...env, PORT: String(port) },
       stdin: "null",
       stdout: "null",
@@ -183,13 +201,14 @@ export async function serve(cmd: string[], env: Record<string, string>): Promise
       if (exited) throw new Error(`${cmd.join(" ")} exited`);
       const r = await fetch(`${url}/healthz`);
       await r.body?.cancel();
-      return r.status === 200;
+      return r.status === 200 || r.status === 404; // the bare app has no /healthz
     },
     60_000,
     cmd.join(" "),
   );
   return {
     url,
+    pid: child.pid,
     stop: async () => {
       if (!exited) child.kill("SIGTERM");
       await child.status;
