@@ -261,16 +261,30 @@ export function summaryRow(row: SummaryRow): void {
 /** A row of the summary table. */
 export interface SummaryRow {
   bench: string;
-  /** What is measured, e.g. "shipped worker, HTTP enqueue, tasks/s". */
+  /** What is measured, e.g. "shipped worker, HTTP enqueue: tasks/s end to end". */
   what: string;
   ours: number;
-  baseline: number;
-  baselineName: string;
-  /** `higher` when more is better (throughput), `lower` for latencies. */
+  /** The baseline's figure in the same run, when there is one. */
+  baseline?: number;
+  baselineName?: string;
+  /** `higher` when more is better (throughput), `lower` for latencies and costs. */
   better: "higher" | "lower";
-  /** Target ratio ours/baseline: ≥ for higher, ≤ for lower; absent when only reported. */
+  /** The target: on ours/baseline (`targetOn: "ratio"`, the default) or on ours itself. */
   target?: number;
+  targetOn?: "ratio" | "ours";
   unit: string;
+}
+
+/**
+ * Whether a row meets its target.
+ *
+ * @param row the row
+ * @returns true, false, or undefined when it has no target
+ */
+export function met(row: SummaryRow): boolean | undefined {
+  if (row.target === undefined) return undefined;
+  const value = row.targetOn === "ours" ? row.ours : row.ours / (row.baseline ?? NaN);
+  return row.better === "higher" ? value >= row.target : value <= row.target;
 }
 
 export { onCleanup };
