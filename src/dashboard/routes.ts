@@ -66,7 +66,7 @@ export const dashboardRoutes: RouteModule = (app, rt) => {
 
   app.get("/dashboard", async (c) =>
     c.html(
-      renderPage(renderSections(await collectSnapshot(rt)), {
+      renderPage(rt.config.serviceName, renderSections(await collectSnapshot(rt)), {
         session: rt.config.apiKeys.length > 0,
       }),
     ));

@@ -5,6 +5,8 @@ import { type Context, Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { bodyLimit } from "hono/body-limit";
 import { openAPIRouteHandler, uniqueSymbol } from "hono-openapi";
+import { loadVendor } from "@standard-community/standard-json";
+import { toJsonSchema } from "@valibot/to-json-schema";
 import {
   CheapCounter,
   CheapHistogram,
@@ -26,9 +28,6 @@ import type { RouteModule } from "../system.ts";
 import { scheduleRoutes } from "../scheduler/routes.ts";
 import { parallelRoutes } from "../parallel/routes.ts";
 import { taskRoutes } from "../tasks/routes.ts";
-
-/** Largest request body accepted, in bytes (API.md: 1 MiB). */
-export const BODY_LIMIT_BYTES = 1024 * 1024;
 
 /** Paths answered without `Authorization`, so probes and scrapers need no key. */
 const OPEN_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
@@ -166,9 +165,10 @@ export function createApp(rt: Runtime, options: AppOptions): Hono<AppEnv> {
     }
   });
 
+  const maxSize = rt.config.bodyLimitBytes;
   const limit = bodyLimit({
-    maxSize: BODY_LIMIT_BYTES,
-    onError: (c) => problem(c, 413, `The request body exceeds ${BODY_LIMIT_BYTES} bytes`),
+    maxSize,
+    onError: (c) => problem(c, 413, `The request body exceeds ${maxSize} bytes`),
   });
   // GET and HEAD carry no body we read; asking for one would build a stream per request.
   app.use((
@@ -192,7 +192,9 @@ export function createApp(rt: Runtime, options: AppOptions): Hono<AppEnv> {
         ? cookie(c, SESSION_COOKIE)
         : undefined;
       if (session !== undefined && await isSession(session, keys)) return next();
-      if (page && c.req.path === "/dashboard") return c.html(renderLogin(), 401);
+      if (page && c.req.path === "/dashboard") {
+        return c.html(renderLogin(rt.config.serviceName), 401);
+      }
       c.header("www-authenticate", 'Bearer realm="svc"');
       return problem(
         c,
@@ -207,6 +209,9 @@ export function createApp(rt: Runtime, options: AppOptions): Hono<AppEnv> {
   probeRoutes(app, rt, options.services);
 
   if (options.api) {
+    // hono-openapi finds the valibot converter by a dynamic import of an optional peer, which
+    // an app's own import map does not name; handing it over makes the runtime self-contained.
+    loadVendor("valibot", toJsonSchema as Parameters<typeof loadVendor>[1]);
     for (const routes of BUILTIN_ROUTES) routes(app, rt);
     for (const routes of rt.system.routeModules) routes(app, rt);
     app.get(
@@ -214,7 +219,11 @@ export function createApp(rt: Runtime, options: AppOptions): Hono<AppEnv> {
       openAPIRouteHandler(app, {
         documentation: {
           openapi: "3.1.0",
-          info: { title: "svc", version: "1.0.0", description: "Microservice runtime API" },
+          info: {
+            title: rt.config.serviceName,
+            version: "1.0.0",
+            description: "Microservice runtime API",
+          },
           components: {
             securitySchemes: { bearer: { type: "http", scheme: "bearer" } },
           },
@@ -226,7 +235,10 @@ export function createApp(rt: Runtime, options: AppOptions): Hono<AppEnv> {
 
   app.notFound((c) => problem(c, 404, `No route for ${c.req.method} ${c.req.path}`));
   app.onError((err, c) => {
-    if (err instanceof HttpProblem) return problem(c, err.status, err.detail, err.extra);
+    if (err instanceof HttpProblem) {
+      for (const [name, value] of Object.entries(err.headers)) c.header(name, value);
+      return problem(c, err.status, err.detail, err.extra);
+    }
     if (err instanceof UnavailableError) {
       c.header("retry-after", "1");
       return problem(c, 503, err.message, { dependency: err.dependency });

@@ -4,19 +4,14 @@
 import { describeRoute } from "hono-openapi";
 import * as v from "valibot";
 import { HttpProblem } from "../http/problem.ts";
-import {
-  arrayForObject,
-  jsonContent,
-  problemResponse,
-  toIssues,
-  validate,
-} from "../http/validate.ts";
+import { jsonContent, problemResponse, validate } from "../http/validate.ts";
 import type { Runtime } from "../runtime.ts";
 import type { RouteModule } from "../system.ts";
 import { CapacityError, CapacityPlanner } from "./capacity.ts";
-import { DEFAULT_MAX_WORKERS, MAX_CHUNKS, type ParallelTask } from "./define.ts";
+import { DEFAULT_MAX_WORKERS, type ParallelTask } from "./define.ts";
 import { parallelMetrics } from "./metrics.ts";
 import { REFCODE_PATTERN, RunStore, type RunView, TERMINAL } from "./store.ts";
+import { startParallelRun } from "./client.ts";
 
 /** Largest `items` the capacity planner accepts. */
 const MAX_ITEMS = 1e12;
@@ -66,6 +61,7 @@ const CapacityPlan = v.object({
   estimated_ms: v.number(),
   headroom: v.number(),
   pod_memory_bytes: v.number(),
+  measured_at: v.pipe(v.string(), v.isoTimestamp()),
   calibration: v.record(v.string(), v.unknown()),
   formula: v.string(),
 });
@@ -144,66 +140,24 @@ export const parallelRoutes: RouteModule = (app, rt) => {
       description: `worker_count is an integer from 1 to ${maxWorkers} (the task's maxWorkers).`,
       responses: {
         202: { description: "Queued", content: jsonContent(RunAccepted) },
-        400: problemResponse("Bad worker_count or input"),
+        400: problemResponse("Bad worker_count or input, or an input over the task's limits"),
         404: problemResponse("Unknown task_id"),
+        415: problemResponse("The body is not declared application/json"),
+        429: problemResponse("The task has maxActiveRuns runs already; retry after Retry-After"),
       },
     }),
     validate("json", RunInput),
     async (c) => {
       const body = c.req.valid("json");
-      const def = _task(rt, body.task_id);
-      if (body.worker_count > def.maxWorkers) {
-        throw _invalid([{ path: "worker_count", message: _between(1, def.maxWorkers) }]);
-      }
-      const array = arrayForObject(def.input, body.input);
-      if (array) throw _invalid([{ ...array, path: "input" }]);
-      const parsed = v.safeParse(def.input, body.input);
-      if (!parsed.success) {
-        throw _invalid(
-          toIssues(parsed.issues).map((i) => ({
-            ...i,
-            path: i.path ? `input.${i.path}` : "input",
-          })),
-        );
-      }
-      let chunks: unknown[];
-      try {
-        chunks = def.split(parsed.output, { workerCount: body.worker_count });
-      } catch (err) {
-        throw _invalid([{ path: "input", message: `cannot be split: ${err}` }]);
-      }
-      if (chunks.length > MAX_CHUNKS) {
-        throw _invalid([{
-          path: "input",
-          message: `splits into ${chunks.length} chunks; at most ${MAX_CHUNKS} are allowed`,
-        }]);
-      }
-      let emptyResult: unknown;
-      if (chunks.length === 0) {
-        try {
-          emptyResult = await def.merge([]);
-        } catch (err) {
-          throw _invalid([{
-            path: "input",
-            message: `holds no work and merges to nothing: ${err}`,
-          }]);
-        }
-      }
-      const refcode = await runs.create({
-        taskId: def.name,
+      const { refcode, taskId } = await startParallelRun(rt, body.task_id, body.input, {
         workerCount: body.worker_count,
-        chunks,
-        leaseMs: def.leaseMs,
-        maxAttempts: def.maxAttempts,
-        emptyResult,
       });
-      metrics.runs.inc({ task_id: def.name });
       const statusUrl = `/parallel-tasks/${refcode}`;
       c.header("location", statusUrl);
       c.header("retry-after", "1");
       return c.json({
         refcode,
-        task_id: def.name,
+        task_id: taskId,
         worker_count: body.worker_count,
         status: "queued" as const,
         status_url: statusUrl,
@@ -216,10 +170,13 @@ export const parallelRoutes: RouteModule = (app, rt) => {
     describeRoute({
       tags: ["parallel tasks"],
       summary: "How many workers and pods finish `items` items within `deadline_ms`",
-      description: "Calibrates the task on this machine (cached 10 min per task and items).",
+      description:
+        "Measures the task's cost per item once on a worker thread of this machine (at most " +
+        "2 s, shared by concurrent requests, reused for every items value, taken again after " +
+        "10 min); `measured_at` says when.",
       responses: {
         200: { description: "The plan", content: jsonContent(CapacityPlan) },
-        400: problemResponse("Bad query, or the task cannot be calibrated"),
+        400: problemResponse("Bad query, a run over the task's limits, or no sample"),
         404: problemResponse("Unknown task_id"),
       },
     }),

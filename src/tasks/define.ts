@@ -5,6 +5,29 @@ import type * as v from "valibot";
 import type { Definition } from "../system.ts";
 import type { Logger } from "../log.ts";
 import type { Runtime } from "../runtime.ts";
+import type { EnqueueOptions, EnqueueResult } from "./client.ts";
+
+/**
+ * The input of a task: its schema's input when the task is given by its definition, `unknown`
+ * when it is named by a string.
+ */
+export type TaskInput<T extends TaskDefinition | string> = T extends TaskDefinition<infer S, unknown>
+  ? v.InferInput<S>
+  : unknown;
+
+/**
+ * Enqueues an async task from a handler (`ctx.enqueue`), typed by the task's definition.
+ *
+ * @param task the task's definition (or its type's name)
+ * @param input its input, checked by the task's schema
+ * @param options `idempotencyKey` (24 h), `delayMs`
+ * @returns the refcode and status
+ */
+export type EnqueueTask = <T extends TaskDefinition | string>(
+  task: T,
+  input: TaskInput<T>,
+  options?: EnqueueOptions,
+) => Promise<EnqueueResult>;
 
 /** What a handler receives besides its input. */
 export interface TaskContext {
@@ -27,6 +50,8 @@ export interface TaskContext {
    * @param fraction done so far
    */
   progress(fraction: number): void;
+  /** Enqueues another async task, typed by its definition. */
+  readonly enqueue: EnqueueTask;
 }
 
 /** How long to wait before retry `n` (1 for the first retry). */
@@ -50,6 +75,11 @@ export interface TaskOptions<S extends v.GenericSchema, R> {
   resultTtlMs?: number;
   /** Most runs of this type at once in one worker process; default 10. */
   concurrency?: number;
+  /**
+   * Most tasks of this type waiting at once (queued or due for a retry), across the cluster;
+   * enqueueing more answers 429 with `Retry-After`. Default 10000.
+   */
+  maxQueued?: number;
 }
 
 /** A task type, made with {@link defineTask}. */
@@ -66,6 +96,7 @@ export interface TaskDefinition<S extends v.GenericSchema = v.GenericSchema, R =
   readonly timeoutMs: number;
   readonly resultTtlMs: number;
   readonly concurrency: number;
+  readonly maxQueued: number;
 }
 
 /** Options' defaults, as documented on {@link TaskOptions}. */
@@ -76,6 +107,7 @@ export const TASK_DEFAULTS = {
   timeoutMs: 30 * 60_000,
   resultTtlMs: 24 * 3_600_000,
   concurrency: 10,
+  maxQueued: 10_000,
 } as const;
 
 /** Shortest time a `failed` task stays in the dead-task list. */
@@ -159,5 +191,6 @@ export function defineTask<S extends v.GenericSchema, R>(
       "concurrency",
       options.concurrency ?? TASK_DEFAULTS.concurrency,
     ),
+    maxQueued: _positiveInt(name, "maxQueued", options.maxQueued ?? TASK_DEFAULTS.maxQueued),
   };
 }

@@ -13,7 +13,8 @@
  * Either way a run that lost its lease is told (`onLost`) and its late result is refused by the
  * lease token check in `finish`.
  */
-import type { Runtime } from "../runtime.ts";
+import { redisOptions, type Runtime } from "../runtime.ts";
+import type { RedisOptions } from "../infra/redis.ts";
 import type { Logger } from "../log.ts";
 import type { TaskBroker } from "./broker.ts";
 import { LeaseTable, type TableEntry } from "./lease-table.ts";
@@ -187,6 +188,7 @@ export type ToThread =
   | {
     op: "init";
     redisUrl: string;
+    redis: RedisOptions;
     keyPrefix: string;
     leaseMs: number;
     logLevel: string;
@@ -254,6 +256,7 @@ export class ThreadLeaseKeeper implements LeaseKeeper {
     this.#post(worker, {
       op: "init",
       redisUrl: this.#rt.config.redisUrl!,
+      redis: redisOptions(this.#rt.config),
       keyPrefix: this.#rt.config.keyPrefix,
       leaseMs: this.#leaseMs,
       logLevel: this.#rt.config.logLevel,
