@@ -6,7 +6,8 @@
  * at a fixed 1000 tasks/s, then prints the ratios.
  *
  * Usage: `deno task bench tasks [--tasks 20000] [--concurrency 50] [--inflight 50]
- *   [--seconds 5] [--rate 1000] [--rounds 3] [--redis redis://127.0.0.1:6379]`
+ *   [--seconds 5] [--rate 1000] [--rounds 3] [--redis redis://127.0.0.1:6379] [--embedded]`
+ * (`--embedded`: ours alone on the embedded in-process store, no Redis, no BullMQ.)
  */
 import * as v from "valibot";
 import { Queue, Worker as BullWorker } from "bullmq";
@@ -30,6 +31,7 @@ const REDIS = arg("redis", "redis://127.0.0.1:6379");
 const ROUNDS = Number(arg("rounds", "3"));
 const WARMUP = Number(arg("warmup", "3000"));
 const CHILD = arg("child", "");
+const EMBEDDED = Deno.args.includes("--embedded");
 
 /** What one system under test offers the benchmark. */
 interface Contender {
@@ -90,7 +92,11 @@ function ours(): Contender {
   });
   const prefix = `bench-${crypto.randomUUID().slice(0, 8)}`;
   const rt = createRuntime(
-    loadConfig({ REDIS_URL: REDIS, KEY_PREFIX: prefix, LOG_LEVEL: "warn" }),
+    loadConfig({
+      ...(EMBEDDED ? {} : { REDIS_URL: REDIS }),
+      KEY_PREFIX: prefix,
+      LOG_LEVEL: "warn",
+    }),
     new System().add(noop),
   );
   let worker: TaskWorker | undefined;
@@ -237,15 +243,19 @@ async function round(name: "ours" | "bullmq"): Promise<Figures> {
   return JSON.parse(line.slice("RESULT ".length));
 }
 
-await ensureRedis();
+if (!EMBEDDED) await ensureRedis();
 console.log(
   `tasks benchmark: ${TASKS} tasks, concurrency ${CONCURRENCY}, ${INFLIGHT} enqueues in flight, ` +
     `latency at ${RATE}/s for ${SECONDS}s, ${ROUNDS} rounds (a fresh process each, order ` +
-    `alternating), Redis ${REDIS}`,
+    `alternating), ${EMBEDDED ? "embedded store, ours alone" : `Redis ${REDIS}`}`,
 );
 const runs: Record<string, Figures[]> = { ours: [], BullMQ: [] };
 for (let r = 0; r < ROUNDS; r++) {
-  const order: ("ours" | "bullmq")[] = r % 2 === 0 ? ["ours", "bullmq"] : ["bullmq", "ours"];
+  const order: ("ours" | "bullmq")[] = EMBEDDED
+    ? ["ours"]
+    : r % 2 === 0
+    ? ["ours", "bullmq"]
+    : ["bullmq", "ours"];
   for (const name of order) {
     const figures = await round(name);
     const label = name === "ours" ? "ours" : "BullMQ";
@@ -264,9 +274,11 @@ const summary = (name: string): Figures => {
     started: pick("started"),
   };
 };
-const a = summary("ours"), b = summary("BullMQ");
+const a = summary("ours");
 console.log(`\nmedians of ${ROUNDS} rounds:`);
 show("ours", a);
+if (EMBEDDED) Deno.exit(0);
+const b = summary("BullMQ");
 show("BullMQ", b);
 console.log(
   `ratios (ours / BullMQ): enqueue ${(a.enqueuePerSecond / b.enqueuePerSecond).toFixed(2)}×, ` +
