@@ -5,7 +5,6 @@
 export { type Config, ConfigError, loadConfig, type Role, ROLES } from "./src/config.ts";
 export { createLogger, type Logger, type LogLevel } from "./src/log.ts";
 export {
-  type Call,
   type Check,
   type Command,
   defineScript,
