@@ -51,10 +51,20 @@ for await (const f of walk(`${ROOT}test`)) {
   if (filters.length === 0 || filters.some((s) => rel.includes(s))) files.push(rel);
 }
 
-const needRedis = files.some((f) => f.includes(".redis.") || f.includes(".e2e."));
+// The 3-node cluster and the SASL_SSL broker run only when a test needs them; their tests use
+// Redis too (orders are stored there).
+const needCluster = files.some((f) => f.includes(".kafka-cluster."));
+const needSasl = files.some((f) => f.includes(".kafka-sasl."));
+const needRedis = needCluster || needSasl ||
+  files.some((f) => f.includes(".redis.") || f.includes(".e2e."));
 const needKafka = files.some((f) => f.includes(".kafka.") || f.includes(".e2e."));
 if (needRedis) await ensure("redis.sh");
 if (needKafka) await ensure("kafka.sh");
+if (needCluster) await ensure("kafka-cluster.sh");
+if (needSasl) await ensure("kafka-sasl.sh");
+// Engines only some tests need: started on first use, left running for the next run.
+if (files.some((f) => f.includes(".redis-cluster."))) await ensure("redis-cluster.sh");
+if (files.some((f) => f.includes(".redis-sentinel."))) await ensure("redis-sentinel.sh");
 if (files.some((f) => f.includes(".browser."))) await ensure("chromium.sh");
 
 let passed = 0, failed = 0, skipped = 0;
@@ -68,6 +78,9 @@ for (const file of files) {
     env: {
       TEST_REDIS_URL: Deno.env.get("TEST_REDIS_URL") ?? "redis://127.0.0.1:6379",
       TEST_KAFKA_BROKERS: Deno.env.get("TEST_KAFKA_BROKERS") ?? "127.0.0.1:9092",
+      TEST_REDIS_CLUSTER_URL: Deno.env.get("TEST_REDIS_CLUSTER_URL") ?? "redis://127.0.0.1:7000",
+      TEST_REDIS_SENTINEL_URL: Deno.env.get("TEST_REDIS_SENTINEL_URL") ??
+        "redis+sentinel://127.0.0.1:26380,127.0.0.1:26381,127.0.0.1:26382/svc",
       NO_COLOR: "1",
     },
     stdin: "null",

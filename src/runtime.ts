@@ -7,10 +7,11 @@ import type { Config } from "./config.ts";
 import { createLogger, type Logger } from "./log.ts";
 import type { Check, Store } from "./infra/store.ts";
 import type { Bus } from "./infra/bus.ts";
-import { RedisStore } from "./infra/redis.ts";
+import { type RedisOptions, RedisStore } from "./infra/redis.ts";
 import { MemoryStore } from "./infra/memory-store.ts";
 import { KafkaBus } from "./infra/kafka.ts";
 import { MemoryBus } from "./infra/memory-bus.ts";
+import { withTopicPrefix } from "./infra/topic-prefix.ts";
 import type { System } from "./system.ts";
 
 /** A long-running part of a role (an HTTP server, a consumer loop, a worker pool). */
@@ -33,7 +34,18 @@ export interface Runtime {
   readonly config: Config;
   readonly log: Logger;
   readonly store: Store;
+  /**
+   * The message bus. `publish` and `ensureTopics` take topic names without `TOPIC_PREFIX`
+   * and add it; group consumers subscribe by full name (see {@link Runtime.topic}).
+   */
   readonly bus: Bus;
+  /**
+   * The full name of a topic: `TOPIC_PREFIX` + `name`.
+   *
+   * @param name the topic's name in the program (`orders`)
+   * @returns its name on the broker (`<prefix>orders`)
+   */
+  topic(name: string): string;
   /** This runtime's Prometheus registry (not the global one: tests run several runtimes). */
   readonly metrics: Registry;
   readonly system: System;
@@ -56,6 +68,20 @@ export interface RuntimeOptions {
 }
 
 /**
+ * The store options of the configuration (also sent to the tasks' lease thread).
+ *
+ * @param config the validated configuration
+ * @returns CA and replica waits
+ */
+export function redisOptions(config: Config): RedisOptions {
+  return {
+    ca: config.redisTlsCa,
+    waitReplicas: config.redisWaitReplicas,
+    waitTimeoutMs: config.redisWaitTimeoutMs,
+  };
+}
+
+/**
  * Creates the runtime: real Redis/Kafka when configured, embedded otherwise.
  *
  * @param config the validated configuration
@@ -75,13 +101,22 @@ export function createRuntime(
   const instanceId = `${Deno.hostname?.() ?? "host"}-${Deno.pid}-${
     crypto.randomUUID().slice(0, 8)
   }`;
-  const log = options.log ?? createLogger(config.logLevel, { instance: instanceId });
+  const log = options.log ??
+    createLogger(config.logLevel, { service: config.serviceName, instance: instanceId });
   const store = options.store ??
-    (config.redisUrl ? new RedisStore(config.redisUrl, log) : new MemoryStore());
-  const bus = options.bus ??
-    (config.kafkaBrokers
-      ? new KafkaBus(config.kafkaBrokers, log, { clientId: config.keyPrefix })
-      : new MemoryBus());
+    (config.redisUrl
+      ? new RedisStore(config.redisUrl, log, redisOptions(config))
+      : new MemoryStore());
+  const bus = withTopicPrefix(
+    options.bus ??
+      (config.kafkaBrokers
+        ? new KafkaBus(config.kafkaBrokers, log, {
+          clientId: config.serviceName,
+          settings: config.kafka,
+        })
+        : new MemoryBus()),
+    config.topicPrefix,
+  );
   const instances = new Map<string, unknown>();
   return {
     config,
@@ -92,6 +127,7 @@ export function createRuntime(
     system,
     instanceId,
     stopping: false,
+    topic: (name) => config.topicPrefix + name,
     shared<T>(name: string, create: () => T): T {
       if (!instances.has(name)) instances.set(name, create());
       return instances.get(name) as T;

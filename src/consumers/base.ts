@@ -21,6 +21,7 @@ import { Committer } from "./committer.ts";
 import { type DeadLetter, deadLetterMessage } from "./dead-letter.ts";
 import { type ConsumerMetrics, consumerMetrics, type LagSource } from "./metrics.ts";
 import { onceMarkerKey } from "./keys.ts";
+import { MESSAGE_ID_HEADER } from "../infra/bus.ts";
 
 /** A message that is not JSON or fails the schema: dead-lettered at once. */
 export class SchemaError extends Error {
@@ -48,6 +49,9 @@ export function isUnavailable(err: unknown): boolean {
     (err instanceof Error && err.name === "UnavailableError");
 }
 
+/** How often a consumer whose topic does not exist (and may not be created) looks again. */
+const MISSING_TOPIC_RECHECK_MS = 30_000;
+
 /** The running part of a consumer definition, common to both kinds. */
 export abstract class BaseConsumerService implements Service, LagSource {
   readonly name: string;
@@ -65,6 +69,8 @@ export abstract class BaseConsumerService implements Service, LagSource {
   #committer: Committer | undefined;
   readonly #options: CommonOptions<v.GenericSchema>;
   readonly #scope: string;
+  /** The dead-letter topic without `TOPIC_PREFIX`, as `rt.bus` takes it. */
+  readonly #dlqName: string;
   readonly #kind: "consumer" | "bulk-consumer";
   readonly #stopped = new AbortController();
   readonly #deadline = new AbortController();
@@ -88,8 +94,10 @@ export abstract class BaseConsumerService implements Service, LagSource {
     this.consumer = options.name;
     this.#kind = kind;
     this.name = `${kind}:${options.name}`;
-    this.topic = `${rt.config.topicPrefix}${options.topic}`;
+    // Full names (records and offsets carry them); rt.bus adds the prefix where it publishes.
+    this.topic = rt.topic(options.topic);
     this.dlqTopic = `${this.topic}.dlq`;
+    this.#dlqName = `${options.topic}.dlq`;
     this.#scope = options.group ?? options.name;
     this.groupId = `${rt.config.keyPrefix}.${this.#scope}`;
     this.maxAttempts = options.maxAttempts ?? 5;
@@ -243,7 +251,10 @@ export abstract class BaseConsumerService implements Service, LagSource {
       value: result.output,
       headers: record.headers,
       timestamp: record.timestamp,
-      id: `${record.topic}/${record.partition}/${record.offset}`,
+      // The publisher's id when it set one (every publish of this program does, the same on
+      // each retry), so a message the producer wrote twice is still applied once.
+      id: record.headers[MESSAGE_ID_HEADER] ||
+        `${record.topic}/${record.partition}/${record.offset}`,
     };
   }
 
@@ -258,7 +269,7 @@ export abstract class BaseConsumerService implements Service, LagSource {
     const messages = letters.map((l) => deadLetterMessage(l, this.consumer));
     for (let attempt = 1;; attempt++) {
       try {
-        await this.rt.bus.publish(this.dlqTopic, messages);
+        await this.rt.bus.publish(this.#dlqName, messages);
         break;
       } catch (err) {
         this.log.warn("dead-lettering failed; will retry", { error: err, count: letters.length });
@@ -347,11 +358,18 @@ export abstract class BaseConsumerService implements Service, LagSource {
   }
 
   async #join(group: GroupConsumer): Promise<void> {
-    const partitions = this.#options.partitions ?? 3;
+    // Unset: the bus's default (`KAFKA_PARTITIONS`).
+    const partitions = this.#options.partitions;
     for (let attempt = 1; !this.stopping; attempt++) {
       try {
-        await this.rt.bus.ensureTopics([this.topic, this.dlqTopic], partitions);
-        break;
+        const missing = await this.rt.bus.ensureTopics(
+          [this.#options.topic, this.#dlqName],
+          partitions,
+        );
+        // Topics that may not be created are named by the bus's readiness check, not retried
+        // in a loop; this looks again now and then in case someone creates them.
+        if (!missing.includes(this.topic)) break;
+        await this.sleep(MISSING_TOPIC_RECHECK_MS);
       } catch (err) {
         this.log.warn("cannot create topics yet; will retry", { error: err });
         await this.sleep(Math.min(5_000, 250 * attempt));

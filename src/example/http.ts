@@ -8,10 +8,9 @@ import {
   jsonContent,
   problemResponse,
   type RouteModule,
-  toHash,
   validate,
-} from "../../mod.ts";
-import { eventsStatsKey, exampleTopics, orderKey, ordersAllKey } from "./keys.ts";
+} from "@svc/runtime";
+import { eventsStatsKey, orderKey, ordersAllKey } from "./keys.ts";
 
 const OrderInput = v.strictObject({
   item: v.pipe(v.string(), v.minLength(1), v.maxLength(200)),
@@ -30,7 +29,10 @@ const OrderParams = v.object({ id: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,
 const Event = v.strictObject({
   type: v.pipe(v.string(), v.minLength(1), v.maxLength(100)),
   at: v.pipe(v.string(), v.isoTimestamp()),
-  data: v.record(v.string(), v.unknown()),
+  data: v.pipe(
+    v.custom<unknown>((data) => !Array.isArray(data), "must be an object, not an array"),
+    v.record(v.string(), v.unknown()),
+  ),
 });
 
 const EventsInput = v.pipe(v.array(Event), v.minLength(1), v.maxLength(1000));
@@ -46,7 +48,6 @@ const EventStats = v.object({ stored: v.number(), batches: v.number() });
  */
 export const exampleRoutes: RouteModule = (app, rt) => {
   const prefix = rt.config.keyPrefix;
-  const topics = exampleTopics(rt.config.topicPrefix);
 
   app.post(
     "/orders",
@@ -82,7 +83,7 @@ export const exampleRoutes: RouteModule = (app, rt) => {
         ["SADD", ordersAllKey(prefix), id],
       ]);
       try {
-        await rt.bus.publish(topics.orders, [{
+        await rt.bus.publish("orders", [{
           key: id,
           value: JSON.stringify({ ...order, created_at }),
         }]);
@@ -110,14 +111,16 @@ export const exampleRoutes: RouteModule = (app, rt) => {
     validate("param", OrderParams),
     async (c) => {
       const { id } = c.req.valid("param");
-      const hash = toHash(await rt.store.command(["HGETALL", orderKey(prefix, id)]));
-      if (!hash.id) throw new HttpProblem(404, `Order "${id}" does not exist`);
-      return c.json({
-        id: hash.id,
-        item: hash.item,
-        qty: Number(hash.qty),
-        processed: hash.processed === "1",
-      });
+      const [found, item, qty, processed] = await rt.store.command([
+        "HMGET",
+        orderKey(prefix, id),
+        "id",
+        "item",
+        "qty",
+        "processed",
+      ]) as (string | null)[];
+      if (!found) throw new HttpProblem(404, `Order "${id}" does not exist`);
+      return c.json({ id: found, item, qty: Number(qty), processed: processed === "1" });
     },
   );
 
@@ -135,7 +138,7 @@ export const exampleRoutes: RouteModule = (app, rt) => {
     async (c) => {
       const events = c.req.valid("json");
       await rt.bus.publish(
-        topics.events,
+        "events",
         events.map((event) => ({ key: crypto.randomUUID(), value: JSON.stringify(event) })),
       );
       return c.json({ accepted: events.length }, 202);
@@ -150,8 +153,10 @@ export const exampleRoutes: RouteModule = (app, rt) => {
       responses: { 200: { description: "Counters", content: jsonContent(EventStats) } },
     }),
     async (c) => {
-      const stats = toHash(await rt.store.command(["HGETALL", eventsStatsKey(prefix)]));
-      return c.json({ stored: Number(stats.stored ?? 0), batches: Number(stats.batches ?? 0) });
+      const [stored, batches] = await rt.store.command(
+        ["HMGET", eventsStatsKey(prefix), "stored", "batches"],
+      ) as (string | null)[];
+      return c.json({ stored: Number(stored ?? 0), batches: Number(batches ?? 0) });
     },
   );
 };

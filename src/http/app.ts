@@ -1,26 +1,27 @@
 /**
  * @module The Hono app: middleware, probes, metrics, OpenAPI, built-in and user routes.
  */
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { bodyLimit } from "hono/body-limit";
 import { openAPIRouteHandler } from "hono-openapi";
+import { loadVendor } from "@standard-community/standard-json";
+import { toJsonSchema } from "@valibot/to-json-schema";
 import { Counter, Histogram } from "prom-client";
 import type { AppEnv } from "./env.ts";
 import { HttpProblem, problem } from "./problem.ts";
 import { consumerRoutes } from "../consumers/routes.ts";
-import { dashboardRoutes } from "../dashboard/routes.ts";
+import { DASHBOARD_SESSION_PATHS, dashboardRoutes } from "../dashboard/routes.ts";
 import { renderLogin } from "../dashboard/render.ts";
 import { probeRoutes } from "./probes.ts";
+import { bearer, cookie, isKey, isSession, SESSION_COOKIE, SESSION_HEADER } from "./auth.ts";
+import { requestGuard } from "./guard.ts";
 import { UnavailableError } from "../infra/store.ts";
 import type { Runtime, Service } from "../runtime.ts";
 import type { RouteModule } from "../system.ts";
 import { scheduleRoutes } from "../scheduler/routes.ts";
 import { parallelRoutes } from "../parallel/routes.ts";
 import { taskRoutes } from "../tasks/routes.ts";
-
-/** Largest request body accepted, in bytes (API.md: 1 MiB). */
-export const BODY_LIMIT_BYTES = 1024 * 1024;
 
 /** Paths answered without `Authorization`, so probes and scrapers need no key. */
 const OPEN_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
@@ -80,29 +81,20 @@ const _httpMetrics = (rt: Runtime) =>
     };
   });
 
-function _cookie(header: string | undefined, name: string): string | undefined {
-  for (const part of (header ?? "").split(";")) {
-    const [k, ...rest] = part.trim().split("=");
-    if (k !== name) continue;
-    try {
-      return decodeURIComponent(rest.join("="));
-    } catch {
-      return undefined;
-    }
-  }
-  return undefined;
-}
+/** The methods `http_requests_total` names; any other is counted as `other`. */
+const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]);
 
-function _sameKey(given: string, keys: readonly string[]): boolean {
-  const a = new TextEncoder().encode(given);
-  let found = false;
-  for (const key of keys) {
-    const b = new TextEncoder().encode(key);
-    let diff = a.length ^ b.length;
-    for (let i = 0; i < a.length; i++) diff |= a[i] ^ (b[i % (b.length || 1)] ?? 0);
-    found ||= diff === 0;
-  }
-  return found;
+/**
+ * The metric labels of a request, each from a closed set whatever the client sends: a standard
+ * method or `other`, a route template or `unmatched`.
+ *
+ * @param c the Hono context, after the handler ran
+ * @returns the method and route labels
+ */
+export function requestLabels(c: Context): { method: string; route: string } {
+  const method = METHODS.has(c.req.method) ? c.req.method : "other";
+  const route = c.req.routePath === "/*" || c.req.routePath === "*" ? "unmatched" : c.req.routePath;
+  return { method, route };
 }
 
 /**
@@ -135,13 +127,13 @@ export function createApp(rt: Runtime, options: AppOptions): Hono<AppEnv> {
     // since a header added after `next()` makes Hono rebuild the response.
     if (propagated) c.header("x-request-id", requestId);
     await next();
-    const route = c.req.routePath === "/*" ? "unmatched" : c.req.routePath;
+    const { method, route } = requestLabels(c);
     const seconds = (performance.now() - started) / 1000;
-    metrics.observe(c.req.method, route, c.res.status, seconds);
+    metrics.observe(method, route, c.res.status, seconds);
     if (!OPEN_PATHS.has(c.req.path)) {
       log.info("request", {
         request_id: requestId,
-        method: c.req.method,
+        method: c.req.method.slice(0, 32),
         path: c.req.path,
         status: c.res.status,
         duration_ms: Math.round(seconds * 1e4) / 10,
@@ -149,9 +141,10 @@ export function createApp(rt: Runtime, options: AppOptions): Hono<AppEnv> {
     }
   });
 
+  const maxSize = rt.config.bodyLimitBytes;
   const limit = bodyLimit({
-    maxSize: BODY_LIMIT_BYTES,
-    onError: (c) => problem(c, 413, `The request body exceeds ${BODY_LIMIT_BYTES} bytes`),
+    maxSize,
+    onError: (c) => problem(c, 413, `The request body exceeds ${maxSize} bytes`),
   });
   // GET and HEAD carry no body we read; asking for one would build a stream per request.
   app.use((
@@ -159,34 +152,42 @@ export function createApp(rt: Runtime, options: AppOptions): Hono<AppEnv> {
     next,
   ) => (c.req.method === "GET" || c.req.method === "HEAD" ? next() : limit(c, next)));
 
+  app.use(requestGuard());
+
   const keys = rt.config.apiKeys;
   if (keys.length > 0) {
     app.use(async (c, next) => {
-      if (OPEN_PATHS.has(c.req.path)) return next();
-      const match = /^Bearer\s+(.+)$/i.exec(c.req.header("authorization") ?? "");
-      // A browser cannot put a header on a page load or an EventSource, so the dashboard's
-      // GETs also take the key from a cookie; its actions still send the header (no CSRF).
-      const dashboard = c.req.method === "GET" && c.req.path.startsWith("/dashboard");
-      const cookie = dashboard ? _cookie(c.req.header("cookie"), "svc_api_key") : undefined;
-      if (cookie !== undefined && _sameKey(cookie, keys)) return next();
-      if (!match || !_sameKey(match[1].trim(), keys)) {
-        if (dashboard && c.req.path === "/dashboard") return c.html(renderLogin(), 401);
-        c.header("www-authenticate", 'Bearer realm="svc"');
-        return problem(
-          c,
-          401,
-          match
-            ? "The API key is not valid"
-            : "An API key is required: Authorization: Bearer <key>",
-        );
+      if (OPEN_PATHS.has(c.req.path) || DASHBOARD_SESSION_PATHS.has(c.req.path)) return next();
+      const token = bearer(c);
+      if (token !== undefined && isKey(token, keys)) return next();
+      // A browser cannot put a header on a page load or an EventSource, so the dashboard's pages
+      // take its session cookie; anything else takes it only with the session header, which
+      // another site's page cannot send (CSRF).
+      const page = c.req.method === "GET" && c.req.path.startsWith("/dashboard");
+      const session = page || c.req.header(SESSION_HEADER) !== undefined
+        ? cookie(c, SESSION_COOKIE)
+        : undefined;
+      if (session !== undefined && await isSession(session, keys)) return next();
+      if (page && c.req.path === "/dashboard") {
+        return c.html(renderLogin(rt.config.serviceName), 401);
       }
-      await next();
+      c.header("www-authenticate", 'Bearer realm="svc"');
+      return problem(
+        c,
+        401,
+        token !== undefined
+          ? "The API key is not valid"
+          : "An API key is required: Authorization: Bearer <key>",
+      );
     });
   }
 
   probeRoutes(app, rt, options.services);
 
   if (options.api) {
+    // hono-openapi finds the valibot converter by a dynamic import of an optional peer, which
+    // an app's own import map does not name; handing it over makes the runtime self-contained.
+    loadVendor("valibot", toJsonSchema as Parameters<typeof loadVendor>[1]);
     for (const routes of BUILTIN_ROUTES) routes(app, rt);
     for (const routes of rt.system.routeModules) routes(app, rt);
     app.get(
@@ -194,7 +195,11 @@ export function createApp(rt: Runtime, options: AppOptions): Hono<AppEnv> {
       openAPIRouteHandler(app, {
         documentation: {
           openapi: "3.1.0",
-          info: { title: "svc", version: "1.0.0", description: "Microservice runtime API" },
+          info: {
+            title: rt.config.serviceName,
+            version: "1.0.0",
+            description: "Microservice runtime API",
+          },
           components: {
             securitySchemes: { bearer: { type: "http", scheme: "bearer" } },
           },
@@ -206,7 +211,10 @@ export function createApp(rt: Runtime, options: AppOptions): Hono<AppEnv> {
 
   app.notFound((c) => problem(c, 404, `No route for ${c.req.method} ${c.req.path}`));
   app.onError((err, c) => {
-    if (err instanceof HttpProblem) return problem(c, err.status, err.detail, err.extra);
+    if (err instanceof HttpProblem) {
+      for (const [name, value] of Object.entries(err.headers)) c.header(name, value);
+      return problem(c, err.status, err.detail, err.extra);
+    }
     if (err instanceof UnavailableError) {
       c.header("retry-after", "1");
       return problem(c, 503, err.message, { dependency: err.dependency });

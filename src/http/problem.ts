@@ -13,11 +13,14 @@ export interface Issue {
 const TITLES: Record<number, string> = {
   400: "Bad Request",
   401: "Unauthorized",
+  403: "Forbidden",
   404: "Not Found",
   405: "Method Not Allowed",
   409: "Conflict",
   413: "Content Too Large",
   415: "Unsupported Media Type",
+  429: "Too Many Requests",
+  431: "Request Header Fields Too Large",
   500: "Internal Server Error",
   503: "Service Unavailable",
 };
@@ -28,11 +31,13 @@ export class HttpProblem extends Error {
    * @param status HTTP status
    * @param detail what went wrong, for the client
    * @param extra more members (e.g. `issues`)
+   * @param headers response headers (e.g. `retry-after` of a 429)
    */
   constructor(
     readonly status: ContentfulStatusCode,
     readonly detail: string,
     readonly extra: Record<string, unknown> = {},
+    readonly headers: Record<string, string> = {},
   ) {
     super(detail);
     this.name = "HttpProblem";

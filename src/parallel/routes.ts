@@ -4,11 +4,17 @@
 import { describeRoute } from "hono-openapi";
 import * as v from "valibot";
 import { HttpProblem } from "../http/problem.ts";
-import { jsonContent, problemResponse, toIssues, validate } from "../http/validate.ts";
+import {
+  arrayForObject,
+  jsonContent,
+  problemResponse,
+  toIssues,
+  validate,
+} from "../http/validate.ts";
 import type { Runtime } from "../runtime.ts";
 import type { RouteModule } from "../system.ts";
 import { CapacityError, CapacityPlanner } from "./capacity.ts";
-import { DEFAULT_MAX_WORKERS, MAX_CHUNKS, type ParallelTask } from "./define.ts";
+import { DEFAULT_MAX_WORKERS, type ParallelTask } from "./define.ts";
 import { parallelMetrics } from "./metrics.ts";
 import { REFCODE_PATTERN, RunStore, type RunView, TERMINAL } from "./store.ts";
 
@@ -60,6 +66,7 @@ const CapacityPlan = v.object({
   estimated_ms: v.number(),
   headroom: v.number(),
   pod_memory_bytes: v.number(),
+  measured_at: v.pipe(v.string(), v.isoTimestamp()),
   calibration: v.record(v.string(), v.unknown()),
   formula: v.string(),
 });
@@ -78,6 +85,21 @@ async function _run(runs: RunStore, refcode: string): Promise<RunView> {
   return run;
 }
 
+/** `Retry-After` of a 429 for a task at its `maxActiveRuns`. */
+const RUNS_FULL_RETRY_S = 10;
+
+/** Runs `work` for one key at a time (a promise chain per key). */
+function _serialized(): <T>(key: string, work: () => Promise<T>) => Promise<T> {
+  const tails = new Map<string, Promise<unknown>>();
+  return (key, work) => {
+    const run = (tails.get(key) ?? Promise.resolve()).then(work);
+    const tail = run.catch(() => {});
+    tails.set(key, tail);
+    tail.then(() => tails.get(key) === tail && tails.delete(key));
+    return run;
+  };
+}
+
 const _invalid = (issues: { path: string; message: string }[]) =>
   new HttpProblem(400, "The request body is invalid", { issues });
 
@@ -91,6 +113,7 @@ const _invalid = (issues: { path: string; message: string }[]) =>
 export const parallelRoutes: RouteModule = (app, rt) => {
   const runs = new RunStore(rt.store, rt.config.keyPrefix);
   const metrics = parallelMetrics(rt);
+  const admit = _serialized();
   const planner = rt.shared(
     "parallel.capacity",
     () => new CapacityPlanner(rt.store, rt.config.parallelMaxWorkers),
@@ -103,7 +126,7 @@ export const parallelRoutes: RouteModule = (app, rt) => {
     worker_count: _between(1, maxWorkers),
     input: "is required (the task's input)",
   };
-  const RunInput = v.object({
+  const RunInput = v.strictObject({
     task_id: v.pipe(
       v.string(messages.task_id),
       v.nonEmpty("must be the name of a parallel task"),
@@ -119,8 +142,9 @@ export const parallelRoutes: RouteModule = (app, rt) => {
   }, (issue) => {
     // A missing field is reported by the object: name what the field must be.
     const key = issue.path?.[0]?.key;
-    return typeof key === "string" && messages[key]
-      ? messages[key]
+    if (typeof key === "string" && messages[key]) return messages[key];
+    return issue.kind === "schema" && issue.type === "strict_object" && issue.path
+      ? "is not a field of a parallel run (task_id, worker_count, input)"
       : "must be an object with task_id, worker_count and input";
   });
   const CapacityQuery = v.object({
@@ -137,8 +161,10 @@ export const parallelRoutes: RouteModule = (app, rt) => {
       description: `worker_count is an integer from 1 to ${maxWorkers} (the task's maxWorkers).`,
       responses: {
         202: { description: "Queued", content: jsonContent(RunAccepted) },
-        400: problemResponse("Bad worker_count or input"),
+        400: problemResponse("Bad worker_count or input, or an input over the task's limits"),
         404: problemResponse("Unknown task_id"),
+        415: problemResponse("The body is not declared application/json"),
+        429: problemResponse("The task has maxActiveRuns runs already; retry after Retry-After"),
       },
     }),
     validate("json", RunInput),
@@ -148,6 +174,8 @@ export const parallelRoutes: RouteModule = (app, rt) => {
       if (body.worker_count > def.maxWorkers) {
         throw _invalid([{ path: "worker_count", message: _between(1, def.maxWorkers) }]);
       }
+      const array = arrayForObject(def.input, body.input);
+      if (array) throw _invalid([{ ...array, path: "input" }]);
       const parsed = v.safeParse(def.input, body.input);
       if (!parsed.success) {
         throw _invalid(
@@ -163,10 +191,11 @@ export const parallelRoutes: RouteModule = (app, rt) => {
       } catch (err) {
         throw _invalid([{ path: "input", message: `cannot be split: ${err}` }]);
       }
-      if (chunks.length > MAX_CHUNKS) {
+      if (chunks.length > def.maxChunks) {
         throw _invalid([{
           path: "input",
-          message: `splits into ${chunks.length} chunks; at most ${MAX_CHUNKS} are allowed`,
+          message:
+            `splits into ${chunks.length} chunks; at most ${def.maxChunks} are allowed (maxChunks)`,
         }]);
       }
       let emptyResult: unknown;
@@ -180,13 +209,27 @@ export const parallelRoutes: RouteModule = (app, rt) => {
           }]);
         }
       }
-      const refcode = await runs.create({
-        taskId: def.name,
-        workerCount: body.worker_count,
-        chunks,
-        leaseMs: def.leaseMs,
-        maxAttempts: def.maxAttempts,
-        emptyResult,
+      // Counted and created one at a time per task in this process, so concurrent requests to
+      // one replica cannot pass the cap together (across replicas it may be exceeded by the
+      // requests in flight at once).
+      const refcode = await admit(def.name, async () => {
+        const active = await runs.activeCount(def.name);
+        if (active >= def.maxActiveRuns) {
+          throw new HttpProblem(
+            429,
+            `Parallel task "${def.name}" already has ${active} runs queued or running (at most ${def.maxActiveRuns}, its maxActiveRuns); retry later`,
+            { limit: def.maxActiveRuns },
+            { "retry-after": String(RUNS_FULL_RETRY_S) },
+          );
+        }
+        return await runs.create({
+          taskId: def.name,
+          workerCount: body.worker_count,
+          chunks,
+          leaseMs: def.leaseMs,
+          maxAttempts: def.maxAttempts,
+          emptyResult,
+        });
       });
       metrics.runs.inc({ task_id: def.name });
       const statusUrl = `/parallel-tasks/${refcode}`;
@@ -207,10 +250,13 @@ export const parallelRoutes: RouteModule = (app, rt) => {
     describeRoute({
       tags: ["parallel tasks"],
       summary: "How many workers and pods finish `items` items within `deadline_ms`",
-      description: "Calibrates the task on this machine (cached 10 min per task and items).",
+      description:
+        "Measures the task's cost per item once on a worker thread of this machine (at most " +
+        "2 s, shared by concurrent requests, reused for every items value, taken again after " +
+        "10 min); `measured_at` says when.",
       responses: {
         200: { description: "The plan", content: jsonContent(CapacityPlan) },
-        400: problemResponse("Bad query, or the task cannot be calibrated"),
+        400: problemResponse("Bad query, a run over the task's limits, or no sample"),
         404: problemResponse("Unknown task_id"),
       },
     }),

@@ -13,10 +13,14 @@
  * Either way a run that lost its lease is told (`onLost`) and its late result is refused by the
  * lease token check in `finish`.
  */
-import type { Runtime } from "../runtime.ts";
+import { redisOptions, type Runtime } from "../runtime.ts";
+import type { RedisOptions } from "../infra/redis.ts";
 import type { Logger } from "../log.ts";
 import type { TaskBroker } from "./broker.ts";
 import { LeaseTable, type TableEntry } from "./lease-table.ts";
+// In the static module graph, so `deno compile` embeds the thread with the program: an app's
+// image never has to `--include` the runtime's own files. It does nothing on this thread.
+import "./lease-thread.ts";
 
 /** A run's lease: `[refcode, token]`. */
 export type Lease = [refcode: string, token: string];
@@ -184,6 +188,7 @@ export type ToThread =
   | {
     op: "init";
     redisUrl: string;
+    redis: RedisOptions;
     keyPrefix: string;
     leaseMs: number;
     logLevel: string;
@@ -251,6 +256,7 @@ export class ThreadLeaseKeeper implements LeaseKeeper {
     this.#post(worker, {
       op: "init",
       redisUrl: this.#rt.config.redisUrl!,
+      redis: redisOptions(this.#rt.config),
       keyPrefix: this.#rt.config.keyPrefix,
       leaseMs: this.#leaseMs,
       logLevel: this.#rt.config.logLevel,

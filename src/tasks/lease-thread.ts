@@ -2,7 +2,6 @@
  * @module Web Worker entry: renews task leases on its own Redis connection, so a handler that
  * blocks the main thread's event loop keeps its lease (see `lease-keeper.ts`).
  */
-/// <reference lib="deno.worker" />
 import { RedisStore } from "../infra/redis.ts";
 import { createLogger, type LogLevel } from "../log.ts";
 import { TaskBroker } from "./broker.ts";
@@ -13,13 +12,22 @@ import { LeaseTable } from "./lease-table.ts";
 let store: RedisStore | undefined;
 let timer: ReturnType<typeof setTimeout> | undefined;
 let running = false;
-const post = (msg: FromThread) => self.postMessage(msg);
+/** The worker's global scope, typed here rather than by a `deno.worker` lib directive. */
+const scope = globalThis as unknown as {
+  postMessage(msg: FromThread): void;
+  onmessage: ((event: MessageEvent<ToThread>) => void) | null;
+};
+const post = (msg: FromThread) => scope.postMessage(msg);
 
-self.onmessage = async (event: MessageEvent<ToThread>) => {
+// `lease-keeper.ts` imports this file too, only so `deno compile` embeds it: there, on the
+// main thread, it must do nothing.
+if (import.meta.main) scope.onmessage = onMessage;
+
+async function onMessage(event: MessageEvent<ToThread>): Promise<void> {
   const msg = event.data;
   if (msg.op === "init") {
     const log = createLogger(msg.logLevel as LogLevel, { component: "lease-thread" });
-    store = new RedisStore(msg.redisUrl, log);
+    store = new RedisStore(msg.redisUrl, log, msg.redis);
     const broker = new TaskBroker(store, taskKeys(msg.keyPrefix));
     const table = new LeaseTable(msg.table);
     running = true;
@@ -40,4 +48,4 @@ self.onmessage = async (event: MessageEvent<ToThread>) => {
     await store?.close();
     post({ op: "stopped" });
   }
-};
+}
