@@ -6,7 +6,7 @@ import * as v from "valibot";
 import type { Runtime } from "../runtime.ts";
 import { UnavailableError } from "../infra/store.ts";
 import { toIssues } from "../http/validate.ts";
-import { FAILED_MIN_TTL_MS, type TaskDefinition } from "./define.ts";
+import { FAILED_MIN_TTL_MS, type TaskDefinition, type TaskInput } from "./define.ts";
 import { taskKeys, type TaskStatus, TERMINAL_STATUSES } from "./keys.ts";
 import { type ChangeResult, TaskBroker, type TaskRecord } from "./broker.ts";
 import { newRefcode, REFCODE } from "./refcode.ts";
@@ -396,22 +396,10 @@ export function taskClient(rt: Runtime): TaskClient {
  * const { refcode } = await enqueueTask(rt, "orders-report", {}, { idempotencyKey: runId });
  * ```
  */
-export function enqueueTask<D extends TaskDefinition>(
+export function enqueueTask<T extends TaskDefinition | string>(
   rt: Runtime,
-  type: D,
-  input: v.InferInput<D["input"]>,
-  options?: EnqueueOptions,
-): Promise<EnqueueResult>;
-export function enqueueTask(
-  rt: Runtime,
-  type: string,
-  input: unknown,
-  options?: EnqueueOptions,
-): Promise<EnqueueResult>;
-export function enqueueTask(
-  rt: Runtime,
-  type: string | TaskDefinition,
-  input: unknown,
+  type: T,
+  input: TaskInput<T>,
   options: EnqueueOptions = {},
 ): Promise<EnqueueResult> {
   return taskClient(rt).enqueue(type, input, options);
