@@ -47,6 +47,8 @@ export interface AppOptions {
   api: boolean;
   /** The services running in this process, for `/readyz`. */
   services: () => readonly Service[];
+  /** Longest wait for a request body; default `BODY_TIMEOUT_MS` (30 s). */
+  bodyTimeoutMs?: number;
 }
 
 const _httpMetrics = (rt: Runtime) =>
@@ -143,6 +145,7 @@ export function createApp(rt: Runtime, options: AppOptions): Hono<AppEnv> {
     const requestId = propagated ? incoming : crypto.randomUUID();
     c.set("requestId", requestId);
     c.set("rt", rt);
+    if (options.bodyTimeoutMs !== undefined) c.set("bodyTimeoutMs", options.bodyTimeoutMs);
     // A caller's (or ingress's) request id is echoed; one made here is logged and put in error
     // bodies but not sent on successes: any header beyond content-type takes Deno.serve off its
     // fast path, which cost a fifth of the throughput of a cheap route. Set before the handler,

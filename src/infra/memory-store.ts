@@ -1095,7 +1095,7 @@ export class MemoryStore implements Store {
   }
 
   /** One process holds the only copy: there are no replicas to wait for. */
-  replicate(_key: string): Promise<void> {
+  replicate(_keys: string[]): Promise<void> {
     return this.#settle(() => {});
   }
 

@@ -44,12 +44,14 @@ export interface Store {
    */
   subscribe(channel: string, onMessage: (message: string) => void): Promise<() => Promise<void>>;
   /**
-   * Waits until `REDIS_WAIT_REPLICAS` replicas hold every write made so far on the connection
-   * that carries `key` (Redis `WAIT`); at once when none are asked for.
+   * Waits until `REDIS_WAIT_REPLICAS` replicas hold every write made so far on the connections
+   * that carry `keys` (Redis `WAIT` on each key's node); at once when none are asked for. Work
+   * is answered 201/202 only after it.
    *
+   * @param keys keys just written (one per node is enough)
    * @throws {UnavailableError} when fewer acknowledge within `REDIS_WAIT_TIMEOUT_MS`
    */
-  replicate(key: string): Promise<void>;
+  replicate(keys: string[]): Promise<void>;
   /** Whether the store accepts writes now: it answers, and is a primary (short timeout). */
   check(): Promise<Check>;
   /** Closes every connection. */

@@ -108,7 +108,7 @@ test("replicate(): WAIT on the key's master counts its replica", async () => {
     await waitFor(async () => (await waiting.check()).ok, 15_000, "ready");
     for (const k of keys.slice(0, 6)) {
       await waiting.command(["SET", k, "w"]);
-      await waiting.replicate(k);
+      await waiting.replicate([k]);
     }
   } finally {
     await waiting.close();
