@@ -17,7 +17,6 @@
 export { type Config, ConfigError, type Role, ROLES } from "./src/config.ts";
 export type { Logger, LogLevel } from "./src/log.ts";
 export {
-  type Call,
   type Check,
   type Command,
   defineScript,
@@ -47,13 +46,25 @@ export { DLQ_HEADERS } from "./src/consumers/dead-letter.ts";
 export { type Definition, type RouteModule, System } from "./src/system.ts";
 export {
   defineSchedule,
+  type EnqueueAction,
+  type HttpAction,
   type MissedPolicy,
   type OverlapPolicy,
+  type PerRun,
+  type PublishAction,
   type ScheduleAction,
   type ScheduleContext,
   type ScheduleDefinition,
+  type ScheduleFunction,
   type ScheduleOptions,
+  type Trigger,
+  UnknownScheduleError,
 } from "./src/scheduler/mod.ts";
+export { runScheduleNow } from "./src/scheduler/client.ts";
+export type {
+  RunRecord as ScheduleRun,
+  RunStatus as ScheduleRunStatus,
+} from "./src/scheduler/store.ts";
 export {
   type ChunkSignal,
   DEFAULT_MAX_WORKERS,
@@ -63,10 +74,16 @@ export {
   type SplitContext,
 } from "./src/parallel/define.ts";
 export {
+  type ParallelInput,
+  type ParallelRunStarted,
+  startParallelRun,
+} from "./src/parallel/client.ts";
+export {
   type Backoff,
   defineTask,
   type EnqueueOptions,
   type EnqueueResult,
+  type EnqueueTask,
   enqueueTask,
   IdempotencyConflictError,
   NonRetryableError,
@@ -75,6 +92,7 @@ export {
   taskClient,
   type TaskContext,
   type TaskDefinition,
+  type TaskInput,
   TaskInputError,
   TaskNotFoundError,
   type TaskOptions,

@@ -4,19 +4,14 @@
 import { describeRoute } from "hono-openapi";
 import * as v from "valibot";
 import { HttpProblem } from "../http/problem.ts";
-import {
-  arrayForObject,
-  jsonContent,
-  problemResponse,
-  toIssues,
-  validate,
-} from "../http/validate.ts";
+import { jsonContent, problemResponse, validate } from "../http/validate.ts";
 import type { Runtime } from "../runtime.ts";
 import type { RouteModule } from "../system.ts";
 import { CapacityError, CapacityPlanner } from "./capacity.ts";
 import { DEFAULT_MAX_WORKERS, type ParallelTask } from "./define.ts";
 import { parallelMetrics } from "./metrics.ts";
 import { REFCODE_PATTERN, RunStore, type RunView, TERMINAL } from "./store.ts";
+import { startParallelRun } from "./client.ts";
 
 /** Largest `items` the capacity planner accepts. */
 const MAX_ITEMS = 1e12;
@@ -85,21 +80,6 @@ async function _run(runs: RunStore, refcode: string): Promise<RunView> {
   return run;
 }
 
-/** `Retry-After` of a 429 for a task at its `maxActiveRuns`. */
-const RUNS_FULL_RETRY_S = 10;
-
-/** Runs `work` for one key at a time (a promise chain per key). */
-function _serialized(): <T>(key: string, work: () => Promise<T>) => Promise<T> {
-  const tails = new Map<string, Promise<unknown>>();
-  return (key, work) => {
-    const run = (tails.get(key) ?? Promise.resolve()).then(work);
-    const tail = run.catch(() => {});
-    tails.set(key, tail);
-    tail.then(() => tails.get(key) === tail && tails.delete(key));
-    return run;
-  };
-}
-
 const _invalid = (issues: { path: string; message: string }[]) =>
   new HttpProblem(400, "The request body is invalid", { issues });
 
@@ -113,7 +93,6 @@ const _invalid = (issues: { path: string; message: string }[]) =>
 export const parallelRoutes: RouteModule = (app, rt) => {
   const runs = new RunStore(rt.store, rt.config.keyPrefix);
   const metrics = parallelMetrics(rt);
-  const admit = _serialized();
   const planner = rt.shared(
     "parallel.capacity",
     () => new CapacityPlanner(rt.store, rt.config.parallelMaxWorkers),
@@ -170,74 +149,15 @@ export const parallelRoutes: RouteModule = (app, rt) => {
     validate("json", RunInput),
     async (c) => {
       const body = c.req.valid("json");
-      const def = _task(rt, body.task_id);
-      if (body.worker_count > def.maxWorkers) {
-        throw _invalid([{ path: "worker_count", message: _between(1, def.maxWorkers) }]);
-      }
-      const array = arrayForObject(def.input, body.input);
-      if (array) throw _invalid([{ ...array, path: "input" }]);
-      const parsed = v.safeParse(def.input, body.input);
-      if (!parsed.success) {
-        throw _invalid(
-          toIssues(parsed.issues).map((i) => ({
-            ...i,
-            path: i.path ? `input.${i.path}` : "input",
-          })),
-        );
-      }
-      let chunks: unknown[];
-      try {
-        chunks = def.split(parsed.output, { workerCount: body.worker_count });
-      } catch (err) {
-        throw _invalid([{ path: "input", message: `cannot be split: ${err}` }]);
-      }
-      if (chunks.length > def.maxChunks) {
-        throw _invalid([{
-          path: "input",
-          message:
-            `splits into ${chunks.length} chunks; at most ${def.maxChunks} are allowed (maxChunks)`,
-        }]);
-      }
-      let emptyResult: unknown;
-      if (chunks.length === 0) {
-        try {
-          emptyResult = await def.merge([]);
-        } catch (err) {
-          throw _invalid([{
-            path: "input",
-            message: `holds no work and merges to nothing: ${err}`,
-          }]);
-        }
-      }
-      // Counted and created one at a time per task in this process, so concurrent requests to
-      // one replica cannot pass the cap together (across replicas it may be exceeded by the
-      // requests in flight at once).
-      const refcode = await admit(def.name, async () => {
-        const active = await runs.activeCount(def.name);
-        if (active >= def.maxActiveRuns) {
-          throw new HttpProblem(
-            429,
-            `Parallel task "${def.name}" already has ${active} runs queued or running (at most ${def.maxActiveRuns}, its maxActiveRuns); retry later`,
-            { limit: def.maxActiveRuns },
-            { "retry-after": String(RUNS_FULL_RETRY_S) },
-          );
-        }
-        return await runs.create({
-          taskId: def.name,
-          workerCount: body.worker_count,
-          chunks,
-          leaseMs: def.leaseMs,
-          maxAttempts: def.maxAttempts,
-          emptyResult,
-        });
+      const { refcode, taskId } = await startParallelRun(rt, body.task_id, body.input, {
+        workerCount: body.worker_count,
       });
-      metrics.runs.inc({ task_id: def.name });
       const statusUrl = `/parallel-tasks/${refcode}`;
       c.header("location", statusUrl);
       c.header("retry-after", "1");
       return c.json({
         refcode,
-        task_id: def.name,
+        task_id: taskId,
         worker_count: body.worker_count,
         status: "queued" as const,
         status_url: statusUrl,

@@ -2,6 +2,7 @@
  * @module One run of a schedule: claim and record it, run its action under a lease, record how
  * it ended; and, at shutdown, wait for the runs in flight until the deadline.
  */
+import type { TaskDefinition } from "../tasks/define.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Logger } from "../log.ts";
 import type { Clock } from "./clock.ts";
@@ -13,7 +14,7 @@ import { runAction } from "./actions.ts";
 /** Enqueues an async task and returns its refcode (the async-task engine's `enqueueTask`). */
 export type EnqueueFn = (
   rt: Runtime,
-  type: string,
+  type: string | TaskDefinition,
   input: unknown,
   options: { idempotencyKey?: string },
 ) => Promise<string>;

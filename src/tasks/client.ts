@@ -6,7 +6,7 @@ import * as v from "valibot";
 import type { Runtime } from "../runtime.ts";
 import { UnavailableError } from "../infra/store.ts";
 import { toIssues } from "../http/validate.ts";
-import { FAILED_MIN_TTL_MS, type TaskDefinition } from "./define.ts";
+import { FAILED_MIN_TTL_MS, type TaskDefinition, type TaskInput } from "./define.ts";
 import { taskKeys, type TaskStatus, TERMINAL_STATUSES } from "./keys.ts";
 import { type ChangeResult, TaskBroker, type TaskRecord } from "./broker.ts";
 import { newRefcode, REFCODE } from "./refcode.ts";
@@ -213,6 +213,11 @@ export class TaskClient {
       idempotency,
     });
     if (outcome === "conflict") throw new IdempotencyConflictError(refcode);
+    // Answered 202 only once REDIS_WAIT_REPLICAS replicas hold it; a repeat with the same
+    // Idempotency-Key waits again, so a retry after a 503 gets the same refcode, durably.
+    const written = [this.#broker.keys.record(refcode)];
+    if (idempotency) written.push(this.#broker.keys.idempotency(idempotency.keyHash));
+    await this.#rt.store.replicate(written);
     if (outcome === "created") {
       taskMetrics(this.#rt).transitions.inc({ type: def.name, status: "queued" });
       return { refcode, type: def.name, status: "queued", created: true };
@@ -396,22 +401,10 @@ export function taskClient(rt: Runtime): TaskClient {
  * const { refcode } = await enqueueTask(rt, "orders-report", {}, { idempotencyKey: runId });
  * ```
  */
-export function enqueueTask<D extends TaskDefinition>(
+export function enqueueTask<T extends TaskDefinition | string>(
   rt: Runtime,
-  type: D,
-  input: v.InferInput<D["input"]>,
-  options?: EnqueueOptions,
-): Promise<EnqueueResult>;
-export function enqueueTask(
-  rt: Runtime,
-  type: string,
-  input: unknown,
-  options?: EnqueueOptions,
-): Promise<EnqueueResult>;
-export function enqueueTask(
-  rt: Runtime,
-  type: string | TaskDefinition,
-  input: unknown,
+  type: T,
+  input: TaskInput<T>,
   options: EnqueueOptions = {},
 ): Promise<EnqueueResult> {
   return taskClient(rt).enqueue(type, input, options);
