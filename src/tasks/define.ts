@@ -11,8 +11,8 @@ import type { EnqueueOptions, EnqueueResult } from "./client.ts";
  * The input of a task: its schema's input when the task is given by its definition, `unknown`
  * when it is named by a string.
  */
-export type TaskInput<T extends TaskDefinition | string> = T extends TaskDefinition<infer S, unknown>
-  ? v.InferInput<S>
+export type TaskInput<T extends TaskDefinition | string> = T extends
+  TaskDefinition<infer S, unknown> ? v.InferInput<S>
   : unknown;
 
 /**
