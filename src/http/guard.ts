@@ -10,6 +10,12 @@ export const MAX_HEADER_BYTES = 8 * 1024;
 /** Most bytes of all header names and values together. */
 export const MAX_HEADERS_TOTAL_BYTES = 32 * 1024;
 
+/**
+ * Longest a body-taking route waits for the request body (Deno.serve has no body timeout: a
+ * client that sends part of its body holds the request open for ever).
+ */
+export const BODY_TIMEOUT_MS = 30_000;
+
 const JSON_MEDIA = /^application\/([\w.-]+\+)?json$/i;
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
@@ -42,6 +48,29 @@ export function unlessJson(c: Context): Response | undefined {
         type.slice(0, 100)
       }"`,
   );
+}
+
+/**
+ * Reads the request body as JSON within the body timeout (the app's `bodyTimeoutMs`, else
+ * {@link BODY_TIMEOUT_MS}).
+ *
+ * @param c the Hono context
+ * @returns the parsed body, `undefined` when it is not valid JSON, or a 408 response
+ */
+export async function jsonWithin(c: Context): Promise<unknown> {
+  const ms = (c.get("bodyTimeoutMs") as number | undefined) ?? BODY_TIMEOUT_MS;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<Response>((resolve) => {
+    timer = setTimeout(
+      () => resolve(problem(c, 408, `The request body did not arrive within ${ms} ms`)),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([c.req.json().catch(() => undefined), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function _headersTooLarge(c: Context): string | undefined {
