@@ -396,13 +396,15 @@ export async function spawnProgram(
  * Runs the program to completion (for start-up errors).
  *
  * @param env environment
+ * @param entry the program's entry (default {@link EXAMPLE_ENTRY})
  * @returns exit code and output
  */
 export async function runProgram(
   env: Record<string, string>,
+  entry: string = EXAMPLE_ENTRY,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", EXAMPLE_ENTRY],
+    args: ["run", "-A", entry],
     cwd: ROOT,
     env: { PORT: "0", ...env },
     stdin: "null",

@@ -16,7 +16,8 @@
  * Usage: `deno task bench tasks [--part system|single|both] [--tasks 20000]
  *   [--modes process,http] [--system-tasks 10000] [--flood-seconds 3] [--connections 32] [--concurrency 50]
  *   [--inflight 50] [--seconds 5] [--rate 1000] [--rounds 3] [--system-rounds 1]
- *   [--redis URL]`
+ *   [--redis URL] [--embedded]`
+ * (`--embedded`: only part 2, ours alone on the embedded in-process store: no Redis, no BullMQ.)
  */
 import * as v from "valibot";
 import { Queue, Worker as BullWorker } from "bullmq";
@@ -53,6 +54,7 @@ const ROUNDS = Number(arg("rounds", "3"));
 const WARMUP = Number(arg("warmup", "3000"));
 const CHILD = arg("child", "");
 const PART = arg("part", "both");
+const EMBEDDED = Deno.args.includes("--embedded");
 const SYSTEM: SystemOptions = {
   redis: "",
   mode: "process",
@@ -113,7 +115,11 @@ function ours(): Contender {
   });
   const prefix = `bench-${crypto.randomUUID().slice(0, 8)}`;
   const rt = createRuntime(
-    loadConfig({ REDIS_URL: REDIS, KEY_PREFIX: prefix, LOG_LEVEL: "warn" }),
+    loadConfig({
+      ...(EMBEDDED ? {} : { REDIS_URL: REDIS }),
+      KEY_PREFIX: prefix,
+      LOG_LEVEL: "warn",
+    }),
     new System().add(noop),
   );
   let worker: TaskWorker | undefined;
@@ -266,6 +272,28 @@ async function child<T>(name: string): Promise<T> {
   return JSON.parse(line.slice("RESULT ".length));
 }
 
+if (EMBEDDED) {
+  console.log(
+    `one task type in one process, embedded store, ours alone: ${TASKS} tasks, concurrency ` +
+      `${CONCURRENCY}, ${INFLIGHT} enqueues in flight, latency at ${RATE}/s for ${SECONDS}s, ` +
+      `${ROUNDS} rounds (a fresh process each)`,
+  );
+  const runs: Figures[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    runs.push(await child<Figures>("single:ours"));
+    show("ours", runs[r]);
+  }
+  const pick = (k: keyof Figures) => median(runs.map((f) => f[k]));
+  console.log(`medians of ${ROUNDS} rounds:`);
+  show("ours", {
+    enqueuePerSecond: pick("enqueuePerSecond"),
+    endToEndPerSecond: pick("endToEndPerSecond"),
+    p50: pick("p50"),
+    p99: pick("p99"),
+    started: pick("started"),
+  });
+  Deno.exit(0);
+}
 REDIS ||= await privateRedis();
 const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
 

@@ -73,7 +73,6 @@ test("scripts run on the master of KEYS[1] (loaded on first use there); MULTI on
   const script = defineScript({
     name: `incr-${prefix}`,
     lua: `-- ${prefix}\nreturn redis.call("INCRBY", KEYS[1], ARGV[1])`,
-    local: () => null,
   });
   for (const k of keys.slice(0, 9)) {
     assert.is(await store.eval(script, [k], [5]), 5 + keys.indexOf(k));
