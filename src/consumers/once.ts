@@ -8,6 +8,7 @@ import { clusterSlot, type Command, defineScript, hashTag, type Store } from "..
 export interface Effect {
   /** What makes it unique: a message id (`topic/partition/offset`), an order id… */
   id: string;
+  /** The commands, run atomically with the effect's marker. */
   commands: Command[];
 }
 

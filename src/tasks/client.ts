@@ -56,7 +56,9 @@ export interface EnqueueOptions {
 
 /** What {@link TaskClient.enqueue} returns. */
 export interface EnqueueResult {
+  /** The task's refcode. */
   refcode: string;
+  /** Its type. */
   type: string;
   /** `queued` for a new task; the current status when an idempotency key found an earlier one. */
   status: TaskStatus;
@@ -66,14 +68,23 @@ export interface EnqueueResult {
 
 /** A task as the API shows it (API.md field names). */
 export interface TaskView {
+  /** The task's refcode. */
   refcode: string;
+  /** Its type. */
   type: string;
+  /** Its status. */
   status: TaskStatus;
+  /** Progress from 0 to 1, or null before any report. */
   progress: number | null;
+  /** What the handler returned (`completed`). */
   result: unknown;
+  /** Why it failed (`failed`). */
   error: string | null;
+  /** Runs so far. */
   attempts: number;
+  /** When it was enqueued, ISO-8601. */
   created_at: string;
+  /** When it last changed, ISO-8601. */
   updated_at: string;
 }
 
@@ -134,12 +145,17 @@ export class TaskClient {
   /** @param rt the runtime */
   #depth = new Map<string, { at: number; count: Promise<number>; added: number }>();
 
+  /** Creates the client of a runtime (use {@link taskClient}: one per runtime). */
   constructor(rt: Runtime) {
     this.#rt = rt;
     this.#broker = new TaskBroker(rt.store, taskKeys(rt.config.keyPrefix));
   }
 
-  /** The broker underneath (for workers and tests). */
+  /**
+   * The broker underneath (for workers and tests).
+   *
+   * @internal
+   */
   get broker(): TaskBroker {
     return this.#broker;
   }
