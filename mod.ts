@@ -32,7 +32,13 @@ export {
 } from "./src/consumers/define.ts";
 export { applyOnce, type Effect } from "./src/consumers/once.ts";
 export { DLQ_HEADERS } from "./src/consumers/dead-letter.ts";
-export { type Definition, type RouteModule, System } from "./src/system.ts";
+export {
+  type Definition,
+  type DefinitionKind,
+  type Definitions,
+  type RouteModule,
+  System,
+} from "./src/system.ts";
 export {
   type Clock,
   defineSchedule,
@@ -78,7 +84,7 @@ export {
 export type { AppEnv } from "./src/http/env.ts";
 export { HttpProblem, type Issue, problem } from "./src/http/problem.ts";
 export { jsonContent, problemResponse, validate } from "./src/http/validate.ts";
-export { createApp } from "./src/http/app.ts";
+export { type AppOptions, createApp } from "./src/app.ts";
 export { describeRoute, resolver } from "hono-openapi";
 export { main, type Running, start } from "./src/main.ts";
 

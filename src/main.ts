@@ -2,8 +2,8 @@
  * @module Start-up and shutdown of one process: configuration, roles, HTTP server, signals.
  */
 import { ConfigError, loadConfig, redactUrl, type Role } from "./config.ts";
-import { createApp } from "./http/app.ts";
-import { settleBy } from "./deadline.ts";
+import { createApp } from "./app.ts";
+import { settleBy } from "./async/deadline.ts";
 import { validateSchedules } from "./scheduler/overrides.ts";
 import { availableRoles, ROLE_FACTORIES, RoleUnavailableError, STOP_ORDER } from "./roles.ts";
 import { createRuntime, type Runtime, type RuntimeOptions, type Service } from "./runtime.ts";
@@ -57,7 +57,11 @@ export async function start(
   }
   const api = config.roles.includes("http");
   if (config.apiKeys.length === 0 && api) log.warn("API_KEYS is unset: the API is open to anyone");
-  const app = createApp(rt, { api, services: () => services.map((s) => s.service) });
+  const app = createApp(rt, {
+    api,
+    services: () => services.map((s) => s.service),
+    routes: system.routeModules,
+  });
 
   for (const { role, service } of services) {
     await service.start();

@@ -2,9 +2,16 @@
  * @module `GET /dashboard` and its live stream `GET /dashboard/stream` (server-sent events).
  */
 import { streamSSE } from "hono/streaming";
-import type { RouteModule } from "../system.ts";
+import type { RouteModule } from "../http/env.ts";
 import { collectSnapshot } from "./snapshot.ts";
-import { renderPage, renderSections } from "./render.ts";
+import { renderLogin, renderPage, renderSections } from "./render.ts";
+
+/** The dashboard is loaded by browsers: its GETs take the API key from a cookie too. */
+export const DASHBOARD_AREA = {
+  prefix: "/dashboard",
+  cookie: "svc_api_key",
+  loginPage: renderLogin,
+} as const;
 
 /** How often the stream sends fresh sections. */
 export const STREAM_INTERVAL_MS = 1000;

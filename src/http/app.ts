@@ -1,23 +1,17 @@
 /**
- * @module The Hono app: middleware, probes, metrics, OpenAPI, built-in and user routes.
+ * @module The HTTP kit's app: middleware, auth, probes, metrics, OpenAPI and problem+json
+ * errors around the route modules it is given. It knows no feature: `src/app.ts` composes them.
  */
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { bodyLimit } from "hono/body-limit";
 import { openAPIRouteHandler } from "hono-openapi";
 import { Counter, Histogram } from "prom-client";
-import type { AppEnv } from "./env.ts";
+import type { AppEnv, RouteModule } from "./env.ts";
 import { HttpProblem, problem } from "./problem.ts";
-import { consumerRoutes } from "../consumers/routes.ts";
-import { dashboardRoutes } from "../dashboard/routes.ts";
-import { renderLogin } from "../dashboard/render.ts";
 import { probeRoutes } from "./probes.ts";
 import { UnavailableError } from "../infra/store.ts";
-import type { Runtime, Service } from "../runtime.ts";
-import type { RouteModule } from "../system.ts";
-import { scheduleRoutes } from "../scheduler/routes.ts";
-import { parallelRoutes } from "../parallel/routes.ts";
-import { taskRoutes } from "../tasks/routes.ts";
+import { perRuntime, type Runtime, type Service } from "../runtime.ts";
 
 /** Largest request body accepted, in bytes (API.md: 1 MiB). */
 export const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -25,60 +19,67 @@ export const BODY_LIMIT_BYTES = 1024 * 1024;
 /** Paths answered without `Authorization`, so probes and scrapers need no key. */
 const OPEN_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
 
-/** Routes of the runtime's own features (tasks, parallel tasks, schedules). */
-const BUILTIN_ROUTES: RouteModule[] = [
-  taskRoutes,
-  parallelRoutes,
-  scheduleRoutes,
-  consumerRoutes,
-  dashboardRoutes,
-];
+/**
+ * Pages a browser loads (a browser cannot put a header on a page load or an EventSource): their
+ * GETs also take the API key from a cookie, and the page itself answers 401 with a login form.
+ */
+export interface BrowserArea {
+  /** Path prefix, e.g. `/dashboard`; the page is this path itself. */
+  prefix: string;
+  /** The cookie holding the API key. */
+  cookie: string;
+  /** The login page. */
+  loginPage(): string | Promise<string>;
+}
 
-/** What `createApp` needs besides the runtime. */
-export interface AppOptions {
+/** What `createHttpApp` needs besides the runtime. */
+export interface HttpAppOptions {
   /** Serve the API (role `http`); otherwise only probes and metrics. */
   api: boolean;
   /** The services running in this process, for `/readyz`. */
   services: () => readonly Service[];
+  /** The route modules of the API, in order. */
+  routes: readonly RouteModule[];
+  /** Browser pages that accept the key from a cookie. */
+  browser?: BrowserArea;
 }
 
-const _httpMetrics = (rt: Runtime) =>
-  rt.shared("http.metrics", () => {
-    const requests = new Counter({
-      name: "http_requests_total",
-      help: "HTTP requests answered, by method, route and status",
-      labelNames: ["method", "route", "status"],
-      registers: [rt.metrics],
-    });
-    const duration = new Histogram({
-      name: "http_request_duration_seconds",
-      help: "Time to answer HTTP requests, by method and route",
-      labelNames: ["method", "route"],
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      registers: [rt.metrics],
-    });
-    // Label children cached per (method, route, status): prom-client hashes labels on every
-    // call otherwise, a measurable part of a fast request.
-    const children = new Map<
-      string,
-      { count: { inc(): void }; time: { observe(v: number): void } }
-    >();
-    return {
-      observe(method: string, route: string, status: number, seconds: number) {
-        const id = `${method} ${status} ${route}`;
-        let child = children.get(id);
-        if (!child) {
-          child = {
-            count: requests.labels(method, route, String(status)),
-            time: duration.labels(method, route),
-          };
-          children.set(id, child);
-        }
-        child.count.inc();
-        child.time.observe(seconds);
-      },
-    };
+const _httpMetrics = perRuntime((rt) => {
+  const requests = new Counter({
+    name: "http_requests_total",
+    help: "HTTP requests answered, by method, route and status",
+    labelNames: ["method", "route", "status"],
+    registers: [rt.metrics],
   });
+  const duration = new Histogram({
+    name: "http_request_duration_seconds",
+    help: "Time to answer HTTP requests, by method and route",
+    labelNames: ["method", "route"],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [rt.metrics],
+  });
+  // Label children cached per (method, route, status): prom-client hashes labels on every
+  // call otherwise, a measurable part of a fast request.
+  const children = new Map<
+    string,
+    { count: { inc(): void }; time: { observe(v: number): void } }
+  >();
+  return {
+    observe(method: string, route: string, status: number, seconds: number) {
+      const id = `${method} ${status} ${route}`;
+      let child = children.get(id);
+      if (!child) {
+        child = {
+          count: requests.labels(method, route, String(status)),
+          time: duration.labels(method, route),
+        };
+        children.set(id, child);
+      }
+      child.count.inc();
+      child.time.observe(seconds);
+    },
+  };
+});
 
 function _cookie(header: string | undefined, name: string): string | undefined {
   for (const part of (header ?? "").split(";")) {
@@ -106,18 +107,18 @@ function _sameKey(given: string, keys: readonly string[]): boolean {
 }
 
 /**
- * Builds the app.
+ * Builds the app around the given route modules.
  *
  * @param rt the runtime
- * @param options API or probes only, and the running services
+ * @param options API or probes only, the running services, the routes
  * @returns the Hono app, ready for `Deno.serve` or `app.request()`
  * @example
  * ```ts
- * const app = createApp(rt, { api: true, services: () => [] });
+ * const app = createHttpApp(rt, { api: true, services: () => [], routes: [myRoutes] });
  * const res = await app.request("/healthz");
  * ```
  */
-export function createApp(rt: Runtime, options: AppOptions): Hono<AppEnv> {
+export function createHttpApp(rt: Runtime, options: HttpAppOptions): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const metrics = _httpMetrics(rt);
   const log = rt.log.child({ component: "http" });
@@ -160,17 +161,19 @@ export function createApp(rt: Runtime, options: AppOptions): Hono<AppEnv> {
   ) => (c.req.method === "GET" || c.req.method === "HEAD" ? next() : limit(c, next)));
 
   const keys = rt.config.apiKeys;
+  const browser = options.browser;
   if (keys.length > 0) {
     app.use(async (c, next) => {
       if (OPEN_PATHS.has(c.req.path)) return next();
       const match = /^Bearer\s+(.+)$/i.exec(c.req.header("authorization") ?? "");
-      // A browser cannot put a header on a page load or an EventSource, so the dashboard's
-      // GETs also take the key from a cookie; its actions still send the header (no CSRF).
-      const dashboard = c.req.method === "GET" && c.req.path.startsWith("/dashboard");
-      const cookie = dashboard ? _cookie(c.req.header("cookie"), "svc_api_key") : undefined;
+      // Only GETs take the cookie: a browser area's actions still send the header (no CSRF).
+      const area = browser && c.req.method === "GET" && c.req.path.startsWith(browser.prefix)
+        ? browser
+        : undefined;
+      const cookie = area ? _cookie(c.req.header("cookie"), area.cookie) : undefined;
       if (cookie !== undefined && _sameKey(cookie, keys)) return next();
       if (!match || !_sameKey(match[1].trim(), keys)) {
-        if (dashboard && c.req.path === "/dashboard") return c.html(renderLogin(), 401);
+        if (area && c.req.path === area.prefix) return c.html(await area.loginPage(), 401);
         c.header("www-authenticate", 'Bearer realm="svc"');
         return problem(
           c,
@@ -187,8 +190,7 @@ export function createApp(rt: Runtime, options: AppOptions): Hono<AppEnv> {
   probeRoutes(app, rt, options.services);
 
   if (options.api) {
-    for (const routes of BUILTIN_ROUTES) routes(app, rt);
-    for (const routes of rt.system.routeModules) routes(app, rt);
+    for (const routes of options.routes) routes(app, rt);
     app.get(
       "/openapi.json",
       openAPIRouteHandler(app, {

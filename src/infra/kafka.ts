@@ -12,6 +12,8 @@ import {
   Partitioners,
   type Producer,
 } from "kafkajs";
+import { backoff } from "../async/backoff.ts";
+import { deadline } from "../async/deadline.ts";
 import type { Logger } from "../log.ts";
 import type { Bus, OutgoingMessage } from "./bus.ts";
 import type {
@@ -65,18 +67,8 @@ class _TimeoutError extends Error {
   }
 }
 
-async function _withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      work,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new _TimeoutError(what, ms)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
+function _withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  return deadline(work, ms, () => new _TimeoutError(what, ms));
 }
 
 function _rootCause(err: unknown): any {
@@ -614,7 +606,7 @@ export class KafkaGroupConsumer implements GroupConsumer {
     this.#consumer = undefined;
     this.#setOut("restarting");
     failed.disconnect().catch(() => {});
-    const delay = Math.min(10_000, 500 * 2 ** Math.min(this.#failures++, 5));
+    const delay = backoff(++this.#failures, { initialMs: 500, maxMs: 10_000 });
     this.#restartTimer = setTimeout(() => {
       if (this.#running) void this.#launch();
     }, delay);

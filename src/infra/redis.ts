@@ -10,6 +10,8 @@ import {
   type Store,
   UnavailableError,
 } from "./store.ts";
+import { backoff } from "../async/backoff.ts";
+import { deadline, settleBy } from "../async/deadline.ts";
 import type { Logger } from "../log.ts";
 import { redactUrl } from "../config.ts";
 
@@ -64,12 +66,9 @@ export class RedisStore implements Store {
     this.#connecting = this.#first(this.#client);
   }
 
-  #first(client: Client): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    return Promise.race([
-      new Promise<void>((resolve) => client.once("ready", resolve)),
-      new Promise<void>((resolve) => (timer = setTimeout(resolve, FIRST_CONNECT_WAIT_MS))),
-    ]).finally(() => clearTimeout(timer));
+  async #first(client: Client): Promise<void> {
+    const ready = new Promise<void>((resolve) => client.once("ready", resolve));
+    await settleBy(ready, Date.now() + FIRST_CONNECT_WAIT_MS);
   }
 
   /** The client, once the first connection attempt is over. */
@@ -92,7 +91,7 @@ export class RedisStore implements Store {
       socket: {
         connectTimeout: 2000,
         reconnectStrategy: (retries: number) =>
-          this.#closed ? false : Math.min(50 * 2 ** retries, 1000),
+          this.#closed ? false : backoff(retries + 1, { initialMs: 50, maxMs: 1000 }),
       },
     });
     let down = false;
@@ -201,19 +200,15 @@ export class RedisStore implements Store {
 
   async check(): Promise<Check> {
     if (!this.#client.isReady) return { ok: false, detail: this.#lastError || "not connected" };
-    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      await Promise.race([
+      await deadline(
         this.#client.sendCommand(["PING"]),
-        new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new Error("PING timed out")), CHECK_TIMEOUT_MS);
-        }),
-      ]);
+        CHECK_TIMEOUT_MS,
+        () => new Error("PING timed out"),
+      );
       return { ok: true };
     } catch (err) {
       return { ok: false, detail: err instanceof Error ? err.message : String(err) };
-    } finally {
-      clearTimeout(timer);
     }
   }
 

@@ -3,7 +3,7 @@
  * splits into chunks and how the chunks' results merge.
  */
 import * as v from "valibot";
-import type { Definition } from "../system.ts";
+import { type Definition, definitionKind } from "../definitions.ts";
 
 /** Most `worker_count` a run may ask for when its task sets no `maxWorkers`. */
 export const DEFAULT_MAX_WORKERS = 64;
@@ -84,6 +84,9 @@ export interface ParallelTask<
   readonly leaseMs: number;
   readonly maxAttempts: number;
 }
+
+/** The key of the parallel tasks in a program: `rt.system.all(PARALLEL_TASKS)`. */
+export const PARALLEL_TASKS = definitionKind<ParallelTask>("parallel-task");
 
 function _intIn(value: number, min: number, max: number, what: string): number {
   if (!Number.isInteger(value) || value < min || value > max) {

@@ -2,6 +2,7 @@
  * @module The heartbeat loop of a parallel worker: renews the leases of the chunks it runs
  * and notices runs that ended (a missed cancel message) or chunks it lost.
  */
+import { Loop } from "../async/loop.ts";
 import type { Logger } from "../log.ts";
 import type { Held, RunStore } from "./store.ts";
 
@@ -17,10 +18,8 @@ export interface HeartbeatHost {
 export class Heartbeat {
   #runs: RunStore;
   #host: HeartbeatHost;
-  #intervalMs: number;
   #log: Logger;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #beating: Promise<void> | undefined;
+  #loop: Loop;
   #failing = false;
 
   /**
@@ -32,25 +31,18 @@ export class Heartbeat {
   constructor(runs: RunStore, host: HeartbeatHost, intervalMs: number, log: Logger) {
     this.#runs = runs;
     this.#host = host;
-    this.#intervalMs = intervalMs;
     this.#log = log;
+    this.#loop = new Loop(() => this.beat(), { everyMs: intervalMs });
   }
 
   /** Starts beating. */
   start(): void {
-    const tick = () => {
-      this.#beating = this.beat().finally(() => {
-        if (this.#timer !== undefined) this.#timer = setTimeout(tick, this.#intervalMs);
-      });
-    };
-    this.#timer = setTimeout(tick, this.#intervalMs);
+    this.#loop.start();
   }
 
   /** Stops beating; resolves once a beat in progress ends. */
-  async stop(): Promise<void> {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    await this.#beating;
+  stop(): Promise<void> {
+    return this.#loop.stop();
   }
 
   /** One beat: renews every held lease, stops what is no longer ours. */

@@ -5,10 +5,10 @@ import { describeRoute } from "hono-openapi";
 import * as v from "valibot";
 import { HttpProblem } from "../http/problem.ts";
 import { jsonContent, problemResponse, toIssues, validate } from "../http/validate.ts";
-import type { Runtime } from "../runtime.ts";
-import type { RouteModule } from "../system.ts";
+import { perRuntime, type Runtime } from "../runtime.ts";
+import type { RouteModule } from "../http/env.ts";
 import { CapacityError, CapacityPlanner } from "./capacity.ts";
-import { DEFAULT_MAX_WORKERS, MAX_CHUNKS, type ParallelTask } from "./define.ts";
+import { DEFAULT_MAX_WORKERS, MAX_CHUNKS, PARALLEL_TASKS, type ParallelTask } from "./define.ts";
 import { parallelMetrics } from "./metrics.ts";
 import { REFCODE_PATTERN, RunStore, type RunView, TERMINAL } from "./store.ts";
 
@@ -67,7 +67,7 @@ const CapacityPlan = v.object({
 const RefcodeParam = v.object({ refcode: v.string() });
 
 function _task(rt: Runtime, taskId: string): ParallelTask {
-  const def = rt.system.get<ParallelTask>("parallel-task", taskId);
+  const def = rt.system.get(PARALLEL_TASKS, taskId);
   if (!def) throw new HttpProblem(404, `Parallel task "${taskId}" is not defined`);
   return def;
 }
@@ -77,6 +77,9 @@ async function _run(runs: RunStore, refcode: string): Promise<RunView> {
   if (!run) throw new HttpProblem(404, `Parallel run "${refcode}" does not exist or has expired`);
   return run;
 }
+
+/** One planner per runtime: its calibrations are cached and shared by every request. */
+const _planner = perRuntime((rt) => new CapacityPlanner(rt.store, rt.config.parallelMaxWorkers));
 
 const _invalid = (issues: { path: string; message: string }[]) =>
   new HttpProblem(400, "The request body is invalid", { issues });
@@ -91,11 +94,8 @@ const _invalid = (issues: { path: string; message: string }[]) =>
 export const parallelRoutes: RouteModule = (app, rt) => {
   const runs = new RunStore(rt.store, rt.config.keyPrefix);
   const metrics = parallelMetrics(rt);
-  const planner = rt.shared(
-    "parallel.capacity",
-    () => new CapacityPlanner(rt.store, rt.config.parallelMaxWorkers),
-  );
-  const defs = rt.system.all<ParallelTask>("parallel-task");
+  const planner = _planner(rt);
+  const defs = rt.system.all(PARALLEL_TASKS);
   // The cluster's allowed maximum: the largest any task allows; a task may allow fewer.
   const maxWorkers = defs.length ? Math.max(...defs.map((d) => d.maxWorkers)) : DEFAULT_MAX_WORKERS;
   const messages: Record<string, string> = {

@@ -2,7 +2,7 @@
  * @module `defineSchedule`: a name, a cron in a time zone, an action, and what to do about
  * overlapping and missed runs.
  */
-import type { Definition } from "../system.ts";
+import { type Definition, definitionKind } from "../definitions.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Logger } from "../log.ts";
 import { Cron, CronError } from "./cron.ts";
@@ -75,7 +75,7 @@ export interface HttpAction {
     timeoutMs?: number;
     /** Further attempts after a network error, a timeout, 408, 429 or 5xx; 2 by default. */
     retries?: number;
-    /** First backoff, doubled each retry; 500 ms by default. */
+    /** First backoff, doubled each retry (±20 %, at most 30 s); 500 ms by default. */
     retryDelayMs?: number;
   };
 }
@@ -129,6 +129,9 @@ export interface ScheduleDefinition extends Definition {
   readonly missed: MissedPolicy;
   readonly catchUpWindowMs: number;
 }
+
+/** The key of the schedules in a program: `rt.system.all(SCHEDULES)`. */
+export const SCHEDULES = definitionKind<ScheduleDefinition>("schedule");
 
 const _NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/;
 

@@ -2,11 +2,12 @@
  * @module The task client: enqueue, read, long-poll, cancel, list and retry tasks. Used by the
  * HTTP routes and by any code that enqueues (schedules, consumers, handlers).
  */
+import { deadline, settleBy } from "../async/deadline.ts";
 import * as v from "valibot";
-import type { Runtime } from "../runtime.ts";
+import { perRuntime, type Runtime } from "../runtime.ts";
 import { UnavailableError } from "../infra/store.ts";
 import { toIssues } from "../http/validate.ts";
-import { FAILED_MIN_TTL_MS, type TaskDefinition } from "./define.ts";
+import { FAILED_MIN_TTL_MS, type TaskDefinition, TASKS } from "./define.ts";
 import { taskKeys, type TaskStatus, TERMINAL_STATUSES } from "./keys.ts";
 import { type ChangeResult, TaskBroker, type TaskRecord } from "./broker.ts";
 import { newRefcode, REFCODE } from "./refcode.ts";
@@ -138,7 +139,7 @@ export class TaskClient {
    * @throws {UnknownTaskTypeError} when none has that name
    */
   definition(type: string): TaskDefinition {
-    const def = this.#rt.system.get<TaskDefinition>("task", type);
+    const def = this.#rt.system.get(TASKS, type);
     if (!def) throw new UnknownTaskTypeError(type);
     return def;
   }
@@ -234,14 +235,7 @@ export class TaskClient {
         !TERMINAL_STATUSES.has(view.status) && Date.now() < deadline && !signal?.aborted &&
         !this.#rt.stopping
       ) {
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([
-          woken,
-          new Promise<void>((resolve) => {
-            timer = setTimeout(resolve, Math.min(deadline - Date.now(), WAIT_BACKSTOP_MS));
-          }),
-        ]);
-        clearTimeout(timer);
+        await settleBy(woken, Math.min(deadline, Date.now() + WAIT_BACKSTOP_MS));
         woken = new Promise<void>((resolve) => (wake = resolve));
         view = await this.get(refcode);
       }
@@ -257,23 +251,16 @@ export class TaskClient {
   async #subscribe(refcode: string, onDone: () => void): Promise<() => Promise<void>> {
     const channel = taskKeys(this.#rt.config.keyPrefix).doneChannel(refcode);
     const subscribing = this.#rt.store.subscribe(channel, onDone);
-    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      return await Promise.race([
+      return await deadline(
         subscribing,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new UnavailableError("redis", "cannot subscribe to task notifications")),
-            SUBSCRIBE_TIMEOUT_MS,
-          );
-        }),
-      ]);
+        SUBSCRIBE_TIMEOUT_MS,
+        () => new UnavailableError("redis", "cannot subscribe to task notifications"),
+      );
     } catch (err) {
       // A subscription that completes after the timeout is dropped at once.
       subscribing.then((unsubscribe) => unsubscribe()).catch(() => {});
       throw err instanceof UnavailableError ? err : new UnavailableError("redis", String(err));
-    } finally {
-      clearTimeout(timer);
     }
   }
 
@@ -331,7 +318,7 @@ export class TaskClient {
     status: TaskStatus,
     options: { type?: string; limit?: number } = {},
   ): Promise<TaskView[]> {
-    const types = this.#rt.system.all<TaskDefinition>("task").map((d) => d.name);
+    const types = this.#rt.system.all(TASKS).map((d) => d.name);
     const records = await this.#broker.list(status, options.limit ?? 20, {
       type: options.type,
       types,
@@ -346,9 +333,7 @@ export class TaskClient {
  * @param rt the runtime
  * @returns the client
  */
-export function taskClient(rt: Runtime): TaskClient {
-  return rt.shared("tasks.client", () => new TaskClient(rt));
-}
+export const taskClient: (rt: Runtime) => TaskClient = perRuntime((rt) => new TaskClient(rt));
 
 /**
  * Enqueues a task: what schedules, consumers and handlers call.

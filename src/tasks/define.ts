@@ -2,7 +2,8 @@
  * @module Defining a task type: its name, input schema, handler and run options.
  */
 import type * as v from "valibot";
-import type { Definition } from "../system.ts";
+import { backoff } from "../async/backoff.ts";
+import { type Definition, definitionKind } from "../definitions.ts";
 import type { Logger } from "../log.ts";
 import type { Runtime } from "../runtime.ts";
 
@@ -68,6 +69,9 @@ export interface TaskDefinition<S extends v.GenericSchema = v.GenericSchema, R =
   readonly concurrency: number;
 }
 
+/** The key of the task types in a program: `rt.system.all(TASKS)`. */
+export const TASKS = definitionKind<TaskDefinition>("task");
+
 /** Options' defaults, as documented on {@link TaskOptions}. */
 export const TASK_DEFAULTS = {
   attempts: 3,
@@ -104,10 +108,7 @@ export function exponentialBackoff(
   maxDelayMs: number,
   random: () => number = Math.random,
 ): (retry: number) => number {
-  return (retry) => {
-    const base = Math.min(maxDelayMs, delayMs * 2 ** Math.max(0, retry - 1));
-    return Math.round(base * (0.8 + 0.4 * random()));
-  };
+  return (retry) => backoff(retry, { initialMs: delayMs, maxMs: maxDelayMs, random });
 }
 
 /**

@@ -13,6 +13,8 @@
  * Either way a run that lost its lease is told (`onLost`) and its late result is refused by the
  * lease token check in `finish`.
  */
+import { deadline, settleBy } from "../async/deadline.ts";
+import { Loop } from "../async/loop.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Logger } from "../log.ts";
 import type { TaskBroker } from "./broker.ts";
@@ -123,9 +125,7 @@ export class LoopLeaseKeeper implements LeaseKeeper {
   #broker: TaskBroker;
   #events: LeaseEvents;
   #log: Logger;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #running = false;
-  #inFlight: Promise<void> = Promise.resolve();
+  #loop: Loop;
 
   /**
    * @param broker the broker
@@ -138,19 +138,12 @@ export class LoopLeaseKeeper implements LeaseKeeper {
     this.#broker = broker;
     this.#events = events;
     this.#log = log;
+    this.#loop = new Loop(() => this.#tick(), { everyMs: renewEvery(leaseMs) });
   }
 
   start(): Promise<void> {
-    this.#running = true;
-    this.#schedule();
+    this.#loop.start();
     return Promise.resolve();
-  }
-
-  #schedule(): void {
-    if (!this.#running) return;
-    this.#timer = setTimeout(() => {
-      this.#inFlight = this.#tick().finally(() => this.#schedule());
-    }, renewEvery(this.#set.leaseMs));
   }
 
   async #tick(): Promise<void> {
@@ -172,10 +165,8 @@ export class LoopLeaseKeeper implements LeaseKeeper {
     this.#set.untrack(refcode, token);
   }
 
-  async stop(): Promise<void> {
-    this.#running = false;
-    clearTimeout(this.#timer);
-    await this.#inFlight;
+  stop(): Promise<void> {
+    return this.#loop.stop();
   }
 }
 
@@ -199,6 +190,9 @@ export type FromThread =
 
 /** Longest wait for the thread to start before falling back to the loop. */
 const THREAD_START_TIMEOUT_MS = 10_000;
+
+/** Longest wait for the thread to close its connection before it is terminated. */
+const THREAD_STOP_TIMEOUT_MS = 2_000;
 
 /** Renews leases from a Web Worker with its own Redis connection. */
 export class ThreadLeaseKeeper implements LeaseKeeper {
@@ -229,12 +223,7 @@ export class ThreadLeaseKeeper implements LeaseKeeper {
 
   async start(): Promise<void> {
     const worker = new Worker(new URL("./lease-thread.ts", import.meta.url), { type: "module" });
-    let timer: ReturnType<typeof setTimeout> | undefined;
     const ready = new Promise<void>((resolve, reject) => {
-      timer = setTimeout(
-        () => reject(new Error("Lease thread did not start in time")),
-        THREAD_START_TIMEOUT_MS,
-      );
       worker.onerror = (event) => {
         event.preventDefault();
         reject(new Error(`Lease thread failed: ${event.message}`));
@@ -257,12 +246,14 @@ export class ThreadLeaseKeeper implements LeaseKeeper {
       table: this.#table.buffer,
     });
     try {
-      await ready;
+      await deadline(
+        ready,
+        THREAD_START_TIMEOUT_MS,
+        () => new Error("Lease thread did not start in time"),
+      );
     } catch (err) {
       worker.terminate();
       throw err;
-    } finally {
-      clearTimeout(timer);
     }
     worker.onerror = (event) => {
       event.preventDefault();
@@ -293,15 +284,11 @@ export class ThreadLeaseKeeper implements LeaseKeeper {
     const worker = this.#worker;
     if (!worker) return;
     this.#worker = undefined;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      new Promise<void>((resolve) => {
-        this.#stopped = resolve;
-        this.#post(worker, { op: "stop" });
-      }),
-      new Promise<void>((resolve) => (timer = setTimeout(resolve, 2000))),
-    ]);
-    clearTimeout(timer);
+    const stopped = new Promise<void>((resolve) => {
+      this.#stopped = resolve;
+      this.#post(worker, { op: "stop" });
+    });
+    await settleBy(stopped, Date.now() + THREAD_STOP_TIMEOUT_MS);
     worker.terminate();
   }
 }

@@ -3,6 +3,7 @@
  * blocks the main thread's event loop keeps its lease (see `lease-keeper.ts`).
  */
 /// <reference lib="deno.worker" />
+import { Loop } from "../async/loop.ts";
 import { RedisStore } from "../infra/redis.ts";
 import { createLogger, type LogLevel } from "../log.ts";
 import { TaskBroker } from "./broker.ts";
@@ -11,8 +12,7 @@ import { type FromThread, renewEvery, renewLeases, type ToThread } from "./lease
 import { LeaseTable } from "./lease-table.ts";
 
 let store: RedisStore | undefined;
-let timer: ReturnType<typeof setTimeout> | undefined;
-let running = false;
+let loop: Loop | undefined;
 const post = (msg: FromThread) => self.postMessage(msg);
 
 self.onmessage = async (event: MessageEvent<ToThread>) => {
@@ -22,21 +22,18 @@ self.onmessage = async (event: MessageEvent<ToThread>) => {
     store = new RedisStore(msg.redisUrl, log);
     const broker = new TaskBroker(store, taskKeys(msg.keyPrefix));
     const table = new LeaseTable(msg.table);
-    running = true;
-    const tick = async () => {
+    loop = new Loop(async () => {
       try {
         const renewed = await renewLeases(broker, table.read(), msg.leaseMs);
         if (renewed.lost.length || renewed.cancel.length) post({ op: "renewed", ...renewed });
       } catch (err) {
         log.warn("lease renewal failed", { error: err });
       }
-      if (running) timer = setTimeout(tick, renewEvery(msg.leaseMs));
-    };
-    timer = setTimeout(tick, renewEvery(msg.leaseMs));
+    }, { everyMs: renewEvery(msg.leaseMs) });
+    loop.start();
     post({ op: "ready" });
   } else if (msg.op === "stop") {
-    running = false;
-    clearTimeout(timer);
+    await loop?.stop();
     await store?.close();
     post({ op: "stopped" });
   }

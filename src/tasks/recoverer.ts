@@ -2,6 +2,7 @@
  * @module The recoverer: takes back tasks whose worker stopped renewing its lease (a crash, a
  * kill -9, a lost network), so another worker runs them again (attempt + 1).
  */
+import { Loop } from "../async/loop.ts";
 import type { Runtime, Service } from "../runtime.ts";
 import type { Logger } from "../log.ts";
 import { taskKeys } from "./keys.ts";
@@ -29,10 +30,7 @@ export class Recoverer implements Service {
   #broker: TaskBroker;
   #metrics: TaskMetrics;
   #log: Logger;
-  #intervalMs: number;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #pass: Promise<unknown> = Promise.resolve();
-  #running = false;
+  #loop: Loop;
   #failing = false;
 
   /**
@@ -43,28 +41,16 @@ export class Recoverer implements Service {
     this.#broker = new TaskBroker(rt.store, taskKeys(rt.config.keyPrefix));
     this.#metrics = taskMetrics(rt);
     this.#log = rt.log.child({ component: "task-recoverer" });
-    this.#intervalMs = options.intervalMs ?? RECOVER_EVERY_MS;
+    const everyMs = options.intervalMs ?? RECOVER_EVERY_MS;
+    this.#loop = new Loop(async ({ late }) => {
+      if (late > everyMs / 2) {
+        this.#log.debug("recovery pass skipped after an event-loop stall", { late_ms: late });
+      } else await this.recover();
+    }, { everyMs, jitter: 0.2 });
   }
 
   start(): Promise<void> {
-    this.#running = true;
-    this.#schedule();
-    return Promise.resolve();
-  }
-
-  #schedule(): void {
-    if (!this.#running) return;
-    const delay = Math.round(this.#intervalMs * (0.8 + 0.4 * Math.random()));
-    const due = Date.now() + delay;
-    this.#timer = setTimeout(() => {
-      const late = Date.now() - due;
-      this.#pass = (late > this.#intervalMs / 2 ? this.#skip(late) : this.recover())
-        .finally(() => this.#schedule());
-    }, delay);
-  }
-
-  #skip(late: number): Promise<void> {
-    this.#log.debug("recovery pass skipped after an event-loop stall", { late_ms: late });
+    this.#loop.start();
     return Promise.resolve();
   }
 
@@ -94,9 +80,7 @@ export class Recoverer implements Service {
     }
   }
 
-  async stop(): Promise<void> {
-    this.#running = false;
-    clearTimeout(this.#timer);
-    await this.#pass;
+  stop(): Promise<void> {
+    return this.#loop.stop();
   }
 }

@@ -6,11 +6,10 @@
 import * as v from "valibot";
 import type { Context } from "hono";
 import { describeRoute } from "hono-openapi";
-import type { RouteModule } from "../system.ts";
-import type { AppEnv } from "../http/env.ts";
+import type { AppEnv, RouteModule } from "../http/env.ts";
 import { HttpProblem } from "../http/problem.ts";
 import { jsonContent, problemResponse, validate } from "../http/validate.ts";
-import type { TaskDefinition } from "./define.ts";
+import { TASKS } from "./define.ts";
 import { TASK_STATUSES, TERMINAL_STATUSES } from "./keys.ts";
 import { MAX_WAIT_MS, taskClient, type TaskView } from "./client.ts";
 import {
@@ -118,7 +117,7 @@ function _task(c: Context<AppEnv>, view: TaskView, status: 200 | 202): Response 
 export const taskRoutes: RouteModule = (app, rt) => {
   const client = taskClient(rt);
 
-  for (const def of rt.system.all<TaskDefinition>("task")) {
+  for (const def of rt.system.all(TASKS)) {
     app.post(
       `/tasks/${def.name}`,
       describeRoute({

@@ -6,7 +6,7 @@ import {
   reportStatus,
   STATUS_TTL_MS,
 } from "../../src/consumers/status.ts";
-import { createApp } from "../../src/http/app.ts";
+import { createApp } from "../../src/app.ts";
 import { exampleSystem } from "../../src/example/mod.ts";
 import { backends, cleanup, testRuntime } from "../helpers.ts";
 

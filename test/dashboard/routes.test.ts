@@ -1,6 +1,6 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { createApp } from "../../src/http/app.ts";
+import { createApp } from "../../src/app.ts";
 import { exampleSystem } from "../../src/example/mod.ts";
 import { taskClient } from "../../src/tasks/client.ts";
 import { backends, cleanup, testRuntime } from "../helpers.ts";

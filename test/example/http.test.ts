@@ -1,6 +1,6 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { createApp } from "../../src/http/app.ts";
+import { createApp } from "../../src/app.ts";
 import { exampleSystem } from "../../src/example/mod.ts";
 import { backends, cleanup, testRuntime } from "../helpers.ts";
 
@@ -8,8 +8,12 @@ test.after(cleanup);
 
 for (const backend of backends()) {
   const make = () => {
-    const rt = testRuntime({ redis: backend.name === "redis", system: exampleSystem() });
-    return { rt, app: createApp(rt, { api: true, services: () => [] }) };
+    const system = exampleSystem();
+    const rt = testRuntime({ redis: backend.name === "redis", system });
+    return {
+      rt,
+      app: createApp(rt, { api: true, services: () => [], routes: system.routeModules }),
+    };
   };
   const json = (body: unknown) => ({
     method: "POST",

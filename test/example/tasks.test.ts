@@ -1,6 +1,6 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { createApp } from "../../src/http/app.ts";
+import { createApp } from "../../src/app.ts";
 import { exampleSystem } from "../../src/example/mod.ts";
 import { ordersAllKey, ordersProcessedKey } from "../../src/example/keys.ts";
 import { TaskWorker } from "../../src/tasks/worker.ts";

@@ -2,7 +2,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import * as v from "valibot";
 import { Validator } from "@seriousme/openapi-schema-validator";
-import { createApp } from "../../src/http/app.ts";
+import { createApp } from "../../src/app.ts";
 import { validate } from "../../src/http/validate.ts";
 import { System } from "../../src/system.ts";
 import { exampleSystem } from "../../src/example/mod.ts";
@@ -12,7 +12,7 @@ test.after(cleanup);
 
 const appWith = (env: Record<string, string> = {}, system = exampleSystem()) => {
   const rt = testRuntime({ env, system });
-  return { rt, app: createApp(rt, { api: true, services: () => [] }) };
+  return { rt, app: createApp(rt, { api: true, services: () => [], routes: system.routeModules }) };
 };
 
 const post = (_path: string, body: string, headers: Record<string, string> = {}) => ({

@@ -2,7 +2,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as v from "valibot";
 import { backends, cleanup, onCleanup, testRuntime, waitFor } from "../helpers.ts";
-import { createApp } from "../../src/http/app.ts";
+import { createApp } from "../../src/app.ts";
 import { exampleSystem } from "../../src/example/mod.ts";
 import { defineParallelTask } from "../../src/parallel/define.ts";
 import { ParallelProcessor } from "../../src/parallel/processor.ts";

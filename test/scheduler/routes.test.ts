@@ -2,7 +2,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { backends, cleanup, onCleanup, testRuntime, waitFor } from "../helpers.ts";
 import { System } from "../../src/system.ts";
-import { createApp } from "../../src/http/app.ts";
+import { createApp } from "../../src/app.ts";
 import type { Runtime } from "../../src/runtime.ts";
 import { defineSchedule } from "../../src/scheduler/define.ts";
 import { Scheduler } from "../../src/scheduler/scheduler.ts";

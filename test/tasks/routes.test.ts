@@ -1,7 +1,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import * as v from "valibot";
-import { createApp } from "../../src/http/app.ts";
+import { createApp } from "../../src/app.ts";
 import { System } from "../../src/system.ts";
 import { defineTask } from "../../src/tasks/define.ts";
 import { taskClient } from "../../src/tasks/client.ts";
