@@ -1,9 +1,21 @@
 /**
  * @module A microservice runtime: one program that becomes, by `ROLE`, an HTTP API, a Kafka
  * consumer or bulk consumer, a cron scheduler, an async-task worker or a parallel-task worker.
+ *
+ * A program defines its work with the `define*` functions, gathers it in a {@link System} and
+ * runs it with {@link main}:
+ *
+ * ```ts ignore
+ * import { defineTask, main, System } from "@svc/runtime";
+ *
+ * const hello = defineTask({ name: "hello", handler: () => ({ hello: "world" }) });
+ * Deno.exit(await main(new System().add(hello)));
+ * ```
+ *
+ * Importing this module starts nothing. Unit-test helpers are in `@svc/runtime/testing`.
  */
-export { type Config, ConfigError, loadConfig, type Role, ROLES } from "./src/config.ts";
-export { createLogger, type Logger, type LogLevel } from "./src/log.ts";
+export { type Config, ConfigError, type Role, ROLES } from "./src/config.ts";
+export type { Logger, LogLevel } from "./src/log.ts";
 export {
   type Call,
   type Check,
@@ -13,13 +25,13 @@ export {
   type Reply,
   type Script,
   type Store,
-  toHash,
   UnavailableError,
 } from "./src/infra/store.ts";
 export type { Bus, OutgoingMessage } from "./src/infra/bus.ts";
-export { createRuntime, type Runtime, type Service } from "./src/runtime.ts";
+export type { Runtime } from "./src/runtime.ts";
 export {
   APPLIED,
+  type BaseContext,
   type BulkConsumerDefinition,
   type BulkConsumerOptions,
   type BulkContext,
@@ -40,17 +52,13 @@ export {
   System,
 } from "./src/system.ts";
 export {
-  type Clock,
   defineSchedule,
-  ManualClock,
   type MissedPolicy,
   type OverlapPolicy,
   type ScheduleAction,
   type ScheduleContext,
   type ScheduleDefinition,
   type ScheduleOptions,
-  Scheduler,
-  validateSchedules,
 } from "./src/scheduler/mod.ts";
 export {
   type ChunkSignal,
@@ -83,14 +91,5 @@ export {
 } from "./src/tasks/mod.ts";
 export type { AppEnv } from "./src/http/env.ts";
 export { HttpProblem, type Issue, problem } from "./src/http/problem.ts";
-export { jsonContent, problemResponse, validate } from "./src/http/validate.ts";
-export { type AppOptions, createApp } from "./src/app.ts";
-export { describeRoute, resolver } from "hono-openapi";
+export { describeRoute, jsonContent, problemResponse, validate } from "./src/http/validate.ts";
 export { main, type Running, start } from "./src/main.ts";
-
-if (import.meta.main) {
-  // Not awaited: the example imports this module, which must finish evaluating first.
-  Promise.all([import("./src/main.ts"), import("./src/example/mod.ts")])
-    .then(([{ main }, { exampleSystem }]) => main(exampleSystem()))
-    .then((code) => Deno.exit(code));
-}

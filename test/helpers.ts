@@ -40,6 +40,8 @@ export const REDIS_URL = Deno.env.get("TEST_REDIS_URL") ?? "redis://127.0.0.1:63
 export const KAFKA_BROKERS = Deno.env.get("TEST_KAFKA_BROKERS") ?? "127.0.0.1:9092";
 /** The repository's root. */
 export const ROOT = new URL("../", import.meta.url).pathname;
+/** The example system's entry, relative to the root: what `deno task start` runs. */
+export const EXAMPLE_ENTRY = "src/example/main.ts";
 
 const _cleanups: (() => Promise<void> | void)[] = [];
 
@@ -224,7 +226,7 @@ export async function waitFor<T>(
   throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${last}` : ""}`);
 }
 
-/** A program started with `deno run -A mod.ts`. */
+/** A program started with `deno run -A <entry>`. */
 export interface Program {
   /** `http://127.0.0.1:<port>` */
   url: string;
@@ -244,7 +246,7 @@ export interface Program {
  * Starts the program as its own process with `PORT=0`, waits for its "listening" line.
  *
  * @param env environment (ROLE, REDIS_URL, KEY_PREFIX…); PATH and HOME are passed through
- * @param options `entry` (default `mod.ts`), `timeoutMs` for start-up
+ * @param options `entry` (default {@link EXAMPLE_ENTRY}), `timeoutMs` for start-up
  * @returns the running program; killed by `cleanup()` if still running
  */
 export async function spawnProgram(
@@ -252,7 +254,7 @@ export async function spawnProgram(
   options: { entry?: string; timeoutMs?: number } = {},
 ): Promise<Program> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", options.entry ?? "mod.ts"],
+    args: ["run", "-A", options.entry ?? EXAMPLE_ENTRY],
     cwd: ROOT,
     env: { PORT: "0", LOG_LEVEL: "info", ...env },
     stdin: "null",
@@ -344,7 +346,7 @@ export async function runProgram(
   env: Record<string, string>,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "mod.ts"],
+    args: ["run", "-A", EXAMPLE_ENTRY],
     cwd: ROOT,
     env: { PORT: "0", ...env },
     stdin: "null",

@@ -134,7 +134,7 @@ async function serve(env: Record<string, string>, entry: string) {
   };
 }
 
-const ours = await serve({ ...common, ROLE: "http" }, "mod.ts");
+const ours = await serve({ ...common, ROLE: "http" }, "src/example/main.ts");
 const bare = await serve(common, "scripts/bench/_bare-http.ts");
 
 const post = async (base: string) => {

@@ -11,7 +11,9 @@
 import * as v from "valibot";
 import { Queue, Worker as BullWorker } from "bullmq";
 import { Redis as IORedis } from "ioredis";
-import { createRuntime, loadConfig, type Runtime, System } from "../../mod.ts";
+import { System } from "../../mod.ts";
+import { loadConfig } from "../../src/config.ts";
+import { createRuntime, type Runtime } from "../../src/runtime.ts";
 import { defineTask } from "../../src/tasks/define.ts";
 import { enqueueTask } from "../../src/tasks/client.ts";
 import { TaskWorker } from "../../src/tasks/worker.ts";

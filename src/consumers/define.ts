@@ -6,7 +6,7 @@ import type { Logger } from "../log.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Command } from "../infra/store.ts";
 import type { Effect } from "./once.ts";
-import { definitionKind } from "../definitions.ts";
+import { type DefinitionKind, definitionKind } from "../definitions.ts";
 
 /** A consumed message whose value passed the consumer's schema. */
 export interface Message<T> {
@@ -124,10 +124,12 @@ export interface BulkConsumerDefinition<S extends v.GenericSchema = v.GenericSch
 }
 
 /** The key of the consumers in a program: `rt.system.all(CONSUMERS)`. */
-export const CONSUMERS = definitionKind<ConsumerDefinition>("consumer");
+export const CONSUMERS: DefinitionKind<ConsumerDefinition> = definitionKind("consumer");
 
 /** The key of the bulk consumers in a program: `rt.system.all(BULK_CONSUMERS)`. */
-export const BULK_CONSUMERS = definitionKind<BulkConsumerDefinition>("bulk-consumer");
+export const BULK_CONSUMERS: DefinitionKind<BulkConsumerDefinition> = definitionKind(
+  "bulk-consumer",
+);
 
 /** Stands for "the number of effects applied" in `onceEach`'s summary commands. */
 export const APPLIED = "$applied";

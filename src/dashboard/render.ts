@@ -170,7 +170,6 @@ table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.25rem .
 #flash{position:fixed;top:.5rem;right:.5rem;background:#333;color:#fff;padding:.4rem .8rem;border-radius:4px;display:none}`;
 
 const SCRIPT = `
-const key = decodeURIComponent((document.cookie.match(/(?:^|; )svc_api_key=([^;]*)/) || [])[1] || "");
 const flash = (text) => { const f = document.getElementById("flash"); f.textContent = text; f.style.display = "block"; setTimeout(() => f.style.display = "none", 2500); };
 const source = new EventSource("/dashboard/stream");
 source.addEventListener("sections", (e) => { document.getElementById("live").innerHTML = e.data; });
@@ -179,7 +178,9 @@ document.addEventListener("click", async (e) => {
   const b = e.target.closest("button[data-url]");
   if (!b) return;
   if (b.hasAttribute("data-confirm") && !confirm(b.textContent + "?")) return;
-  const res = await fetch(b.dataset.url, { method: b.dataset.method, headers: key ? { authorization: "Bearer " + key } : {} });
+  // The session cookie (HttpOnly: this script never sees it) counts only with this header.
+  const res = await fetch(b.dataset.url, { method: b.dataset.method, headers: { "x-svc-session": "1" } });
+  if (b.id === "logout") return location.reload();
   const body = await res.json().catch(() => ({}));
   flash(res.ok ? b.textContent + ": " + (body.status || res.status) : (body.detail || res.statusText));
 });`;
@@ -205,9 +206,10 @@ function _document(head: Html | string, body: Html): Html {
  * The whole page, with the first sections already in it.
  *
  * @param sections the live part, rendered
+ * @param options `session`: show a log-out button (with `API_KEYS`)
  * @returns HTML
  */
-export function renderPage(sections: Html): Html {
+export function renderPage(sections: Html, options: { session?: boolean } = {}): Html {
   return _document(
     html`
       <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -215,6 +217,9 @@ export function renderPage(sections: Html): Html {
     `,
     html`
       <div id="flash"></div>
+      ${options.session
+        ? html`<button id="logout" data-url="/dashboard/logout" data-method="POST">Log out</button>`
+        : ""}
       <div id="live">${sections}</div>
       <script>${raw(SCRIPT)}</script>
     `,
@@ -237,8 +242,8 @@ export function renderLogin(): Html {
   );
 }
 
-const LOGIN_SCRIPT = `document.getElementById("f").onsubmit = (e) => {
+const LOGIN_SCRIPT = `document.getElementById("f").onsubmit = async (e) => {
   e.preventDefault();
-  document.cookie = "svc_api_key=" + encodeURIComponent(document.getElementById("k").value) + "; path=/; SameSite=Strict";
-  location.reload();
+  const res = await fetch("/dashboard/login", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ key: document.getElementById("k").value }) });
+  if (res.ok) location.reload(); else alert("That API key is not valid");
 };`;

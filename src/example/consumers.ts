@@ -3,7 +3,7 @@
  * `events` stores events in bulk, each once, and counts them for `GET /events/stats`.
  */
 import * as v from "valibot";
-import { APPLIED, defineBulkConsumer, defineConsumer } from "../../mod.ts";
+import { APPLIED, defineBulkConsumer, defineConsumer } from "@svc/runtime";
 import { EVENTS_KEPT, eventsLogKey, eventsStatsKey, orderKey, ordersProcessedKey } from "./keys.ts";
 
 /** What `POST /orders` publishes. */

@@ -8,9 +8,8 @@ import {
   jsonContent,
   problemResponse,
   type RouteModule,
-  toHash,
   validate,
-} from "../../mod.ts";
+} from "@svc/runtime";
 import { eventsStatsKey, exampleTopics, orderKey, ordersAllKey } from "./keys.ts";
 
 const OrderInput = v.strictObject({
@@ -30,7 +29,10 @@ const OrderParams = v.object({ id: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,
 const Event = v.strictObject({
   type: v.pipe(v.string(), v.minLength(1), v.maxLength(100)),
   at: v.pipe(v.string(), v.isoTimestamp()),
-  data: v.record(v.string(), v.unknown()),
+  data: v.pipe(
+    v.custom<unknown>((data) => !Array.isArray(data), "must be an object, not an array"),
+    v.record(v.string(), v.unknown()),
+  ),
 });
 
 const EventsInput = v.pipe(v.array(Event), v.minLength(1), v.maxLength(1000));
@@ -110,14 +112,16 @@ export const exampleRoutes: RouteModule = (app, rt) => {
     validate("param", OrderParams),
     async (c) => {
       const { id } = c.req.valid("param");
-      const hash = toHash(await rt.store.command(["HGETALL", orderKey(prefix, id)]));
-      if (!hash.id) throw new HttpProblem(404, `Order "${id}" does not exist`);
-      return c.json({
-        id: hash.id,
-        item: hash.item,
-        qty: Number(hash.qty),
-        processed: hash.processed === "1",
-      });
+      const [found, item, qty, processed] = await rt.store.command([
+        "HMGET",
+        orderKey(prefix, id),
+        "id",
+        "item",
+        "qty",
+        "processed",
+      ]) as (string | null)[];
+      if (!found) throw new HttpProblem(404, `Order "${id}" does not exist`);
+      return c.json({ id: found, item, qty: Number(qty), processed: processed === "1" });
     },
   );
 
@@ -150,8 +154,10 @@ export const exampleRoutes: RouteModule = (app, rt) => {
       responses: { 200: { description: "Counters", content: jsonContent(EventStats) } },
     }),
     async (c) => {
-      const stats = toHash(await rt.store.command(["HGETALL", eventsStatsKey(prefix)]));
-      return c.json({ stored: Number(stats.stored ?? 0), batches: Number(stats.batches ?? 0) });
+      const [stored, batches] = await rt.store.command(
+        ["HMGET", eventsStatsKey(prefix), "stored", "batches"],
+      ) as (string | null)[];
+      return c.json({ stored: Number(stored ?? 0), batches: Number(batches ?? 0) });
     },
   );
 };

@@ -2,7 +2,7 @@
  * @module Redis keys of the example system (orders and events), shared by its HTTP routes,
  * consumers and tasks.
  */
-import { key } from "../../mod.ts";
+import { key } from "@svc/runtime";
 
 /**
  * An order's hash: `id`, `item`, `qty`, `processed` (`0`/`1`), `created_at`.

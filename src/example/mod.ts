@@ -1,7 +1,8 @@
 /**
- * @module The example system of API.md: what `deno run mod.ts` runs and the tests drive.
+ * @module The example system of API.md, an app on the package like any team's: `main.ts` runs it,
+ * the tests drive it.
  */
-import { System } from "../../mod.ts";
+import { System } from "@svc/runtime";
 import { exampleRoutes } from "./http.ts";
 import { heartbeatSchedule, ordersReportNightly } from "./schedules.ts";
 import { eventsConsumer, ordersConsumer } from "./consumers.ts";

@@ -2,7 +2,7 @@
  * @module The example system's parallel task: `primes` counts the primes in [from, to).
  */
 import * as v from "valibot";
-import { defineParallelTask } from "../../mod.ts";
+import { defineParallelTask } from "@svc/runtime";
 
 /** Numbers per chunk: ~40 ms of trial division near 10⁷ on one core, 40 chunks for π(10⁷). */
 const CHUNK = 250_000;

@@ -1,7 +1,7 @@
 /**
  * @module The example system's schedules (API.md): `heartbeat` and `orders-report-nightly`.
  */
-import { defineSchedule } from "../../mod.ts";
+import { defineSchedule } from "@svc/runtime";
 
 /** Every 30 seconds (six fields: with seconds); records a run and nothing else. */
 export const heartbeatSchedule = defineSchedule({

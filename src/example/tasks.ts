@@ -2,7 +2,7 @@
  * @module The example system's async tasks (API.md): `sleep` and `orders-report`.
  */
 import * as v from "valibot";
-import { defineTask } from "../../mod.ts";
+import { defineTask } from "@svc/runtime";
 import { ordersAllKey, ordersProcessedKey } from "./keys.ts";
 
 /** Time between progress reports of `sleep`. */

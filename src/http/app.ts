@@ -2,7 +2,7 @@
  * @module The HTTP kit's app: middleware, auth, probes, metrics, OpenAPI and problem+json
  * errors around the route modules it is given. It knows no feature: `src/app.ts` composes them.
  */
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { bodyLimit } from "hono/body-limit";
 import { openAPIRouteHandler } from "hono-openapi";
@@ -10,6 +10,8 @@ import { Counter, Histogram } from "prom-client";
 import type { AppEnv, RouteModule } from "./env.ts";
 import { HttpProblem, problem } from "./problem.ts";
 import { probeRoutes } from "./probes.ts";
+import { bearer, cookie, isKey, isSession, SESSION_COOKIE, SESSION_HEADER } from "./auth.ts";
+import { requestGuard } from "./guard.ts";
 import { UnavailableError } from "../infra/store.ts";
 import { perRuntime, type Runtime, type Service } from "../runtime.ts";
 
@@ -21,14 +23,14 @@ const OPEN_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
 
 /**
  * Pages a browser loads (a browser cannot put a header on a page load or an EventSource): their
- * GETs also take the API key from a cookie, and the page itself answers 401 with a login form.
+ * GETs also take the session cookie, and the page itself answers 401 with a log-in form.
  */
 export interface BrowserArea {
   /** Path prefix, e.g. `/dashboard`; the page is this path itself. */
   prefix: string;
-  /** The cookie holding the API key. */
-  cookie: string;
-  /** The login page. */
+  /** Its log-in and log-out routes: open (they only set or clear the session cookie). */
+  openPaths: ReadonlySet<string>;
+  /** The log-in page. */
   loginPage(): string | Promise<string>;
 }
 
@@ -40,7 +42,7 @@ export interface HttpAppOptions {
   services: () => readonly Service[];
   /** The route modules of the API, in order. */
   routes: readonly RouteModule[];
-  /** Browser pages that accept the key from a cookie. */
+  /** Browser pages that take the session cookie. */
   browser?: BrowserArea;
 }
 
@@ -81,29 +83,20 @@ const _httpMetrics = perRuntime((rt) => {
   };
 });
 
-function _cookie(header: string | undefined, name: string): string | undefined {
-  for (const part of (header ?? "").split(";")) {
-    const [k, ...rest] = part.trim().split("=");
-    if (k !== name) continue;
-    try {
-      return decodeURIComponent(rest.join("="));
-    } catch {
-      return undefined;
-    }
-  }
-  return undefined;
-}
+/** The methods `http_requests_total` names; any other is counted as `other`. */
+const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]);
 
-function _sameKey(given: string, keys: readonly string[]): boolean {
-  const a = new TextEncoder().encode(given);
-  let found = false;
-  for (const key of keys) {
-    const b = new TextEncoder().encode(key);
-    let diff = a.length ^ b.length;
-    for (let i = 0; i < a.length; i++) diff |= a[i] ^ (b[i % (b.length || 1)] ?? 0);
-    found ||= diff === 0;
-  }
-  return found;
+/**
+ * The metric labels of a request, each from a closed set whatever the client sends: a standard
+ * method or `other`, a route template or `unmatched`.
+ *
+ * @param c the Hono context, after the handler ran
+ * @returns the method and route labels
+ */
+export function requestLabels(c: Context): { method: string; route: string } {
+  const method = METHODS.has(c.req.method) ? c.req.method : "other";
+  const route = c.req.routePath === "/*" || c.req.routePath === "*" ? "unmatched" : c.req.routePath;
+  return { method, route };
 }
 
 /**
@@ -136,13 +129,13 @@ export function createHttpApp(rt: Runtime, options: HttpAppOptions): Hono<AppEnv
     // since a header added after `next()` makes Hono rebuild the response.
     if (propagated) c.header("x-request-id", requestId);
     await next();
-    const route = c.req.routePath === "/*" ? "unmatched" : c.req.routePath;
+    const { method, route } = requestLabels(c);
     const seconds = (performance.now() - started) / 1000;
-    metrics.observe(c.req.method, route, c.res.status, seconds);
+    metrics.observe(method, route, c.res.status, seconds);
     if (!OPEN_PATHS.has(c.req.path)) {
       log.info("request", {
         request_id: requestId,
-        method: c.req.method,
+        method: c.req.method.slice(0, 32),
         path: c.req.path,
         status: c.res.status,
         duration_ms: Math.round(seconds * 1e4) / 10,
@@ -160,30 +153,33 @@ export function createHttpApp(rt: Runtime, options: HttpAppOptions): Hono<AppEnv
     next,
   ) => (c.req.method === "GET" || c.req.method === "HEAD" ? next() : limit(c, next)));
 
+  app.use(requestGuard());
+
   const keys = rt.config.apiKeys;
   const browser = options.browser;
   if (keys.length > 0) {
     app.use(async (c, next) => {
-      if (OPEN_PATHS.has(c.req.path)) return next();
-      const match = /^Bearer\s+(.+)$/i.exec(c.req.header("authorization") ?? "");
-      // Only GETs take the cookie: a browser area's actions still send the header (no CSRF).
-      const area = browser && c.req.method === "GET" && c.req.path.startsWith(browser.prefix)
-        ? browser
+      if (OPEN_PATHS.has(c.req.path) || browser?.openPaths.has(c.req.path)) return next();
+      const token = bearer(c);
+      if (token !== undefined && isKey(token, keys)) return next();
+      // A browser cannot put a header on a page load or an EventSource, so a browser area's
+      // pages take its session cookie; anything else takes it only with the session header,
+      // which another site's page cannot send (CSRF).
+      const page = browser !== undefined && c.req.method === "GET" &&
+        c.req.path.startsWith(browser.prefix);
+      const session = page || c.req.header(SESSION_HEADER) !== undefined
+        ? cookie(c, SESSION_COOKIE)
         : undefined;
-      const cookie = area ? _cookie(c.req.header("cookie"), area.cookie) : undefined;
-      if (cookie !== undefined && _sameKey(cookie, keys)) return next();
-      if (!match || !_sameKey(match[1].trim(), keys)) {
-        if (area && c.req.path === area.prefix) return c.html(await area.loginPage(), 401);
-        c.header("www-authenticate", 'Bearer realm="svc"');
-        return problem(
-          c,
-          401,
-          match
-            ? "The API key is not valid"
-            : "An API key is required: Authorization: Bearer <key>",
-        );
-      }
-      await next();
+      if (session !== undefined && await isSession(session, keys)) return next();
+      if (page && c.req.path === browser.prefix) return c.html(await browser.loginPage(), 401);
+      c.header("www-authenticate", 'Bearer realm="svc"');
+      return problem(
+        c,
+        401,
+        token !== undefined
+          ? "The API key is not valid"
+          : "An API key is required: Authorization: Bearer <key>",
+      );
     });
   }
 

@@ -6,9 +6,30 @@ import { deadline } from "../async/deadline.ts";
 import type { AppEnv } from "./env.ts";
 import type { Check } from "../infra/store.ts";
 import type { Runtime, Service } from "../runtime.ts";
+import { holdsKey } from "./auth.ts";
 
 /** The probe paths every role serves; deploy/k8s and its tests read them from here. */
 export const PROBE_PATHS = { health: "/healthz", ready: "/readyz", metrics: "/metrics" } as const;
+
+/** What stands for an address in a detail shown to a caller without a key. */
+const HIDDEN = "<address>";
+
+/**
+ * A check's detail without what locates the dependency: URLs, `host:port`, IP addresses, and the
+ * host name of a failed DNS lookup. `/readyz` is open to anyone; only a key holder sees more.
+ *
+ * @param detail the detail
+ * @returns the detail with every address replaced by `<address>`
+ */
+export function withoutAddresses(detail: string): string {
+  return detail
+    .replace(/\b[a-z][a-z0-9+.-]*:\/\/\S+/gi, HIDDEN)
+    .replace(/\[[0-9a-f:.]+\](:\d+)?/gi, HIDDEN)
+    .replace(/(?<![\w:])(?:[0-9a-f]{0,4}:){2,7}[0-9a-f]{0,4}(?![\w:])/gi, HIDDEN)
+    .replace(/\b\d{1,3}(\.\d{1,3}){3}(:\d+)?\b/g, HIDDEN)
+    .replace(/\b[\w-]+(\.[\w-]+)*:\d{1,5}\b/g, HIDDEN)
+    .replace(/\b(ENOTFOUND|EAI_AGAIN)\s+[^\s,;)]+/g, `$1 ${HIDDEN}`);
+}
 
 /** Most time one readiness check may take; a probe's timeout must be longer. */
 export const CHECK_TIMEOUT_MS = 2000;
@@ -71,6 +92,11 @@ export function probeRoutes(
   app.get(PROBE_PATHS.health, (c) => c.json({ status: "ok" }));
   app.get(PROBE_PATHS.ready, async (c) => {
     const { ok, checks } = await readiness(rt, services());
+    if (!holdsKey(c, rt.config.apiKeys)) {
+      for (const check of Object.values(checks)) {
+        if (check.detail !== undefined) check.detail = withoutAddresses(check.detail);
+      }
+    }
     if (ok) return c.json({ status: "ready", checks });
     const failing = Object.entries(checks).filter(([, v]) => v.status !== "ok").map(([k]) => k);
     return c.json({ status: "unavailable", failing, checks }, 503);

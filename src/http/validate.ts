@@ -2,11 +2,43 @@
  * @module Request validation with valibot schemas that also document the route in OpenAPI.
  */
 import type { MiddlewareHandler } from "hono";
-import { resolver, validator } from "hono-openapi";
+import { describeRoute as _describeRoute, resolver, validator } from "hono-openapi";
 import type * as v from "valibot";
 import { type Issue, problem } from "./problem.ts";
+import { unlessJson } from "./guard.ts";
 
-type Target = "json" | "query" | "param" | "header";
+/** The part of a request {@link validate} checks. */
+export type Target = "json" | "query" | "param" | "header";
+
+/** The middleware {@link validate} returns: `c.req.valid(target)` is the schema's output. */
+export type Validated<T extends Target, S extends v.GenericSchema | v.GenericSchemaAsync> =
+  MiddlewareHandler<
+    // deno-lint-ignore no-explicit-any
+    any,
+    string,
+    { in: { [K in T]: v.InferInput<S> }; out: { [K in T]: v.InferOutput<S> } }
+  >;
+
+/** What {@link describeRoute} takes: the route's summary, tags, responses… */
+export type RouteDescription = Parameters<typeof _describeRoute>[0];
+
+/** An OpenAPI response entry of a {@link RouteDescription}. */
+export type OpenApiResponse = NonNullable<RouteDescription["responses"]>[string];
+
+/** An OpenAPI `content` map (bodies by media type) of an {@link OpenApiResponse}. */
+export type OpenApiContent = NonNullable<Exclude<OpenApiResponse, { $ref: string }>["content"]>;
+
+/**
+ * Documents a route in `/openapi.json` (hono-openapi's `describeRoute`): put it before the
+ * handler, with the route's summary and responses.
+ *
+ * @example
+ * ```ts ignore
+ * app.get("/ping", describeRoute({ summary: "Ping", responses: { 200: { description: "Pong" } } }),
+ *   (c) => c.json({ pong: true }));
+ * ```
+ */
+export const describeRoute: typeof _describeRoute = _describeRoute;
 
 /** Turns valibot/standard-schema issues into `{path, message}`. */
 export function toIssues(
@@ -25,9 +57,41 @@ export function toIssues(
   }));
 }
 
+const OBJECT_TYPES = new Set(["object", "strict_object", "loose_object", "object_with_rest"]);
+
+/**
+ * Whether a schema takes only objects at its top (valibot's object schemas also take arrays:
+ * `[]` would pass as `{}`).
+ *
+ * @param schema a valibot schema, possibly a pipe
+ * @returns true for object schemas
+ */
+export function expectsObject(schema: v.GenericSchema | v.GenericSchemaAsync): boolean {
+  const s = schema as { type: string; pipe?: readonly { type: string; kind: string }[] };
+  return OBJECT_TYPES.has(s.type) || s.type === "record" ||
+    (s.pipe !== undefined && s.pipe[0] !== undefined && expectsObject(s.pipe[0] as never));
+}
+
+/**
+ * The issue of an array given where an object schema is expected.
+ *
+ * @param schema the schema
+ * @param value the input
+ * @returns the issue, or undefined
+ */
+export function arrayForObject(
+  schema: v.GenericSchema | v.GenericSchemaAsync,
+  value: unknown,
+): Issue | undefined {
+  return Array.isArray(value) && expectsObject(schema)
+    ? { path: "", message: "must be an object, not an array" }
+    : undefined;
+}
+
 /**
  * Validates one part of the request; failure → 400 problem+json with `issues`. The schema
- * also appears in `/openapi.json`.
+ * also appears in `/openapi.json`. A `json` body must be declared `application/json` (415
+ * otherwise), and an object schema takes no array.
  *
  * @param target `json`, `query`, `param` or `header`
  * @param schema the valibot schema
@@ -40,20 +104,31 @@ export function toIssues(
 export function validate<T extends Target, S extends v.GenericSchema | v.GenericSchemaAsync>(
   target: T,
   schema: S,
-) {
-  return validator(target, schema, (result, c) => {
+): Validated<T, S> {
+  const where = target === "json" ? "body" : target;
+  const inner = validator(target, schema, (result, c) => {
     if (!result.success) {
-      const where = target === "json" ? "body" : target;
       return problem(c, 400, `The request ${where} is invalid`, {
         issues: toIssues(result.error as { message: string; path?: unknown[] }[]),
       });
     }
-  }) as unknown as MiddlewareHandler<
-    // deno-lint-ignore no-explicit-any
-    any,
-    string,
-    { in: { [K in T]: v.InferInput<S> }; out: { [K in T]: v.InferOutput<S> } }
-  >;
+  }) as unknown as MiddlewareHandler;
+  const checked: MiddlewareHandler = target !== "json" ? inner : async (c, next) => {
+    const refused = unlessJson(c);
+    if (refused) return refused;
+    const array = arrayForObject(schema, await c.req.json().catch(() => undefined));
+    if (array) return problem(c, 400, "The request body is invalid", { issues: [array] });
+    return inner(c, next);
+  };
+  // hono-openapi finds the schema for the document on the middleware itself.
+  if (checked !== inner) {
+    Object.defineProperty(checked, "name", { value: inner.name, configurable: true });
+    for (const symbol of Object.getOwnPropertySymbols(inner)) {
+      (checked as unknown as Record<symbol, unknown>)[symbol] =
+        (inner as unknown as Record<symbol, unknown>)[symbol];
+    }
+  }
+  return checked as unknown as Validated<T, S>;
 }
 
 /**
@@ -66,7 +141,7 @@ export function validate<T extends Target, S extends v.GenericSchema | v.Generic
  * describeRoute({ responses: { 200: { description: "The order", content: jsonContent(Order) } } });
  * ```
  */
-export function jsonContent(schema: v.GenericSchema) {
+export function jsonContent(schema: v.GenericSchema): OpenApiContent {
   return { "application/json": { schema: resolver(schema) } };
 }
 
@@ -76,6 +151,6 @@ export function jsonContent(schema: v.GenericSchema) {
  * @param description when it happens
  * @returns the response entry for `describeRoute`
  */
-export function problemResponse(description: string) {
+export function problemResponse(description: string): OpenApiResponse {
   return { description, content: { "application/problem+json": {} } };
 }

@@ -2,8 +2,8 @@
  * @module Defining a parallel task: its input schema, its tinypool worker file, how its input
  * splits into chunks and how the chunks' results merge.
  */
-import * as v from "valibot";
-import { type Definition, definitionKind } from "../definitions.ts";
+import type * as v from "valibot";
+import { type Definition, type DefinitionKind, definitionKind } from "../definitions.ts";
 
 /** Most `worker_count` a run may ask for when its task sets no `maxWorkers`. */
 export const DEFAULT_MAX_WORKERS = 64;
@@ -86,7 +86,7 @@ export interface ParallelTask<
 }
 
 /** The key of the parallel tasks in a program: `rt.system.all(PARALLEL_TASKS)`. */
-export const PARALLEL_TASKS = definitionKind<ParallelTask>("parallel-task");
+export const PARALLEL_TASKS: DefinitionKind<ParallelTask> = definitionKind("parallel-task");
 
 function _intIn(value: number, min: number, max: number, what: string): number {
   if (!Number.isInteger(value) || value < min || value > max) {

@@ -3,6 +3,9 @@
  * chunk pays for a thread's start-up, and a way to stop a running chunk that works on Deno.
  */
 import Tinypool from "tinypool";
+// In the static module graph, so `deno compile` embeds the thread entry with the program:
+// an app's image never has to `--include` the runtime's own files.
+import "./thread.ts";
 
 /** After `stop()`, how long a chunk may take to notice its signal before its thread is terminated. */
 export const STOP_GRACE_MS = 200;

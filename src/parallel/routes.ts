@@ -4,7 +4,13 @@
 import { describeRoute } from "hono-openapi";
 import * as v from "valibot";
 import { HttpProblem } from "../http/problem.ts";
-import { jsonContent, problemResponse, toIssues, validate } from "../http/validate.ts";
+import {
+  arrayForObject,
+  jsonContent,
+  problemResponse,
+  toIssues,
+  validate,
+} from "../http/validate.ts";
 import { perRuntime, type Runtime } from "../runtime.ts";
 import type { RouteModule } from "../http/env.ts";
 import { CapacityError, CapacityPlanner } from "./capacity.ts";
@@ -103,7 +109,7 @@ export const parallelRoutes: RouteModule = (app, rt) => {
     worker_count: _between(1, maxWorkers),
     input: "is required (the task's input)",
   };
-  const RunInput = v.object({
+  const RunInput = v.strictObject({
     task_id: v.pipe(
       v.string(messages.task_id),
       v.nonEmpty("must be the name of a parallel task"),
@@ -119,8 +125,9 @@ export const parallelRoutes: RouteModule = (app, rt) => {
   }, (issue) => {
     // A missing field is reported by the object: name what the field must be.
     const key = issue.path?.[0]?.key;
-    return typeof key === "string" && messages[key]
-      ? messages[key]
+    if (typeof key === "string" && messages[key]) return messages[key];
+    return issue.kind === "schema" && issue.type === "strict_object" && issue.path
+      ? "is not a field of a parallel run (task_id, worker_count, input)"
       : "must be an object with task_id, worker_count and input";
   });
   const CapacityQuery = v.object({
@@ -148,6 +155,8 @@ export const parallelRoutes: RouteModule = (app, rt) => {
       if (body.worker_count > def.maxWorkers) {
         throw _invalid([{ path: "worker_count", message: _between(1, def.maxWorkers) }]);
       }
+      const array = arrayForObject(def.input, body.input);
+      if (array) throw _invalid([{ ...array, path: "input" }]);
       const parsed = v.safeParse(def.input, body.input);
       if (!parsed.success) {
         throw _invalid(

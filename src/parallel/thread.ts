@@ -19,7 +19,10 @@ export interface ChunkMessage {
  * @returns the worker's result
  */
 export default async function runChunk({ file, chunk, stop }: ChunkMessage): Promise<unknown> {
-  const fn = (await import(file)).default;
+  // `file` is always a `file:` URL (defineParallelTask checks it). Written as a template with a
+  // `file://` prefix the import stays analyzable for `deno publish`, and `deno compile` does not
+  // search the filesystem's root for it: the app's worker files are `--include`d by the app.
+  const fn = (await import(`file://${new URL(file).pathname}`)).default;
   const signal = {
     get aborted() {
       return Atomics.load(stop, 0) !== 0;

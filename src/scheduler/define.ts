@@ -2,7 +2,7 @@
  * @module `defineSchedule`: a name, a cron in a time zone, an action, and what to do about
  * overlapping and missed runs.
  */
-import { type Definition, definitionKind } from "../definitions.ts";
+import { type Definition, type DefinitionKind, definitionKind } from "../definitions.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Logger } from "../log.ts";
 import { Cron, CronError } from "./cron.ts";
@@ -131,7 +131,7 @@ export interface ScheduleDefinition extends Definition {
 }
 
 /** The key of the schedules in a program: `rt.system.all(SCHEDULES)`. */
-export const SCHEDULES = definitionKind<ScheduleDefinition>("schedule");
+export const SCHEDULES: DefinitionKind<ScheduleDefinition> = definitionKind("schedule");
 
 const _NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/;
 

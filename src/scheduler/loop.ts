@@ -10,7 +10,7 @@
  */
 import type { Logger } from "../log.ts";
 import { backoff } from "../async/backoff.ts";
-import { type Clock } from "../async/clock.ts";
+import type { Clock } from "../async/clock.ts";
 import { delay } from "../async/delay.ts";
 import type { Cron } from "./cron.ts";
 import { MAX_CATCH_UP_RUNS, type ScheduleDefinition } from "./define.ts";

@@ -3,7 +3,7 @@
  */
 import type * as v from "valibot";
 import { backoff } from "../async/backoff.ts";
-import { type Definition, definitionKind } from "../definitions.ts";
+import { type Definition, type DefinitionKind, definitionKind } from "../definitions.ts";
 import type { Logger } from "../log.ts";
 import type { Runtime } from "../runtime.ts";
 
@@ -70,7 +70,7 @@ export interface TaskDefinition<S extends v.GenericSchema = v.GenericSchema, R =
 }
 
 /** The key of the task types in a program: `rt.system.all(TASKS)`. */
-export const TASKS = definitionKind<TaskDefinition>("task");
+export const TASKS: DefinitionKind<TaskDefinition> = definitionKind("task");
 
 /** Options' defaults, as documented on {@link TaskOptions}. */
 export const TASK_DEFAULTS = {

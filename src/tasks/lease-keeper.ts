@@ -18,10 +18,19 @@ import { Loop } from "../async/loop.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Logger } from "../log.ts";
 import type { TaskBroker } from "./broker.ts";
-import { LeaseTable, type TableEntry } from "./lease-table.ts";
+import { LeaseTable } from "./lease-table.ts";
+import {
+  type FromThread,
+  type Lease,
+  renewEvery,
+  renewLeases,
+  type ToThread,
+} from "./lease-renewal.ts";
 
-/** A run's lease: `[refcode, token]`. */
-export type Lease = [refcode: string, token: string];
+export type { Lease } from "./lease-renewal.ts";
+// In the static module graph, so `deno compile` embeds the thread with the program: an app's
+// image never has to `--include` the runtime's own files. It does nothing on this thread.
+import "./lease-thread.ts";
 
 /** What a lease keeper reports about the runs it keeps. */
 export interface LeaseEvents {
@@ -57,30 +66,6 @@ interface _Kept {
   until: number;
 }
 
-/**
- * Renews the given runs' leases, skipping those past their hard deadline.
- *
- * @param broker the broker
- * @param entries the runs
- * @param leaseMs new lease length
- * @returns lost runs and runs asked to cancel
- */
-export async function renewLeases(
-  broker: TaskBroker,
-  entries: Iterable<TableEntry>,
-  leaseMs: number,
-): Promise<{ lost: Lease[]; cancel: Lease[] }> {
-  const now = Date.now();
-  const due = new Map<string, string>();
-  for (const { refcode, token, until } of entries) if (until > now) due.set(refcode, token);
-  if (due.size === 0) return { lost: [], cancel: [] };
-  const { lost, cancel } = await broker.renew([...due], leaseMs);
-  return {
-    lost: lost.map((r) => [r, due.get(r)!]),
-    cancel: cancel.map((r) => [r, due.get(r)!]),
-  };
-}
-
 /** The runs a loop keeper renews. */
 export class LeaseSet {
   #kept = new Map<string, _Kept>();
@@ -114,9 +99,6 @@ export class LeaseSet {
     return renewLeases(broker, entries, this.leaseMs);
   }
 }
-
-/** How often leases are renewed: four chances per lease. */
-export const renewEvery = (leaseMs: number) => Math.max(50, Math.floor(leaseMs / 4));
 
 /** Renews leases from the event loop (the embedded store, or when threads are unavailable). */
 export class LoopLeaseKeeper implements LeaseKeeper {
@@ -169,24 +151,6 @@ export class LoopLeaseKeeper implements LeaseKeeper {
     return this.#loop.stop();
   }
 }
-
-/** Messages from the main thread to the lease thread. */
-export type ToThread =
-  | {
-    op: "init";
-    redisUrl: string;
-    keyPrefix: string;
-    leaseMs: number;
-    logLevel: string;
-    table: SharedArrayBuffer;
-  }
-  | { op: "stop" };
-
-/** Messages from the lease thread to the main thread. */
-export type FromThread =
-  | { op: "ready" }
-  | { op: "renewed"; lost: Lease[]; cancel: Lease[] }
-  | { op: "stopped" };
 
 /** Longest wait for the thread to start before falling back to the loop. */
 const THREAD_START_TIMEOUT_MS = 10_000;

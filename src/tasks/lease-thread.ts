@@ -2,20 +2,28 @@
  * @module Web Worker entry: renews task leases on its own Redis connection, so a handler that
  * blocks the main thread's event loop keeps its lease (see `lease-keeper.ts`).
  */
-/// <reference lib="deno.worker" />
 import { Loop } from "../async/loop.ts";
 import { RedisStore } from "../infra/redis.ts";
 import { createLogger, type LogLevel } from "../log.ts";
 import { TaskBroker } from "./broker.ts";
 import { taskKeys } from "./keys.ts";
-import { type FromThread, renewEvery, renewLeases, type ToThread } from "./lease-keeper.ts";
+import { type FromThread, renewEvery, renewLeases, type ToThread } from "./lease-renewal.ts";
 import { LeaseTable } from "./lease-table.ts";
 
 let store: RedisStore | undefined;
 let loop: Loop | undefined;
-const post = (msg: FromThread) => self.postMessage(msg);
+/** The worker's global scope, typed here rather than by a `deno.worker` lib directive. */
+const scope = globalThis as unknown as {
+  postMessage(msg: FromThread): void;
+  onmessage: ((event: MessageEvent<ToThread>) => void) | null;
+};
+const post = (msg: FromThread) => scope.postMessage(msg);
 
-self.onmessage = async (event: MessageEvent<ToThread>) => {
+// `lease-keeper.ts` imports this file too, only so `deno compile` embeds it: there, on the
+// main thread, it must do nothing.
+if (import.meta.main) scope.onmessage = onMessage;
+
+async function onMessage(event: MessageEvent<ToThread>): Promise<void> {
   const msg = event.data;
   if (msg.op === "init") {
     const log = createLogger(msg.logLevel as LogLevel, { component: "lease-thread" });
@@ -37,4 +45,4 @@ self.onmessage = async (event: MessageEvent<ToThread>) => {
     await store?.close();
     post({ op: "stopped" });
   }
-};
+}

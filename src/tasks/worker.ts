@@ -147,8 +147,10 @@ class _Finisher {
  * Runs the tasks of the system: the `async-worker` role's main service.
  *
  * Each type has its own slots (`concurrency`); one claim call starts up to the free slots of
- * every type. Idle, it waits for a notification on the ready channel (published by the enqueue
- * script), for the next scheduled retry, or for the fallback poll.
+ * every type. It claims again at once while a type with free slots may have more (its last
+ * claim was full, or a notification named it), and when a slot of such a type frees. Otherwise
+ * it waits for a notification on the ready channel (published when a queue stops being empty),
+ * for the next scheduled retry, or for the fallback poll.
  */
 export class TaskWorker implements Service {
   readonly name = "task-worker";
@@ -173,7 +175,14 @@ export class TaskWorker implements Service {
   #loop: Promise<void> | undefined;
   #stopping = false;
   #dirty = false;
-  #backlog = false;
+  /**
+   * Types whose queue may hold ready tasks: the last claim filled what it asked of them, or a
+   * ready notification came since. A freed slot of such a type claims again at once; the others
+   * wait for a notification (their queue was empty when last claimed).
+   */
+  #more = new Set<string>();
+  /** Types named by ready notifications since the current claim was sent. */
+  #notified = new Set<string>();
   #wake: (() => void) | undefined;
   #lastError = "";
   #sweeper: ReturnType<typeof setInterval> | undefined;
@@ -219,7 +228,8 @@ export class TaskWorker implements Service {
     // subscriptions are up, the fallback poll and the lease renewals' cancel flags stand in.
     this.#subscribeUntilDone(keys.readyChannel, (type) => {
       if (!this.#defs.has(type)) return;
-      this.#backlog = true;
+      this.#notified.add(type);
+      this.#more.add(type);
       this.#poke();
     });
     this.#subscribeUntilDone(keys.cancelChannel, (refcode) => this.#abort(refcode, "cancel"));
@@ -285,7 +295,11 @@ export class TaskWorker implements Service {
     });
   }
 
-  /** `[type, free slots]` for types with free slots, starting at a rotating type. */
+  /**
+   * `[type, free slots]` for every type with free slots, starting at a rotating type. Types not
+   * known to have work are asked too: it costs the claim script one empty pop, and it moves
+   * their due retries and learns when the next one is due.
+   */
   #wants(): [string, number][] {
     const types = [...this.#defs.keys()];
     const out: [string, number][] = [];
@@ -298,16 +312,29 @@ export class TaskWorker implements Service {
     return out;
   }
 
+  /** Whether some type with free slots may have ready tasks: then claim again at once. */
+  #claimable(): boolean {
+    for (const type of this.#more) {
+      if (this.#busy.get(type)! < this.#limits.get(type)!) return true;
+    }
+    return false;
+  }
+
   async #claimLoop(): Promise<void> {
     let failures = 0;
+    // Until the first claim says otherwise, every queue may hold work.
+    for (const type of this.#defs.keys()) this.#more.add(type);
     while (!this.#stopping) {
       const wants = this.#wants();
       if (wants.length === 0) {
+        // Every type is at its limit: a freed slot of a type with work, or a notification
+        // (which marks its type as having work), wakes the loop.
         await this.#idle(Infinity);
         this.#dirty = false;
         continue;
       }
       this.#dirty = false;
+      this.#notified.clear();
       let claimed: Awaited<ReturnType<TaskBroker["claim"]>>;
       try {
         claimed = await this.#broker.claim(
@@ -340,10 +367,16 @@ export class TaskWorker implements Service {
       }
       // Every lease is tracked before any handler runs: one may block the thread at once.
       const runs = claimed.tasks.map((task) => this.#prepare(task));
+      // A type that got all it asked for may have more; one that got less had its queue
+      // emptied, unless a notification arrived while the claim was under way.
+      const got = new Map<string, number>();
+      for (const { task } of runs) got.set(task.type, (got.get(task.type) ?? 0) + 1);
+      for (const [type, asked] of wants) {
+        if ((got.get(type) ?? 0) >= asked || this.#notified.has(type)) this.#more.add(type);
+        else this.#more.delete(type);
+      }
       for (const run of runs) this.#invoke(run);
-      const asked = wants.reduce((n, [, k]) => n + k, 0);
-      this.#backlog = claimed.tasks.length >= asked;
-      if (this.#dirty || this.#backlog) continue;
+      if (this.#dirty || this.#claimable()) continue;
       await this.#idle(Math.min(this.#pollMs, claimed.nextDueMs ?? Infinity));
     }
   }
@@ -414,7 +447,7 @@ export class TaskWorker implements Service {
       clearTimeout(run.grace);
       this.#busy.set(type, this.#busy.get(type)! - 1);
       this.#metrics.running.dec({ type });
-      if (this.#backlog) this.#poke();
+      if (this.#more.has(type)) this.#poke();
     });
   }
 

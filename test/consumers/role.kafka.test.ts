@@ -1,5 +1,5 @@
 /**
- * Roles `consumer` and `bulk-consumer` as separate processes (`deno run -A mod.ts`) on Kafka
+ * Roles `consumer` and `bulk-consumer` as separate processes (`deno task start`) on Kafka
  * and Redis, through kill -9, SIGTERM and a broker restart: nothing lost, every effect once.
  */
 import { test } from "uvu";

@@ -3,6 +3,7 @@ import * as assert from "uvu/assert";
 import * as v from "valibot";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import { createApp } from "../../src/app.ts";
+import { withoutAddresses } from "../../src/http/probes.ts";
 import { validate } from "../../src/http/validate.ts";
 import { System } from "../../src/system.ts";
 import { exampleSystem } from "../../src/example/mod.ts";
@@ -121,6 +122,100 @@ test("API_KEYS: missing or wrong key answers 401, right key passes, probes stay 
     assert.is((await app.request(p)).status, 200, p);
   }
   assert.is((await app.request("/openapi.json")).status, 401);
+});
+
+/** Series of the HTTP metrics in a /metrics text. */
+const httpSeries = (text: string) =>
+  text.split("\n").filter((l) => /^http_request(s_total|_duration_seconds_count)\{/.test(l));
+
+const randomToken = (length: number) =>
+  Array.from(
+    crypto.getRandomValues(new Uint8Array(length)),
+    (b) => "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+-.^_`|~"[b % 77],
+  ).join("");
+
+test("metric labels stay a closed set under random methods, paths and task types", async () => {
+  const { app } = appWith({ API_KEYS: "k1" });
+  const auth = { authorization: "Bearer k1" };
+  const flood = async (n: number) => {
+    for (let i = 0; i < n; i++) {
+      const noise = crypto.randomUUID();
+      await app.request(`/${noise}`, { method: randomToken(100) });
+      await app.request(`/${noise}`, { method: randomToken(100), headers: auth });
+      await app.request(`/orders/${noise}`, { headers: auth });
+      await app.request(`/tasks/${noise}`, { headers: auth });
+      await app.request(`/tasks/${noise}`, {
+        method: "POST",
+        headers: { ...auth, "content-type": "application/json" },
+        body: "{}",
+      });
+      await app.request(`/schedules/${noise}/run`, { method: "POST", headers: auth });
+      await app.request(`/parallel-tasks/capacity?task_id=${noise}&items=1&deadline_ms=1`, {
+        headers: auth,
+      });
+    }
+  };
+  await app.request("/metrics");
+  await flood(40);
+  const first = await (await app.request("/metrics")).text();
+  const series = httpSeries(first).length;
+  await flood(40);
+  const again = await (await app.request("/metrics")).text();
+  assert.equal(
+    httpSeries(again).map((l) => l.replace(/ \d+$/, "")),
+    httpSeries(first).map((l) => l.replace(/ \d+$/, "")),
+    "a second flood of new names adds no series",
+  );
+  assert.ok(series < 40, `${series} series`);
+  assert.match(again, /http_requests_total\{method="other",route="unmatched",status="401"\} 80/);
+  // No client-chosen name reaches any metric.
+  for (const line of again.split("\n").filter((l) => !l.startsWith("#"))) {
+    const labels = /\{(.*)\}/.exec(line)?.[1] ?? "";
+    for (const [, value] of labels.matchAll(/="([^"]*)"/g)) {
+      assert.ok(value.length < 60, `label value ${value.slice(0, 80)} in ${line.slice(0, 120)}`);
+    }
+  }
+});
+
+test("GET /readyz shows no address without a key, and the whole detail with one", async () => {
+  const detail = "connect ECONNREFUSED 10.1.2.3:6379 (redis://u:p@redis.internal:6379/0)";
+  const failing = {
+    name: "store-link",
+    start: () => Promise.resolve(),
+    stop: () => Promise.resolve(),
+    check: () => Promise.resolve({ ok: false, detail }),
+  };
+  for (const env of [{}, { API_KEYS: "k1" }] as Record<string, string>[]) {
+    const rt = testRuntime({ env, system: exampleSystem() });
+    const app = createApp(rt, { api: true, services: () => [failing] });
+    const open = await (await app.request("/readyz")).json();
+    assert.is(open.checks["store-link"].status, "failing");
+    assert.not.match(open.checks["store-link"].detail, /10\.1|redis\.internal|6379/);
+    assert.match(open.checks["store-link"].detail, /ECONNREFUSED <address>/);
+    const wrong = await (await app.request("/readyz", {
+      headers: { authorization: "Bearer nope" },
+    })).json();
+    assert.not.match(wrong.checks["store-link"].detail, /10\.1/);
+    if (rt.config.apiKeys.length) {
+      const keyed = await (await app.request("/readyz", {
+        headers: { authorization: "Bearer k1" },
+      })).json();
+      assert.is(keyed.checks["store-link"].detail, detail);
+    }
+  }
+});
+
+test("withoutAddresses() hides URLs, host:port, IPv4, IPv6 and looked-up names", () => {
+  for (
+    const [given, shown] of [
+      ["getaddrinfo ENOTFOUND redis-primary", "getaddrinfo ENOTFOUND <address>"],
+      ["connect ECONNREFUSED [::1]:9092", "connect ECONNREFUSED <address>"],
+      ["connect ECONNREFUSED ::1:9092", "connect ECONNREFUSED <address>"],
+      ["broker kafka-0.kafka.svc:9093 is down", "broker <address> is down"],
+      ["timeout after 2000 ms", "timeout after 2000 ms"],
+      ["check timed out", "check timed out"],
+    ]
+  ) assert.is(withoutAddresses(given), shown, given);
 });
 
 test("an unknown route answers 404 problem+json carrying the request id", async () => {

@@ -1,0 +1,98 @@
+/**
+ * @module What a request must look like before any route sees it: bounded headers, JSON bodies
+ * only, and no state-changing request from another site's page.
+ */
+import type { Context, MiddlewareHandler } from "hono";
+import { problem } from "./problem.ts";
+
+/** Longest single header value the app reads (nginx's default buffer is 8 KiB as well). */
+export const MAX_HEADER_BYTES = 8 * 1024;
+/** Most bytes of all header names and values together. */
+export const MAX_HEADERS_TOTAL_BYTES = 32 * 1024;
+
+const JSON_MEDIA = /^application\/([\w.-]+\+)?json$/i;
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+/**
+ * Whether a `Content-Type` names JSON (`application/json` or `application/*+json`).
+ *
+ * @param contentType the header value
+ * @returns true for JSON
+ */
+export function isJsonType(contentType: string | undefined): boolean {
+  return contentType !== undefined && JSON_MEDIA.test(contentType.split(";")[0].trim());
+}
+
+/**
+ * Answers 415 problem+json unless the request's body is declared JSON.
+ *
+ * @param c the Hono context
+ * @returns the 415 response, or undefined when the type is JSON
+ */
+export function unlessJson(c: Context): Response | undefined {
+  const type = c.req.header("content-type");
+  if (isJsonType(type)) return undefined;
+  c.header("accept", "application/json");
+  return problem(
+    c,
+    415,
+    type === undefined
+      ? "The request body must be JSON: send Content-Type: application/json"
+      : `The request body must be JSON (Content-Type: application/json), not "${
+        type.slice(0, 100)
+      }"`,
+  );
+}
+
+function _headersTooLarge(c: Context): string | undefined {
+  let total = 0;
+  for (const [name, value] of c.req.raw.headers) {
+    if (value.length > MAX_HEADER_BYTES) {
+      return `The ${name.slice(0, 100)} header is longer than ${MAX_HEADER_BYTES} bytes`;
+    }
+    total += name.length + value.length;
+  }
+  return total > MAX_HEADERS_TOTAL_BYTES
+    ? `The request headers are larger than ${MAX_HEADERS_TOTAL_BYTES} bytes together`
+    : undefined;
+}
+
+/** Whether a state-changing request comes from another site's page (Go's CrossOriginProtection). */
+function _crossSite(c: Context): boolean {
+  const site = c.req.header("sec-fetch-site");
+  if (site !== undefined) return site !== "same-origin" && site !== "none";
+  const origin = c.req.header("origin");
+  if (origin === undefined) return false; // not a browser, or one too old to send either
+  try {
+    return new URL(origin).host !== (c.req.header("host") ?? new URL(c.req.url).host);
+  } catch {
+    return true; // "null" (sandboxed pages, file:) and malformed origins
+  }
+}
+
+/**
+ * The middleware: 431 for oversized headers; for POST, PUT, PATCH and DELETE, 403 when a browser
+ * says another site's page sent it, and 415 when a body comes without a JSON content type. Routes
+ * that need a body also check its type (`validate("json", …)`), so an empty non-JSON POST there
+ * is 415 too.
+ *
+ * @returns the Hono middleware
+ */
+export function requestGuard(): MiddlewareHandler {
+  return async (c, next) => {
+    const large = _headersTooLarge(c);
+    if (large) return problem(c, 431, large);
+    if (SAFE_METHODS.has(c.req.method)) return next();
+    if (_crossSite(c)) {
+      return problem(c, 403, "Cross-site requests may not change state on this service");
+    }
+    const type = c.req.header("content-type");
+    const hasBody = (c.req.header("content-length") ?? "0") !== "0" ||
+      c.req.header("transfer-encoding") !== undefined;
+    if (type !== undefined || hasBody) {
+      const refused = unlessJson(c);
+      if (refused) return refused;
+    }
+    await next();
+  };
+}
