@@ -4,7 +4,7 @@
  */
 import { perRuntime, type Runtime } from "../runtime.ts";
 import { taskClient, type TaskView } from "../tasks/client.ts";
-import { TASK_STATUSES, type TaskStatus } from "../tasks/keys.ts";
+import { JOB_STATUSES, type JobStatus } from "../jobs/status.ts";
 import { listSchedules } from "../scheduler/routes.ts";
 import { validateSchedules } from "../scheduler/overrides.ts";
 import { ScheduleStore } from "../scheduler/store.ts";
@@ -18,7 +18,7 @@ export const TASKS_PER_STATUS = 8;
 /** One moment of the system, as the dashboard renders it. */
 export interface Snapshot {
   at: string;
-  tasks: { status: TaskStatus; items: TaskView[] }[];
+  tasks: { status: JobStatus; items: TaskView[] }[];
   schedules: Awaited<ReturnType<typeof listSchedules>>;
   /** Parallel runs that may still have work, with the processes running their chunks. */
   parallel: (RunView & { workers: string[] })[];
@@ -58,7 +58,7 @@ export async function collectSnapshot(rt: Runtime): Promise<Snapshot> {
   const { schedules, runs } = _sources(rt);
   const client = taskClient(rt);
   const [tasks, scheduleList, parallel, consumers] = await Promise.all([
-    Promise.all(TASK_STATUSES.map(async (status) => ({
+    Promise.all(JOB_STATUSES.map(async (status) => ({
       status,
       items: await client.list(status, { limit: TASKS_PER_STATUS }),
     }))),

@@ -16,7 +16,9 @@ import type { RouteModule } from "../http/env.ts";
 import { CapacityError, CapacityPlanner } from "./capacity.ts";
 import { DEFAULT_MAX_WORKERS, MAX_CHUNKS, PARALLEL_TASKS, type ParallelTask } from "./define.ts";
 import { parallelMetrics } from "./metrics.ts";
-import { REFCODE_PATTERN, RunStore, type RunView, TERMINAL } from "./store.ts";
+import { RunStore, type RunView } from "./store.ts";
+import { RUN_REFCODES } from "../jobs/refcode.ts";
+import { isTerminal } from "../jobs/status.ts";
 
 /** Largest `items` the capacity planner accepts. */
 const MAX_ITEMS = 1e12;
@@ -79,7 +81,7 @@ function _task(rt: Runtime, taskId: string): ParallelTask {
 }
 
 async function _run(runs: RunStore, refcode: string): Promise<RunView> {
-  const run = REFCODE_PATTERN.test(refcode) ? await runs.get(refcode) : null;
+  const run = RUN_REFCODES.test(refcode) ? await runs.get(refcode) : null;
   if (!run) throw new HttpProblem(404, `Parallel run "${refcode}" does not exist or has expired`);
   return run;
 }
@@ -264,12 +266,12 @@ export const parallelRoutes: RouteModule = (app, rt) => {
     validate("param", RefcodeParam),
     async (c) => {
       const { refcode } = c.req.valid("param");
-      const before = REFCODE_PATTERN.test(refcode) ? await runs.cancel(refcode) : null;
+      const before = RUN_REFCODES.test(refcode) ? await runs.cancel(refcode) : null;
       if (before === null) {
         throw new HttpProblem(404, `Parallel run "${refcode}" does not exist or has expired`);
       }
       const run = await _run(runs, refcode);
-      if (TERMINAL.includes(before)) {
+      if (isTerminal(before)) {
         throw new HttpProblem(
           409,
           `Cannot cancel parallel run "${refcode}": it is already ${before}`,

@@ -8,9 +8,10 @@ import { perRuntime, type Runtime } from "../runtime.ts";
 import { UnavailableError } from "../infra/store.ts";
 import { toIssues } from "../http/validate.ts";
 import { FAILED_MIN_TTL_MS, type TaskDefinition, TASKS } from "./define.ts";
-import { taskKeys, type TaskStatus, TERMINAL_STATUSES } from "./keys.ts";
+import { taskKeys } from "./keys.ts";
+import { isTerminal, type JobStatus } from "../jobs/status.ts";
 import { type ChangeResult, TaskBroker, type TaskRecord } from "./broker.ts";
-import { newRefcode, REFCODE } from "./refcode.ts";
+import { TASK_REFCODES } from "../jobs/refcode.ts";
 import { taskMetrics } from "./metrics.ts";
 import {
   IdempotencyConflictError,
@@ -48,7 +49,7 @@ export interface EnqueueResult {
   refcode: string;
   type: string;
   /** `queued` for a new task; the current status when an idempotency key found an earlier one. */
-  status: TaskStatus;
+  status: JobStatus;
   /** False when an idempotency key returned an earlier task. */
   created: boolean;
 }
@@ -57,7 +58,7 @@ export interface EnqueueResult {
 export interface TaskView {
   refcode: string;
   type: string;
-  status: TaskStatus;
+  status: JobStatus;
   progress: number | null;
   result: unknown;
   error: string | null;
@@ -79,7 +80,7 @@ export function toView(refcode: string, record: TaskRecord): TaskView {
   return {
     refcode,
     type: record.type,
-    status: record.status as TaskStatus,
+    status: record.status as JobStatus,
     progress: record.progress === undefined ? null : Number(record.progress),
     result: record.result === undefined ? null : JSON.parse(record.result),
     error: record.error ?? null,
@@ -171,7 +172,7 @@ export class TaskClient {
       ttlMs: IDEMPOTENCY_TTL_MS,
     };
     const { outcome, refcode } = await this.#broker.enqueue({
-      refcode: newRefcode(),
+      refcode: TASK_REFCODES.make(),
       type: def.name,
       input: json,
       maxAttempts: def.attempts,
@@ -189,7 +190,7 @@ export class TaskClient {
     return {
       refcode,
       type: def.name,
-      status: (record?.status ?? "completed") as TaskStatus,
+      status: (record?.status ?? "completed") as JobStatus,
       created: false,
     };
   }
@@ -202,7 +203,7 @@ export class TaskClient {
    * @throws {TaskNotFoundError} unknown or expired
    */
   async get(refcode: string): Promise<TaskView> {
-    const record = REFCODE.test(refcode) ? await this.#broker.get(refcode) : null;
+    const record = TASK_REFCODES.test(refcode) ? await this.#broker.get(refcode) : null;
     if (!record) throw new TaskNotFoundError(refcode);
     return toView(refcode, record);
   }
@@ -218,7 +219,7 @@ export class TaskClient {
    */
   async wait(refcode: string, ms: number, signal?: AbortSignal): Promise<TaskView> {
     const first = await this.get(refcode);
-    if (TERMINAL_STATUSES.has(first.status) || ms <= 0) return first;
+    if (isTerminal(first.status) || ms <= 0) return first;
     const deadline = Date.now() + Math.min(ms, MAX_WAIT_MS);
     let wake!: () => void;
     let woken = new Promise<void>((resolve) => (wake = resolve));
@@ -232,7 +233,7 @@ export class TaskClient {
       // Subscribed before this read, so a notification between the two is not missed.
       let view = await this.get(refcode);
       while (
-        !TERMINAL_STATUSES.has(view.status) && Date.now() < deadline && !signal?.aborted &&
+        !isTerminal(view.status) && Date.now() < deadline && !signal?.aborted &&
         !this.#rt.stopping
       ) {
         await settleBy(woken, Math.min(deadline, Date.now() + WAIT_BACKSTOP_MS));
@@ -283,7 +284,7 @@ export class TaskClient {
    * @throws {TaskStateError} already completed, failed or cancelled
    */
   async cancel(refcode: string): Promise<TaskView> {
-    if (!REFCODE.test(refcode)) throw new TaskNotFoundError(refcode);
+    if (!TASK_REFCODES.test(refcode)) throw new TaskNotFoundError(refcode);
     const change = await this.#broker.cancel(refcode);
     const view = this.#changed(refcode, change, "cancel");
     if (change.outcome === "cancelled") {
@@ -301,7 +302,7 @@ export class TaskClient {
    * @throws {TaskStateError} not failed
    */
   async retry(refcode: string): Promise<TaskView> {
-    if (!REFCODE.test(refcode)) throw new TaskNotFoundError(refcode);
+    if (!TASK_REFCODES.test(refcode)) throw new TaskNotFoundError(refcode);
     const view = this.#changed(refcode, await this.#broker.retry(refcode), "retry");
     taskMetrics(this.#rt).transitions.inc({ type: view.type, status: "queued" });
     return view;
@@ -315,7 +316,7 @@ export class TaskClient {
    * @returns the tasks, newest first
    */
   async list(
-    status: TaskStatus,
+    status: JobStatus,
     options: { type?: string; limit?: number } = {},
   ): Promise<TaskView[]> {
     const types = this.#rt.system.all(TASKS).map((d) => d.name);

@@ -6,7 +6,9 @@ import { createApp } from "../../src/app.ts";
 import { exampleSystem } from "../../src/example/mod.ts";
 import { defineParallelTask } from "../../src/parallel/define.ts";
 import { ParallelProcessor } from "../../src/parallel/processor.ts";
-import { newRefcode } from "../../src/parallel/store.ts";
+import { RUN_REFCODES } from "../../src/jobs/refcode.ts";
+
+const newRefcode = () => RUN_REFCODES.make();
 
 const WORKER = new URL("./_worker.ts", import.meta.url);
 const few = defineParallelTask({
