@@ -28,7 +28,7 @@ export interface AppOptions {
   /** The services running in this process, for `/readyz`. */
   services: () => readonly Service[];
   /** The program's own routes (`system.routeModules`), after the built-in ones. */
-  routes?: readonly RouteModule[];
+  routes: readonly RouteModule[];
 }
 
 /**
@@ -47,7 +47,7 @@ export function createApp(rt: Runtime, options: AppOptions): Hono<AppEnv> {
   return createHttpApp(rt, {
     api: options.api,
     services: options.services,
-    routes: [...BUILTIN_ROUTES, ...(options.routes ?? [])],
+    routes: [...BUILTIN_ROUTES, ...options.routes],
     // The dashboard's page and stream take the API key from a cookie as well.
     browser: DASHBOARD_AREA,
   });

@@ -61,7 +61,7 @@ for (const backend of backends()) {
   test(`[${backend.name}] GET /consumers answers the summaries`, async () => {
     const rt = make();
     await reportStatus(rt.store, rt.config.keyPrefix, member(rt, "a", false), []);
-    const app = createApp(rt, { api: true, services: () => [] });
+    const app = createApp(rt, { api: true, services: () => [], routes: [] });
     const res = await app.request("/consumers");
     assert.is(res.status, 200);
     const body = await res.json();

@@ -11,7 +11,7 @@ test.after(cleanup);
 for (const backend of backends()) {
   const make = (env: Record<string, string> = {}) => {
     const rt = testRuntime({ redis: backend.name === "redis", system: exampleSystem(), env });
-    return { rt, app: createApp(rt, { api: true, services: () => [] }) };
+    return { rt, app: createApp(rt, { api: true, services: () => [], routes: [] }) };
   };
 
   test(`[${backend.name}] GET /dashboard renders tasks, parallel runs, schedules and consumers`, async () => {

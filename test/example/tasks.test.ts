@@ -21,7 +21,7 @@ for (const backend of backends()) {
     const worker = new TaskWorker(rt, { types: ["sleep", "orders-report"] });
     await worker.start();
     onCleanup(() => worker.stop(Date.now() + 2000));
-    const app = createApp(rt, { api: true, services: () => [] });
+    const app = createApp(rt, { api: true, services: () => [], routes: [] });
     const enqueue = async (type: string, input: unknown) =>
       (await (await app.request(`/tasks/${type}`, post(input))).json()).refcode as string;
     const read = async (refcode: string, wait = 0) =>

@@ -187,7 +187,7 @@ test("GET /readyz shows no address without a key, and the whole detail with one"
   };
   for (const env of [{}, { API_KEYS: "k1" }] as Record<string, string>[]) {
     const rt = testRuntime({ env, system: exampleSystem() });
-    const app = createApp(rt, { api: true, services: () => [failing] });
+    const app = createApp(rt, { api: true, services: () => [failing], routes: [] });
     const open = await (await app.request("/readyz")).json();
     assert.is(open.checks["store-link"].status, "failing");
     assert.not.match(open.checks["store-link"].detail, /10\.1|redis\.internal|6379/);

@@ -8,8 +8,9 @@ import { cleanup, freePort, testRuntime } from "../helpers.ts";
 test.after(cleanup);
 
 const openApp = () => {
-  const rt = testRuntime({ system: exampleSystem() });
-  return createApp(rt, { api: true, services: () => [] });
+  const system = exampleSystem();
+  const rt = testRuntime({ system });
+  return createApp(rt, { api: true, services: () => [], routes: system.routeModules });
 };
 
 const JSON_TYPE = { "content-type": "application/json" };

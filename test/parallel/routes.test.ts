@@ -51,7 +51,7 @@ for (const backend of backends()) {
       await p.start();
       onCleanup(() => p.stop(Date.now() + 2000));
     }
-    return { rt, app: createApp(rt, { api: true, services: () => [] }) };
+    return { rt, app: createApp(rt, { api: true, services: () => [], routes: [] }) };
   };
 
   test("POST /parallel-tasks answers 202 with the refcode, Location and Retry-After", async () => {
@@ -290,7 +290,7 @@ const down = suite("parallel routes while Redis is down");
 down.after(cleanup);
 down("every route answers 503, never 500", async () => {
   const rt = testRuntime({ system: exampleSystem(), env: { REDIS_URL: "redis://127.0.0.1:1" } });
-  const app = createApp(rt, { api: true, services: () => [] });
+  const app = createApp(rt, { api: true, services: () => [], routes: [] });
   const requests: [string, RequestInit?][] = [
     ["/parallel-tasks", post({ task_id: "primes", worker_count: 1, input: { from: 0, to: 10 } })],
     [`/parallel-tasks/${newRefcode()}`],

@@ -31,7 +31,7 @@ for (const backend of backends()) {
   const setup = async (env: Record<string, string> = {}) => {
     const rt = testRuntime({ redis: backend.name === "redis", system: system(), env });
     await waitFor(async () => (await rt.store.check()).ok, 5000, "store");
-    const app = createApp(rt, { api: true, services: () => [] });
+    const app = createApp(rt, { api: true, services: () => [], routes: [] });
     return { rt, app, store: new ScheduleStore(rt.store, rt.config.keyPrefix) };
   };
 

@@ -34,7 +34,7 @@ for (const backend of backends()) {
       redis: backend.name === "redis",
       system: new System().add(echo, other),
     });
-    return { rt, app: createApp(rt, { api: true, services: () => [] }) };
+    return { rt, app: createApp(rt, { api: true, services: () => [], routes: [] }) };
   };
   const withWorker = async () => {
     const made = make();
@@ -214,7 +214,7 @@ test("every task route answers 503, never 500, while the store is down", async (
     env: { REDIS_URL: "redis://127.0.0.1:1" },
     system: new System().add(echo),
   });
-  const app = createApp(rt, { api: true, services: () => [] });
+  const app = createApp(rt, { api: true, services: () => [], routes: [] });
   const ref = "t_" + "a".repeat(26);
   const requests: [string, RequestInit?][] = [
     ["/tasks/echo", post({ n: 1 })],
