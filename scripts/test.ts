@@ -55,6 +55,9 @@ const needRedis = files.some((f) => f.includes(".redis.") || f.includes(".e2e.")
 const needKafka = files.some((f) => f.includes(".kafka.") || f.includes(".e2e."));
 if (needRedis) await ensure("redis.sh");
 if (needKafka) await ensure("kafka.sh");
+// Engines only some tests need: started on first use, left running for the next run.
+if (files.some((f) => f.includes(".redis-cluster."))) await ensure("redis-cluster.sh");
+if (files.some((f) => f.includes(".redis-sentinel."))) await ensure("redis-sentinel.sh");
 if (files.some((f) => f.includes(".browser."))) await ensure("chromium.sh");
 
 let passed = 0, failed = 0, skipped = 0;
@@ -68,6 +71,9 @@ for (const file of files) {
     env: {
       TEST_REDIS_URL: Deno.env.get("TEST_REDIS_URL") ?? "redis://127.0.0.1:6379",
       TEST_KAFKA_BROKERS: Deno.env.get("TEST_KAFKA_BROKERS") ?? "127.0.0.1:9092",
+      TEST_REDIS_CLUSTER_URL: Deno.env.get("TEST_REDIS_CLUSTER_URL") ?? "redis://127.0.0.1:7000",
+      TEST_REDIS_SENTINEL_URL: Deno.env.get("TEST_REDIS_SENTINEL_URL") ??
+        "redis+sentinel://127.0.0.1:26380,127.0.0.1:26381,127.0.0.1:26382/svc",
       NO_COLOR: "1",
     },
     stdin: "null",

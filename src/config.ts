@@ -2,6 +2,7 @@
  * @module The only reader of environment variables: API.md's table, validated with valibot.
  */
 import * as v from "valibot";
+import { parseRedisUrl } from "./infra/redis-url.ts";
 
 /** Every role the program can take. */
 export const ROLES = [
@@ -21,7 +22,13 @@ export interface Config {
   roles: Role[];
   port: number;
   redisUrl: string | undefined;
+  /** PEM text of `REDIS_TLS_CA_FILE`, read at start-up. */
+  redisTlsCa: string | undefined;
+  redisWaitReplicas: number;
+  redisWaitTimeoutMs: number;
   kafkaBrokers: string[] | undefined;
+  /** How the program talks to Kafka besides the broker list (TLS, SASL, topic settings). */
+  kafka: KafkaSettings;
   keyPrefix: string;
   topicPrefix: string;
   apiKeys: string[];
@@ -30,6 +37,19 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** `SCHEDULE_<NAME>_CRON` overrides, keyed by the upper-cased name (`-` → `_`). */
   scheduleCron: Record<string, string>;
+}
+
+/** TLS, SASL and the settings of the topics the program creates. */
+export interface KafkaSettings {
+  /** TLS to the brokers; `ca`/`cert`/`key` are PEM text read from the files at start-up. */
+  ssl: { ca?: string; cert?: string; key?: string } | undefined;
+  sasl:
+    | { mechanism: "plain" | "scram-sha-256" | "scram-sha-512"; username: string; password: string }
+    | undefined;
+  /** Replication factor of created topics; undefined = min(3, brokers in the cluster). */
+  replicationFactor: number | undefined;
+  /** Partitions of created topics. */
+  partitions: number;
 }
 
 /** A bad environment value; start-up prints `message` on one line and exits 2. */
@@ -54,16 +74,38 @@ const intIn = (min: number, max: number) =>
     v.maxValue(max, `must be an integer from ${min} to ${max}`),
   );
 
+let _redisUrlProblem = "";
 const redisUrl = v.pipe(
   v.string(),
   v.check((s) => {
     try {
-      const u = new URL(s);
-      return (u.protocol === "redis:" || u.protocol === "rediss:") && u.hostname !== "";
-    } catch {
+      parseRedisUrl(s);
+      return true;
+    } catch (err) {
+      _redisUrlProblem = (err as Error).message;
       return false;
     }
-  }, "must be a redis:// or rediss:// URL with a host"),
+  }, () => _redisUrlProblem),
+);
+
+const pemFile = v.pipe(
+  v.string(),
+  v.transform((path) => {
+    try {
+      return { path, text: Deno.readTextFileSync(path) };
+    } catch (err) {
+      return { path, text: "", error: (err as Error).message };
+    }
+  }),
+  v.check(
+    (f) => !("error" in f),
+    (issue) => `cannot read ${(issue.input as { path: string }).path}`,
+  ),
+  v.check(
+    (f) => f.text.includes("-----BEGIN CERTIFICATE-----"),
+    (issue) => `${(issue.input as { path: string }).path} holds no PEM certificate`,
+  ),
+  v.transform((f) => f.text),
 );
 
 const brokers = v.pipe(
@@ -91,6 +133,9 @@ const FIELDS = {
   ROLE: roles,
   PORT: intIn(0, 65535),
   REDIS_URL: redisUrl,
+  REDIS_TLS_CA_FILE: pemFile,
+  REDIS_WAIT_REPLICAS: intIn(0, 64),
+  REDIS_WAIT_TIMEOUT_MS: intIn(1, 60_000),
   KAFKA_BROKERS: brokers,
   KEY_PREFIX: v.pipe(
     v.string(),
@@ -107,12 +152,38 @@ const FIELDS = {
   LOG_LEVEL: v.picklist(["debug", "info", "warn", "error"], "must be debug, info, warn or error"),
   PARALLEL_MAX_WORKERS: intIn(1, 1024),
   SHUTDOWN_TIMEOUT_MS: intIn(100, 3_600_000),
+  KAFKA_SSL: v.pipe(
+    v.string(),
+    v.trim(),
+    v.toLowerCase(),
+    v.picklist(["true", "false", "1", "0"], "must be true or false"),
+    v.transform((s) => s === "true" || s === "1"),
+  ),
+  KAFKA_SSL_CA_FILE: v.string(),
+  KAFKA_SSL_CERT_FILE: v.string(),
+  KAFKA_SSL_KEY_FILE: v.string(),
+  KAFKA_SASL_MECHANISM: v.pipe(
+    v.string(),
+    v.trim(),
+    v.toLowerCase(),
+    v.picklist(
+      ["plain", "scram-sha-256", "scram-sha-512"],
+      "must be plain, scram-sha-256 or scram-sha-512",
+    ),
+  ),
+  KAFKA_SASL_USERNAME: v.string(),
+  KAFKA_SASL_PASSWORD: v.string(),
+  KAFKA_REPLICATION_FACTOR: intIn(1, 32),
+  KAFKA_PARTITIONS: intIn(1, 10_000),
 } as const;
 
 const DEFAULTS: Record<keyof typeof FIELDS, string | undefined> = {
   ROLE: "all",
   PORT: "8080",
   REDIS_URL: undefined,
+  REDIS_TLS_CA_FILE: undefined,
+  REDIS_WAIT_REPLICAS: "0",
+  REDIS_WAIT_TIMEOUT_MS: "1000",
   KAFKA_BROKERS: undefined,
   KEY_PREFIX: "svc",
   TOPIC_PREFIX: "",
@@ -120,7 +191,19 @@ const DEFAULTS: Record<keyof typeof FIELDS, string | undefined> = {
   LOG_LEVEL: "info",
   PARALLEL_MAX_WORKERS: undefined,
   SHUTDOWN_TIMEOUT_MS: "25000",
+  KAFKA_SSL: "false",
+  KAFKA_SSL_CA_FILE: undefined,
+  KAFKA_SSL_CERT_FILE: undefined,
+  KAFKA_SSL_KEY_FILE: undefined,
+  KAFKA_SASL_MECHANISM: undefined,
+  KAFKA_SASL_USERNAME: undefined,
+  KAFKA_SASL_PASSWORD: undefined,
+  KAFKA_REPLICATION_FACTOR: undefined,
+  KAFKA_PARTITIONS: "3",
 };
+
+/** Variables whose value is never echoed in an error. */
+const SECRET = new Set(["REDIS_URL", "API_KEYS", "KAFKA_SASL_PASSWORD", "KAFKA_SASL_USERNAME"]);
 
 function field<K extends keyof typeof FIELDS>(
   env: Record<string, string | undefined>,
@@ -130,7 +213,7 @@ function field<K extends keyof typeof FIELDS>(
   if (raw === undefined) return undefined;
   const result = v.safeParse(FIELDS[name], raw);
   if (!result.success) {
-    const shown = name === "REDIS_URL" || name === "API_KEYS" ? "" : ` (got "${raw}")`;
+    const shown = SECRET.has(name) ? "" : ` (got "${raw}")`;
     throw new ConfigError(name, `${result.issues[0].message}${shown}`);
   }
   return result.output as v.InferOutput<typeof FIELDS[K]>;
@@ -157,7 +240,11 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
     roles: field(env, "ROLE")!,
     port: field(env, "PORT")!,
     redisUrl: field(env, "REDIS_URL"),
+    redisTlsCa: field(env, "REDIS_TLS_CA_FILE"),
+    redisWaitReplicas: field(env, "REDIS_WAIT_REPLICAS")!,
+    redisWaitTimeoutMs: field(env, "REDIS_WAIT_TIMEOUT_MS")!,
     kafkaBrokers: field(env, "KAFKA_BROKERS"),
+    kafka: kafkaSettings(env),
     keyPrefix: field(env, "KEY_PREFIX")!,
     topicPrefix: field(env, "TOPIC_PREFIX")!,
     apiKeys: field(env, "API_KEYS") ?? [],
@@ -165,6 +252,100 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
     parallelMaxWorkers: field(env, "PARALLEL_MAX_WORKERS") ?? navigator.hardwareConcurrency ?? 1,
     shutdownTimeoutMs: field(env, "SHUTDOWN_TIMEOUT_MS")!,
     scheduleCron,
+  };
+}
+
+/**
+ * A PEM file's text, read at start-up so a wrong path stops the program at once.
+ *
+ * @param variable the variable naming the file
+ * @param path the file
+ * @param label what the PEM block must be (`CERTIFICATE`, `PRIVATE KEY`)
+ * @returns the file's text
+ */
+function _pem(variable: string, path: string, label: RegExp): string {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (err) {
+    const why = err instanceof Deno.errors.NotFound
+      ? "no such file"
+      : err instanceof Deno.errors.PermissionDenied
+      ? "permission denied"
+      : err instanceof Error
+      ? err.message.split("\n")[0]
+      : String(err);
+    throw new ConfigError(variable, `cannot read the PEM file "${path}": ${why}`);
+  }
+  if (!new RegExp(`-----BEGIN ${label.source}-----`).test(text)) {
+    throw new ConfigError(
+      variable,
+      `"${path}" holds no PEM ${label.source.replace(/[()|?\\]/g, "")}`,
+    );
+  }
+  return text;
+}
+
+function kafkaSettings(env: Record<string, string | undefined>): KafkaSettings {
+  const caFile = field(env, "KAFKA_SSL_CA_FILE");
+  const certFile = field(env, "KAFKA_SSL_CERT_FILE");
+  const keyFile = field(env, "KAFKA_SSL_KEY_FILE");
+  const useSsl = field(env, "KAFKA_SSL")!;
+  for (
+    const [name, file] of [
+      ["KAFKA_SSL_CA_FILE", caFile],
+      ["KAFKA_SSL_CERT_FILE", certFile],
+      ["KAFKA_SSL_KEY_FILE", keyFile],
+    ] as const
+  ) {
+    if (file !== undefined && !useSsl) throw new ConfigError(name, "needs KAFKA_SSL=true");
+  }
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    const missing = certFile === undefined ? "KAFKA_SSL_CERT_FILE" : "KAFKA_SSL_KEY_FILE";
+    throw new ConfigError(missing, "KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE go together");
+  }
+  const ssl = useSsl
+    ? {
+      ...(caFile !== undefined ? { ca: _pem("KAFKA_SSL_CA_FILE", caFile, /CERTIFICATE/) } : {}),
+      ...(certFile !== undefined
+        ? { cert: _pem("KAFKA_SSL_CERT_FILE", certFile, /CERTIFICATE/) }
+        : {}),
+      ...(keyFile !== undefined
+        ? { key: _pem("KAFKA_SSL_KEY_FILE", keyFile, /(RSA |EC |ENCRYPTED )?PRIVATE KEY/) }
+        : {}),
+    }
+    : undefined;
+  const mechanism = field(env, "KAFKA_SASL_MECHANISM");
+  const username = field(env, "KAFKA_SASL_USERNAME");
+  const password = field(env, "KAFKA_SASL_PASSWORD");
+  if (mechanism === undefined) {
+    if (username !== undefined) {
+      throw new ConfigError("KAFKA_SASL_USERNAME", "needs KAFKA_SASL_MECHANISM");
+    }
+    if (password !== undefined) {
+      throw new ConfigError("KAFKA_SASL_PASSWORD", "needs KAFKA_SASL_MECHANISM");
+    }
+  } else {
+    if (username === undefined) {
+      throw new ConfigError(
+        "KAFKA_SASL_USERNAME",
+        `is required with KAFKA_SASL_MECHANISM=${mechanism}`,
+      );
+    }
+    if (password === undefined) {
+      throw new ConfigError(
+        "KAFKA_SASL_PASSWORD",
+        `is required with KAFKA_SASL_MECHANISM=${mechanism}`,
+      );
+    }
+  }
+  return {
+    ssl,
+    sasl: mechanism !== undefined
+      ? { mechanism, username: username!, password: password! }
+      : undefined,
+    replicationFactor: field(env, "KAFKA_REPLICATION_FACTOR"),
+    partitions: field(env, "KAFKA_PARTITIONS")!,
   };
 }
 
@@ -185,11 +366,10 @@ export function scheduleCronVariable(name: string): string {
  * @returns the URL with its password replaced by `***`
  */
 export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = "***";
-    return u.toString();
-  } catch {
-    return "<unparseable url>";
-  }
+  // By hand rather than with URL: `redis+sentinel://…` and comma lists of hosts are not URLs
+  // that WHATWG parses.
+  const m = /^([A-Za-z][A-Za-z0-9+.\-]*:\/\/)([^@/?#]*)@(.*)$/s.exec(url);
+  if (!m) return /^[A-Za-z][A-Za-z0-9+.\-]*:\/\/[^\s]*$/.test(url) ? url : "<unparseable url>";
+  const colon = m[2].indexOf(":");
+  return colon < 0 ? `${m[1]}***@${m[3]}` : `${m[1]}${m[2].slice(0, colon)}:***@${m[3]}`;
 }

@@ -7,7 +7,7 @@ import type { Config } from "./config.ts";
 import { createLogger, type Logger } from "./log.ts";
 import type { Check, Store } from "./infra/store.ts";
 import type { Bus } from "./infra/bus.ts";
-import { RedisStore } from "./infra/redis.ts";
+import { type RedisOptions, RedisStore } from "./infra/redis.ts";
 import { MemoryStore } from "./infra/memory-store.ts";
 import { KafkaBus } from "./infra/kafka.ts";
 import { MemoryBus } from "./infra/memory-bus.ts";
@@ -73,6 +73,20 @@ export interface RuntimeOptions {
 }
 
 /**
+ * The store options of the configuration (also sent to the tasks' lease thread).
+ *
+ * @param config the validated configuration
+ * @returns CA and replica waits
+ */
+export function redisOptions(config: Config): RedisOptions {
+  return {
+    ca: config.redisTlsCa,
+    waitReplicas: config.redisWaitReplicas,
+    waitTimeoutMs: config.redisWaitTimeoutMs,
+  };
+}
+
+/**
  * Creates the runtime: real Redis/Kafka when configured, embedded otherwise.
  *
  * @param config the validated configuration
@@ -94,10 +108,15 @@ export function createRuntime(
   }`;
   const log = options.log ?? createLogger(config.logLevel, { instance: instanceId });
   const store = options.store ??
-    (config.redisUrl ? new RedisStore(config.redisUrl, log) : new MemoryStore());
+    (config.redisUrl
+      ? new RedisStore(config.redisUrl, log, redisOptions(config))
+      : new MemoryStore());
   const bus = options.bus ??
     (config.kafkaBrokers
-      ? new KafkaBus(config.kafkaBrokers, log, { clientId: config.keyPrefix })
+      ? new KafkaBus(config.kafkaBrokers, log, {
+        clientId: config.keyPrefix,
+        settings: config.kafka,
+      })
       : new MemoryBus());
   return {
     config,

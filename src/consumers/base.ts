@@ -23,6 +23,7 @@ import { Committer } from "./committer.ts";
 import { type DeadLetter, deadLetterMessage } from "./dead-letter.ts";
 import { type ConsumerMetrics, consumerMetrics, type LagSource } from "./metrics.ts";
 import { onceMarkerKey } from "./keys.ts";
+import { MESSAGE_ID_HEADER } from "../infra/bus.ts";
 
 /** A message that is not JSON or fails the schema: dead-lettered at once. */
 export class SchemaError extends Error {
@@ -49,6 +50,9 @@ export function isUnavailable(err: unknown): boolean {
   return err instanceof UnavailableError ||
     (err instanceof Error && err.name === "UnavailableError");
 }
+
+/** How often a consumer whose topic does not exist (and may not be created) looks again. */
+const MISSING_TOPIC_RECHECK_MS = 30_000;
 
 /** The running part of a consumer definition, common to both kinds. */
 export abstract class BaseConsumerService implements Service, LagSource {
@@ -245,7 +249,10 @@ export abstract class BaseConsumerService implements Service, LagSource {
       value: result.output,
       headers: record.headers,
       timestamp: record.timestamp,
-      id: `${record.topic}/${record.partition}/${record.offset}`,
+      // The publisher's id when it set one (every publish of this program does, the same on
+      // each retry), so a message the producer wrote twice is still applied once.
+      id: record.headers[MESSAGE_ID_HEADER] ||
+        `${record.topic}/${record.partition}/${record.offset}`,
     };
   }
 
@@ -338,11 +345,15 @@ export abstract class BaseConsumerService implements Service, LagSource {
   }
 
   async #join(group: GroupConsumer): Promise<void> {
-    const partitions = this.#options.partitions ?? 3;
+    // Unset: the bus's default (`KAFKA_PARTITIONS`).
+    const partitions = this.#options.partitions;
     for (let attempt = 1; !this.stopping; attempt++) {
       try {
-        await this.rt.bus.ensureTopics([this.topic, this.dlqTopic], partitions);
-        break;
+        const missing = await this.rt.bus.ensureTopics([this.topic, this.dlqTopic], partitions);
+        // Topics that may not be created are named by the bus's readiness check, not retried
+        // in a loop; this looks again now and then in case someone creates them.
+        if (!missing.includes(this.topic)) break;
+        await this.sleep(MISSING_TOPIC_RECHECK_MS);
       } catch (err) {
         this.log.warn("cannot create topics yet; will retry", { error: err });
         await this.sleep(backoff(attempt, { initialMs: 250, maxMs: 5_000 }));

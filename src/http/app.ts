@@ -204,7 +204,10 @@ export function createHttpApp(rt: Runtime, options: HttpAppOptions): Hono<AppEnv
 
   app.notFound((c) => problem(c, 404, `No route for ${c.req.method} ${c.req.path}`));
   app.onError((err, c) => {
-    if (err instanceof HttpProblem) return problem(c, err.status, err.detail, err.extra);
+    if (err instanceof HttpProblem) {
+      for (const [name, value] of Object.entries(err.headers)) c.header(name, value);
+      return problem(c, err.status, err.detail, err.extra);
+    }
     if (err instanceof UnavailableError) {
       c.header("retry-after", "1");
       return problem(c, 503, err.message, { dependency: err.dependency });

@@ -31,11 +31,13 @@ export class HttpProblem extends Error {
    * @param status HTTP status
    * @param detail what went wrong, for the client
    * @param extra more members (e.g. `issues`)
+   * @param headers response headers (e.g. `retry-after` of a 429)
    */
   constructor(
     readonly status: ContentfulStatusCode,
     readonly detail: string,
     readonly extra: Record<string, unknown> = {},
+    readonly headers: Record<string, string> = {},
   ) {
     super(detail);
     this.name = "HttpProblem";

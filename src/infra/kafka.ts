@@ -1,5 +1,5 @@
 /**
- * @module The Bus port on Apache Kafka (kafkajs): an idempotent producer, an admin for topics
+ * @module The Bus port on Apache Kafka (kafkajs): one sender for publishing, an admin for topics
  * and readiness, and group consumers. The only importer of kafkajs.
  */
 import {
@@ -9,11 +9,12 @@ import {
   Kafka,
   type KafkaMessage,
   logLevel,
-  Partitioners,
-  type Producer,
+  type SASLOptions,
 } from "kafkajs";
 import { backoff } from "../async/backoff.ts";
 import { deadline } from "../async/deadline.ts";
+import type { KafkaSettings } from "../config.ts";
+import { errorTypes, KafkaSender } from "./kafka-sender.ts";
 import type { Logger } from "../log.ts";
 import type { Bus, OutgoingMessage } from "./bus.ts";
 import type {
@@ -25,7 +26,7 @@ import type {
 } from "./bus-consumer.ts";
 import { type Check, UnavailableError } from "./store.ts";
 
-/** Longest a publish may take before it fails with `UnavailableError`. */
+/** Longest a publish may take before it fails with `UnavailableError` (default). */
 const PUBLISH_TIMEOUT_MS = 5_000;
 /** Longest topic creation may take. */
 const ADMIN_TIMEOUT_MS = 15_000;
@@ -37,27 +38,19 @@ const DEFAULT_SESSION_TIMEOUT_MS = 10_000;
 const HEARTBEAT_INTERVAL_MS = 1_000;
 /** How often a consumer asks the cluster for end offsets (for the lag metric). */
 const HIGH_WATERMARK_REFRESH_MS = 5_000;
-/** Producer errors that mean its id/epoch/sequence no longer match the broker's state. */
-const FENCED = new Set([
-  "OUT_OF_ORDER_SEQUENCE_NUMBER",
-  "UNKNOWN_PRODUCER_ID",
-  "INVALID_PRODUCER_EPOCH",
-  "INVALID_PRODUCER_ID_MAPPING",
-]);
-/** Broker errors caused by the request itself, not by availability. */
-const REQUEST_FAULTS = new Set([
-  "MESSAGE_TOO_LARGE",
-  "RECORD_LIST_TOO_LARGE",
-  "INVALID_TOPIC_EXCEPTION",
-  "TOPIC_AUTHORIZATION_FAILED",
-  "INVALID_RECORD",
-  "INVALID_REQUIRED_ACKS",
-]);
+/** How long a topic's partition count is trusted before it is asked again. */
+const PARTITIONS_TTL_MS = 60_000;
+/** Broker errors that mean the principal may not create topics. */
+const REFUSED = new Set(["TOPIC_AUTHORIZATION_FAILED", "CLUSTER_AUTHORIZATION_FAILED"]);
 
 /** Options of the Kafka bus. */
 export interface KafkaBusOptions {
-  /** Kafka client id (the deployment's KEY_PREFIX). */
+  /** Kafka client id (the deployment's service name). */
   clientId: string;
+  /** TLS (PEM texts), SASL and the settings of created topics (`Config.kafka`). */
+  settings?: Partial<KafkaSettings>;
+  /** Longest a publish may take (default 5000 ms). */
+  publishTimeoutMs?: number;
 }
 
 class _TimeoutError extends Error {
@@ -71,14 +64,14 @@ function _withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T>
   return deadline(work, ms, () => new _TimeoutError(what, ms));
 }
 
-function _rootCause(err: unknown): any {
-  let e: any = err;
-  while (e && e.cause) e = e.cause;
-  return e;
-}
-
 function _message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** Replaces every occurrence of the secrets in a text. */
+function _redactor(secrets: (string | undefined)[]): (text: string) => string {
+  const list = secrets.filter((s): s is string => !!s && s.length >= 1);
+  return (text) => list.reduce((t, secret) => t.replaceAll(secret, "***"), text);
 }
 
 /**
@@ -86,10 +79,14 @@ function _message(err: unknown): string {
  * that surfaces in our own errors and readiness), so each distinct one is logged as a warning
  * at most every 10 s.
  */
-function _logCreator(log: Logger) {
+function _logCreator(log: Logger, redact: (text: string) => string) {
   const lastSeen = new Map<string, number>();
   return () => ({ level, log: entry }: { level: number; log: any }) => {
-    const { message, timestamp: _t, logger: _l, stack: _s, ...fields } = entry;
+    const { message: raw, timestamp: _t, logger: _l, stack: _s, ...fields } = entry;
+    const message = redact(String(raw));
+    for (const [k, v] of Object.entries(fields)) {
+      if (typeof v === "string") fields[k] = redact(v);
+    }
     if (level > logLevel.ERROR) return log.debug(message, fields);
     const now = Date.now();
     if (now - (lastSeen.get(message) ?? 0) < 10_000) return;
@@ -100,9 +97,12 @@ function _logCreator(log: Logger) {
 }
 
 /**
- * The Bus on a Kafka cluster. The producer connects on first publish and reconnects by
- * itself; a publish fails with `UnavailableError` within `PUBLISH_TIMEOUT_MS` while the broker
- * is unreachable.
+ * The Bus on a Kafka cluster. Publishing goes through one `KafkaSender` (see
+ * `kafka-sender.ts` for what an acknowledgement means); topics are created with
+ * `KAFKA_PARTITIONS`, `KAFKA_REPLICATION_FACTOR` (default min(3, brokers)) and
+ * `min.insync.replicas` = RF − 1 (at least 1), never by the brokers' auto-creation. Without
+ * the right to create topics the bus uses those that exist and names a missing one in
+ * `check()`.
  *
  * @example
  * ```ts
@@ -114,107 +114,147 @@ export class KafkaBus implements Bus {
   readonly kind = "kafka" as const;
   readonly #kafka: Kafka;
   readonly #log: Logger;
-  #producer: Promise<Producer> | undefined;
+  readonly #redact: (text: string) => string;
+  readonly #partitionCount: number;
+  readonly #replicationFactor: number | undefined;
+  readonly #publishTimeoutMs: number;
+  readonly #sender: KafkaSender;
   #admin: Promise<Admin> | undefined;
+  /** Why the last connection attempt failed (a probe that times out says it). */
+  #lastFailure: string | undefined;
   #checked: { at: number; result: Check } | undefined;
   #checking: Promise<Check> | undefined;
   readonly #knownTopics = new Set<string>();
+  /** Topics the program needs that do not exist and may not be created, and why. */
+  readonly #missingTopics = new Map<string, string>();
+  readonly #partitionsOf = new Map<string, { at: number; count: Promise<number> }>();
   readonly #consumers = new Set<KafkaGroupConsumer>();
   #closed = false;
 
   /**
    * @param brokers `host:port` list
    * @param log the logger
-   * @param opts client id
+   * @param opts client id, security and topic settings
    */
   constructor(brokers: string[], log: Logger, opts: KafkaBusOptions) {
     this.#log = log.child({ component: "kafka" });
+    const settings = opts.settings ?? {};
+    this.#redact = _redactor([settings.sasl?.password]);
+    this.#partitionCount = settings.partitions ?? DEFAULT_PARTITIONS;
+    this.#replicationFactor = settings.replicationFactor;
+    this.#publishTimeoutMs = opts.publishTimeoutMs ?? PUBLISH_TIMEOUT_MS;
     this.#kafka = new Kafka({
       brokers,
       clientId: opts.clientId,
+      ssl: settings.ssl ? { ...settings.ssl } : undefined,
+      sasl: settings.sasl
+        ? {
+          mechanism: settings.sasl.mechanism,
+          username: settings.sasl.username,
+          password: settings.sasl.password,
+        } as SASLOptions
+        : undefined,
       connectionTimeout: 1_000,
+      authenticationTimeout: 5_000,
       requestTimeout: 10_000,
       retry: { initialRetryTime: 200, maxRetryTime: 2_000, retries: 5 },
       logLevel: logLevel.WARN,
-      logCreator: _logCreator(this.#log),
+      logCreator: _logCreator(this.#log, this.#redact),
+    });
+    this.#sender = new KafkaSender({
+      kafka: this.#kafka,
+      log: this.#log,
+      partitionsOf: (topic, deadline) => this.#topicPartitions(topic, deadline),
+      describe: (err) => this.#redact(_message(err)),
     });
   }
 
   /**
-   * Publishes to one topic with acks from all in-sync replicas.
+   * Publishes to one topic; resolves once every message is acknowledged by all in-sync
+   * replicas of its partition.
    *
    * @param topic the topic
    * @param messages what to publish
-   * @throws {UnavailableError} when the broker cannot be reached in time
+   * @throws {UnavailableError} when not acknowledged within the publish timeout
    */
-  async publish(topic: string, messages: OutgoingMessage[]): Promise<void> {
-    if (messages.length === 0) return;
-    if (this.#closed) throw new UnavailableError("kafka", "the bus is closed");
-    const deadline = Date.now() + PUBLISH_TIMEOUT_MS;
-    for (let attempt = 1;; attempt++) {
-      const producer = this.#getProducer();
-      try {
-        await _withTimeout(
-          producer.then((p) =>
-            p.send({
-              topic,
-              acks: -1,
-              messages: messages.map((m) => ({
-                key: m.key ?? null,
-                value: m.value,
-                headers: m.headers,
-              })),
-            })
-          ),
-          Math.max(1, deadline - Date.now()),
-          `Publishing to "${topic}"`,
-        );
-        return;
-      } catch (err) {
-        const cause = _rootCause(err);
-        if (REQUEST_FAULTS.has(cause?.type)) {
-          throw new Error(`Cannot publish to "${topic}": ${_message(cause)}`);
-        }
-        // A new producer gets a fresh id and sequence numbers, and new connections.
-        this.#dropProducer(producer);
-        if (FENCED.has(cause?.type) && attempt === 1 && Date.now() < deadline) continue;
-        throw new UnavailableError("kafka", `publishing to "${topic}" failed: ${_message(err)}`);
-      }
+  publish(topic: string, messages: OutgoingMessage[]): Promise<void> {
+    if (this.#closed) {
+      return Promise.reject(new UnavailableError("kafka", "the bus is closed"));
     }
+    return this.#sender.send(topic, messages, this.#publishTimeoutMs);
   }
 
   /**
-   * Creates missing topics.
+   * Creates missing topics with the configured partitions, replication factor and
+   * `min.insync.replicas`. Topics the principal may not create are not retried: they are
+   * returned, and named by `check()` until they exist.
    *
    * @param topics names
-   * @param partitions partitions of each new topic (default 3)
-   * @throws {UnavailableError} when the broker cannot be reached in time
+   * @param partitions partitions of each new topic (default `KAFKA_PARTITIONS`)
+   * @returns the topics that do not exist and may not be created
+   * @throws {UnavailableError} when the cluster cannot be reached or refuses for another reason
    */
-  async ensureTopics(topics: string[], partitions = DEFAULT_PARTITIONS): Promise<void> {
-    const missing = [...new Set(topics)].filter((t) => !this.#knownTopics.has(t));
-    if (missing.length === 0) return;
+  async ensureTopics(topics: string[], partitions = this.#partitionCount): Promise<string[]> {
+    const wanted = [...new Set(topics)].filter((t) => !this.#knownTopics.has(t));
+    if (wanted.length === 0) return [];
+    let missing: string[];
+    let refused: string | undefined;
     try {
       const admin = await this.#getAdmin();
-      await _withTimeout(
-        admin.createTopics({
-          topics: missing.map((topic) => ({ topic, numPartitions: partitions })),
-          waitForLeaders: true,
-        }),
-        ADMIN_TIMEOUT_MS,
-        "Creating topics",
+      const existing = new Set(
+        await _withTimeout(admin.listTopics(), ADMIN_TIMEOUT_MS, "Listing topics"),
       );
+      missing = wanted.filter((t) => !existing.has(t));
+      if (missing.length > 0) {
+        const rf = this.#replicationFactor ?? await this.#defaultReplicationFactor(admin);
+        try {
+          await _withTimeout(
+            admin.createTopics({
+              topics: missing.map((topic) => ({
+                topic,
+                numPartitions: partitions,
+                replicationFactor: rf,
+                configEntries: [{
+                  name: "min.insync.replicas",
+                  value: String(Math.max(1, rf - 1)),
+                }],
+              })),
+              waitForLeaders: true,
+              timeout: ADMIN_TIMEOUT_MS,
+            }),
+            ADMIN_TIMEOUT_MS + 1_000,
+            "Creating topics",
+          );
+          await this.#untilServed(admin, missing);
+          missing = [];
+        } catch (err) {
+          const types = errorTypes(err);
+          if (types.length > 0 && types.every((t) => t === "TOPIC_ALREADY_EXISTS")) missing = [];
+          else if (types.some((t) => REFUSED.has(t))) refused = this.#redact(_message(err));
+          else throw err;
+        }
+      }
     } catch (err) {
-      if (_rootCause(err)?.type !== "TOPIC_ALREADY_EXISTS") {
-        this.#dropAdmin();
-        throw new UnavailableError("kafka", `creating topics failed: ${_message(err)}`);
+      this.#dropAdmin();
+      throw new UnavailableError("kafka", `creating topics failed: ${this.#redact(_message(err))}`);
+    }
+    for (const t of wanted) {
+      if (missing.includes(t)) {
+        if (!this.#missingTopics.has(t)) {
+          this.#log.warn("a topic does not exist and may not be created", { topic: t, refused });
+        }
+        this.#missingTopics.set(t, `topic "${t}" does not exist and may not be created`);
+      } else {
+        this.#knownTopics.add(t);
+        this.#missingTopics.delete(t);
       }
     }
-    for (const t of missing) this.#knownTopics.add(t);
+    return missing;
   }
 
   /**
-   * Whether a broker answers a metadata request now; the answer is reused for a second so
-   * frequent probes cost one request.
+   * Whether a broker answers a metadata request now and every topic the program needs
+   * exists; the answer is reused for a second so frequent probes cost one request.
    *
    * @returns ok, or the reason it is not
    */
@@ -252,13 +292,79 @@ export class KafkaBus implements Bus {
   async close(): Promise<void> {
     this.#closed = true;
     await Promise.allSettled([...this.#consumers].map((c) => c.stop()));
-    const producer = this.#producer;
     const admin = this.#admin;
-    this.#producer = this.#admin = undefined;
+    this.#admin = undefined;
     await Promise.allSettled([
-      producer?.then((p) => _withTimeout(p.disconnect(), 3_000, "Producer disconnect")),
+      _withTimeout(this.#sender.close(), 3_000, "Producer disconnect"),
       admin?.then((a) => _withTimeout(a.disconnect(), 3_000, "Admin disconnect")),
     ]);
+  }
+
+  /** The partition count of a topic the program publishes to, creating the topic if needed. */
+  #topicPartitions(topic: string, deadline: number): Promise<number> {
+    const cached = this.#partitionsOf.get(topic);
+    if (cached && Date.now() - cached.at < PARTITIONS_TTL_MS) return cached.count;
+    const count = (async () => {
+      const left = () => Math.max(1, deadline - Date.now());
+      const missing = await _withTimeout(this.ensureTopics([topic]), left(), "Creating the topic");
+      if (missing.length > 0) {
+        throw new UnavailableError(
+          "kafka",
+          this.#missingTopics.get(topic) ?? `no topic "${topic}"`,
+        );
+      }
+      try {
+        const admin = await _withTimeout(this.#getAdmin(), left(), "Connecting");
+        const meta = await _withTimeout(
+          admin.fetchTopicMetadata({ topics: [topic] }),
+          left(),
+          "Reading the topic's metadata",
+        );
+        return meta.topics[0].partitions.length;
+      } catch (err) {
+        if (err instanceof UnavailableError) throw err;
+        this.#dropAdmin();
+        const why = this.#redact(_message(err));
+        const last = this.#lastFailure;
+        throw new UnavailableError("kafka", last && last !== why ? `${why} (${last})` : why);
+      }
+    })();
+    const entry = { at: Date.now(), count };
+    this.#partitionsOf.set(topic, entry);
+    count.catch(() => {
+      if (this.#partitionsOf.get(topic) === entry) this.#partitionsOf.delete(topic);
+    });
+    // A refresh that fails keeps the last known count.
+    if (cached) return count.catch(() => cached.count);
+    return count;
+  }
+
+  /**
+   * Waits until new topics answer ListOffsets on their leaders: right after creation the
+   * brokers' metadata may lag, and a consumer that starts then crashes once on
+   * `NOT_LEADER_OR_FOLLOWER` (kafkajs restarts it, but that is a needless rebalance).
+   */
+  async #untilServed(admin: Admin, topics: string[]): Promise<void> {
+    const until = Date.now() + 5_000;
+    for (const topic of topics) {
+      while (true) {
+        try {
+          await _withTimeout(admin.fetchTopicOffsets(topic), CHECK_TIMEOUT_MS, "Listing offsets");
+          break;
+        } catch (err) {
+          if (Date.now() > until) {
+            this.#log.debug("a new topic is not served yet", { topic, error: err });
+            return;
+          }
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+    }
+  }
+
+  async #defaultReplicationFactor(admin: Admin): Promise<number> {
+    const cluster = await _withTimeout(admin.describeCluster(), ADMIN_TIMEOUT_MS, "Describing");
+    return Math.max(1, Math.min(3, cluster.brokers.length));
   }
 
   async #highWatermarks(topic: string): Promise<PartitionOffset[]> {
@@ -280,32 +386,16 @@ export class KafkaBus implements Bus {
     try {
       const admin = await _withTimeout(this.#getAdmin(), CHECK_TIMEOUT_MS, "Connecting");
       await _withTimeout(admin.describeCluster(), CHECK_TIMEOUT_MS, "Describing the cluster");
-      return { ok: true };
     } catch (err) {
+      const why = this.#redact(_message(err));
+      const last = this.#lastFailure;
       this.#dropAdmin();
-      return { ok: false, detail: _message(err) };
+      return { ok: false, detail: last && last !== why ? `${why}; last error: ${last}` : why };
     }
-  }
-
-  #getProducer(): Promise<Producer> {
-    if (!this.#producer) {
-      const producer = this.#kafka.producer({
-        idempotent: true,
-        maxInFlightRequests: 1,
-        createPartitioner: Partitioners.DefaultPartitioner,
-        retry: { initialRetryTime: 100, maxRetryTime: 1_000, retries: 3 },
-      });
-      const connecting = producer.connect().then(() => producer);
-      connecting.catch(() => this.#dropProducer(connecting));
-      this.#producer = connecting;
+    if (this.#missingTopics.size > 0) {
+      return { ok: false, detail: [...this.#missingTopics.values()].join("; ") };
     }
-    return this.#producer;
-  }
-
-  #dropProducer(which: Promise<Producer>): void {
-    if (this.#producer !== which) return;
-    this.#producer = undefined;
-    which.then((p) => p.disconnect()).catch(() => {});
+    return { ok: true };
   }
 
   #getAdmin(): Promise<Admin> {
@@ -313,8 +403,12 @@ export class KafkaBus implements Bus {
       const admin = this.#kafka.admin({
         retry: { initialRetryTime: 100, maxRetryTime: 500, retries: 1 },
       });
-      const connecting = admin.connect().then(() => admin);
-      connecting.catch(() => {
+      const connecting = admin.connect().then(() => {
+        this.#lastFailure = undefined;
+        return admin;
+      });
+      connecting.catch((err) => {
+        this.#lastFailure = this.#redact(_message(err));
         if (this.#admin === connecting) this.#admin = undefined;
       });
       this.#admin = connecting;
@@ -526,7 +620,7 @@ export class KafkaGroupConsumer implements GroupConsumer {
       // after backpressure fetches again at once.
       maxWaitTimeInMs: o.maxWaitMs ?? 100,
       maxBytesPerPartition: o.maxBytesPerPartition ?? 1024 * 1024,
-      allowAutoTopicCreation: true,
+      allowAutoTopicCreation: false,
       retry: {
         initialRetryTime: 300,
         maxRetryTime: 5_000,

@@ -163,10 +163,11 @@ export class MemoryBus implements Bus {
    *
    * @param topics names
    * @param partitions partition count of new topics (default 3)
+   * @returns none missing: the embedded bus may always create
    */
-  ensureTopics(topics: string[], partitions = this.#defaultPartitions): Promise<void> {
+  ensureTopics(topics: string[], partitions = this.#defaultPartitions): Promise<string[]> {
     for (const name of topics) this.#topic(name, partitions);
-    return Promise.resolve();
+    return Promise.resolve([]);
   }
 
   /** Always ok: the embedded bus lives in the process. */

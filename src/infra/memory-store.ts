@@ -1043,6 +1043,11 @@ export class MemoryStore implements Store {
     });
   }
 
+  /** One process holds the only copy: there are no replicas to wait for. */
+  replicate(_key: string): Promise<void> {
+    return this.#settle(() => {});
+  }
+
   check(): Promise<Check> {
     return Promise.resolve(this.#closed ? { ok: false, detail: "store closed" } : { ok: true });
   }

@@ -48,7 +48,14 @@ export interface Store {
    * reach `onMessage`. Resolves once subscribed, with the function that unsubscribes.
    */
   subscribe(channel: string, onMessage: (message: string) => void): Promise<() => Promise<void>>;
-  /** Whether the store answers now (a PING with a short timeout). */
+  /**
+   * Waits until `REDIS_WAIT_REPLICAS` replicas hold every write made so far on the connection
+   * that carries `key` (Redis `WAIT`); at once when none are asked for.
+   *
+   * @throws {UnavailableError} when fewer acknowledge within `REDIS_WAIT_TIMEOUT_MS`
+   */
+  replicate(key: string): Promise<void>;
+  /** Whether the store accepts writes now: it answers, and is a primary (short timeout). */
   check(): Promise<Check>;
   /** Closes every connection. */
   close(): Promise<void>;

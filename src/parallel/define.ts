@@ -11,6 +11,8 @@ export const DEFAULT_MAX_WORKERS = 64;
 export const MAX_WORKERS_LIMIT = 1024;
 /** Most chunks one run may split into (each is a Redis hash field while the run lives). */
 export const MAX_CHUNKS = 10_000;
+/** Most runs of one task that may be queued or running at once, across the cluster (default). */
+export const DEFAULT_MAX_ACTIVE_RUNS = 10;
 /** How long a claimed chunk stays its process's without a heartbeat (default). */
 export const DEFAULT_LEASE_MS = 5_000;
 /** How often a chunk may lose its process (lease expiry) before the run fails (default). */
@@ -62,6 +64,18 @@ export interface ParallelTaskOptions<S extends v.GenericSchema, C, R, M> {
   leaseMs?: number;
   /** Times a chunk may lose its process before the run fails; default 3. */
   maxAttempts?: number;
+  /**
+   * Most runs of this task queued or running at once, across the cluster; another answers 429
+   * with `Retry-After`. Default {@link DEFAULT_MAX_ACTIVE_RUNS}.
+   */
+  maxActiveRuns?: number;
+  /**
+   * Most chunks one run may split into; more answers 400 naming the limit. Default (and
+   * ceiling) {@link MAX_CHUNKS}. With a bounded cost per chunk (a `split` that sizes chunks by
+   * their work, and an input schema that refuses what no chunk size can bound), this bounds the
+   * work one request creates.
+   */
+  maxChunks?: number;
 }
 
 /** A parallel task, as `System.add` takes it. */
@@ -83,6 +97,8 @@ export interface ParallelTask<
   sample?(items: number): v.InferInput<S>;
   readonly leaseMs: number;
   readonly maxAttempts: number;
+  readonly maxActiveRuns: number;
+  readonly maxChunks: number;
 }
 
 /** The key of the parallel tasks in a program: `rt.system.all(PARALLEL_TASKS)`. */
@@ -141,5 +157,12 @@ export function defineParallelTask<S extends v.GenericSchema, C, R, M>(
     sample: options.sample,
     leaseMs,
     maxAttempts: _intIn(options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS, 1, 100, "maxAttempts"),
+    maxActiveRuns: _intIn(
+      options.maxActiveRuns ?? DEFAULT_MAX_ACTIVE_RUNS,
+      1,
+      100_000,
+      "maxActiveRuns",
+    ),
+    maxChunks: _intIn(options.maxChunks ?? MAX_CHUNKS, 1, MAX_CHUNKS, "maxChunks"),
   };
 }

@@ -14,7 +14,7 @@ import {
 import { perRuntime, type Runtime } from "../runtime.ts";
 import type { RouteModule } from "../http/env.ts";
 import { CapacityError, CapacityPlanner } from "./capacity.ts";
-import { DEFAULT_MAX_WORKERS, MAX_CHUNKS, PARALLEL_TASKS, type ParallelTask } from "./define.ts";
+import { DEFAULT_MAX_WORKERS, PARALLEL_TASKS, type ParallelTask } from "./define.ts";
 import { parallelMetrics } from "./metrics.ts";
 import { RunStore, type RunView } from "./store.ts";
 import { RUN_REFCODES } from "../jobs/refcode.ts";
@@ -89,6 +89,21 @@ async function _run(runs: RunStore, refcode: string): Promise<RunView> {
 /** One planner per runtime: its calibrations are cached and shared by every request. */
 const _planner = perRuntime((rt) => new CapacityPlanner(rt.store, rt.config.parallelMaxWorkers));
 
+/** `Retry-After` of a 429 for a task at its `maxActiveRuns`. */
+const RUNS_FULL_RETRY_S = 10;
+
+/** Runs `work` for one key at a time (a promise chain per key). */
+function _serialized(): <T>(key: string, work: () => Promise<T>) => Promise<T> {
+  const tails = new Map<string, Promise<unknown>>();
+  return (key, work) => {
+    const run = (tails.get(key) ?? Promise.resolve()).then(work);
+    const tail = run.catch(() => {});
+    tails.set(key, tail);
+    tail.then(() => tails.get(key) === tail && tails.delete(key));
+    return run;
+  };
+}
+
 const _invalid = (issues: { path: string; message: string }[]) =>
   new HttpProblem(400, "The request body is invalid", { issues });
 
@@ -102,6 +117,7 @@ const _invalid = (issues: { path: string; message: string }[]) =>
 export const parallelRoutes: RouteModule = (app, rt) => {
   const runs = new RunStore(rt.store, rt.config.keyPrefix);
   const metrics = parallelMetrics(rt);
+  const admit = _serialized();
   const planner = _planner(rt);
   const defs = rt.system.all(PARALLEL_TASKS);
   // The cluster's allowed maximum: the largest any task allows; a task may allow fewer.
@@ -146,8 +162,10 @@ export const parallelRoutes: RouteModule = (app, rt) => {
       description: `worker_count is an integer from 1 to ${maxWorkers} (the task's maxWorkers).`,
       responses: {
         202: { description: "Queued", content: jsonContent(RunAccepted) },
-        400: problemResponse("Bad worker_count or input"),
+        400: problemResponse("Bad worker_count or input, or an input over the task's limits"),
         404: problemResponse("Unknown task_id"),
+        415: problemResponse("The body is not declared application/json"),
+        429: problemResponse("The task has maxActiveRuns runs already; retry after Retry-After"),
       },
     }),
     validate("json", RunInput),
@@ -174,10 +192,11 @@ export const parallelRoutes: RouteModule = (app, rt) => {
       } catch (err) {
         throw _invalid([{ path: "input", message: `cannot be split: ${err}` }]);
       }
-      if (chunks.length > MAX_CHUNKS) {
+      if (chunks.length > def.maxChunks) {
         throw _invalid([{
           path: "input",
-          message: `splits into ${chunks.length} chunks; at most ${MAX_CHUNKS} are allowed`,
+          message:
+            `splits into ${chunks.length} chunks; at most ${def.maxChunks} are allowed (maxChunks)`,
         }]);
       }
       let emptyResult: unknown;
@@ -191,13 +210,27 @@ export const parallelRoutes: RouteModule = (app, rt) => {
           }]);
         }
       }
-      const refcode = await runs.create({
-        taskId: def.name,
-        workerCount: body.worker_count,
-        chunks,
-        leaseMs: def.leaseMs,
-        maxAttempts: def.maxAttempts,
-        emptyResult,
+      // Counted and created one at a time per task in this process, so concurrent requests to
+      // one replica cannot pass the cap together (across replicas it may be exceeded by the
+      // requests in flight at once).
+      const refcode = await admit(def.name, async () => {
+        const active = await runs.activeCount(def.name);
+        if (active >= def.maxActiveRuns) {
+          throw new HttpProblem(
+            429,
+            `Parallel task "${def.name}" already has ${active} runs queued or running (at most ${def.maxActiveRuns}, its maxActiveRuns); retry later`,
+            { limit: def.maxActiveRuns },
+            { "retry-after": String(RUNS_FULL_RETRY_S) },
+          );
+        }
+        return await runs.create({
+          taskId: def.name,
+          workerCount: body.worker_count,
+          chunks,
+          leaseMs: def.leaseMs,
+          maxAttempts: def.maxAttempts,
+          emptyResult,
+        });
       });
       metrics.runs.inc({ task_id: def.name });
       const statusUrl = `/parallel-tasks/${refcode}`;

@@ -673,6 +673,16 @@ export class RunStore {
   }
 
   /**
+   * How many runs of a task may still have work (its index of active runs).
+   *
+   * @param taskId the task
+   * @returns the count
+   */
+  async activeCount(taskId: string): Promise<number> {
+    return Number(await this.#store.command(["ZCARD", activeRunsKey(this.#prefix, taskId)]));
+  }
+
+  /**
    * Drops a run from its task's index (it ended, or was never written).
    *
    * @param taskId the task

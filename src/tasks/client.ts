@@ -15,6 +15,7 @@ import { TASK_REFCODES } from "../jobs/refcode.ts";
 import { taskMetrics } from "./metrics.ts";
 import {
   IdempotencyConflictError,
+  QueueFullError,
   TaskInputError,
   TaskNotFoundError,
   TaskStateError,
@@ -23,6 +24,12 @@ import {
 
 /** How long an `Idempotency-Key` is remembered (API.md: 24 h). */
 export const IDEMPOTENCY_TTL_MS = 24 * 3_600_000;
+
+/**
+ * How long a type's counted queue depth stands in for the queue cap (`maxQueued`), with this
+ * process's own enqueues added: a count per enqueue would cost a round trip per task.
+ */
+const DEPTH_FRESH_MS = 250;
 
 /** Longest `wait` (API.md: 30 s). */
 export const MAX_WAIT_MS = 30_000;
@@ -42,6 +49,11 @@ export interface EnqueueOptions {
   idempotencyKey?: string;
   /** Start no sooner than this many ms from now. */
   delayMs?: number;
+  /**
+   * Whose idempotency key it is (the caller's API key, say): the same key from two callers, or
+   * for two types, names two different requests. Default: one scope for all.
+   */
+  idempotencyScope?: string;
 }
 
 /** What {@link TaskClient.enqueue} returns. */
@@ -122,6 +134,8 @@ export class TaskClient {
   #broker: TaskBroker;
 
   /** @param rt the runtime */
+  #depth = new Map<string, { at: number; count: Promise<number>; added: number }>();
+
   constructor(rt: Runtime) {
     this.#rt = rt;
     this.#broker = new TaskBroker(rt.store, taskKeys(rt.config.keyPrefix));
@@ -145,6 +159,21 @@ export class TaskClient {
     return def;
   }
 
+  /** Throws {@link QueueFullError} when the type's queue is at its cap. */
+  async #roomFor(def: TaskDefinition): Promise<void> {
+    let depth = this.#depth.get(def.name);
+    if (!depth || Date.now() - depth.at > DEPTH_FRESH_MS) {
+      const count = this.#broker.depth([def.name]).then((d) => d.get(def.name) ?? 0);
+      depth = { at: Date.now(), count, added: 0 };
+      this.#depth.set(def.name, depth);
+      count.catch(() => this.#depth.delete(def.name));
+    }
+    if ((await depth.count) + depth.added >= def.maxQueued) {
+      throw new QueueFullError(def.name, def.maxQueued);
+    }
+    depth.added++;
+  }
+
   /**
    * Validates the input and creates the task, queued, in one atomic step.
    *
@@ -154,7 +183,8 @@ export class TaskClient {
    * @returns the refcode and status
    * @throws {UnknownTaskTypeError} unknown type
    * @throws {TaskInputError} input failing the schema
-   * @throws {IdempotencyConflictError} key reused with another type or input
+   * @throws {IdempotencyConflictError} key reused with another input
+   * @throws {QueueFullError} the type already has `maxQueued` tasks waiting
    * @throws {UnavailableError} the store is down
    */
   async enqueue(
@@ -165,9 +195,12 @@ export class TaskClient {
     const def = typeof type === "string" ? this.definition(type) : type;
     const checked = v.safeParse(def.input, input);
     if (!checked.success) throw new TaskInputError(def.name, toIssues(checked.issues));
+    await this.#roomFor(def);
     const json = JSON.stringify(input ?? null);
     const idempotency = options.idempotencyKey === undefined ? undefined : {
-      keyHash: await _sha256(options.idempotencyKey),
+      keyHash: await _sha256(
+        `${options.idempotencyScope ?? ""}\n${def.name}\n${options.idempotencyKey}`,
+      ),
       fingerprint: await _sha256(`${def.name}\n${_canonical(input ?? null)}`),
       ttlMs: IDEMPOTENCY_TTL_MS,
     };

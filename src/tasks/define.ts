@@ -51,6 +51,11 @@ export interface TaskOptions<S extends v.GenericSchema, R> {
   resultTtlMs?: number;
   /** Most runs of this type at once in one worker process; default 10. */
   concurrency?: number;
+  /**
+   * Most tasks of this type waiting at once (queued or due for a retry), across the cluster;
+   * enqueueing more answers 429 with `Retry-After`. Default 10000.
+   */
+  maxQueued?: number;
 }
 
 /** A task type, made with {@link defineTask}. */
@@ -67,6 +72,7 @@ export interface TaskDefinition<S extends v.GenericSchema = v.GenericSchema, R =
   readonly timeoutMs: number;
   readonly resultTtlMs: number;
   readonly concurrency: number;
+  readonly maxQueued: number;
 }
 
 /** The key of the task types in a program: `rt.system.all(TASKS)`. */
@@ -80,6 +86,7 @@ export const TASK_DEFAULTS = {
   timeoutMs: 30 * 60_000,
   resultTtlMs: 24 * 3_600_000,
   concurrency: 10,
+  maxQueued: 10_000,
 } as const;
 
 /** Shortest time a `failed` task stays in the dead-task list. */
@@ -160,5 +167,6 @@ export function defineTask<S extends v.GenericSchema, R>(
       "concurrency",
       options.concurrency ?? TASK_DEFAULTS.concurrency,
     ),
+    maxQueued: _positiveInt(name, "maxQueued", options.maxQueued ?? TASK_DEFAULTS.maxQueued),
   };
 }

@@ -46,12 +46,28 @@ export class TaskStateError extends Error {
   }
 }
 
-/** An `Idempotency-Key` was reused with another type or input (409). */
+/**
+ * An `Idempotency-Key` was reused with another input (409). The message names no task: the
+ * earlier one is the caller's own (keys are scoped per caller and type), and `refcode` is for
+ * code only.
+ */
 export class IdempotencyConflictError extends Error {
   /** @param refcode the task the key was first used for */
   constructor(readonly refcode: string) {
-    super(`The Idempotency-Key was already used with a different request (task "${refcode}")`);
+    super("The Idempotency-Key was already used with a different body");
     this.name = "IdempotencyConflictError";
+  }
+}
+
+/** A task type holds as many waiting tasks as it may (429 with `Retry-After`). */
+export class QueueFullError extends Error {
+  /**
+   * @param type the task type
+   * @param limit its `maxQueued`
+   */
+  constructor(readonly type: string, readonly limit: number) {
+    super(`Task type "${type}" already has ${limit} tasks waiting (its maxQueued); retry later`);
+    this.name = "QueueFullError";
   }
 }
 

@@ -15,7 +15,7 @@
  */
 import { deadline, settleBy } from "../async/deadline.ts";
 import { Loop } from "../async/loop.ts";
-import type { Runtime } from "../runtime.ts";
+import { redisOptions, type Runtime } from "../runtime.ts";
 import type { Logger } from "../log.ts";
 import type { TaskBroker } from "./broker.ts";
 import { LeaseTable } from "./lease-table.ts";
@@ -204,6 +204,7 @@ export class ThreadLeaseKeeper implements LeaseKeeper {
     this.#post(worker, {
       op: "init",
       redisUrl: this.#rt.config.redisUrl!,
+      redis: redisOptions(this.#rt.config),
       keyPrefix: this.#rt.config.keyPrefix,
       leaseMs: this.#leaseMs,
       logLevel: this.#rt.config.logLevel,

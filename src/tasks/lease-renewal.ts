@@ -2,6 +2,7 @@
  * @module One renewal pass over a worker's leases, and the messages of the lease thread: what
  * the main thread's keepers and the thread itself share.
  */
+import type { RedisOptions } from "../infra/redis.ts";
 import type { TaskBroker } from "./broker.ts";
 import type { TableEntry } from "./lease-table.ts";
 
@@ -40,6 +41,7 @@ export type ToThread =
   | {
     op: "init";
     redisUrl: string;
+    redis: RedisOptions;
     keyPrefix: string;
     leaseMs: number;
     logLevel: string;

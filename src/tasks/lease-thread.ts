@@ -27,7 +27,7 @@ async function onMessage(event: MessageEvent<ToThread>): Promise<void> {
   const msg = event.data;
   if (msg.op === "init") {
     const log = createLogger(msg.logLevel as LogLevel, { component: "lease-thread" });
-    store = new RedisStore(msg.redisUrl, log);
+    store = new RedisStore(msg.redisUrl, log, msg.redis);
     const broker = new TaskBroker(store, taskKeys(msg.keyPrefix));
     const table = new LeaseTable(msg.table);
     loop = new Loop(async () => {

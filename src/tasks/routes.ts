@@ -8,12 +8,14 @@ import type { Context } from "hono";
 import { describeRoute } from "hono-openapi";
 import type { AppEnv, RouteModule } from "../http/env.ts";
 import { HttpProblem } from "../http/problem.ts";
+import { bearer } from "../http/auth.ts";
 import { jsonContent, problemResponse, validate } from "../http/validate.ts";
 import { TASKS } from "./define.ts";
 import { isTerminal, JOB_STATUSES } from "../jobs/status.ts";
 import { MAX_WAIT_MS, taskClient, type TaskView } from "./client.ts";
 import {
   IdempotencyConflictError,
+  QueueFullError,
   TaskInputError,
   TaskNotFoundError,
   TaskStateError,
@@ -77,6 +79,9 @@ const ListQuery = v.object({
   ),
 });
 
+/** `Retry-After` of a 429 for a full queue: workers drain a queue in seconds, not minutes. */
+const QUEUE_FULL_RETRY_S = 5;
+
 const taskDoc = (description: string) => ({ description, content: jsonContent(Task) });
 const UNAVAILABLE = { 503: problemResponse("The store is unreachable; retry later") };
 
@@ -92,6 +97,11 @@ function _problem(err: unknown): unknown {
     return new HttpProblem(409, err.message, { status_of_task: err.status });
   }
   if (err instanceof IdempotencyConflictError) return new HttpProblem(409, err.message);
+  if (err instanceof QueueFullError) {
+    return new HttpProblem(429, err.message, { limit: err.limit }, {
+      "retry-after": String(QUEUE_FULL_RETRY_S),
+    });
+  }
   return err;
 }
 
@@ -128,6 +138,8 @@ export const taskRoutes: RouteModule = (app, rt) => {
           202: { description: "Accepted: the task is queued", content: jsonContent(Accepted) },
           400: problemResponse("The input fails the task's schema"),
           409: problemResponse("The Idempotency-Key was used with another body"),
+          415: problemResponse("The body is not declared application/json"),
+          429: problemResponse("The type's queue is full (maxQueued); retry after Retry-After"),
           ...UNAVAILABLE,
         },
       }),
@@ -138,7 +150,11 @@ export const taskRoutes: RouteModule = (app, rt) => {
           // The body as sent (the schema's transforms run again before each run).
           const input = await c.req.json().catch(() => ({}));
           const key = c.req.valid("header")["idempotency-key"];
-          const task = await client.enqueue(def, input, { idempotencyKey: key });
+          // Keys are the caller's: another client's key names another request, never theirs.
+          const task = await client.enqueue(def, input, {
+            idempotencyKey: key,
+            idempotencyScope: key === undefined ? undefined : bearer(c) ?? "",
+          });
           const url = `/tasks/${task.refcode}`;
           c.header("location", url);
           c.header("retry-after", "1");

@@ -274,6 +274,66 @@ for (const backend of backends()) {
     assert.match((await res.json()).detail, /no sample input/);
   });
 
+  test("primes refuses a range over its cost bound with 400 naming the limit", async () => {
+    const { app } = await setup();
+    const res = await app.request(
+      "/parallel-tasks",
+      post({ task_id: "primes", worker_count: 2, input: { from: 990000000000, to: 1e12 } }),
+    );
+    assert.is(res.status, 400);
+    const body = await res.json();
+    assert.is(body.issues[0].path, "input.to");
+    assert.match(body.issues[0].message, /at most 1\.2e11 \(about 20 minutes of one core\)/);
+    // A narrow range of big numbers is fine, in chunks bounded by their cost.
+    const ok = await app.request(
+      "/parallel-tasks",
+      post({ task_id: "primes", worker_count: 2, input: { from: 1e12 - 1e6, to: 1e12 } }),
+    );
+    assert.is(ok.status, 202);
+  });
+
+  test("a task at its maxActiveRuns answers 429 with Retry-After, also under concurrency", async () => {
+    const capped = defineParallelTask({
+      name: "capped",
+      input: v.object({ n: v.number() }),
+      worker: WORKER,
+      split: ({ n }) => Array.from({ length: n }, (_, i) => ({ op: "square", n: i })),
+      merge: () => null,
+      maxActiveRuns: 3,
+    });
+    const rt = testRuntime({
+      redis: backend.name === "redis",
+      system: exampleSystem().add(capped),
+    });
+    const app = createApp(rt, { api: true, services: () => [], routes: [] });
+    const start = async (): Promise<Response> =>
+      await app.request(
+        "/parallel-tasks",
+        post({ task_id: "capped", worker_count: 1, input: { n: 2 } }),
+      );
+    const refcodes: string[] = [];
+    const statuses = await Promise.all(
+      Array.from({ length: 8 }, () =>
+        start().then(async (r) => {
+          const body = await r.json();
+          if (r.status === 202) refcodes.push(body.refcode);
+          if (r.status === 429) {
+            assert.ok(Number(r.headers.get("retry-after")) > 0);
+            assert.match(body.detail, /at most 3, its maxActiveRuns/);
+          }
+          return r.status;
+        })),
+    );
+    assert.equal(statuses.sort(), [202, 202, 202, 429, 429, 429, 429, 429]);
+    // A cancelled run leaves room for another.
+    assert.is(
+      (await app.request(`/parallel-tasks/${refcodes[0]}`, { method: "DELETE" })).status,
+      202,
+    );
+    assert.is((await start()).status, 202);
+    assert.is((await start()).status, 429);
+  });
+
   test("/openapi.json documents the parallel-task routes", async () => {
     const { app } = await setup();
     const doc = await (await app.request("/openapi.json")).json();

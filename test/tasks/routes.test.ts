@@ -5,6 +5,7 @@ import { createApp } from "../../src/app.ts";
 import { System } from "../../src/system.ts";
 import { defineTask } from "../../src/tasks/define.ts";
 import { taskClient } from "../../src/tasks/client.ts";
+import { QueueFullError } from "../../src/tasks/errors.ts";
 import { TaskWorker } from "../../src/tasks/worker.ts";
 import { backends, cleanup, onCleanup, testRuntime } from "../helpers.ts";
 
@@ -102,24 +103,95 @@ for (const backend of backends()) {
     }
   });
 
-  test(name("Idempotency-Key: same body → same refcode, other body or type → 409"), async () => {
-    const { app } = make();
-    const key = { "idempotency-key": crypto.randomUUID() };
-    const a = await (await app.request("/tasks/echo", post({ n: 1 }, key))).json();
-    const again = await app.request("/tasks/echo", post({ n: 1 }, key));
-    assert.is(again.status, 202);
-    assert.is((await again.json()).refcode, a.refcode);
-    assert.is(again.headers.get("idempotent-replayed"), "true");
-    assert.is((await app.request("/tasks/echo", post({ n: 2 }, key))).status, 409);
-    assert.is((await app.request("/tasks/other", post({}, key))).status, 409);
-    const fresh = await app.request("/tasks/echo", post({ n: 1 }, { "idempotency-key": "k2" }));
-    assert.is.not((await fresh.json()).refcode, a.refcode);
-    assert.is(
-      (await app.request("/tasks/echo", post({ n: 1 }, { "idempotency-key": "" })))
-        .status,
-      400,
-    );
-  });
+  test(
+    name("Idempotency-Key: same body → same refcode, other body → 409 naming no task"),
+    async () => {
+      const { app } = make();
+      const key = { "idempotency-key": crypto.randomUUID() };
+      const a = await (await app.request("/tasks/echo", post({ n: 1 }, key))).json();
+      const again = await app.request("/tasks/echo", post({ n: 1 }, key));
+      assert.is(again.status, 202);
+      assert.is((await again.json()).refcode, a.refcode);
+      assert.is(again.headers.get("idempotent-replayed"), "true");
+      const conflict = await app.request("/tasks/echo", post({ n: 2 }, key));
+      assert.is(conflict.status, 409);
+      assert.not.match(await conflict.text(), /t_[a-z2-7]{26}/);
+      // Keys are scoped per type: the same key for another type is another request.
+      const otherType = await app.request("/tasks/other", post({}, key));
+      assert.is(otherType.status, 202);
+      assert.is.not((await otherType.json()).refcode, a.refcode);
+      const fresh = await app.request("/tasks/echo", post({ n: 1 }, { "idempotency-key": "k2" }));
+      assert.is.not((await fresh.json()).refcode, a.refcode);
+      assert.is(
+        (await app.request("/tasks/echo", post({ n: 1 }, { "idempotency-key": "" })))
+          .status,
+        400,
+      );
+    },
+  );
+
+  test(
+    name("Idempotency-Keys are scoped per API key: another caller's key is theirs alone"),
+    async () => {
+      const rt = testRuntime({
+        redis: backend.name === "redis",
+        system: new System().add(echo),
+        env: { API_KEYS: "alice,bob" },
+      });
+      const app = createApp(rt, { api: true, services: () => [], routes: [] });
+      const key = { "idempotency-key": crypto.randomUUID() };
+      const as = (who: string, n: number) =>
+        app.request("/tasks/echo", post({ n }, { ...key, authorization: `Bearer ${who}` }));
+      const alice = await as("alice", 1);
+      assert.is(alice.status, 202);
+      const aliceRef = (await alice.json()).refcode;
+      // Bob reuses Alice's key with another body: his own new task, not a 409 naming hers.
+      const bob = await as("bob", 2);
+      assert.is(bob.status, 202);
+      const bobRef = (await bob.json()).refcode;
+      assert.is.not(bobRef, aliceRef);
+      // With the same body too: still his own.
+      const bobSame = await as("bob", 2);
+      assert.is((await bobSame.json()).refcode, bobRef);
+      assert.is((await (await as("bob", 1)).text()).includes(aliceRef), false);
+      assert.is((await (await as("alice", 1)).json()).refcode, aliceRef);
+    },
+  );
+
+  test(
+    name("a type at its maxQueued answers 429 with Retry-After until a task leaves"),
+    async () => {
+      const capped = defineTask({
+        name: "capped",
+        input: v.object({}),
+        maxQueued: 3,
+        handler: () => null,
+      });
+      const rt = testRuntime({ redis: backend.name === "redis", system: new System().add(capped) });
+      const app = createApp(rt, { api: true, services: () => [], routes: [] });
+      const statuses = [];
+      for (let i = 0; i < 5; i++) {
+        statuses.push((await app.request("/tasks/capped", post({}))).status);
+      }
+      assert.equal(statuses, [202, 202, 202, 429, 429]);
+      const full = await app.request("/tasks/capped", post({}));
+      assert.is(full.status, 429);
+      assert.is(full.headers.get("content-type"), "application/problem+json");
+      assert.ok(Number(full.headers.get("retry-after")) > 0);
+      const problem = await full.json();
+      assert.match(problem.detail, /3 tasks waiting \(its maxQueued\)/);
+      assert.is(problem.limit, 3);
+      // Another process sees the same cap (it is counted in the store).
+      const rt2 = testRuntime({
+        redis: backend.name === "redis",
+        system: new System().add(capped),
+        store: rt.store,
+        env: { KEY_PREFIX: rt.config.keyPrefix },
+      });
+      const refused = await taskClient(rt2).enqueue("capped", {}).catch((err) => err);
+      assert.instance(refused, QueueFullError);
+    },
+  );
 
   test(name("DELETE of a queued task → 202 cancelled; again → 409"), async () => {
     const { app } = make();
