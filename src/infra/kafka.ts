@@ -306,14 +306,19 @@ export class KafkaBus implements Bus {
     if (cached && Date.now() - cached.at < PARTITIONS_TTL_MS) return cached.count;
     const count = (async () => {
       const left = () => Math.max(1, deadline - Date.now());
-      const missing = await _withTimeout(this.ensureTopics([topic]), left(), "Creating the topic");
-      if (missing.length > 0) {
-        throw new UnavailableError(
-          "kafka",
-          this.#missingTopics.get(topic) ?? `no topic "${topic}"`,
-        );
-      }
       try {
+        // In the try: a timeout here is the broker being unreachable too (a 503, not a 500).
+        const missing = await _withTimeout(
+          this.ensureTopics([topic]),
+          left(),
+          "Creating the topic",
+        );
+        if (missing.length > 0) {
+          throw new UnavailableError(
+            "kafka",
+            this.#missingTopics.get(topic) ?? `no topic "${topic}"`,
+          );
+        }
         const admin = await _withTimeout(this.#getAdmin(), left(), "Connecting");
         const meta = await _withTimeout(
           admin.fetchTopicMetadata({ topics: [topic] }),

@@ -2,6 +2,7 @@
  * @module The heartbeat loop of a parallel worker: renews the leases of the chunks it runs
  * and notices runs that ended (a missed cancel message) or chunks it lost.
  */
+import { type Clock, systemClock } from "../async/clock.ts";
 import { Loop } from "../async/loop.ts";
 import type { Logger } from "../log.ts";
 import type { Held, RunStore } from "./store.ts";
@@ -27,12 +28,19 @@ export class Heartbeat {
    * @param host the processor
    * @param intervalMs time between beats (a third of the shortest lease or less)
    * @param log where failures go
+   * @param clock whose time the beats are on (default the wall clock)
    */
-  constructor(runs: RunStore, host: HeartbeatHost, intervalMs: number, log: Logger) {
+  constructor(
+    runs: RunStore,
+    host: HeartbeatHost,
+    intervalMs: number,
+    log: Logger,
+    clock: Clock = systemClock,
+  ) {
     this.#runs = runs;
     this.#host = host;
     this.#log = log;
-    this.#loop = new Loop(() => this.beat(), { everyMs: intervalMs });
+    this.#loop = new Loop(() => this.beat(), { everyMs: intervalMs, clock });
   }
 
   /** Starts beating. */

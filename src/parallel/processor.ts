@@ -6,6 +6,7 @@
 import { backoff } from "../async/backoff.ts";
 import { settleBy } from "../async/deadline.ts";
 import { delay } from "../async/delay.ts";
+import { type Clock, systemClock } from "../async/clock.ts";
 import { Loop } from "../async/loop.ts";
 import { UnavailableError } from "../infra/store.ts";
 import type { Logger } from "../log.ts";
@@ -36,8 +37,8 @@ export interface ProcessorOptions {
   pollMs?: number;
   /** Heartbeat interval (default: a third of the shortest lease, at most 1 s). */
   heartbeatMs?: number;
-  /** The clock, epoch ms. */
-  now?: () => number;
+  /** Whose time leases, polls and heartbeats run on (tests); the wall clock and the store's own by default. */
+  clock?: Clock;
 }
 
 /** One lease this process holds: a chunk on a thread, or the merge. */
@@ -61,7 +62,7 @@ export class ParallelProcessor implements Service {
   #metrics: ParallelMetrics;
   #defs: Map<string, ParallelTask>;
   #threads: number;
-  #now: () => number;
+  #clock: Clock;
   #pool: ThreadPool | undefined;
   #heartbeat: Heartbeat;
   #active = new Map<string, Active>();
@@ -78,8 +79,10 @@ export class ParallelProcessor implements Service {
    */
   constructor(rt: Runtime, options: ProcessorOptions = {}) {
     this.#rt = rt;
-    this.#now = options.now ?? Date.now;
-    this.#runs = new RunStore(rt.store, rt.config.keyPrefix, options.now);
+    this.#clock = options.clock ?? systemClock;
+    // Leases are on the store's clock unless a test drives time itself.
+    const now = options.clock && (() => this.#clock.now());
+    this.#runs = new RunStore(rt.store, rt.config.keyPrefix, now);
     this.#log = rt.log.child({ component: "parallel-worker" });
     this.#metrics = parallelMetrics(rt);
     this.#defs = new Map(rt.system.all(PARALLEL_TASKS).map((d) => [d.name, d]));
@@ -95,13 +98,14 @@ export class ParallelProcessor implements Service {
         this.#failing = true;
         return Math.max(pollMs, 1_000);
       }
-    }, { everyMs: pollMs, immediate: true });
+    }, { everyMs: pollMs, immediate: true, clock: this.#clock });
     const shortestLease = Math.min(...[...this.#defs.values()].map((d) => d.leaseMs), 3_000);
     this.#heartbeat = new Heartbeat(
       this.#runs,
       { held: () => this.#held(), lost: (refcode, slots) => this.#stopRun(refcode, slots) },
       options.heartbeatMs ?? Math.min(1_000, Math.floor(shortestLease / 3)),
       this.#log,
+      this.#clock,
     );
   }
 
@@ -218,7 +222,8 @@ export class ParallelProcessor implements Service {
           else if (claim.kind === "merge") this.#merge(def, refcode, token);
           else {
             if (
-              claim.kind === "gone" && (claim.status !== "" || createdMs < this.#now() - ORPHAN_MS)
+              claim.kind === "gone" &&
+              (claim.status !== "" || createdMs < this.#clock.now() - ORPHAN_MS)
             ) {
               await this.#runs.forget(def.name, refcode);
             }

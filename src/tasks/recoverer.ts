@@ -2,6 +2,7 @@
  * @module The recoverer: takes back tasks whose worker stopped renewing its lease (a crash, a
  * kill -9, a lost network), so another worker runs them again (attempt + 1).
  */
+import type { Clock } from "../async/clock.ts";
 import { Loop } from "../async/loop.ts";
 import type { Runtime, Service } from "../runtime.ts";
 import type { Logger } from "../log.ts";
@@ -16,6 +17,8 @@ export const RECOVER_EVERY_MS = 1_000;
 export interface RecovererOptions {
   /** Time between passes; default 1 s, spread ±20 %. */
   intervalMs?: number;
+  /** Whose time the passes are on (default the wall clock). */
+  clock?: Clock;
 }
 
 /**
@@ -46,7 +49,7 @@ export class Recoverer implements Service {
       if (late > everyMs / 2) {
         this.#log.debug("recovery pass skipped after an event-loop stall", { late_ms: late });
       } else await this.recover();
-    }, { everyMs, jitter: 0.2 });
+    }, { everyMs, jitter: 0.2, clock: options.clock });
   }
 
   start(): Promise<void> {
