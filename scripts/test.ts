@@ -51,10 +51,17 @@ for await (const f of walk(`${ROOT}test`)) {
   if (filters.length === 0 || filters.some((s) => rel.includes(s))) files.push(rel);
 }
 
-const needRedis = files.some((f) => f.includes(".redis.") || f.includes(".e2e."));
+// The 3-node cluster and the SASL_SSL broker run only when a test needs them; their tests use
+// Redis too (orders are stored there).
+const needCluster = files.some((f) => f.includes(".kafka-cluster."));
+const needSasl = files.some((f) => f.includes(".kafka-sasl."));
+const needRedis = needCluster || needSasl ||
+  files.some((f) => f.includes(".redis.") || f.includes(".e2e."));
 const needKafka = files.some((f) => f.includes(".kafka.") || f.includes(".e2e."));
 if (needRedis) await ensure("redis.sh");
 if (needKafka) await ensure("kafka.sh");
+if (needCluster) await ensure("kafka-cluster.sh");
+if (needSasl) await ensure("kafka-sasl.sh");
 // Engines only some tests need: started on first use, left running for the next run.
 if (files.some((f) => f.includes(".redis-cluster."))) await ensure("redis-cluster.sh");
 if (files.some((f) => f.includes(".redis-sentinel."))) await ensure("redis-sentinel.sh");

@@ -19,8 +19,18 @@ export type Role = typeof ROLES[number];
 
 /** Start-up configuration, read once from the environment. */
 export interface Config {
+  /** `ROLE`: the roles this process takes (all six for `all`). */
   roles: Role[];
+  /** Whether `ROLE` named its roles (rather than `all`, or unset). */
+  rolesExplicit: boolean;
+  /** `SERVICE_NAME`: log field `service`, dashboard title, OpenAPI title, Kafka client id. */
+  serviceName: string;
+  /** `HOST`: the address the HTTP server binds. */
+  host: string;
+  /** `PORT`: the HTTP port. */
   port: number;
+  /** `BODY_LIMIT_BYTES`: the largest request body accepted (413 beyond). */
+  bodyLimitBytes: number;
   redisUrl: string | undefined;
   /** PEM text of `REDIS_TLS_CA_FILE`, read at start-up. */
   redisTlsCa: string | undefined;
@@ -129,9 +139,31 @@ const roles = v.pipe(
   v.transform((list) => list.includes("all") ? [...ROLES] : [...new Set(list)] as Role[]),
 );
 
+// A hostname (RFC 1123 labels), an IPv4 address or an IPv6 address (`::`, `::1`, `fe80::1`…).
+const host = v.pipe(
+  v.string(),
+  v.trim(),
+  v.check(
+    (s) =>
+      /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/
+        .test(s) || (/^[0-9A-Fa-f:.]{2,45}$/.test(s) && s.includes(":")),
+    "must be a hostname or an IP address",
+  ),
+);
+
 const FIELDS = {
   ROLE: roles,
+  SERVICE_NAME: v.pipe(
+    v.string(),
+    v.trim(),
+    v.regex(
+      /^[A-Za-z0-9][A-Za-z0-9_\-.]{0,62}$/,
+      "must be 1-63 of A-Z a-z 0-9 _ - . (a letter or digit first)",
+    ),
+  ),
+  HOST: host,
   PORT: intIn(0, 65535),
+  BODY_LIMIT_BYTES: intIn(1, 1_073_741_824),
   REDIS_URL: redisUrl,
   REDIS_TLS_CA_FILE: pemFile,
   REDIS_WAIT_REPLICAS: intIn(0, 64),
@@ -179,7 +211,10 @@ const FIELDS = {
 
 const DEFAULTS: Record<keyof typeof FIELDS, string | undefined> = {
   ROLE: "all",
+  SERVICE_NAME: "svc",
+  HOST: "0.0.0.0",
   PORT: "8080",
+  BODY_LIMIT_BYTES: "1048576",
   REDIS_URL: undefined,
   REDIS_TLS_CA_FILE: undefined,
   REDIS_WAIT_REPLICAS: "0",
@@ -236,9 +271,14 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
     const match = /^SCHEDULE_([A-Z0-9_]+)_CRON$/.exec(key);
     if (match && value !== undefined && value.trim() !== "") scheduleCron[match[1]] = value.trim();
   }
+  const roleList = (env.ROLE ?? "").split(",").map((r) => r.trim()).filter((r) => r !== "");
   return {
     roles: field(env, "ROLE")!,
+    rolesExplicit: roleList.length > 0 && !roleList.includes("all"),
+    serviceName: field(env, "SERVICE_NAME")!,
+    host: field(env, "HOST")!,
     port: field(env, "PORT")!,
+    bodyLimitBytes: field(env, "BODY_LIMIT_BYTES")!,
     redisUrl: field(env, "REDIS_URL"),
     redisTlsCa: field(env, "REDIS_TLS_CA_FILE"),
     redisWaitReplicas: field(env, "REDIS_WAIT_REPLICAS")!,

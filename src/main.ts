@@ -40,14 +40,12 @@ export async function start(
   const config = loadConfig(env);
   // Every role checks SCHEDULE_<NAME>_CRON, so a typo stops any process, not only schedulers.
   validateSchedules(system, config);
-  const explicit = !(env.ROLE ?? "all").split(",").map((r) => r.trim()).includes("all") &&
-    !!env.ROLE;
   const rt = createRuntime(config, system, options);
   const log = rt.log.child({ component: "main" });
   let services: { role: string; service: Service }[] = [];
   let roles: Role[] = [];
   try {
-    roles = availableRoles(config.roles, explicit, rt);
+    roles = availableRoles(config.roles, config.rolesExplicit, rt);
     services = roles.flatMap((role) =>
       ROLE_FACTORIES[role]!(rt).map((service) => ({ role, service }))
     );
@@ -68,11 +66,12 @@ export async function start(
     log.debug("service started", { role, service: service.name });
   }
   const server = Deno.serve(
-    { port: config.port, hostname: "0.0.0.0", onListen: () => {} },
+    { port: config.port, hostname: config.host, onListen: () => {} },
     app.fetch,
   );
   const port = server.addr.port;
   log.info("listening", {
+    host: config.host,
     port,
     roles,
     redis: config.redisUrl ? redactUrl(config.redisUrl) : "embedded",

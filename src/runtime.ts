@@ -11,6 +11,7 @@ import { type RedisOptions, RedisStore } from "./infra/redis.ts";
 import { MemoryStore } from "./infra/memory-store.ts";
 import { KafkaBus } from "./infra/kafka.ts";
 import { MemoryBus } from "./infra/memory-bus.ts";
+import { withTopicPrefix } from "./infra/topic-prefix.ts";
 import type { Definitions } from "./definitions.ts";
 
 /** A long-running part of a role (an HTTP server, a consumer loop, a worker pool). */
@@ -33,7 +34,18 @@ export interface Runtime {
   readonly config: Config;
   readonly log: Logger;
   readonly store: Store;
+  /**
+   * The message bus. `publish` and `ensureTopics` take topic names without `TOPIC_PREFIX`
+   * and add it; group consumers subscribe by full name (see {@link Runtime.topic}).
+   */
   readonly bus: Bus;
+  /**
+   * The full name of a topic: `TOPIC_PREFIX` + `name`.
+   *
+   * @param name the topic's name in the program (`orders`)
+   * @returns its name on the broker (`<prefix>orders`)
+   */
+  topic(name: string): string;
   /** This runtime's Prometheus registry (not the global one: tests run several runtimes). */
   readonly metrics: Registry;
   /** The program's definitions (tasks, consumers, schedules, parallel tasks). */
@@ -106,18 +118,22 @@ export function createRuntime(
   const instanceId = `${Deno.hostname?.() ?? "host"}-${Deno.pid}-${
     crypto.randomUUID().slice(0, 8)
   }`;
-  const log = options.log ?? createLogger(config.logLevel, { instance: instanceId });
+  const log = options.log ??
+    createLogger(config.logLevel, { service: config.serviceName, instance: instanceId });
   const store = options.store ??
     (config.redisUrl
       ? new RedisStore(config.redisUrl, log, redisOptions(config))
       : new MemoryStore());
-  const bus = options.bus ??
-    (config.kafkaBrokers
-      ? new KafkaBus(config.kafkaBrokers, log, {
-        clientId: config.keyPrefix,
-        settings: config.kafka,
-      })
-      : new MemoryBus());
+  const bus = withTopicPrefix(
+    options.bus ??
+      (config.kafkaBrokers
+        ? new KafkaBus(config.kafkaBrokers, log, {
+          clientId: config.serviceName,
+          settings: config.kafka,
+        })
+        : new MemoryBus()),
+    config.topicPrefix,
+  );
   return {
     config,
     log,
@@ -127,5 +143,6 @@ export function createRuntime(
     system,
     instanceId,
     stopping: false,
+    topic: (name) => config.topicPrefix + name,
   };
 }

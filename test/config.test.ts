@@ -30,6 +30,25 @@ test("loadConfig() applies API.md's defaults", () => {
   assert.ok(c.parallelMaxWorkers >= 1);
 });
 
+test("loadConfig() reads SERVICE_NAME, HOST and BODY_LIMIT_BYTES, with API.md's defaults", () => {
+  const d = loadConfig({});
+  assert.equal([d.serviceName, d.host, d.bodyLimitBytes], ["svc", "0.0.0.0", 1048576]);
+  const c = loadConfig({ SERVICE_NAME: "billing", HOST: "::1", BODY_LIMIT_BYTES: "2048" });
+  assert.equal([c.serviceName, c.host, c.bodyLimitBytes], ["billing", "::1", 2048]);
+  assert.is(loadConfig({ HOST: "127.0.0.1" }).host, "127.0.0.1");
+  assert.is(loadConfig({ HOST: "api.internal" }).host, "api.internal");
+  fails({ SERVICE_NAME: "has space" }, "SERVICE_NAME");
+  fails({ HOST: "http://x" }, "HOST");
+  fails({ BODY_LIMIT_BYTES: "0" }, "BODY_LIMIT_BYTES");
+  fails({ BODY_LIMIT_BYTES: "1MB" }, "BODY_LIMIT_BYTES");
+});
+
+test("loadConfig() tells an explicit ROLE from `all`", () => {
+  assert.is(loadConfig({}).rolesExplicit, false);
+  assert.is(loadConfig({ ROLE: "all" }).rolesExplicit, false);
+  assert.is(loadConfig({ ROLE: "http,consumer" }).rolesExplicit, true);
+});
+
 test("loadConfig() reads a comma list of roles and `all`", () => {
   assert.equal(loadConfig({ ROLE: "http, consumer" }).roles, ["http", "consumer"]);
   assert.equal(loadConfig({ ROLE: "all" }).roles, [...ROLES]);

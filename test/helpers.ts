@@ -38,6 +38,16 @@ export function killOnCleanup(child: Deno.ChildProcess): Deno.ChildProcess {
 export const REDIS_URL = Deno.env.get("TEST_REDIS_URL") ?? "redis://127.0.0.1:6379";
 /** Real Kafka for `*.kafka.test.ts`. */
 export const KAFKA_BROKERS = Deno.env.get("TEST_KAFKA_BROKERS") ?? "127.0.0.1:9092";
+/** The 3-node KRaft cluster of `scripts/kafka-cluster.sh`, for `*.kafka-cluster.test.ts`. */
+export const KAFKA_CLUSTER_BROKERS = Deno.env.get("TEST_KAFKA_CLUSTER_BROKERS") ??
+  "127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094";
+/** The SASL_SSL broker of `scripts/kafka-sasl.sh`, for `*.kafka-sasl.test.ts`. */
+export const KAFKA_SASL_BROKER = Deno.env.get("TEST_KAFKA_SASL_BROKER") ?? "127.0.0.1:29092";
+/** Where `scripts/kafka-sasl.sh` keeps its CA (`ca.pem`) and client certificate. */
+export const KAFKA_SASL_TLS_DIR = Deno.env.get("TEST_KAFKA_SASL_TLS_DIR") ??
+  `${
+    Deno.env.get("KAFKA_HOME_CACHE") ?? `${Deno.env.get("HOME") ?? "/root"}/.cache/svc-kafka`
+  }/sasl-29092/tls`;
 /** The repository's root. */
 export const ROOT = new URL("../", import.meta.url).pathname;
 /** The example system's entry, relative to the root: what `deno task start` runs. */
@@ -121,12 +131,13 @@ export function busBackends(): BusBackend[] {
  * Deletes topics from the real broker at `cleanup()`.
  *
  * @param topics full topic names (with their prefix)
+ * @param brokers which cluster (default the single test broker)
  */
-export function deleteTopicsLater(topics: string[]): void {
+export function deleteTopicsLater(topics: string[], brokers = KAFKA_BROKERS): void {
   onCleanup(async () => {
     const { default: kafkajs } = await import("kafkajs");
     const admin = new kafkajs.Kafka({
-      brokers: KAFKA_BROKERS.split(","),
+      brokers: brokers.split(","),
       logLevel: kafkajs.logLevel.NOTHING,
     }).admin();
     try {
@@ -246,16 +257,17 @@ export interface Program {
  * Starts the program as its own process with `PORT=0`, waits for its "listening" line.
  *
  * @param env environment (ROLE, REDIS_URL, KEY_PREFIX…); PATH and HOME are passed through
- * @param options `entry` (default {@link EXAMPLE_ENTRY}), `timeoutMs` for start-up
+ * @param options `entry` (default {@link EXAMPLE_ENTRY}), `cwd` (default {@link ROOT}),
+ *   `timeoutMs` for start-up
  * @returns the running program; killed by `cleanup()` if still running
  */
 export async function spawnProgram(
   env: Record<string, string>,
-  options: { entry?: string; timeoutMs?: number } = {},
+  options: { entry?: string; cwd?: string; timeoutMs?: number } = {},
 ): Promise<Program> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", options.entry ?? EXAMPLE_ENTRY],
-    cwd: ROOT,
+    cwd: options.cwd ?? ROOT,
     env: { PORT: "0", LOG_LEVEL: "info", ...env },
     stdin: "null",
     stdout: "piped",

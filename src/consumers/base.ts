@@ -71,6 +71,8 @@ export abstract class BaseConsumerService implements Service, LagSource {
   #committer: Committer | undefined;
   readonly #options: CommonOptions<v.GenericSchema>;
   readonly #scope: string;
+  /** The dead-letter topic without `TOPIC_PREFIX`, as `rt.bus` takes it. */
+  readonly #dlqName: string;
   readonly #kind: "consumer" | "bulk-consumer";
   readonly #stopped = new AbortController();
   readonly #deadline = new AbortController();
@@ -94,8 +96,10 @@ export abstract class BaseConsumerService implements Service, LagSource {
     this.consumer = options.name;
     this.#kind = kind;
     this.name = `${kind}:${options.name}`;
-    this.topic = `${rt.config.topicPrefix}${options.topic}`;
+    // Full names (records and offsets carry them); rt.bus adds the prefix where it publishes.
+    this.topic = rt.topic(options.topic);
     this.dlqTopic = `${this.topic}.dlq`;
+    this.#dlqName = `${options.topic}.dlq`;
     this.#scope = options.group ?? options.name;
     this.groupId = `${rt.config.keyPrefix}.${this.#scope}`;
     this.maxAttempts = options.maxAttempts ?? 5;
@@ -267,7 +271,7 @@ export abstract class BaseConsumerService implements Service, LagSource {
     const messages = letters.map((l) => deadLetterMessage(l, this.consumer));
     for (let attempt = 1;; attempt++) {
       try {
-        await this.rt.bus.publish(this.dlqTopic, messages);
+        await this.rt.bus.publish(this.#dlqName, messages);
         break;
       } catch (err) {
         this.log.warn("dead-lettering failed; will retry", { error: err, count: letters.length });
@@ -349,7 +353,10 @@ export abstract class BaseConsumerService implements Service, LagSource {
     const partitions = this.#options.partitions;
     for (let attempt = 1; !this.stopping; attempt++) {
       try {
-        const missing = await this.rt.bus.ensureTopics([this.topic, this.dlqTopic], partitions);
+        const missing = await this.rt.bus.ensureTopics(
+          [this.#options.topic, this.#dlqName],
+          partitions,
+        );
         // Topics that may not be created are named by the bus's readiness check, not retried
         // in a loop; this looks again now and then in case someone creates them.
         if (!missing.includes(this.topic)) break;

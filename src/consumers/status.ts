@@ -130,7 +130,7 @@ export async function listConsumers(rt: Runtime, now = Date.now()): Promise<Cons
   const byName = new Map<string, ConsumerSummary>(defs.map((d) => [d.name, {
     name: d.name,
     kind: d.kind,
-    topic: `${rt.config.topicPrefix}${d.topic}`,
+    topic: rt.topic(d.topic),
     group: `${prefix}.${d.group ?? d.name}`,
     members: [],
     lag: 0,

@@ -185,17 +185,17 @@ document.addEventListener("click", async (e) => {
   flash(res.ok ? b.textContent + ": " + (body.status || res.status) : (body.detail || res.statusText));
 });`;
 
-function _document(head: Html | string, body: Html): Html {
+function _document(service: string, head: Html | string, body: Html): Html {
   return html`
     <!doctype html>
     <html lang="en">
       <head>
         <meta charset="utf-8">
-        <title>svc dashboard</title>
+        <title>${service} dashboard</title>
         ${head}
       </head>
       <body>
-        <h1>svc dashboard</h1>
+        <h1>${service} dashboard</h1>
         ${body}
       </body>
     </html>
@@ -205,12 +205,18 @@ function _document(head: Html | string, body: Html): Html {
 /**
  * The whole page, with the first sections already in it.
  *
+ * @param service `SERVICE_NAME`, the page's title
  * @param sections the live part, rendered
  * @param options `session`: show a log-out button (with `API_KEYS`)
  * @returns HTML
  */
-export function renderPage(sections: Html, options: { session?: boolean } = {}): Html {
+export function renderPage(
+  service: string,
+  sections: Html,
+  options: { session?: boolean } = {},
+): Html {
   return _document(
+    service,
     html`
       <meta name="viewport" content="width=device-width, initial-scale=1">
       <style>${raw(STYLE)}</style>
@@ -229,10 +235,12 @@ export function renderPage(sections: Html, options: { session?: boolean } = {}):
 /**
  * The form shown when `API_KEYS` is set and no key came with the request.
  *
+ * @param service `SERVICE_NAME`, the page's title
  * @returns HTML
  */
-export function renderLogin(): Html {
+export function renderLogin(service: string): Html {
   return _document(
+    service,
     html`<style>body{font:14px system-ui;margin:2rem}</style>`,
     html`
       <form id="f"><label>API key <input id="k" type="password" autocomplete="current-password"></label>

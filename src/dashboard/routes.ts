@@ -22,7 +22,7 @@ export const DASHBOARD_SESSION_PATHS: ReadonlySet<string> = new Set([
 export const DASHBOARD_AREA: BrowserArea = {
   prefix: "/dashboard",
   openPaths: DASHBOARD_SESSION_PATHS,
-  loginPage: renderLogin,
+  loginPage: (rt) => renderLogin(rt.config.serviceName),
 };
 
 const Login = v.strictObject({ key: v.pipe(v.string(), v.minLength(1), v.maxLength(1024)) });
@@ -74,7 +74,7 @@ export const dashboardRoutes: RouteModule = (app, rt) => {
 
   app.get("/dashboard", async (c) =>
     c.html(
-      renderPage(renderSections(await collectSnapshot(rt)), {
+      renderPage(rt.config.serviceName, renderSections(await collectSnapshot(rt)), {
         session: rt.config.apiKeys.length > 0,
       }),
     ));

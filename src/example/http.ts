@@ -10,7 +10,7 @@ import {
   type RouteModule,
   validate,
 } from "@svc/runtime";
-import { eventsStatsKey, exampleTopics, orderKey, ordersAllKey } from "./keys.ts";
+import { eventsStatsKey, orderKey, ordersAllKey } from "./keys.ts";
 
 const OrderInput = v.strictObject({
   item: v.pipe(v.string(), v.minLength(1), v.maxLength(200)),
@@ -48,7 +48,6 @@ const EventStats = v.object({ stored: v.number(), batches: v.number() });
  */
 export const exampleRoutes: RouteModule = (app, rt) => {
   const prefix = rt.config.keyPrefix;
-  const topics = exampleTopics(rt.config.topicPrefix);
 
   app.post(
     "/orders",
@@ -84,7 +83,7 @@ export const exampleRoutes: RouteModule = (app, rt) => {
         ["SADD", ordersAllKey(prefix), id],
       ]);
       try {
-        await rt.bus.publish(topics.orders, [{
+        await rt.bus.publish("orders", [{
           key: id,
           value: JSON.stringify({ ...order, created_at }),
         }]);
@@ -139,7 +138,7 @@ export const exampleRoutes: RouteModule = (app, rt) => {
     async (c) => {
       const events = c.req.valid("json");
       await rt.bus.publish(
-        topics.events,
+        "events",
         events.map((event) => ({ key: crypto.randomUUID(), value: JSON.stringify(event) })),
       );
       return c.json({ accepted: events.length }, 202);

@@ -58,13 +58,3 @@ export function eventsLogKey(prefix: string): string {
 
 /** How many stored events `eventsLogKey` keeps. */
 export const EVENTS_KEPT = 100_000;
-
-/**
- * Topic names of the example system, under `TOPIC_PREFIX`.
- *
- * @param topicPrefix `TOPIC_PREFIX`
- * @returns the `orders` and `events` topics
- */
-export function exampleTopics(topicPrefix: string): { orders: string; events: string } {
-  return { orders: `${topicPrefix}orders`, events: `${topicPrefix}events` };
-}

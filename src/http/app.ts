@@ -6,6 +6,8 @@ import { type Context, Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { bodyLimit } from "hono/body-limit";
 import { openAPIRouteHandler } from "hono-openapi";
+import { loadVendor } from "@standard-community/standard-json";
+import { toJsonSchema } from "@valibot/to-json-schema";
 import { Counter, Histogram } from "prom-client";
 import type { AppEnv, RouteModule } from "./env.ts";
 import { HttpProblem, problem } from "./problem.ts";
@@ -14,9 +16,6 @@ import { bearer, cookie, isKey, isSession, SESSION_COOKIE, SESSION_HEADER } from
 import { requestGuard } from "./guard.ts";
 import { UnavailableError } from "../infra/store.ts";
 import { perRuntime, type Runtime, type Service } from "../runtime.ts";
-
-/** Largest request body accepted, in bytes (API.md: 1 MiB). */
-export const BODY_LIMIT_BYTES = 1024 * 1024;
 
 /** Paths answered without `Authorization`, so probes and scrapers need no key. */
 const OPEN_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
@@ -31,7 +30,7 @@ export interface BrowserArea {
   /** Its log-in and log-out routes: open (they only set or clear the session cookie). */
   openPaths: ReadonlySet<string>;
   /** The log-in page. */
-  loginPage(): string | Promise<string>;
+  loginPage(rt: Runtime): string | Promise<string>;
 }
 
 /** What `createHttpApp` needs besides the runtime. */
@@ -143,9 +142,10 @@ export function createHttpApp(rt: Runtime, options: HttpAppOptions): Hono<AppEnv
     }
   });
 
+  const maxSize = rt.config.bodyLimitBytes;
   const limit = bodyLimit({
-    maxSize: BODY_LIMIT_BYTES,
-    onError: (c) => problem(c, 413, `The request body exceeds ${BODY_LIMIT_BYTES} bytes`),
+    maxSize,
+    onError: (c) => problem(c, 413, `The request body exceeds ${maxSize} bytes`),
   });
   // GET and HEAD carry no body we read; asking for one would build a stream per request.
   app.use((
@@ -171,7 +171,7 @@ export function createHttpApp(rt: Runtime, options: HttpAppOptions): Hono<AppEnv
         ? cookie(c, SESSION_COOKIE)
         : undefined;
       if (session !== undefined && await isSession(session, keys)) return next();
-      if (page && c.req.path === browser.prefix) return c.html(await browser.loginPage(), 401);
+      if (page && c.req.path === browser.prefix) return c.html(await browser.loginPage(rt), 401);
       c.header("www-authenticate", 'Bearer realm="svc"');
       return problem(
         c,
@@ -186,13 +186,20 @@ export function createHttpApp(rt: Runtime, options: HttpAppOptions): Hono<AppEnv
   probeRoutes(app, rt, options.services);
 
   if (options.api) {
+    // hono-openapi finds the valibot converter by a dynamic import of an optional peer, which
+    // an app's own import map does not name; handing it over makes the runtime self-contained.
+    loadVendor("valibot", toJsonSchema as Parameters<typeof loadVendor>[1]);
     for (const routes of options.routes) routes(app, rt);
     app.get(
       "/openapi.json",
       openAPIRouteHandler(app, {
         documentation: {
           openapi: "3.1.0",
-          info: { title: "svc", version: "1.0.0", description: "Microservice runtime API" },
+          info: {
+            title: rt.config.serviceName,
+            version: "1.0.0",
+            description: "Microservice runtime API",
+          },
           components: {
             securitySchemes: { bearer: { type: "http", scheme: "bearer" } },
           },

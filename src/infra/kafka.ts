@@ -219,7 +219,9 @@ export class KafkaBus implements Bus {
                   value: String(Math.max(1, rf - 1)),
                 }],
               })),
-              waitForLeaders: true,
+              // kafkajs's own wait asks one broker, whose metadata may lag the controller's
+              // ("does not host this topic-partition"): `#untilServed` waits instead.
+              waitForLeaders: false,
               timeout: ADMIN_TIMEOUT_MS,
             }),
             ADMIN_TIMEOUT_MS + 1_000,
@@ -314,10 +316,7 @@ export class KafkaBus implements Bus {
           "Creating the topic",
         );
         if (missing.length > 0) {
-          throw new UnavailableError(
-            "kafka",
-            this.#missingTopics.get(topic) ?? `no topic "${topic}"`,
-          );
+          throw new UnavailableError("kafka", this.#missingTopics.get(topic) ?? `no "${topic}"`);
         }
         const admin = await _withTimeout(this.#getAdmin(), left(), "Connecting");
         const meta = await _withTimeout(
@@ -350,7 +349,7 @@ export class KafkaBus implements Bus {
    * `NOT_LEADER_OR_FOLLOWER` (kafkajs restarts it, but that is a needless rebalance).
    */
   async #untilServed(admin: Admin, topics: string[]): Promise<void> {
-    const until = Date.now() + 5_000;
+    const until = Date.now() + 10_000;
     for (const topic of topics) {
       while (true) {
         try {
@@ -396,6 +395,16 @@ export class KafkaBus implements Bus {
       const last = this.#lastFailure;
       this.#dropAdmin();
       return { ok: false, detail: last && last !== why ? `${why}; last error: ${last}` : why };
+    }
+    if (this.#missingTopics.size > 0) {
+      // Someone may have created them since.
+      try {
+        const admin = await _withTimeout(this.#getAdmin(), CHECK_TIMEOUT_MS, "Connecting");
+        const now = await _withTimeout(admin.listTopics(), CHECK_TIMEOUT_MS, "Listing topics");
+        for (const t of now) {
+          if (this.#missingTopics.delete(t)) this.#knownTopics.add(t);
+        }
+      } catch { /* the names stand until a probe can look */ }
     }
     if (this.#missingTopics.size > 0) {
       return { ok: false, detail: [...this.#missingTopics.values()].join("; ") };

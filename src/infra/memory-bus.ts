@@ -12,12 +12,14 @@ import {
   type PartitionOffset,
   type TopicPartition,
 } from "./bus-consumer.ts";
-import type { Check } from "./store.ts";
+import { type Check, UnavailableError } from "./store.ts";
 
 const DEFAULT_PARTITIONS = 3;
 const DEFAULT_SESSION_TIMEOUT_MS = 10_000;
 const DEFAULT_MAX_WAIT_MS = 500;
 const DEFAULT_MAX_BYTES_PER_PARTITION = 1024 * 1024;
+/** Most bytes of records the bus holds by default (keys, values and headers). */
+export const DEFAULT_BUS_MAX_BYTES = 64 * 1024 * 1024;
 const ENCODER = new TextEncoder();
 
 interface _Stored {
@@ -32,6 +34,7 @@ class _Partition {
   /** Offset of `records[0]`; grows when old records are dropped by retention. */
   base = 0;
   records: _Stored[] = [];
+  bytes = 0;
   get end(): number {
     return this.base + this.records.length;
   }
@@ -88,7 +91,15 @@ class _Group {
   readonly members = new Map<string, MemoryGroupConsumer>();
   readonly committed = new Map<string, number>();
   readonly owners = new Map<string, string>();
+  /** Every topic a member of the group ever read: its records are kept until it commits them. */
+  readonly topics = new Set<string>();
   constructor(readonly id: string) {}
+}
+
+function _size(message: OutgoingMessage): number {
+  let size = message.value.length + (message.key?.length ?? 0);
+  for (const [k, v] of Object.entries(message.headers ?? {})) size += k.length + v.length;
+  return size;
 }
 
 /** Options of the embedded bus. */
@@ -97,6 +108,11 @@ export interface MemoryBusOptions {
   defaultPartitions?: number;
   /** Most records kept per partition; older ones are dropped (Kafka's retention). */
   retainRecords?: number;
+  /**
+   * Most bytes of records held, over every topic; a publish that would pass it answers
+   * unavailable (503) until consumers commit. Default {@link DEFAULT_BUS_MAX_BYTES}.
+   */
+  maxBytes?: number;
 }
 
 /**
@@ -116,23 +132,45 @@ export class MemoryBus implements Bus {
   readonly #waiters = new Set<() => void>();
   readonly #defaultPartitions: number;
   readonly #retain: number;
+  readonly #maxBytes: number;
+  #bytes = 0;
   #closed = false;
 
-  /** @param options default partition count and retention */
+  /** @param options default partition count, retention and byte bound */
   constructor(options: MemoryBusOptions = {}) {
     this.#defaultPartitions = options.defaultPartitions ?? DEFAULT_PARTITIONS;
     this.#retain = options.retainRecords ?? 5_000_000;
+    this.#maxBytes = options.maxBytes ?? DEFAULT_BUS_MAX_BYTES;
+  }
+
+  /** Bytes of the records held now (keys, values, headers). */
+  get retainedBytes(): number {
+    return this.#bytes;
   }
 
   /**
    * Appends messages to a topic (created with the default partition count if absent); a key
-   * picks the partition by murmur2, no key goes round-robin.
+   * picks the partition by murmur2, no key goes round-robin. All or none: a batch that would
+   * pass the byte bound, even after dropping what every reading group has committed, is
+   * refused.
    *
    * @param topic the topic
    * @param messages what to append
+   * @throws {UnavailableError} (as a rejection) while the bus is full
    */
   publish(topic: string, messages: OutgoingMessage[]): Promise<void> {
     if (this.#closed) return Promise.reject(new Error("The embedded bus is closed"));
+    const batch = messages.reduce((n, m) => n + _size(m), 0);
+    if (this.#bytes + batch > this.#maxBytes) this.#reclaim();
+    if (this.#bytes > 0 && this.#bytes + batch > this.#maxBytes) {
+      return Promise.reject(
+        new UnavailableError(
+          "kafka",
+          `the embedded bus is full (${this.#bytes} of ${this.#maxBytes} bytes held until ` +
+            "consumers commit them); retry later",
+        ),
+      );
+    }
     const t = this.#topic(topic);
     const now = Date.now();
     for (const message of messages) {
@@ -146,16 +184,47 @@ export class MemoryBus implements Bus {
         value: message.value,
         headers: { ...message.headers },
         timestamp: now,
-        size: message.value.length + (message.key?.length ?? 0),
+        size: _size(message),
       });
-      if (p.records.length > this.#retain) {
-        const drop = p.records.length - this.#retain;
-        p.records.splice(0, drop);
-        p.base += drop;
-      }
+      p.bytes += p.records[p.records.length - 1].size;
+      this.#bytes += p.records[p.records.length - 1].size;
+      if (p.records.length > this.#retain) this.#drop(p, p.records.length - this.#retain);
     }
     this.#wake();
     return Promise.resolve();
+  }
+
+  #drop(p: _Partition, count: number): void {
+    let bytes = 0;
+    for (let i = 0; i < count; i++) bytes += p.records[i].size;
+    p.bytes -= bytes;
+    this.#bytes -= bytes;
+    p.records.splice(0, count);
+    p.base += count;
+  }
+
+  /**
+   * Drops the records every group that reads their topic has committed (topics no group reads
+   * keep theirs, like a broker's retention).
+   */
+  #reclaim(): void {
+    for (const t of this.#topics.values()) {
+      const groups = [...this.#groups.values()].filter((g) => g.topics.has(t.name));
+      if (groups.length === 0) continue;
+      t.partitions.forEach((p, partition) => {
+        const key = partitionKey({ topic: t.name, partition });
+        const upTo = Math.min(...groups.map((g) => g.committed.get(key) ?? p.base), p.end);
+        if (upTo > p.base) this.#drop(p, upTo - p.base);
+      });
+    }
+  }
+
+  /**
+   * @internal After a commit: gives memory back once the bus holds a quarter of its bound (below
+   * that, consumed records stay readable, as on a broker).
+   */
+  _committed(): void {
+    if (this.#bytes > this.#maxBytes / 4) this.#reclaim();
   }
 
   /**
@@ -379,7 +448,10 @@ export class MemoryGroupConsumer implements GroupConsumer {
   start(): Promise<void> {
     if (this.#running) return Promise.resolve();
     this.#running = true;
-    for (const topic of this.topics) this.#bus._partitions(topic);
+    for (const topic of this.topics) {
+      this.#bus._partitions(topic);
+      this.#group.topics.add(topic);
+    }
     this.#group.members.set(this.memberId, this);
     this.#joined = true;
     this.#bus._rebalance(this.#group);
@@ -402,6 +474,7 @@ export class MemoryGroupConsumer implements GroupConsumer {
       this.#group.committed.set(k, o.offset);
       done.push(o);
     }
+    if (done.length) this.#bus._committed();
     return Promise.resolve(done);
   }
 

@@ -68,6 +68,7 @@ const CapacityPlan = v.object({
   estimated_ms: v.number(),
   headroom: v.number(),
   pod_memory_bytes: v.number(),
+  measured_at: v.pipe(v.string(), v.isoTimestamp()),
   calibration: v.record(v.string(), v.unknown()),
   formula: v.string(),
 });
@@ -251,10 +252,13 @@ export const parallelRoutes: RouteModule = (app, rt) => {
     describeRoute({
       tags: ["parallel tasks"],
       summary: "How many workers and pods finish `items` items within `deadline_ms`",
-      description: "Calibrates the task on this machine (cached 10 min per task and items).",
+      description:
+        "Measures the task's cost per item once on a worker thread of this machine (at most " +
+        "2 s, shared by concurrent requests, reused for every items value, taken again after " +
+        "10 min); `measured_at` says when.",
       responses: {
         200: { description: "The plan", content: jsonContent(CapacityPlan) },
-        400: problemResponse("Bad query, or the task cannot be calibrated"),
+        400: problemResponse("Bad query, a run over the task's limits, or no sample"),
         404: problemResponse("Unknown task_id"),
       },
     }),

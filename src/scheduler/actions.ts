@@ -38,7 +38,7 @@ async function _publish(action: PublishAction, ctx: ScheduleContext): Promise<vo
   const scheduledAt = ctx.scheduledAt.toISOString();
   const value = (await _value(action.value, ctx)) ??
     { schedule: ctx.name, scheduled_at: scheduledAt };
-  await ctx.rt.bus.publish(`${ctx.rt.config.topicPrefix}${action.publish}`, [{
+  await ctx.rt.bus.publish(action.publish, [{
     key: action.key ?? ctx.name,
     value: JSON.stringify(value),
     headers: { ...action.headers, schedule: ctx.name, "scheduled-at": scheduledAt },

@@ -43,14 +43,14 @@ export async function harness(backend: BusBackend): Promise<Harness> {
   const fullTopic = `${rt.config.topicPrefix}${topic}`;
   const dlq = `${fullTopic}.dlq`;
   if (backend.name === "kafka") deleteTopicsLater([fullTopic, dlq]);
-  await rt.bus.ensureTopics([fullTopic, dlq], 3);
+  await rt.bus.ensureTopics([topic, `${topic}.dlq`], 3);
   let dead: BusRecord[] | undefined;
   return {
     rt,
     topic,
     fullTopic,
     dlq,
-    publish: (messages) => rt.bus.publish(fullTopic, messages),
+    publish: (messages) => rt.bus.publish(topic, messages),
     async run(service) {
       await service.start();
       onCleanup(() => service.stop(Date.now() + 5_000));

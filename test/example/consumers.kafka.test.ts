@@ -115,7 +115,7 @@ for (const backend of busBackends()) {
   it("invalid JSON and schema failures on orders go to orders.dlq with error headers; later orders are processed", async () => {
     const { rt, json, topicPrefix } = await boot(backend);
     const dead = await readTopic(rt, `${topicPrefix}orders.dlq`);
-    await rt.bus.publish(`${topicPrefix}orders`, [
+    await rt.bus.publish("orders", [
       { key: "bad-1", value: "{{{not json" },
       { key: "bad-2", value: JSON.stringify({ id: "x", item: "lamp", qty: -3 }) },
     ]);
@@ -144,7 +144,7 @@ for (const backend of busBackends()) {
       const events = Array.from({ length: n }, (_, i) => ({ type: "click", at, data: { r, i } }));
       assert.is((await json("/events", events)).accepted, n);
       if (r === Math.floor(requests / 2)) {
-        await rt.bus.publish(`${topicPrefix}events`, [{
+        await rt.bus.publish("events", [{
           key: "poison",
           value: '{"type":"click","at":"yesterday"}',
         }]);

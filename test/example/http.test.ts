@@ -2,7 +2,9 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { createApp } from "../../src/app.ts";
 import { exampleSystem } from "../../src/example/mod.ts";
-import { backends, cleanup, testRuntime } from "../helpers.ts";
+import { MemoryBus } from "../../src/infra/memory-bus.ts";
+import { ROLE_FACTORIES } from "../../src/roles.ts";
+import { backends, cleanup, onCleanup, testRuntime, waitFor } from "../helpers.ts";
 
 test.after(cleanup);
 
@@ -57,5 +59,37 @@ for (const backend of backends()) {
     assert.equal(await (await app.request("/events/stats")).json(), { stored: 0, batches: 0 });
   });
 }
+
+test("POST /events answers 503 while the embedded bus is full, 202 again once consumed", async () => {
+  const system = exampleSystem();
+  const rt = testRuntime({ system, bus: new MemoryBus({ maxBytes: 300_000 }) });
+  const app = createApp(rt, { api: true, services: () => [], routes: system.routeModules });
+  const events = (n: number) =>
+    JSON.stringify(
+      Array.from({ length: n }, () => ({
+        type: "big",
+        at: new Date().toISOString(),
+        data: { pad: "p".repeat(10_000) },
+      })),
+    );
+  const post = () =>
+    app.request("/events", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: events(10),
+    });
+  const statuses: number[] = [];
+  for (let i = 0; i < 5; i++) statuses.push((await post()).status);
+  assert.equal(statuses, [202, 202, 503, 503, 503]);
+  const full = await post();
+  assert.is(full.headers.get("content-type"), "application/problem+json");
+  assert.is(full.headers.get("retry-after"), "1");
+  assert.match((await full.json()).detail, /embedded bus is full/);
+  for (const service of ROLE_FACTORIES["bulk-consumer"]!(rt)) {
+    await service.start();
+    onCleanup(() => service.stop(Date.now() + 2000));
+  }
+  await waitFor(async () => (await post()).status === 202, 10_000, "room again");
+});
 
 test.run();

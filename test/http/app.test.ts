@@ -251,6 +251,25 @@ test("validate() documents and checks query parameters", async () => {
   assert.equal(await (await app.request("/q?n=5")).json(), { n: "5" });
 });
 
+test("BODY_LIMIT_BYTES sets the largest body: one byte over answers 413 naming the limit", async () => {
+  const { app } = appWith({ BODY_LIMIT_BYTES: "100" });
+  const body = JSON.stringify({ item: "x".repeat(100), qty: 1 });
+  const res = await app.request("/orders", post("/orders", body));
+  assert.is(res.status, 413);
+  assert.match((await res.json()).detail, "100 bytes");
+  const small = await app.request(
+    "/orders",
+    post("/orders", JSON.stringify({ item: "x", qty: 1 })),
+  );
+  assert.is(small.status, 201);
+});
+
+test("SERVICE_NAME is the OpenAPI title and the dashboard's", async () => {
+  const { app } = appWith({ SERVICE_NAME: "billing" });
+  assert.is((await (await app.request("/openapi.json")).json()).info.title, "billing");
+  assert.match(await (await app.request("/dashboard")).text(), "<title>billing dashboard</title>");
+});
+
 test("GET /openapi.json is a valid OpenAPI 3.1 document naming every example route", async () => {
   const { app } = appWith();
   const res = await app.request("/openapi.json");

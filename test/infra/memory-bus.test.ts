@@ -1,6 +1,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { MemoryBus, murmur2 } from "../../src/infra/memory-bus.ts";
+import { UnavailableError } from "../../src/infra/store.ts";
 import type { BusRecord, TopicPartition } from "../../src/infra/bus-consumer.ts";
 import { waitFor } from "../helpers.ts";
 
@@ -182,6 +183,59 @@ test("close() stops consumers and later publishes fail", async () => {
   } catch (err) {
     assert.match(String(err), /closed/);
   }
+});
+
+test("publish() refuses with UnavailableError while the bus holds maxBytes; consuming frees it", async () => {
+  const bus = new MemoryBus({ defaultPartitions: 2, maxBytes: 10_000 });
+  const kib = "x".repeat(1000);
+  let accepted = 0;
+  let refused: unknown;
+  for (let i = 0; i < 20 && !refused; i++) {
+    await bus.publish("t", [{ key: `k${i}`, value: kib }]).then(
+      () => accepted++,
+      (e) => (refused = e),
+    );
+  }
+  assert.instance(refused, UnavailableError);
+  assert.is((refused as UnavailableError).dependency, "kafka");
+  assert.match((refused as Error).message, /embedded bus is full/);
+  assert.ok(accepted >= 9 && accepted <= 10, `${accepted} accepted`);
+  assert.ok(bus.retainedBytes <= 10_000);
+  // A batch is all or none.
+  assert.is(bus.readAll("t").length, accepted);
+  // The bound is over every topic.
+  await bus.publish("other", [{ value: kib }]).then(() => assert.unreachable(), () => {});
+  // A group that reads and commits gives the memory back.
+  const sink: BusRecord[] = [];
+  const m = member(bus, "g", sink);
+  await m.c.start();
+  await waitFor(() => sink.length === accepted, 2000, "every record");
+  const next = (p: number) =>
+    Math.max(-1, ...sink.filter((r) => r.partition === p).map((r) => r.offset)) + 1;
+  await m.c.commit(m.assigned().map((tp) => ({ ...tp, offset: next(tp.partition) })));
+  assert.is(bus.retainedBytes, 0);
+  await bus.publish("t", [{ key: "again", value: kib }]);
+  await waitFor(() => sink.length === accepted + 1, 2000, "the new record");
+  await bus.close();
+});
+
+test("the byte bound keeps what a reading group has not committed", async () => {
+  const bus = new MemoryBus({ defaultPartitions: 1, maxBytes: 5_000 });
+  const kib = "y".repeat(1000);
+  const fast: BusRecord[] = [];
+  const slow: BusRecord[] = [];
+  const a = member(bus, "fast", fast);
+  const b = member(bus, "slow", slow);
+  await a.c.start();
+  await b.c.start();
+  for (let i = 0; i < 4; i++) await bus.publish("t", [{ value: kib }]);
+  await waitFor(() => fast.length === 4 && slow.length === 4, 2000, "both read");
+  await a.c.commit([{ topic: "t", partition: 0, offset: 4 }]);
+  await b.c.commit([{ topic: "t", partition: 0, offset: 2 }]);
+  await bus.publish("t", [{ value: kib }]).catch(() => {});
+  // Only what both groups committed (offsets 0 and 1) is gone.
+  assert.equal(bus.read("t", 0).map((r) => r.offset)[0], 2);
+  await bus.close();
 });
 
 test.run();
