@@ -53,13 +53,22 @@ export {
 } from "./src/system.ts";
 export {
   defineSchedule,
+  type EnqueueAction,
+  type HttpAction,
   type MissedPolicy,
   type OverlapPolicy,
+  type PerRun,
+  type PublishAction,
   type ScheduleAction,
   type ScheduleContext,
   type ScheduleDefinition,
+  type ScheduleFunction,
   type ScheduleOptions,
+  type Trigger,
+  UnknownScheduleError,
 } from "./src/scheduler/mod.ts";
+export { runScheduleNow } from "./src/scheduler/client.ts";
+export type { RunRecord as ScheduleRun, ScheduleRunStatus } from "./src/scheduler/store.ts";
 export {
   type ChunkSignal,
   DEFAULT_MAX_WORKERS,
@@ -69,10 +78,16 @@ export {
   type SplitContext,
 } from "./src/parallel/define.ts";
 export {
+  type ParallelInput,
+  type ParallelRunStarted,
+  startParallelRun,
+} from "./src/parallel/client.ts";
+export {
   type Backoff,
   defineTask,
   type EnqueueOptions,
   type EnqueueResult,
+  type EnqueueTask,
   enqueueTask,
   IdempotencyConflictError,
   NonRetryableError,
@@ -81,6 +96,7 @@ export {
   taskClient,
   type TaskContext,
   type TaskDefinition,
+  type TaskInput,
   TaskInputError,
   TaskNotFoundError,
   type TaskOptions,

@@ -10,6 +10,7 @@ import { createLogger } from "./log.ts";
 import { createRuntime, type Runtime } from "./runtime.ts";
 import { System } from "./system.ts";
 import type { TaskContext, TaskDefinition } from "./tasks/define.ts";
+import { enqueueTask } from "./tasks/client.ts";
 import { TaskInputError } from "./tasks/errors.ts";
 import { TASK_REFCODES } from "./jobs/refcode.ts";
 
@@ -85,6 +86,8 @@ export interface TaskRun<R> {
   progress: number[];
   /** The refcode the handler saw as `ctx.refcode`. */
   refcode: string;
+  /** The tasks the handler enqueued with `ctx.enqueue`, in order (queued in `rt`). */
+  enqueued: { type: string; input: unknown; refcode: string }[];
 }
 
 /**
@@ -129,6 +132,7 @@ export async function runTask<S extends v.GenericSchema, R>(
   const rt = options.rt ?? owned!;
   const refcode = TASK_REFCODES.make();
   const progress: number[] = [];
+  const enqueued: TaskRun<unknown>["enqueued"] = [];
   const ctx: TaskContext = {
     refcode,
     attempt: options.attempt ?? 1,
@@ -136,14 +140,19 @@ export async function runTask<S extends v.GenericSchema, R>(
     log: rt.log.child({ task: task.name, refcode }),
     rt,
     progress: (fraction) => void progress.push(Math.min(1, Math.max(0, fraction))),
+    enqueue: async (next, nextInput, enqueueOptions) => {
+      const done = await enqueueTask(rt, next, nextInput, enqueueOptions);
+      enqueued.push({ type: done.type, input: nextInput, refcode: done.refcode });
+      return done;
+    },
   };
   try {
     const value = await task.handler(parsed.output, ctx);
     // A stored result is JSON: what a client reads back is the round trip, not the object.
     const result = value === undefined ? undefined : JSON.parse(JSON.stringify(value));
-    return { status: "completed", result, progress, refcode };
+    return { status: "completed", result, progress, refcode, enqueued };
   } catch (error) {
-    return { status: "failed", error, progress, refcode };
+    return { status: "failed", error, progress, refcode, enqueued };
   } finally {
     await owned?.close();
   }

@@ -3,6 +3,7 @@
  * bounded by count, bytes and time; each batch handled in one call, retried, then bisected to
  * isolate poison records for the dead-letter topic; offsets committed after each batch.
  */
+import { enqueueTask } from "../tasks/client.ts";
 import type { Runtime } from "../runtime.ts";
 import type { BusRecord } from "../infra/bus-consumer.ts";
 import { BaseConsumerService, isUnavailable, SchemaError } from "./base.ts";
@@ -159,6 +160,7 @@ export class BulkConsumerService extends BaseConsumerService {
       log: this.log,
       signal: this.signal,
       attempt,
+      enqueue: (task, input, options) => enqueueTask(this.rt, task, input, options),
       onceEach: (effects, summary) => applyOnce(this.rt.store, this.markerKey, effects, summary),
     };
   }

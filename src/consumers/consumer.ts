@@ -2,6 +2,7 @@
  * @module The consumer loop: one message at a time per partition (several partitions at once if
  * configured), retried with backoff, dead-lettered when it keeps failing, committed after.
  */
+import { enqueueTask } from "../tasks/client.ts";
 import type { Runtime } from "../runtime.ts";
 import { BaseConsumerService, isUnavailable, SchemaError } from "./base.ts";
 import type { ConsumerContext, ConsumerDefinition, Message } from "./define.ts";
@@ -106,6 +107,7 @@ export class ConsumerService extends BaseConsumerService {
       log: this.log,
       signal: this.signal,
       attempt,
+      enqueue: (task, input, options) => enqueueTask(this.rt, task, input, options),
       once: async (commands, identity = message.id) =>
         (await applyOnce(this.rt.store, this.markerKey, [{ id: identity, commands }])) > 0,
     };

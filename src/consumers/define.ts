@@ -7,6 +7,7 @@ import type { Runtime } from "../runtime.ts";
 import type { Command } from "../infra/store.ts";
 import type { Effect } from "./once.ts";
 import { type DefinitionKind, definitionKind } from "../definitions.ts";
+import type { EnqueueTask } from "../tasks/define.ts";
 
 /** A consumed message whose value passed the consumer's schema. */
 export interface Message<T> {
@@ -32,6 +33,11 @@ export interface BaseContext {
   signal: AbortSignal;
   /** 1 on the first try, 2 on the first retry… */
   attempt: number;
+  /**
+   * Enqueues an async task, typed by its definition. A retried message enqueues again unless
+   * `options.idempotencyKey` is given (the message's `id` is a good one).
+   */
+  enqueue: EnqueueTask;
 }
 
 /** Context of a consumer's handler. */

@@ -2,6 +2,7 @@
  * @module The example system's schedules (API.md): `heartbeat` and `orders-report-nightly`.
  */
 import { defineSchedule } from "@svc/runtime";
+import { ordersReportTask } from "./tasks.ts";
 
 /** Every 30 seconds (six fields: with seconds); records a run and nothing else. */
 export const heartbeatSchedule = defineSchedule({
@@ -18,5 +19,5 @@ export const ordersReportNightly = defineSchedule({
   name: "orders-report-nightly",
   cron: "0 2 * * *",
   timezone: "UTC",
-  action: { enqueue: "orders-report", input: {} },
+  action: { enqueue: ordersReportTask, input: {} },
 });

@@ -4,19 +4,14 @@
 import { describeRoute } from "hono-openapi";
 import * as v from "valibot";
 import { HttpProblem } from "../http/problem.ts";
-import {
-  arrayForObject,
-  jsonContent,
-  problemResponse,
-  toIssues,
-  validate,
-} from "../http/validate.ts";
+import { jsonContent, problemResponse, validate } from "../http/validate.ts";
 import { perRuntime, type Runtime } from "../runtime.ts";
 import type { RouteModule } from "../http/env.ts";
 import { CapacityError, CapacityPlanner } from "./capacity.ts";
 import { DEFAULT_MAX_WORKERS, PARALLEL_TASKS, type ParallelTask } from "./define.ts";
 import { parallelMetrics } from "./metrics.ts";
 import { RunStore, type RunView } from "./store.ts";
+import { startParallelRun } from "./client.ts";
 import { RUN_REFCODES } from "../jobs/refcode.ts";
 import { isTerminal } from "../jobs/status.ts";
 
@@ -90,21 +85,6 @@ async function _run(runs: RunStore, refcode: string): Promise<RunView> {
 /** One planner per runtime: its calibrations are cached and shared by every request. */
 const _planner = perRuntime((rt) => new CapacityPlanner(rt.store, rt.config.parallelMaxWorkers));
 
-/** `Retry-After` of a 429 for a task at its `maxActiveRuns`. */
-const RUNS_FULL_RETRY_S = 10;
-
-/** Runs `work` for one key at a time (a promise chain per key). */
-function _serialized(): <T>(key: string, work: () => Promise<T>) => Promise<T> {
-  const tails = new Map<string, Promise<unknown>>();
-  return (key, work) => {
-    const run = (tails.get(key) ?? Promise.resolve()).then(work);
-    const tail = run.catch(() => {});
-    tails.set(key, tail);
-    tail.then(() => tails.get(key) === tail && tails.delete(key));
-    return run;
-  };
-}
-
 const _invalid = (issues: { path: string; message: string }[]) =>
   new HttpProblem(400, "The request body is invalid", { issues });
 
@@ -118,7 +98,6 @@ const _invalid = (issues: { path: string; message: string }[]) =>
 export const parallelRoutes: RouteModule = (app, rt) => {
   const runs = new RunStore(rt.store, rt.config.keyPrefix);
   const metrics = parallelMetrics(rt);
-  const admit = _serialized();
   const planner = _planner(rt);
   const defs = rt.system.all(PARALLEL_TASKS);
   // The cluster's allowed maximum: the largest any task allows; a task may allow fewer.
@@ -172,74 +151,15 @@ export const parallelRoutes: RouteModule = (app, rt) => {
     validate("json", RunInput),
     async (c) => {
       const body = c.req.valid("json");
-      const def = _task(rt, body.task_id);
-      if (body.worker_count > def.maxWorkers) {
-        throw _invalid([{ path: "worker_count", message: _between(1, def.maxWorkers) }]);
-      }
-      const array = arrayForObject(def.input, body.input);
-      if (array) throw _invalid([{ ...array, path: "input" }]);
-      const parsed = v.safeParse(def.input, body.input);
-      if (!parsed.success) {
-        throw _invalid(
-          toIssues(parsed.issues).map((i) => ({
-            ...i,
-            path: i.path ? `input.${i.path}` : "input",
-          })),
-        );
-      }
-      let chunks: unknown[];
-      try {
-        chunks = def.split(parsed.output, { workerCount: body.worker_count });
-      } catch (err) {
-        throw _invalid([{ path: "input", message: `cannot be split: ${err}` }]);
-      }
-      if (chunks.length > def.maxChunks) {
-        throw _invalid([{
-          path: "input",
-          message:
-            `splits into ${chunks.length} chunks; at most ${def.maxChunks} are allowed (maxChunks)`,
-        }]);
-      }
-      let emptyResult: unknown;
-      if (chunks.length === 0) {
-        try {
-          emptyResult = await def.merge([]);
-        } catch (err) {
-          throw _invalid([{
-            path: "input",
-            message: `holds no work and merges to nothing: ${err}`,
-          }]);
-        }
-      }
-      // Counted and created one at a time per task in this process, so concurrent requests to
-      // one replica cannot pass the cap together (across replicas it may be exceeded by the
-      // requests in flight at once).
-      const refcode = await admit(def.name, async () => {
-        const active = await runs.activeCount(def.name);
-        if (active >= def.maxActiveRuns) {
-          throw new HttpProblem(
-            429,
-            `Parallel task "${def.name}" already has ${active} runs queued or running (at most ${def.maxActiveRuns}, its maxActiveRuns); retry later`,
-            { limit: def.maxActiveRuns },
-            { "retry-after": String(RUNS_FULL_RETRY_S) },
-          );
-        }
-        return await runs.create({
-          taskId: def.name,
-          workerCount: body.worker_count,
-          chunks,
-          leaseMs: def.leaseMs,
-          maxAttempts: def.maxAttempts,
-          emptyResult,
-        });
+      const { refcode, taskId } = await startParallelRun(rt, body.task_id, body.input, {
+        workerCount: body.worker_count,
       });
-      metrics.runs.inc({ task_id: def.name });
       const statusUrl = `/parallel-tasks/${refcode}`;
       c.header("location", statusUrl);
       c.header("retry-after", "1");
       return c.json({
         refcode,
-        task_id: def.name,
+        task_id: taskId,
         worker_count: body.worker_count,
         status: "queued" as const,
         status_url: statusUrl,

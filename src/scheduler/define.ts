@@ -5,6 +5,7 @@
 import { type Definition, type DefinitionKind, definitionKind } from "../definitions.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Logger } from "../log.ts";
+import type { TaskDefinition, TaskInput } from "../tasks/define.ts";
 import { Cron, CronError } from "./cron.ts";
 
 /** What starts a run: its tick, a missed tick caught up, or `POST /schedules/{name}/run`. */
@@ -27,13 +28,14 @@ export interface ScheduleContext {
   /** A logger tagged with the schedule and the run. */
   readonly log: Logger;
   /**
-   * Enqueues an async task; its refcode goes into the run's record.
+   * Enqueues an async task, typed by its definition; its refcode goes into the run's record.
+   * The run's id is its idempotency key, so a run that is retried enqueues it once.
    *
-   * @param type the task type
+   * @param task the task's definition (or its type's name)
    * @param input the task's input
    * @returns the refcode
    */
-  enqueue(type: string, input: unknown): Promise<string>;
+  enqueue<T extends TaskDefinition | string>(task: T, input: TaskInput<T>): Promise<string>;
 }
 
 /** A value given as is, or computed for each run. */
@@ -43,11 +45,11 @@ export type PerRun<T> = T | ((ctx: ScheduleContext) => T | Promise<T>);
 export type ScheduleFunction = (ctx: ScheduleContext) => unknown;
 
 /** Enqueue an async task (the scheduler only triggers; the work runs on `async-worker`s). */
-export interface EnqueueAction {
-  /** The task type. */
-  enqueue: string;
+export interface EnqueueAction<T extends TaskDefinition | string = TaskDefinition | string> {
+  /** The task's definition (its input is then typed), or its type's name. */
+  enqueue: T;
   /** Its input; `{}` by default. */
-  input?: PerRun<unknown>;
+  input?: PerRun<NoInfer<TaskInput<T>>>;
 }
 
 /** Publish one message to a Kafka topic (under `TOPIC_PREFIX`). */
@@ -81,7 +83,11 @@ export interface HttpAction {
 }
 
 /** What a run does. */
-export type ScheduleAction = ScheduleFunction | EnqueueAction | PublishAction | HttpAction;
+export type ScheduleAction<T extends TaskDefinition | string = TaskDefinition | string> =
+  | ScheduleFunction
+  | EnqueueAction<T>
+  | PublishAction
+  | HttpAction;
 
 /** Whether a tick may start while the schedule's previous run is still going. */
 export type OverlapPolicy = "skip" | "allow";
@@ -101,7 +107,7 @@ export const DEFAULT_CATCH_UP_WINDOW_MS = 3_600_000;
 export const MAX_CATCH_UP_RUNS = 100;
 
 /** What `defineSchedule` takes. */
-export interface ScheduleOptions {
+export interface ScheduleOptions<T extends TaskDefinition | string = TaskDefinition | string> {
   /** Unique; letters, digits, `-` and `_` (it names `SCHEDULE_<NAME>_CRON` and a URL). */
   name: string;
   /** 5 fields, or 6 with seconds first; `SCHEDULE_<NAME>_CRON` overrides it. */
@@ -109,7 +115,7 @@ export interface ScheduleOptions {
   /** IANA zone the cron is read in; `UTC` by default. */
   timezone?: string;
   /** What each run does. */
-  action: ScheduleAction;
+  action: ScheduleAction<T>;
   /** `skip` (default) or `allow`. */
   overlap?: OverlapPolicy;
   /** `skip`, `latest` (default) or `all`. */
@@ -133,12 +139,24 @@ export interface ScheduleDefinition extends Definition {
 /** The key of the schedules in a program: `rt.system.all(SCHEDULES)`. */
 export const SCHEDULES: DefinitionKind<ScheduleDefinition> = definitionKind("schedule");
 
+/** No schedule of the system has that name. */
+export class UnknownScheduleError extends Error {
+  /** @param schedule the name asked for */
+  constructor(readonly schedule: string) {
+    super(`Schedule "${schedule}" does not exist`);
+    this.name = "UnknownScheduleError";
+  }
+}
+
 const _NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/;
 
 function _checkAction(name: string, action: unknown): ScheduleAction {
   if (typeof action === "function") return action as ScheduleFunction;
   const a = action as Record<string, unknown> | null;
-  if (a && typeof a.enqueue === "string" && a.enqueue !== "") return a as unknown as EnqueueAction;
+  const task = a?.enqueue as { kind?: unknown } | string | undefined;
+  if (typeof task === "string" ? task !== "" : task?.kind === "task") {
+    return a as unknown as EnqueueAction;
+  }
   if (a && typeof a.publish === "string" && a.publish !== "") return a as unknown as PublishAction;
   if (a && typeof a.http === "object" && a.http !== null) {
     const http = a.http as Record<string, unknown>;
@@ -172,7 +190,7 @@ function _checkAction(name: string, action: unknown): ScheduleAction {
  * const nightly = defineSchedule({
  *   name: "orders-report-nightly",
  *   cron: "0 2 * * *",
- *   action: { enqueue: "orders-report", input: {} },
+ *   action: { enqueue: ordersReport, input: {} }, // the task's definition: input typed
  * });
  * const heartbeat = defineSchedule({
  *   name: "heartbeat",
@@ -181,7 +199,9 @@ function _checkAction(name: string, action: unknown): ScheduleAction {
  * });
  * ```
  */
-export function defineSchedule(options: ScheduleOptions): ScheduleDefinition {
+export function defineSchedule<T extends TaskDefinition | string>(
+  options: ScheduleOptions<T>,
+): ScheduleDefinition {
   const { name } = options;
   if (typeof name !== "string" || !_NAME.test(name)) {
     throw new Error(

@@ -13,6 +13,7 @@ export {
   MAX_CATCH_UP_RUNS,
   type MissedPolicy,
   type OverlapPolicy,
+  type PerRun,
   type PublishAction,
   type ScheduleAction,
   type ScheduleContext,
@@ -20,6 +21,7 @@ export {
   type ScheduleFunction,
   type ScheduleOptions,
   type Trigger,
+  UnknownScheduleError,
 } from "./define.ts";
 export { type Clock, ManualClock, systemClock } from "../async/clock.ts";
 export { Cron, CronError } from "./cron.ts";

@@ -7,7 +7,7 @@ import type { RouteModule } from "../http/env.ts";
 import { HttpProblem } from "../http/problem.ts";
 import { jsonContent, problemResponse, validate } from "../http/validate.ts";
 import { type ResolvedSchedule, validateSchedules } from "./overrides.ts";
-import { newRunId } from "./runs.ts";
+import { runScheduleNow } from "./client.ts";
 import { type RunRecord, RUNS_KEPT, ScheduleStore } from "./store.ts";
 
 /** Runs listed when `limit` is absent. */
@@ -151,8 +151,7 @@ export const scheduleRoutes: RouteModule = (app, rt) => {
     async (c) => {
       const { name } = c.req.valid("param");
       known(name);
-      const at = Date.now();
-      const record = await store.queueManual(name, newRunId(at), at);
+      const record = await runScheduleNow(rt, name);
       c.header("location", `/schedules/${encodeURIComponent(name)}/runs`);
       return c.json(runView(record), 202);
     },

@@ -3,6 +3,7 @@
  * it ended; and, at shutdown, wait for the runs in flight until the deadline.
  */
 import { settleBy } from "../async/deadline.ts";
+import type { TaskDefinition } from "../tasks/define.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Logger } from "../log.ts";
 import type { Clock } from "../async/clock.ts";
@@ -14,7 +15,7 @@ import { runAction } from "./actions.ts";
 /** Enqueues an async task and returns its refcode (the async-task engine's `enqueueTask`). */
 export type EnqueueFn = (
   rt: Runtime,
-  type: string,
+  type: string | TaskDefinition,
   input: unknown,
   options: { idempotencyKey?: string },
 ) => Promise<string>;

@@ -7,7 +7,7 @@ import * as v from "valibot";
 import { perRuntime, type Runtime } from "../runtime.ts";
 import { UnavailableError } from "../infra/store.ts";
 import { toIssues } from "../http/validate.ts";
-import { FAILED_MIN_TTL_MS, type TaskDefinition, TASKS } from "./define.ts";
+import { FAILED_MIN_TTL_MS, type TaskDefinition, type TaskInput, TASKS } from "./define.ts";
 import { taskKeys } from "./keys.ts";
 import { isTerminal, type JobStatus } from "../jobs/status.ts";
 import { type ChangeResult, TaskBroker, type TaskRecord } from "./broker.ts";
@@ -382,22 +382,10 @@ export const taskClient: (rt: Runtime) => TaskClient = perRuntime((rt) => new Ta
  * const { refcode } = await enqueueTask(rt, "orders-report", {}, { idempotencyKey: runId });
  * ```
  */
-export function enqueueTask<D extends TaskDefinition>(
+export function enqueueTask<T extends TaskDefinition | string>(
   rt: Runtime,
-  type: D,
-  input: v.InferInput<D["input"]>,
-  options?: EnqueueOptions,
-): Promise<EnqueueResult>;
-export function enqueueTask(
-  rt: Runtime,
-  type: string,
-  input: unknown,
-  options?: EnqueueOptions,
-): Promise<EnqueueResult>;
-export function enqueueTask(
-  rt: Runtime,
-  type: string | TaskDefinition,
-  input: unknown,
+  type: T,
+  input: TaskInput<T>,
   options: EnqueueOptions = {},
 ): Promise<EnqueueResult> {
   return taskClient(rt).enqueue(type, input, options);

@@ -6,6 +6,29 @@ import { backoff } from "../async/backoff.ts";
 import { type Definition, type DefinitionKind, definitionKind } from "../definitions.ts";
 import type { Logger } from "../log.ts";
 import type { Runtime } from "../runtime.ts";
+import type { EnqueueOptions, EnqueueResult } from "./client.ts";
+
+/**
+ * The input of a task: its schema's input when the task is given by its definition, `unknown`
+ * when it is named by a string.
+ */
+export type TaskInput<T extends TaskDefinition | string> = T extends
+  TaskDefinition<infer S, unknown> ? v.InferInput<S>
+  : unknown;
+
+/**
+ * Enqueues an async task from a handler (`ctx.enqueue`), typed by the task's definition.
+ *
+ * @param task the task's definition (or its type's name)
+ * @param input its input, checked by the task's schema
+ * @param options `idempotencyKey` (24 h), `delayMs`
+ * @returns the refcode and status
+ */
+export type EnqueueTask = <T extends TaskDefinition | string>(
+  task: T,
+  input: TaskInput<T>,
+  options?: EnqueueOptions,
+) => Promise<EnqueueResult>;
 
 /** What a handler receives besides its input. */
 export interface TaskContext {
@@ -28,6 +51,8 @@ export interface TaskContext {
    * @param fraction done so far
    */
   progress(fraction: number): void;
+  /** Enqueues another async task, typed by its definition. */
+  readonly enqueue: EnqueueTask;
 }
 
 /** How long to wait before retry `n` (1 for the first retry). */

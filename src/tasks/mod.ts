@@ -4,9 +4,11 @@
 export {
   type Backoff,
   defineTask,
+  type EnqueueTask,
   exponentialBackoff,
   type TaskContext,
   type TaskDefinition,
+  type TaskInput,
   type TaskOptions,
 } from "./define.ts";
 export {

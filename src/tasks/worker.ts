@@ -10,6 +10,7 @@ import type { Runtime, Service } from "../runtime.ts";
 import type { Logger } from "../log.ts";
 import type { Check } from "../infra/store.ts";
 import { type TaskContext, type TaskDefinition, TASKS } from "./define.ts";
+import { enqueueTask } from "./client.ts";
 import { taskKeys } from "./keys.ts";
 import {
   type ClaimedTask,
@@ -426,6 +427,7 @@ export class TaskWorker implements Service {
       },
       rt: this.#rt,
       progress: (fraction) => this.#progress(run, fraction),
+      enqueue: (next, input, options) => enqueueTask(this.#rt, next, input, options),
     };
     const handler = (async () => {
       const parsed = v.safeParse(def.input, JSON.parse(task.input));

@@ -38,7 +38,7 @@ function context(signal = new AbortController().signal) {
     rt: testRuntime({ bus }),
     log: createLogger("error"),
     enqueue: (type, input) => {
-      enqueued.push({ type, input });
+      enqueued.push({ type: typeof type === "string" ? type : type.name, input });
       return Promise.resolve("ref-1");
     },
   };

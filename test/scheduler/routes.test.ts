@@ -164,7 +164,7 @@ for (const backend of backends()) {
         replica: `replica-${i}`,
         manualPollMs: 100,
         enqueue: (_rt, type) => {
-          refcodes.push(type);
+          refcodes.push(typeof type === "string" ? type : type.name);
           return Promise.resolve(`ref-${refcodes.length}`);
         },
       })
