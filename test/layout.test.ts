@@ -20,7 +20,14 @@ interface _Info {
 /** The repo's own import graph, from `deno info --json` of the entry files. */
 async function graph(): Promise<Map<string, Set<string>>> {
   const out = new Map<string, Set<string>>();
-  for (const entry of ["mod.ts", "src/tasks/lease-thread.ts", "src/parallel/thread.ts"]) {
+  for (
+    const entry of [
+      "mod.ts",
+      "src/testing.ts",
+      "src/tasks/lease-thread.ts",
+      "src/parallel/thread.ts",
+    ]
+  ) {
     const { stdout } = await new Deno.Command("deno", {
       args: ["info", "--json", entry],
       cwd: new URL(ROOT).pathname,

@@ -7,7 +7,16 @@ import * as v from "valibot";
 import { perRuntime, type Runtime } from "../runtime.ts";
 import { UnavailableError } from "../infra/store.ts";
 import { toIssues } from "../http/validate.ts";
-import { FAILED_MIN_TTL_MS, type TaskDefinition, type TaskInput, TASKS } from "./define.ts";
+import {
+  type EnqueueOptions,
+  type EnqueueResult,
+  FAILED_MIN_TTL_MS,
+  type TaskDefinition,
+  type TaskInput,
+  TASKS,
+} from "./define.ts";
+
+export type { EnqueueOptions, EnqueueResult } from "./define.ts";
 import { taskKeys } from "./keys.ts";
 import { isTerminal, type JobStatus } from "../jobs/status.ts";
 import { type ChangeResult, TaskBroker, type TaskRecord } from "./broker.ts";
@@ -42,29 +51,6 @@ const WAIT_STOP_CHECK_MS = 250;
 
 /** Longest wait for the notification subscription before answering 503. */
 const SUBSCRIBE_TIMEOUT_MS = 2_000;
-
-/** Options of {@link TaskClient.enqueue}. */
-export interface EnqueueOptions {
-  /** Same key and same type and input within 24 h → the same task; other input → conflict. */
-  idempotencyKey?: string;
-  /** Start no sooner than this many ms from now. */
-  delayMs?: number;
-  /**
-   * Whose idempotency key it is (the caller's API key, say): the same key from two callers, or
-   * for two types, names two different requests. Default: one scope for all.
-   */
-  idempotencyScope?: string;
-}
-
-/** What {@link TaskClient.enqueue} returns. */
-export interface EnqueueResult {
-  refcode: string;
-  type: string;
-  /** `queued` for a new task; the current status when an idempotency key found an earlier one. */
-  status: JobStatus;
-  /** False when an idempotency key returned an earlier task. */
-  created: boolean;
-}
 
 /** A task as the API shows it (API.md field names). */
 export interface TaskView {

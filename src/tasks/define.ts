@@ -6,7 +6,7 @@ import { backoff } from "../async/backoff.ts";
 import { type Definition, type DefinitionKind, definitionKind } from "../definitions.ts";
 import type { Logger } from "../log.ts";
 import type { Runtime } from "../runtime.ts";
-import type { EnqueueOptions, EnqueueResult } from "./client.ts";
+import type { JobStatus } from "../jobs/status.ts";
 
 /**
  * The input of a task: its schema's input when the task is given by its definition, `unknown`
@@ -29,6 +29,29 @@ export type EnqueueTask = <T extends TaskDefinition | string>(
   input: TaskInput<T>,
   options?: EnqueueOptions,
 ) => Promise<EnqueueResult>;
+
+/** Options of `TaskClient.enqueue`. */
+export interface EnqueueOptions {
+  /** Same key and same type and input within 24 h → the same task; other input → conflict. */
+  idempotencyKey?: string;
+  /** Start no sooner than this many ms from now. */
+  delayMs?: number;
+  /**
+   * Whose idempotency key it is (the caller's API key, say): the same key from two callers, or
+   * for two types, names two different requests. Default: one scope for all.
+   */
+  idempotencyScope?: string;
+}
+
+/** What `TaskClient.enqueue` returns. */
+export interface EnqueueResult {
+  refcode: string;
+  type: string;
+  /** `queued` for a new task; the current status when an idempotency key found an earlier one. */
+  status: JobStatus;
+  /** False when an idempotency key returned an earlier task. */
+  created: boolean;
+}
 
 /** What a handler receives besides its input. */
 export interface TaskContext {
