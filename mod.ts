@@ -17,7 +17,6 @@
 export { type Config, ConfigError, type Role, ROLES } from "./src/config.ts";
 export type { Logger, LogLevel } from "./src/log.ts";
 export {
-  type Call,
   type Check,
   type Command,
   defineScript,

@@ -29,6 +29,8 @@ export interface AppOptions {
   services: () => readonly Service[];
   /** The program's own routes (`system.routeModules`), after the built-in ones. */
   routes: readonly RouteModule[];
+  /** Longest wait for a request body; default 30 s. */
+  bodyTimeoutMs?: number;
 }
 
 /**
@@ -47,6 +49,7 @@ export function createApp(rt: Runtime, options: AppOptions): Hono<AppEnv> {
   return createHttpApp(rt, {
     api: options.api,
     services: options.services,
+    bodyTimeoutMs: options.bodyTimeoutMs,
     routes: [...BUILTIN_ROUTES, ...options.routes],
     // The dashboard's page and stream take the API key from a cookie as well.
     browser: DASHBOARD_AREA,

@@ -17,6 +17,11 @@ export interface Running {
   shutdown(reason: string): Promise<void>;
   /** Resolves once shutdown finished. */
   finished: Promise<void>;
+  /**
+   * Resolves once every service has started (the port is open before: start-up never waits for
+   * Redis or Kafka); a service that failed to start is logged and named by `/readyz`.
+   */
+  started: Promise<void>;
 }
 
 /** Exit code for bad configuration (API.md). */
@@ -55,16 +60,28 @@ export async function start(
   }
   const api = config.roles.includes("http");
   if (config.apiKeys.length === 0 && api) log.warn("API_KEYS is unset: the API is open to anyone");
+  // The port opens before any service starts, so /healthz answers from the first second even
+  // while Redis or Kafka cannot be reached; /readyz names what has not started yet.
+  const started: { role: string; service: Service }[] = [];
+  const startup: Service = {
+    name: "startup",
+    start: () => Promise.resolve(),
+    stop: () => Promise.resolve(),
+    check: () => {
+      const pending = services.filter((s) => !started.includes(s)).map((s) => s.service.name);
+      return Promise.resolve(
+        pending.length ? { ok: false, detail: `starting: ${pending.join(", ")}` } : { ok: true },
+      );
+    },
+  };
   const app = createApp(rt, {
     api,
-    services: () => services.map((s) => s.service),
+    services: () => [
+      ...started.map((s) => s.service),
+      ...(started.length < services.length ? [startup] : []),
+    ],
     routes: system.routeModules,
   });
-
-  for (const { role, service } of services) {
-    await service.start();
-    log.debug("service started", { role, service: service.name });
-  }
   const server = Deno.serve(
     { port: config.port, hostname: config.host, onListen: () => {} },
     app.fetch,
@@ -77,6 +94,21 @@ export async function start(
     redis: config.redisUrl ? redactUrl(config.redisUrl) : "embedded",
     kafka: config.kafkaBrokers ? config.kafkaBrokers.join(",") : "embedded",
   });
+  let aborted = false;
+  const starting = (async () => {
+    for (const entry of services) {
+      if (aborted) return;
+      try {
+        await entry.service.start();
+        started.push(entry);
+        log.debug("service started", { role: entry.role, service: entry.service.name });
+      } catch (err) {
+        // Readiness keeps naming it; the process stays up for its probes and logs.
+        log.error("service failed to start", { service: entry.service.name, error: err });
+        return;
+      }
+    }
+  })();
 
   let resolveFinished!: () => void;
   const finished = new Promise<void>((resolve) => (resolveFinished = resolve));
@@ -85,6 +117,7 @@ export async function start(
   const shutdown = (reason: string) => {
     stopping ??= (async () => {
       rt.stopping = true;
+      aborted = true;
       // A margin under the timeout so the process exits before an orchestrator's kill.
       const deadline = Date.now() + Math.max(100, config.shutdownTimeoutMs - 500);
       log.info("shutting down", { reason, timeout_ms: config.shutdownTimeoutMs });
@@ -93,9 +126,12 @@ export async function start(
       if (api && !(await settleBy(server.shutdown(), deadline))) {
         log.warn("in-flight requests did not finish before the deadline");
       }
+      // A service still starting is stopped once its start ends (or not at all past the
+      // deadline).
+      await settleBy(starting, deadline);
       for (const role of STOP_ORDER) {
         await Promise.all(
-          services.filter((s) => s.role === role).map(({ service }) =>
+          started.filter((s) => s.role === role).map(({ service }) =>
             service.stop(deadline).catch((err) =>
               log.error("service stop failed", { service: service.name, error: err })
             )
@@ -109,7 +145,7 @@ export async function start(
     })();
     return stopping;
   };
-  return { rt, port, shutdown, finished };
+  return { rt, port, shutdown, finished, started: starting };
 }
 
 /**

@@ -22,6 +22,7 @@ import { ConsumerService } from "../../src/consumers/consumer.ts";
 import { BulkConsumerService } from "../../src/consumers/bulk-consumer.ts";
 import { key } from "../../src/infra/store.ts";
 import { deleteKeys } from "../../test/helpers.ts";
+import { summaryRow } from "./_lib.ts";
 
 const arg = (name: string, fallback: number) => {
   const i = Deno.args.indexOf(`--${name}`);
@@ -275,6 +276,21 @@ try {
       ratio("oursBulk", "bareBatch").toFixed(2)
     }  | ≥ 0.95`,
   );
+  const row = (what: string, a: string, b: string, baselineName: string, target: number) =>
+    summaryRow({
+      bench: "consumers",
+      what,
+      // The ratio is the median of per-round ratios; the figures are medians.
+      ours: m[b] * ratio(a, b),
+      baseline: m[b],
+      baselineName,
+      better: "higher",
+      target,
+      unit: "msg/s",
+    });
+  row("consumer: msg/s", "ours", "bareMessage", "kafkajs eachMessage", 0.95);
+  row("bulk consumer vs our consumer, same data", "oursBulkSmall", "ours", "our consumer", 10);
+  row("bulk consumer: msg/s", "oursBulk", "bareBatch", "kafkajs eachBatch", 0.95);
 } finally {
   await admin.deleteTopics({ topics: [small, big, `${small}.dlq`, `${big}.dlq`] }).catch(() => {});
   await admin.disconnect();

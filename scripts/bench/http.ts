@@ -1,52 +1,65 @@
 /**
- * @module HTTP benchmark: our full stack (`ROLE=http`) vs a bare Hono app with the same routes
- * and adapters, side by side with wrk at a fixed concurrency. Prints requests/s, p50/p99 and
- * the ratios. Uses real Redis and Kafka when reachable (scripts/redis.sh, scripts/kafka.sh),
- * else embedded mode for both.
+ * @module HTTP benchmark: our full stack (`ROLE=http` of the example system) beside what a team
+ * would run instead, with the same routes and the same Redis and Kafka client libraries, in the
+ * same run: a bare Hono app on Deno.serve with our adapters and nothing else
+ * (`_bare-http.ts`), Fastify 5 with its pino logger and fastify-metrics, and Express 5 with
+ * morgan and express-prom-bundle (both on Node, `node/fastify.mjs`, `node/express.mjs`, installed
+ * into `.cache/bench-node` with `npm ci`). wrk at a fixed concurrency, each server in its own
+ * process with its output to /dev/null; rounds alternate the order; medians. Besides requests/s
+ * it reports each server's CPU time per request (from /proc), which a busy shared machine skews
+ * far less than throughput. Uses real Redis and Kafka when reachable (scripts/redis.sh,
+ * scripts/kafka.sh), else embedded mode (the Node peers then skip Kafka).
  *
- * Usage: `deno task bench http [--seconds 10] [--connections 32] [--embedded]`
+ * Usage: `deno task bench http [--seconds 5] [--connections 32] [--rounds 3] [--embedded]
+ *   [--routes get,post] [--peers bare,fastify,express]`
  */
 import {
   cleanup,
   deleteKeys,
   deleteTopicsLater,
-  freePort,
-  killOnCleanup,
   onCleanup,
   ROOT,
   testRuntime,
   unique,
-  waitFor,
 } from "../../test/helpers.ts";
+import {
+  arg,
+  cpuMs,
+  ensureWrk,
+  median,
+  serve,
+  type Server,
+  summaryRow,
+  wrk,
+  type WrkResult,
+  wrkScript,
+} from "./_lib.ts";
 
-const arg = (name: string, fallback: string) => {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 ? Deno.args[i + 1] : fallback;
-};
-const SECONDS = Number(arg("seconds", "10"));
+const SECONDS = Number(arg("seconds", "5"));
 const CONNECTIONS = Number(arg("connections", "32"));
 const ROUNDS = Number(arg("rounds", "3"));
+const ROUTES = arg("routes", "get,post").split(",");
+const PEERS = arg("peers", "bare,fastify,express").split(",");
 const embedded = Deno.args.includes("--embedded");
 
-async function ensureWrk(): Promise<void> {
-  const has = await new Deno.Command("sh", { args: ["-c", "command -v wrk"], stdout: "null" })
-    .output();
-  if (has.code === 0) return;
-  console.log("installing wrk from Debian's packages…");
-  const out = await new Deno.Command("sh", {
-    args: ["-c", "apt-get install -y wrk || (apt-get update && apt-get install -y wrk)"],
-    stdout: "null",
-    stderr: "inherit",
-  }).output();
-  if (out.code !== 0) throw new Error("wrk could not be installed");
-}
+/** What each peer is compared on: the target ratio ours/peer per route. */
+const TARGETS: Record<string, Record<string, number | undefined>> = {
+  bare: { get: 0.85, post: 0.85 },
+  fastify: { get: 1.5, post: 1.5 },
+  express: { get: 3, post: 3 },
+};
+const NAMES: Record<string, string> = {
+  ours: "ours",
+  bare: "bare Hono",
+  fastify: "Fastify+pino",
+  express: "Express+morgan",
+};
 
 async function ensureBrokers(): Promise<Record<string, string>> {
   if (embedded) return {};
-  const root = new URL("../../", import.meta.url).pathname;
   for (const s of ["redis.sh", "kafka.sh"]) {
     const out = await new Deno.Command("bash", {
-      args: [`${root}scripts/${s}`],
+      args: [`${ROOT}scripts/${s}`],
       stdout: "null",
       stderr: "inherit",
     }).output();
@@ -55,43 +68,40 @@ async function ensureBrokers(): Promise<Record<string, string>> {
   return { REDIS_URL: "redis://127.0.0.1:6379", KAFKA_BROKERS: "127.0.0.1:9092" };
 }
 
-interface Result {
-  rps: number;
-  p50: number;
-  p99: number;
-  non2xx: number;
+/** Installs the Node peers (npm ci) into .cache/bench-node unless the lock file is unchanged. */
+async function ensureNodePeers(): Promise<string> {
+  const src = `${ROOT}scripts/bench/node/`;
+  const dir = `${ROOT}.cache/bench-node/`;
+  await Deno.mkdir(dir, { recursive: true });
+  for (const f of Deno.readDirSync(src)) {
+    if (f.isFile) await Deno.copyFile(`${src}${f.name}`, `${dir}${f.name}`);
+  }
+  const lock = await Deno.readTextFile(`${dir}package-lock.json`);
+  const stamp = await Deno.readTextFile(`${dir}node_modules/.stamp`).catch(() => "");
+  if (stamp !== lock) {
+    console.log("installing the Node peers (npm ci in .cache/bench-node)…");
+    const out = await new Deno.Command("npm", {
+      args: ["ci", "--no-audit", "--no-fund", "--loglevel=error"],
+      cwd: dir,
+      stdout: "null",
+      stderr: "inherit",
+    }).output();
+    if (out.code !== 0) throw new Error("npm ci of the Node peers failed");
+    await Deno.writeTextFile(`${dir}node_modules/.stamp`, lock);
+  }
+  return dir;
 }
 
-const LUA_POST = `wrk.method = "POST"
-wrk.body = '{"item":"bench","qty":2}'
-wrk.headers["Content-Type"] = "application/json"
-done = function(summary, latency, requests)
-  io.write(string.format("JSON {\\"p50\\":%d,\\"p99\\":%d,\\"rps\\":%f,\\"non2xx\\":%d}\\n",
-    latency:percentile(50), latency:percentile(99), summary.requests / (summary.duration / 1e6),
-    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
-end`;
-const LUA_GET = LUA_POST.split("\n").slice(3).join("\n");
-
-async function wrk(url: string, lua: string): Promise<Result> {
-  const file = await Deno.makeTempFile({ suffix: ".lua" });
-  await Deno.writeTextFile(file, lua);
-  const out = await new Deno.Command("wrk", {
-    args: ["-t", "2", "-c", String(CONNECTIONS), "-d", `${SECONDS}s`, "--latency", "-s", file, url],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  await Deno.remove(file);
-  const text = new TextDecoder().decode(out.stdout);
-  const line = text.split("\n").find((l) => l.startsWith("JSON "));
-  if (!line) {
-    throw new Error(`wrk printed no summary:\n${text}${new TextDecoder().decode(out.stderr)}`);
-  }
-  const r = JSON.parse(line.slice(5));
-  return { rps: r.rps, p50: r.p50 / 1000, p99: r.p99 / 1000, non2xx: r.non2xx };
+interface Result extends WrkResult {
+  /** Server CPU time per request, µs. */
+  cpuUs: number;
 }
 
 await ensureWrk();
 const env = await ensureBrokers();
+const nodeDir = PEERS.some((p) => p === "fastify" || p === "express")
+  ? await ensureNodePeers()
+  : "";
 const prefix = unique("bench");
 const common = { ...env, KEY_PREFIX: prefix, TOPIC_PREFIX: `${prefix}.`, LOG_LEVEL: "info" };
 if (env.REDIS_URL) {
@@ -100,42 +110,15 @@ if (env.REDIS_URL) {
   onCleanup(() => deleteKeys(admin, `${prefix}:*`));
   deleteTopicsLater([`${prefix}.orders`]);
 }
-/**
- * Starts a server on a free port with its output to /dev/null: the access log stays on (it is
- * part of the stack) but reading it is a log collector's work, not the server's, and must not
- * take this machine's two cores from the servers.
- */
-async function serve(env: Record<string, string>, entry: string) {
-  const port = freePort();
-  const child = killOnCleanup(
-    new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", entry],
-      cwd: ROOT,
-      env: { ...env, PORT: String(port) },
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).spawn(),
-  );
-  const url = `http://127.0.0.1:${port}`;
-  await waitFor(
-    async () => (await fetch(`${url}/healthz`).then((r) =>
-      r.body?.cancel().then(() => r.status === 200 || r.status === 404)
-    )),
-    30_000,
-    entry,
-  );
-  return {
-    url,
-    stop: async () => {
-      child.kill("SIGTERM");
-      await child.status;
-    },
-  };
-}
 
-const ours = await serve({ ...common, ROLE: "http" }, "src/example/main.ts");
-const bare = await serve(common, "scripts/bench/_bare-http.ts");
+const servers: Record<string, Server> = {
+  ours: await serve(["deno", "run", "-A", "src/example/main.ts"], { ...common, ROLE: "http" }),
+};
+for (const peer of PEERS) {
+  servers[peer] = peer === "bare"
+    ? await serve(["deno", "run", "-A", "scripts/bench/_bare-http.ts"], common)
+    : await serve(["node", `${peer}.mjs`], { ...common, NODE_ENV: "production" }, nodeDir);
+}
 
 const post = async (base: string) => {
   const r = await fetch(`${base}/orders`, {
@@ -143,62 +126,75 @@ const post = async (base: string) => {
     body: '{"item":"seed","qty":1}',
     headers: { "content-type": "application/json" },
   });
+  if (r.status !== 201) throw new Error(`${base}: POST /orders answered ${r.status}`);
   return (await r.json()).id as string;
 };
-const ids = { ours: await post(ours.url), bare: await post(bare.url) };
-await waitFor(async () => (await fetch(`${ours.url}/orders/${ids.ours}`)).status === 200, 5000);
+const ids: Record<string, string> = {};
+for (const [name, s] of Object.entries(servers)) ids[name] = await post(s.url);
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const rows: [string, Result[], Result[]][] = [];
-for (
-  const [name, lua, path] of [
-    ["GET /orders/{id}", LUA_GET, (id: string) => `/orders/${id}`],
-    ["POST /orders", LUA_POST, () => "/orders"],
-  ] as const
-) {
-  const o: Result[] = [], b: Result[] = [];
-  const run = {
-    ours: () => wrk(`${ours.url}${path(ids.ours)}`, lua),
-    bare: () => wrk(`${bare.url}${path(ids.bare)}`, lua),
-  };
-  await run.bare(); // warm both up
-  await run.ours();
-  // Rounds alternate who goes first, so neither always gets the quieter moment of a shared machine.
-  for (let round = 0; round < ROUNDS; round++) {
-    if (round % 2 === 0) {
-      b.push(await run.bare());
-      o.push(await run.ours());
-    } else {
-      o.push(await run.ours());
-      b.push(await run.bare());
-    }
-  }
-  rows.push([name, o, b]);
+async function run(name: string, route: string): Promise<Result> {
+  const s = servers[name];
+  const url = route === "get" ? `${s.url}/orders/${ids[name]}` : `${s.url}/orders`;
+  const lua = route === "get" ? wrkScript("GET") : wrkScript("POST", '{"item":"bench","qty":2}');
+  const before = cpuMs(s.pid);
+  const r = await wrk(url, lua, SECONDS, CONNECTIONS);
+  return { ...r, cpuUs: ((cpuMs(s.pid) - before) * 1000) / Math.max(1, r.requests) };
 }
 
+const names = ["ours", ...PEERS];
+const results: Record<string, Record<string, Result[]>> = {};
+for (const route of ROUTES) {
+  results[route] = Object.fromEntries(names.map((n) => [n, []]));
+  for (const n of names) await run(n, route); // warm-up
+  // Rounds rotate who goes first, so no server always gets the quieter moment of a shared machine.
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = names.map((_, i) => names[(i + round) % names.length]);
+    for (const n of order) results[route][n].push(await run(n, route));
+  }
+}
+
+const label = (route: string) => route === "get" ? "GET /orders/{id}" : "POST /orders";
 console.log(
   `\nHTTP benchmark: ${CONNECTIONS} connections, ${SECONDS}s per run, ${ROUNDS} rounds (medians), ${
     env.REDIS_URL ? "real Redis + Kafka" : "embedded"
-  }`,
+  }; CPU µs/request is the server process's own CPU time per answered request`,
 );
 console.log(
-  "route               | ours req/s | bare req/s | ratio | ratio per round | ours p50/p99 ms | bare p50/p99 ms",
+  "route            | server          |  req/s | p50/p99 ms  | CPU µs/req | ours/it req/s (per round) | by CPU",
 );
-for (const [name, o, b] of rows) {
-  const ratios = o.map((r, i) => r.rps / b[i].rps);
-  const m = (rs: Result[], f: (r: Result) => number) => median(rs.map(f));
-  const errors = o.reduce((n, r) => n + r.non2xx, 0) + b.reduce((n, r) => n + r.non2xx, 0);
-  console.log(
-    `${name.padEnd(19)} | ${m(o, (r) => r.rps).toFixed(0).padStart(10)} | ${
-      m(b, (r) => r.rps).toFixed(0).padStart(10)
-    } | ${median(ratios).toFixed(2).padStart(5)} | ${ratios.map((r) => r.toFixed(2)).join(" ")} | ${
-      m(o, (r) => r.p50).toFixed(2)
-    }/${m(o, (r) => r.p99).toFixed(2)} | ${m(b, (r) => r.p50).toFixed(2)}/${
-      m(b, (r) => r.p99).toFixed(2)
-    }${errors ? `  (errors: ${errors})` : ""}`,
-  );
+for (const route of ROUTES) {
+  const m = (n: string, f: (r: Result) => number) => median(results[route][n].map(f));
+  for (const n of names) {
+    const ratios = results[route].ours.map((o, i) => o.rps / results[route][n][i].rps);
+    const errors = results[route][n].reduce((k, r) => k + r.non2xx, 0);
+    console.log(
+      `${label(route).padEnd(16)} | ${NAMES[n].padEnd(15)} | ${
+        m(n, (r) => r.rps).toFixed(0).padStart(6)
+      } | ${m(n, (r) => r.p50).toFixed(2)}/${m(n, (r) => r.p99).toFixed(2)} | ${
+        m(n, (r) => r.cpuUs).toFixed(1).padStart(10)
+      } | ${
+        n === "ours"
+          ? "".padEnd(25)
+          : `${median(ratios).toFixed(2)}× (${ratios.map((r) => r.toFixed(2)).join(" ")})`.padEnd(
+            25,
+          )
+      } | ${
+        n === "ours" ? "" : `${(m(n, (r) => r.cpuUs) / m("ours", (r) => r.cpuUs)).toFixed(2)}×`
+      }${errors ? `  (errors: ${errors})` : ""}`,
+    );
+    if (n === "ours") continue;
+    summaryRow({
+      bench: "http",
+      what: `${label(route)}: req/s vs ${NAMES[n]}`,
+      ours: m("ours", (r) => r.rps),
+      baseline: m(n, (r) => r.rps),
+      baselineName: NAMES[n],
+      better: "higher",
+      target: TARGETS[n]?.[route],
+      unit: "req/s",
+    });
+  }
 }
-await ours.stop();
-await bare.stop();
+for (const s of Object.values(servers)) await s.stop();
 await cleanup();
 Deno.exit(0);

@@ -11,6 +11,7 @@
 import Tinypool from "tinypool";
 import { cleanup, type Program, spawnProgram, unique, waitFor } from "../../test/helpers.ts";
 import { primesTask } from "../../src/example/parallel.ts";
+import { summaryRow } from "./_lib.ts";
 
 const PRIMES = new URL("../../workers/primes.ts", import.meta.url).href;
 const arg = (name: string, fallback: string) => {
@@ -287,6 +288,37 @@ console.log(
     cold.warmMs.toFixed(1)
   } ms warm (why each process keeps a warm pool)`,
 );
+
+summaryRow({
+  bench: "parallel",
+  what: "speedup with 2 workers (best round)",
+  ours: best.ours1 / best.ours2,
+  baseline: best.bare1 / best.bare2,
+  baselineName: "bare tinypool",
+  better: "higher",
+  target: 1.8,
+  targetOn: "ours",
+  unit: "×",
+});
+summaryRow({
+  bench: "parallel",
+  what: "run time with 1 worker (best round)",
+  ours: best.ours1,
+  baseline: best.bare1,
+  baselineName: "bare tinypool",
+  better: "lower",
+  target: 1.05,
+  unit: "ms",
+});
+summaryRow({
+  bench: "parallel",
+  what: "cancel → workers idle (median)",
+  ours: median(cancels.map((c) => c.idleMs)),
+  better: "lower",
+  target: 100,
+  targetOn: "ours",
+  unit: "ms",
+});
 
 await api.stop();
 for (const w of workers) if (w !== api) await w.stop();

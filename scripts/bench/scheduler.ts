@@ -9,6 +9,7 @@
 import { RedisStore } from "../../src/infra/redis.ts";
 import { key } from "../../src/infra/store.ts";
 import { createLogger } from "../../src/log.ts";
+import { summaryRow } from "./_lib.ts";
 
 const TICKS = Number(Deno.args[0] ?? 200);
 const REPLICAS = 3;
@@ -129,6 +130,26 @@ console.log(
     `runs per replica: ${[...byReplica.values()].join(" / ")}`,
 );
 const ok = missed === 0 && doubled === 0 && percentile(ours, 99) <= 10;
+summaryRow({
+  bench: "scheduler",
+  what: `tick lateness p99, ${REPLICAS} replicas`,
+  ours: percentile(ours, 99),
+  baseline: percentile(base, 99),
+  baselineName: "bare setTimeout",
+  better: "lower",
+  target: 10,
+  targetOn: "ours",
+  unit: "ms",
+});
+summaryRow({
+  bench: "scheduler",
+  what: "ticks missed or run twice",
+  ours: missed + doubled,
+  better: "lower",
+  target: 0,
+  targetOn: "ours",
+  unit: "ticks",
+});
 console.log(
   ok
     ? "target met: p99 ≤ 10 ms, no missed, no double tick"

@@ -1,12 +1,23 @@
 /**
- * @module Async-task benchmark: our task engine vs BullMQ on the same Redis, same concurrency,
- * no-op handler. Each round runs each contender in a fresh process (producer and worker in it,
- * warmed up alike), in alternating order; the medians of the rounds are compared. Measures the
- * enqueue rate, end-to-end tasks/s (enqueue and run together) and enqueue→start latency p50/p99
- * at a fixed 1000 tasks/s, then prints the ratios.
+ * @module Async-task benchmark, ours vs BullMQ on one Redis (a private `redis-server` of the
+ * benchmark's own unless `--redis` is given), in two parts:
  *
- * Usage: `deno task bench tasks [--tasks 20000] [--concurrency 50] [--inflight 50]
- *   [--seconds 5] [--rate 1000] [--rounds 3] [--redis redis://127.0.0.1:6379]`
+ * 1. **The shipped system**: the example system's worker (`ROLE=async-worker`, all its task
+ *    types) in its own process, fed in process or over HTTP (`ROLE=http`, another process),
+ *    beside a BullMQ Worker process with the same concurrency fed by `queue.add` in process or by
+ *    a bare `Deno.serve` endpoint (see `_tasks-system.ts`).
+ * 2. **One task type in one process**: producer and worker in one process per contender, a no-op
+ *    handler, `--concurrency` for both.
+ *
+ * Each contender runs in a fresh process per round, in alternating order; medians of the rounds.
+ * Prints tasks/s, start delay p50/p99 under a backlog and at a fixed rate, Redis commands per
+ * task, and ratios; `SUMMARY` lines feed `deno task bench all`.
+ *
+ * Usage: `deno task bench tasks [--part system|single|both] [--tasks 20000]
+ *   [--modes process,http] [--system-tasks 10000] [--flood-seconds 3] [--connections 32] [--concurrency 50]
+ *   [--inflight 50] [--seconds 5] [--rate 1000] [--rounds 3] [--system-rounds 1]
+ *   [--redis URL] [--embedded]`
+ * (`--embedded`: only part 2, ours alone on the embedded in-process store: no Redis, no BullMQ.)
  */
 import * as v from "valibot";
 import { Queue, Worker as BullWorker } from "bullmq";
@@ -17,7 +28,17 @@ import { createRuntime, type Runtime } from "../../src/runtime.ts";
 import { defineTask } from "../../src/tasks/define.ts";
 import { enqueueTask } from "../../src/tasks/client.ts";
 import { TaskWorker } from "../../src/tasks/worker.ts";
+import { sleepTask } from "../../src/example/tasks.ts";
 import { Recoverer } from "../../src/tasks/recoverer.ts";
+import { cleanup } from "../../test/helpers.ts";
+import { median, percentile, privateRedis, summaryRow } from "./_lib.ts";
+import { flood } from "./_tasks-system.ts";
+import {
+  measureSystem,
+  type Mode,
+  type SystemFigures,
+  type SystemOptions,
+} from "./_tasks-system.ts";
 
 const arg = (name: string, fallback: string) => {
   const i = Deno.args.indexOf(`--${name}`);
@@ -28,10 +49,23 @@ const CONCURRENCY = Number(arg("concurrency", "50"));
 const INFLIGHT = Number(arg("inflight", "50"));
 const SECONDS = Number(arg("seconds", "5"));
 const RATE = Number(arg("rate", "1000"));
-const REDIS = arg("redis", "redis://127.0.0.1:6379");
+let REDIS = arg("redis", "");
 const ROUNDS = Number(arg("rounds", "3"));
 const WARMUP = Number(arg("warmup", "3000"));
 const CHILD = arg("child", "");
+const PART = arg("part", "both");
+const EMBEDDED = Deno.args.includes("--embedded");
+const SYSTEM: SystemOptions = {
+  redis: "",
+  mode: "process",
+  tasks: Number(arg("system-tasks", "10000")),
+  floodSeconds: Number(arg("flood-seconds", "3")),
+  connections: Number(arg("connections", "32")),
+  rate: RATE,
+  rateSeconds: Number(arg("rate-seconds", "3")),
+  warmup: Number(arg("system-warmup", "1000")),
+};
+const SYSTEM_ROUNDS = Number(arg("system-rounds", "1"));
 
 /** What one system under test offers the benchmark. */
 interface Contender {
@@ -55,17 +89,6 @@ interface Figures {
   p99: number;
   /** Tasks of the latency phase that started (all should). */
   started: number;
-}
-
-async function ensureRedis(): Promise<void> {
-  if (REDIS !== "redis://127.0.0.1:6379") return;
-  const root = new URL("../../", import.meta.url).pathname;
-  const out = await new Deno.Command("bash", {
-    args: [`${root}scripts/redis.sh`],
-    stdout: "null",
-    stderr: "inherit",
-  }).output();
-  if (out.code !== 0) throw new Error("scripts/redis.sh failed");
 }
 
 async function deleteKeys(rt: Runtime, pattern: string): Promise<void> {
@@ -92,7 +115,11 @@ function ours(): Contender {
   });
   const prefix = `bench-${crypto.randomUUID().slice(0, 8)}`;
   const rt = createRuntime(
-    loadConfig({ REDIS_URL: REDIS, KEY_PREFIX: prefix, LOG_LEVEL: "warn" }),
+    loadConfig({
+      ...(EMBEDDED ? {} : { REDIS_URL: REDIS }),
+      KEY_PREFIX: prefix,
+      LOG_LEVEL: "warn",
+    }),
     new System().add(noop),
   );
   let worker: TaskWorker | undefined;
@@ -147,17 +174,6 @@ function bullmq(): Contender {
   };
 }
 
-/** Runs `count` calls of `work` with at most `inflight` at once. */
-async function flood(count: number, inflight: number, work: () => Promise<unknown>) {
-  let next = 0;
-  await Promise.all(Array.from({ length: inflight }, async () => {
-    while (next++ < count) await work();
-  }));
-}
-
-const percentile = (sorted: number[], p: number) =>
-  sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] : NaN;
-
 async function measure(c: Contender): Promise<Figures> {
   await c.clean();
   // Warm-up, the same for both: connections, script loading, JIT of both paths.
@@ -211,7 +227,7 @@ async function measure(c: Contender): Promise<Figures> {
   };
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const sleepConcurrency = () => sleepTask.concurrency;
 const show = (name: string, f: Figures) =>
   console.log(
     `${name.padEnd(7)} enqueue ${f.enqueuePerSecond.toFixed(0).padStart(6)}/s  ` +
@@ -221,14 +237,31 @@ const show = (name: string, f: Figures) =>
   );
 
 if (CHILD) {
-  const figures = await measure(CHILD === "ours" ? ours() : bullmq());
+  REDIS = arg("child-redis", "");
+  const [part, name, mode] = CHILD.split(":");
+  const figures = part === "system"
+    ? await measureSystem(name as "ours" | "bullmq", {
+      ...SYSTEM,
+      redis: REDIS,
+      mode: mode as Mode,
+    })
+    : await measure(name === "ours" ? ours() : bullmq());
   console.log(`RESULT ${JSON.stringify(figures)}`);
   Deno.exit(0);
 }
 
-async function round(name: "ours" | "bullmq"): Promise<Figures> {
+async function child<T>(name: string): Promise<T> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL(import.meta.url).pathname, ...Deno.args, "--child", name],
+    args: [
+      "run",
+      "-A",
+      new URL(import.meta.url).pathname,
+      ...Deno.args,
+      "--child",
+      name,
+      "--child-redis",
+      REDIS,
+    ],
     stdout: "piped",
     stderr: "inherit",
   }).output();
@@ -239,42 +272,187 @@ async function round(name: "ours" | "bullmq"): Promise<Figures> {
   return JSON.parse(line.slice("RESULT ".length));
 }
 
-await ensureRedis();
-console.log(
-  `tasks benchmark: ${TASKS} tasks, concurrency ${CONCURRENCY}, ${INFLIGHT} enqueues in flight, ` +
-    `latency at ${RATE}/s for ${SECONDS}s, ${ROUNDS} rounds (a fresh process each, order ` +
-    `alternating), Redis ${REDIS}`,
-);
-const runs: Record<string, Figures[]> = { ours: [], BullMQ: [] };
-for (let r = 0; r < ROUNDS; r++) {
-  const order: ("ours" | "bullmq")[] = r % 2 === 0 ? ["ours", "bullmq"] : ["bullmq", "ours"];
-  for (const name of order) {
-    const figures = await round(name);
-    const label = name === "ours" ? "ours" : "BullMQ";
-    runs[label].push(figures);
-    show(label, figures);
+if (EMBEDDED) {
+  console.log(
+    `one task type in one process, embedded store, ours alone: ${TASKS} tasks, concurrency ` +
+      `${CONCURRENCY}, ${INFLIGHT} enqueues in flight, latency at ${RATE}/s for ${SECONDS}s, ` +
+      `${ROUNDS} rounds (a fresh process each)`,
+  );
+  const runs: Figures[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    runs.push(await child<Figures>("single:ours"));
+    show("ours", runs[r]);
   }
-}
-const summary = (name: string): Figures => {
-  const all = runs[name];
-  const pick = (k: keyof Figures) => median(all.map((f) => f[k]));
-  return {
+  const pick = (k: keyof Figures) => median(runs.map((f) => f[k]));
+  console.log(`medians of ${ROUNDS} rounds:`);
+  show("ours", {
     enqueuePerSecond: pick("enqueuePerSecond"),
     endToEndPerSecond: pick("endToEndPerSecond"),
     p50: pick("p50"),
     p99: pick("p99"),
     started: pick("started"),
+  });
+  Deno.exit(0);
+}
+REDIS ||= await privateRedis();
+const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
+
+if (PART === "system" || PART === "both") {
+  console.log(
+    `shipped system: the example worker (ROLE=async-worker: sleep ×${sleepConcurrency()}, ` +
+      `orders-report) vs a BullMQ Worker process (concurrency ${sleepConcurrency()}); ` +
+      `sleep {"ms":0}; flood: ${SYSTEM.tasks} tasks in process / ${SYSTEM.floodSeconds}s of wrk ` +
+      `over HTTP, ${SYSTEM.connections} clients; rate phase ${SYSTEM.rate}/s for ` +
+      `${SYSTEM.rateSeconds}s; ${SYSTEM_ROUNDS} round(s); Redis ${REDIS}`,
+  );
+  const show = (label: string, f: SystemFigures) =>
+    console.log(
+      `  ${label.padEnd(22)} enqueue ${f.enqueuePerSecond.toFixed(0).padStart(6)}/s  end-to-end ${
+        f.endToEndPerSecond.toFixed(0).padStart(6)
+      } tasks/s (${f.tasks})  start delay backlog p50/p99 ${f.backlogP50.toFixed(0)}/${
+        f.backlogP99.toFixed(0)
+      } ms, at ${SYSTEM.rate}/s ${f.rateP50.toFixed(1)}/${f.rateP99.toFixed(1)} ms  Redis ${
+        f.commandsPerTask.toFixed(1)
+      } commands/task (${f.scriptsPerTask.toFixed(2)} scripts)`,
+    );
+  for (const mode of arg("modes", "process,http").split(",") as Mode[]) {
+    const runs: Record<string, SystemFigures[]> = { ours: [], bullmq: [] };
+    for (let r = 0; r < SYSTEM_ROUNDS; r++) {
+      for (const name of r % 2 === 0 ? ["ours", "bullmq"] : ["bullmq", "ours"]) {
+        const f = await child<SystemFigures>(`system:${name}:${mode}`);
+        runs[name].push(f);
+        show(
+          `${name === "ours" ? "ours" : "BullMQ"}, ${mode === "http" ? "HTTP" : "in process"}`,
+          f,
+        );
+      }
+    }
+    const pick = (name: string, k: keyof SystemFigures) =>
+      median(runs[name].map((f) => f[k] as number));
+    const label = mode === "http" ? "enqueue over HTTP" : "enqueue in process";
+    const o = (k: keyof SystemFigures) => pick("ours", k),
+      b = (k: keyof SystemFigures) => pick("bullmq", k);
+    console.log(
+      `  ${label}: end-to-end ${ratio(o("endToEndPerSecond"), b("endToEndPerSecond"))}, enqueue ${
+        ratio(o("enqueuePerSecond"), b("enqueuePerSecond"))
+      }, start delay p99 under backlog ${
+        ratio(o("backlogP99"), b("backlogP99"))
+      }, at ${SYSTEM.rate}/s p99 ${
+        ratio(o("rateP99"), b("rateP99"))
+      } (lower is better), Redis commands/task ${
+        ratio(o("commandsPerTask"), b("commandsPerTask"))
+      }`,
+    );
+    if (mode === "process") {
+      for (const name of ["ours", "bullmq"]) {
+        const f = runs[name][0];
+        console.log(
+          `  Redis commands per task, ${name === "ours" ? "ours" : "BullMQ"}: ${
+            f.commands.map(([c, n]) => `${c} ${n.toFixed(2)}`).join(", ")
+          }`,
+        );
+      }
+    }
+    const what = `shipped worker, ${label}`;
+    summaryRow({
+      bench: "tasks",
+      what: `${what}: tasks/s end to end`,
+      ours: o("endToEndPerSecond"),
+      baseline: b("endToEndPerSecond"),
+      baselineName: "BullMQ",
+      better: "higher",
+      target: 1.5,
+      unit: "tasks/s",
+    });
+    summaryRow({
+      bench: "tasks",
+      what: `${what}: start delay p99 at ${SYSTEM.rate}/s`,
+      ours: o("rateP99"),
+      baseline: b("rateP99"),
+      baselineName: "BullMQ",
+      better: "lower",
+      target: 1,
+      unit: "ms",
+    });
+    summaryRow({
+      bench: "tasks",
+      what: `${what}: start delay p99 under a backlog`,
+      ours: o("backlogP99"),
+      baseline: b("backlogP99"),
+      baselineName: "BullMQ",
+      better: "lower",
+      unit: "ms",
+    });
+    if (mode === "process") {
+      summaryRow({
+        bench: "tasks",
+        what: "Redis commands per task (commandstats)",
+        ours: o("commandsPerTask"),
+        baseline: b("commandsPerTask"),
+        baselineName: "BullMQ",
+        better: "lower",
+        unit: "commands",
+      });
+    }
+  }
+}
+
+if (PART === "single" || PART === "both") {
+  console.log(
+    `\none task type in one process: ${TASKS} tasks, concurrency ${CONCURRENCY}, ${INFLIGHT} ` +
+      `enqueues in flight, latency at ${RATE}/s for ${SECONDS}s, ${ROUNDS} rounds (a fresh ` +
+      `process each, order alternating), Redis ${REDIS}`,
+  );
+  const runs: Record<string, Figures[]> = { ours: [], BullMQ: [] };
+  for (let r = 0; r < ROUNDS; r++) {
+    const order: ("ours" | "bullmq")[] = r % 2 === 0 ? ["ours", "bullmq"] : ["bullmq", "ours"];
+    for (const name of order) {
+      const figures = await child<Figures>(`single:${name}`);
+      const label = name === "ours" ? "ours" : "BullMQ";
+      runs[label].push(figures);
+      show(label, figures);
+    }
+  }
+  const summary = (name: string): Figures => {
+    const all = runs[name];
+    const pick = (k: keyof Figures) => median(all.map((f) => f[k]));
+    return {
+      enqueuePerSecond: pick("enqueuePerSecond"),
+      endToEndPerSecond: pick("endToEndPerSecond"),
+      p50: pick("p50"),
+      p99: pick("p99"),
+      started: pick("started"),
+    };
   };
-};
-const a = summary("ours"), b = summary("BullMQ");
-console.log(`\nmedians of ${ROUNDS} rounds:`);
-show("ours", a);
-show("BullMQ", b);
-console.log(
-  `ratios (ours / BullMQ): enqueue ${(a.enqueuePerSecond / b.enqueuePerSecond).toFixed(2)}×, ` +
-    `end-to-end ${(a.endToEndPerSecond / b.endToEndPerSecond).toFixed(2)}×, ` +
-    `p50 ${(a.p50 / b.p50).toFixed(2)}×, p99 ${
-      (a.p99 / b.p99).toFixed(2)
-    }× (latency: lower is better)`,
-);
+  const a = summary("ours"), b = summary("BullMQ");
+  console.log(`medians of ${ROUNDS} rounds:`);
+  show("ours", a);
+  show("BullMQ", b);
+  console.log(
+    `ratios (ours / BullMQ): enqueue ${ratio(a.enqueuePerSecond, b.enqueuePerSecond)}, ` +
+      `end-to-end ${ratio(a.endToEndPerSecond, b.endToEndPerSecond)}, ` +
+      `p50 ${ratio(a.p50, b.p50)}, p99 ${ratio(a.p99, b.p99)} (latency: lower is better)`,
+  );
+  summaryRow({
+    bench: "tasks",
+    what: "one type in one process: tasks/s end to end",
+    ours: a.endToEndPerSecond,
+    baseline: b.endToEndPerSecond,
+    baselineName: "BullMQ",
+    better: "higher",
+    target: 1.5,
+    unit: "tasks/s",
+  });
+  summaryRow({
+    bench: "tasks",
+    what: `one type in one process: enqueue→start p99 at ${RATE}/s`,
+    ours: a.p99,
+    baseline: b.p99,
+    baselineName: "BullMQ",
+    better: "lower",
+    target: 1,
+    unit: "ms",
+  });
+}
+await cleanup();
 Deno.exit(0);

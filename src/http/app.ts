@@ -5,10 +5,16 @@
 import { type Context, Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { bodyLimit } from "hono/body-limit";
-import { openAPIRouteHandler } from "hono-openapi";
+import { openAPIRouteHandler, uniqueSymbol } from "hono-openapi";
 import { loadVendor } from "@standard-community/standard-json";
 import { toJsonSchema } from "@valibot/to-json-schema";
-import { Counter, Histogram } from "prom-client";
+import {
+  CheapCounter,
+  CheapHistogram,
+  type CounterChild,
+  type HistogramChild,
+} from "../infra/metrics.ts";
+import { logString, recordWriter } from "../log.ts";
 import type { AppEnv, RouteModule } from "./env.ts";
 import { HttpProblem, problem } from "./problem.ts";
 import { probeRoutes } from "./probes.ts";
@@ -39,6 +45,8 @@ export interface HttpAppOptions {
   api: boolean;
   /** The services running in this process, for `/readyz`. */
   services: () => readonly Service[];
+  /** Longest wait for a request body; default `BODY_TIMEOUT_MS` (30 s). */
+  bodyTimeoutMs?: number;
   /** The route modules of the API, in order. */
   routes: readonly RouteModule[];
   /** Browser pages that take the session cookie. */
@@ -46,33 +54,29 @@ export interface HttpAppOptions {
 }
 
 const _httpMetrics = perRuntime((rt) => {
-  const requests = new Counter({
-    name: "http_requests_total",
-    help: "HTTP requests answered, by method, route and status",
-    labelNames: ["method", "route", "status"],
-    registers: [rt.metrics],
-  });
-  const duration = new Histogram({
-    name: "http_request_duration_seconds",
-    help: "Time to answer HTTP requests, by method and route",
-    labelNames: ["method", "route"],
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    registers: [rt.metrics],
-  });
-  // Label children cached per (method, route, status): prom-client hashes labels on every
-  // call otherwise, a measurable part of a fast request.
-  const children = new Map<
-    string,
-    { count: { inc(): void }; time: { observe(v: number): void } }
-  >();
+  const requests = new CheapCounter(
+    "http_requests_total",
+    "HTTP requests answered, by method, route and status",
+    ["method", "route", "status"],
+    rt.metrics,
+  );
+  const duration = new CheapHistogram(
+    "http_request_duration_seconds",
+    "Time to answer HTTP requests, by method and route",
+    ["method", "route"],
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    rt.metrics,
+  );
+  // Both label sets are closed (see requestLabels), so this map stays small.
+  const children = new Map<string, { count: CounterChild; time: HistogramChild }>();
   return {
     observe(method: string, route: string, status: number, seconds: number) {
       const id = `${method} ${status} ${route}`;
       let child = children.get(id);
       if (!child) {
         child = {
-          count: requests.labels(method, route, String(status)),
-          time: duration.labels(method, route),
+          count: requests.child(method, route, String(status)),
+          time: duration.child(method, route),
         };
         children.set(id, child);
       }
@@ -81,6 +85,24 @@ const _httpMetrics = perRuntime((rt) => {
     },
   };
 });
+
+/**
+ * Keeps `describeRoute` middlewares out of the router: they only carry a route's OpenAPI
+ * description (read from `app.routes` when `/openapi.json` is built) and would otherwise be
+ * one more async step of every request.
+ */
+function _describeOnly(app: Hono<AppEnv>): void {
+  const router = app.router;
+  const add = router.add.bind(router);
+  router.add = (method, path, entry) => {
+    const handler: unknown = Array.isArray(entry) ? entry[0] : entry;
+    const meta = typeof handler === "function"
+      ? (handler as unknown as Record<symbol, { spec?: unknown; target?: unknown }>)[uniqueSymbol]
+      : undefined;
+    if (meta?.spec !== undefined && meta.target === undefined) return;
+    add(method, path, entry);
+  };
+}
 
 /** The methods `http_requests_total` names; any other is counted as `other`. */
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]);
@@ -112,8 +134,10 @@ export function requestLabels(c: Context): { method: string; route: string } {
  */
 export function createHttpApp(rt: Runtime, options: HttpAppOptions): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
+  _describeOnly(app);
   const metrics = _httpMetrics(rt);
   const log = rt.log.child({ component: "http" });
+  const access = recordWriter(log, "info", "request");
 
   app.use(async (c, next) => {
     const started = performance.now();
@@ -122,6 +146,7 @@ export function createHttpApp(rt: Runtime, options: HttpAppOptions): Hono<AppEnv
     const requestId = propagated ? incoming : crypto.randomUUID();
     c.set("requestId", requestId);
     c.set("rt", rt);
+    if (options.bodyTimeoutMs !== undefined) c.set("bodyTimeoutMs", options.bodyTimeoutMs);
     // A caller's (or ingress's) request id is echoed; one made here is logged and put in error
     // bodies but not sent on successes: any header beyond content-type takes Deno.serve off its
     // fast path, which cost a fifth of the throughput of a cheap route. Set before the handler,
@@ -131,14 +156,16 @@ export function createHttpApp(rt: Runtime, options: HttpAppOptions): Hono<AppEnv
     const { method, route } = requestLabels(c);
     const seconds = (performance.now() - started) / 1000;
     metrics.observe(method, route, c.res.status, seconds);
-    if (!OPEN_PATHS.has(c.req.path)) {
-      log.info("request", {
-        request_id: requestId,
-        method: c.req.method.slice(0, 32),
-        path: c.req.path,
-        status: c.res.status,
-        duration_ms: Math.round(seconds * 1e4) / 10,
-      });
+    const path = c.req.path;
+    if (!OPEN_PATHS.has(path)) {
+      // The request id is a UUID or matched the pattern above: nothing in it needs escaping.
+      access(
+        `"request_id":"${requestId}","method":${
+          method === "other" ? logString(c.req.method.slice(0, 32)) : `"${method}"`
+        },"path":${logString(path)},"status":${c.res.status},"duration_ms":${
+          Math.round(seconds * 1e4) / 10
+        }`,
+      );
     }
   });
 

@@ -10,6 +10,8 @@ export type AppEnv = {
   Variables: {
     requestId: string;
     rt: Runtime;
+    /** Longest wait for a request body (`createApp`'s option; tests shorten it). */
+    bodyTimeoutMs?: number;
   };
 };
 

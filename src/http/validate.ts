@@ -5,7 +5,7 @@ import type { MiddlewareHandler } from "hono";
 import { describeRoute as _describeRoute, resolver, validator } from "hono-openapi";
 import type * as v from "valibot";
 import { type Issue, problem } from "./problem.ts";
-import { unlessJson } from "./guard.ts";
+import { jsonWithin, unlessJson } from "./guard.ts";
 
 /** The part of a request {@link validate} checks. */
 export type Target = "json" | "query" | "param" | "header";
@@ -91,7 +91,8 @@ export function arrayForObject(
 /**
  * Validates one part of the request; failure → 400 problem+json with `issues`. The schema
  * also appears in `/openapi.json`. A `json` body must be declared `application/json` (415
- * otherwise), and an object schema takes no array.
+ * otherwise), arrive within the body timeout (408 otherwise), and an object schema takes no
+ * array.
  *
  * @param target `json`, `query`, `param` or `header`
  * @param schema the valibot schema
@@ -116,7 +117,12 @@ export function validate<T extends Target, S extends v.GenericSchema | v.Generic
   const checked: MiddlewareHandler = target !== "json" ? inner : async (c, next) => {
     const refused = unlessJson(c);
     if (refused) return refused;
-    const array = arrayForObject(schema, await c.req.json().catch(() => undefined));
+    const body = await jsonWithin(c);
+    if (body instanceof Response) {
+      c.header("connection", "close");
+      return body;
+    }
+    const array = arrayForObject(schema, body);
     if (array) return problem(c, 400, "The request body is invalid", { issues: [array] });
     return inner(c, next);
   };

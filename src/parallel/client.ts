@@ -7,6 +7,7 @@ import { HttpProblem } from "../http/problem.ts";
 import { arrayForObject, toIssues } from "../http/validate.ts";
 import { perRuntime, type Runtime } from "../runtime.ts";
 import { PARALLEL_TASKS, type ParallelTask } from "./define.ts";
+import { activeRunsKey, runKeys } from "./keys.ts";
 import { parallelMetrics } from "./metrics.ts";
 import { RunStore } from "./store.ts";
 
@@ -133,6 +134,11 @@ export async function startParallelRun<T extends ParallelTask | string>(
       emptyResult,
     });
   });
+  // Accepted (202) only once REDIS_WAIT_REPLICAS replicas hold the run and its index entry.
+  await rt.store.replicate([
+    runKeys(rt.config.keyPrefix, refcode).run,
+    activeRunsKey(rt.config.keyPrefix, def.name),
+  ]);
   parallelMetrics(rt).runs.inc({ task_id: def.name });
   return { refcode, taskId: def.name, workerCount, status: "queued" };
 }

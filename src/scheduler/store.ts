@@ -2,7 +2,7 @@
  * @module The scheduler's state in the store: per-schedule tick claims, run records (newest
  * 100), the overlap lock with its lease, and the queue of manual runs.
  */
-import { type Call, defineScript, type Reply, type Store, toHash } from "../infra/store.ts";
+import { defineScript, type Reply, type Store, toHash } from "../infra/store.ts";
 import { manualQueueKey, scheduleKeys, wakeChannel } from "./keys.ts";
 import type { Trigger } from "./define.ts";
 
@@ -98,39 +98,6 @@ if fresh then
 end
 return {outcome, prev}
 `,
-  local: (call: Call, keys: string[], args: string[]) => {
-    const prevReply = call("HGET", keys[0], "claimed");
-    if (args[0] !== "") {
-      if (prevReply !== null && Number(prevReply) >= Number(args[0])) {
-        return ["lost", String(prevReply)];
-      }
-      call("HSET", keys[0], "claimed", args[0]);
-    }
-    const prev = prevReply === null ? "" : String(prevReply);
-    if (args[1] === "") return ["claimed", prev];
-    let outcome = "running";
-    if (args[2] === "queue") outcome = "queued";
-    else if (args[2] === "skip") {
-      if (call("SET", keys[1], args[1], "NX", "PX", args[3]) === null) outcome = "skipped";
-    } else if (args[2] === "wait") {
-      if (call("SET", keys[1], args[1], "NX", "PX", args[3]) === null) return ["busy", prev];
-    } else if (args[2] === "force") call("SET", keys[1], args[1], "NX", "PX", args[3]);
-    const fresh = call("EXISTS", keys[3]) === 0;
-    call("HSET", keys[3], ...args.slice(8));
-    if (outcome === "running") call("SET", keys[4], "1", "PX", args[3]);
-    else if (outcome === "skipped") {
-      call("HSET", keys[3], "status", "skipped", "started_at", "", "finished_at", args[7]);
-    } else call("HSET", keys[3], "status", "queued", "started_at", "", "replica", "");
-    if (fresh) {
-      call("LPUSH", keys[2], args[1]);
-      const kept = Number(args[4]);
-      for (const id of call("LRANGE", keys[2], kept, -1) as string[]) {
-        call("DEL", args[5] + id, args[6] + id);
-      }
-      call("LTRIM", keys[2], 0, kept - 1);
-    }
-    return [outcome, prev];
-  },
 });
 
 // finish: closes a running run's record and releases what it holds.
@@ -149,13 +116,6 @@ for i = 2, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call("HSET", KEYS[2], unpack(fields))
 return 1
 `,
-  local: (call, keys, args) => {
-    if (call("GET", keys[0]) === args[0]) call("DEL", keys[0]);
-    call("DEL", keys[2]);
-    if (call("HGET", keys[1], "status") !== "running") return 0;
-    call("HSET", keys[1], ...args.slice(1));
-    return 1;
-  },
 });
 
 // renew: extends a running run's leases (its alive key, and the overlap lock if it holds it).
@@ -170,12 +130,6 @@ if redis.call("GET", KEYS[1]) == ARGV[1] then redis.call("PEXPIRE", KEYS[1], ARG
 redis.call("SET", KEYS[3], "1", "PX", ARGV[2])
 return 1
 `,
-  local: (call, keys, args) => {
-    if (call("HGET", keys[1], "status") !== "running") return 0;
-    if (call("GET", keys[0]) === args[0]) call("PEXPIRE", keys[0], args[1]);
-    call("SET", keys[2], "1", "PX", args[1]);
-    return 1;
-  },
 });
 
 /** What `begin` needs. */

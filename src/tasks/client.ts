@@ -201,6 +201,11 @@ export class TaskClient {
       idempotency,
     });
     if (outcome === "conflict") throw new IdempotencyConflictError(refcode);
+    // Answered 202 only once REDIS_WAIT_REPLICAS replicas hold it; a repeat with the same
+    // Idempotency-Key waits again, so a retry after a 503 gets the same refcode, durably.
+    const written = [this.#broker.keys.record(refcode)];
+    if (idempotency) written.push(this.#broker.keys.idempotency(idempotency.keyHash));
+    await this.#rt.store.replicate(written);
     if (outcome === "created") {
       taskMetrics(this.#rt).transitions.inc({ type: def.name, status: "queued" });
       return { refcode, type: def.name, status: "queued", created: true };

@@ -142,4 +142,40 @@ test("over a real socket: a 40 KB header gets 431 problem+json, not a reset", as
   }
 });
 
+test("over a real socket: a body that stops arriving gets 408 problem+json", async () => {
+  const system = exampleSystem();
+  const rt = testRuntime({ system });
+  const app = createApp(rt, {
+    api: true,
+    services: () => [],
+    routes: system.routeModules,
+    bodyTimeoutMs: 300,
+  });
+  const port = freePort();
+  const server = Deno.serve({ port, hostname: "127.0.0.1", onListen: () => {} }, app.fetch);
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await conn.write(new TextEncoder().encode(
+      "POST /tasks/orders-report HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" +
+        "Content-Length: 100\r\n\r\n{",
+    ));
+    // Deno keeps the socket open after the answer until the client sends the rest or leaves
+    // (measured; only a proxy closes it): read until the whole answer is in.
+    let text = "";
+    const buf = new Uint8Array(4096);
+    while (!/\r\n\r\n[\s\S]*\}$/.test(text)) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      text += new TextDecoder().decode(buf.subarray(0, n));
+    }
+    assert.match(text, /^HTTP\/1\.1 408 /);
+    assert.match(text, /connection: close/i);
+    assert.match(text, /content-type: application\/problem\+json/i);
+    assert.match(text, /did not arrive within 300 ms/);
+  } finally {
+    conn.close();
+    await server.shutdown();
+  }
+});
+
 test.run();
