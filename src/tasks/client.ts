@@ -18,7 +18,7 @@ import {
 
 export type { EnqueueOptions, EnqueueResult } from "./define.ts";
 import { taskKeys } from "./keys.ts";
-import { isTerminal, type JobStatus } from "../jobs/status.ts";
+import { isTerminal, JOB_STATUSES, type JobStatus } from "../jobs/status.ts";
 import { type ChangeResult, TaskBroker, type TaskRecord } from "./broker.ts";
 import { TASK_REFCODES } from "../jobs/refcode.ts";
 import { taskMetrics } from "./metrics.ts";
@@ -333,22 +333,28 @@ export class TaskClient {
   }
 
   /**
-   * Lists the newest tasks in one status (for `failed`: the dead-task list).
+   * Lists the newest tasks in one status (for `failed`: the dead-task list), or without a
+   * status the newest of every status, by when they last changed.
    *
-   * @param status the status
+   * @param status the status; every status when undefined
    * @param options `type` filter, `limit` (default 20)
    * @returns the tasks, newest first
    */
   async list(
-    status: JobStatus,
+    status?: JobStatus,
     options: { type?: string; limit?: number } = {},
   ): Promise<TaskView[]> {
     const types = this.#rt.system.all(TASKS).map((d) => d.name);
-    const records = await this.#broker.list(status, options.limit ?? 20, {
-      type: options.type,
-      types,
-    });
-    return records.map((r) => toView(r.refcode, r));
+    const limit = options.limit ?? 20;
+    const lists = await Promise.all(
+      (status ? [status] : JOB_STATUSES).map((s) =>
+        this.#broker.list(s, limit, { type: options.type, types })
+      ),
+    );
+    return lists.flat()
+      .sort((a, b) => Number(b.updated_at) - Number(a.updated_at))
+      .slice(0, limit)
+      .map((r) => toView(r.refcode, r));
   }
 }
 
