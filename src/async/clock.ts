@@ -79,6 +79,8 @@ export class ManualClock implements Clock {
   #settleMs: number;
 
   /**
+   * Creates a clock standing at `start`.
+   *
    * @param start the initial time (epoch ms, Date or ISO string)
    * @param settleMs how long `advance` waits, in real time, for woken code to sleep again
    */

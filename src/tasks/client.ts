@@ -54,14 +54,23 @@ const SUBSCRIBE_TIMEOUT_MS = 2_000;
 
 /** A task as the API shows it (API.md field names). */
 export interface TaskView {
+  /** The task's refcode. */
   refcode: string;
+  /** Its type. */
   type: string;
+  /** Its status. */
   status: JobStatus;
+  /** Progress from 0 to 1, or null before any report. */
   progress: number | null;
+  /** What the handler returned (`completed`). */
   result: unknown;
+  /** Why it failed (`failed`). */
   error: string | null;
+  /** Runs so far. */
   attempts: number;
+  /** When it was enqueued, ISO-8601. */
   created_at: string;
+  /** When it last changed, ISO-8601. */
   updated_at: string;
 }
 
@@ -122,12 +131,17 @@ export class TaskClient {
   /** @param rt the runtime */
   #depth = new Map<string, { at: number; count: Promise<number>; added: number }>();
 
+  /** Creates the client of a runtime (use {@link taskClient}: one per runtime). */
   constructor(rt: Runtime) {
     this.#rt = rt;
     this.#broker = new TaskBroker(rt.store, taskKeys(rt.config.keyPrefix));
   }
 
-  /** The broker underneath (for workers and tests). */
+  /**
+   * The broker underneath (for workers and tests).
+   *
+   * @internal
+   */
   get broker(): TaskBroker {
     return this.#broker;
   }
