@@ -635,10 +635,13 @@ export class KafkaGroupConsumer implements GroupConsumer {
       maxWaitTimeInMs: o.maxWaitMs ?? 100,
       maxBytesPerPartition: o.maxBytesPerPartition ?? 1024 * 1024,
       allowAutoTopicCreation: false,
+      // Few retries (about 4 s in all), then kafkajs restarts the consumer, which finds the
+      // group coordinator again: kafkajs retries a dead coordinator's address for as long as
+      // its retries last (with 8 retries a lost broker stopped consumption for about 30 s).
       retry: {
         initialRetryTime: 300,
-        maxRetryTime: 5_000,
-        retries: 8,
+        maxRetryTime: 2_000,
+        retries: 4,
         restartOnFailure: () => Promise.resolve(this.#running),
       },
     });
