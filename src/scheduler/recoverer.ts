@@ -3,7 +3,7 @@
  * and finishing them (recorded `running`, lease expired) and runs them on this replica.
  */
 import type { Logger } from "../log.ts";
-import type { Clock } from "./clock.ts";
+import type { Clock } from "../async/clock.ts";
 import type { ScheduleDefinition } from "./define.ts";
 import type { Runs } from "./runs.ts";
 import type { ScheduleStore } from "./store.ts";

@@ -2,10 +2,11 @@
  * @module One run of a schedule: claim and record it, run its action under a lease, record how
  * it ended; and, at shutdown, wait for the runs in flight until the deadline.
  */
+import { settleBy } from "../async/deadline.ts";
 import type { TaskDefinition } from "../tasks/define.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Logger } from "../log.ts";
-import type { Clock } from "./clock.ts";
+import type { Clock } from "../async/clock.ts";
 import type { ScheduleContext, ScheduleDefinition, Trigger } from "./define.ts";
 import type { SchedulerMetrics } from "./metrics.ts";
 import type { BeginOutcome, RunRecord, ScheduleStore } from "./store.ts";
@@ -194,11 +195,17 @@ export class Runs {
       scheduled_at: new Date(run.scheduledAt).toISOString(),
       from: run.replica,
     });
-    return this.#start(def, run.id, {
-      tick: run.scheduledAt,
-      trigger: run.trigger,
-      claim: false,
-    }, startedAt, performance.now());
+    return this.#start(
+      def,
+      run.id,
+      {
+        tick: run.scheduledAt,
+        trigger: run.trigger,
+        claim: false,
+      },
+      startedAt,
+      performance.now(),
+    );
   }
 
   /** `claimed`: when the lease was last taken (performance.now()). */
@@ -306,10 +313,7 @@ export class Runs {
    */
   async drain(deadline: number): Promise<void> {
     this.#closed = true;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeUp = new Promise((r) => (timer = setTimeout(r, Math.max(0, deadline - Date.now()))));
-    await Promise.race([this.idle(), timeUp]);
-    clearTimeout(timer);
+    await settleBy(this.idle(), deadline);
     const left = [...this.#inFlight.values()];
     await Promise.allSettled(left.map(async (run) => {
       run.controller.abort(new Error("The scheduler is stopping"));

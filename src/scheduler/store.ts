@@ -10,18 +10,27 @@ import type { Trigger } from "./define.ts";
 export const RUNS_KEPT = 100;
 
 /** A run's status. `skipped`: its tick found the previous run still going (overlap `skip`). */
-export type RunStatus = "queued" | "running" | "completed" | "failed" | "skipped";
+export type ScheduleRunStatus = "queued" | "running" | "completed" | "failed" | "skipped";
 
 /** One run as stored. Times are epoch ms. */
 export interface RunRecord {
+  /** The run's id (also the idempotency key of what it enqueues). */
   id: string;
+  /** What started it. */
   trigger: Trigger;
+  /** The tick it is for, epoch ms. */
   scheduledAt: number;
+  /** When it started, epoch ms. */
   startedAt: number | null;
+  /** When it finished, epoch ms. */
   finishedAt: number | null;
-  status: RunStatus;
+  /** Its status. */
+  status: ScheduleRunStatus;
+  /** The scheduler replica that ran it. */
   replica: string | null;
+  /** The task its action enqueued, if any. */
   refcode: string | null;
+  /** Why it failed. */
   error: string | null;
 }
 
@@ -279,7 +288,7 @@ export class ScheduleStore {
     name: string,
     id: string,
     replica: string,
-    fields: { status: RunStatus; finishedAt: number; refcode?: string; error?: string },
+    fields: { status: ScheduleRunStatus; finishedAt: number; refcode?: string; error?: string },
   ): Promise<boolean> {
     const k = scheduleKeys(this.#prefix, name);
     const args: (string | number)[] = [
@@ -473,7 +482,7 @@ function _record(h: Record<string, string>): RunRecord {
     scheduledAt: Number(h.scheduled_at),
     startedAt: h.started_at ? Number(h.started_at) : null,
     finishedAt: h.finished_at ? Number(h.finished_at) : null,
-    status: h.status as RunStatus,
+    status: h.status as ScheduleRunStatus,
     replica: h.replica || null,
     refcode: h.refcode || null,
     error: h.error || null,
