@@ -4,13 +4,12 @@ import * as v from "valibot";
 import { System } from "../../src/system.ts";
 import { defineTask } from "../../src/tasks/define.ts";
 import { taskClient } from "../../src/tasks/client.ts";
+import { ManualClock } from "../../src/async/clock.ts";
 import { Recoverer } from "../../src/tasks/recoverer.ts";
 import { TaskWorker } from "../../src/tasks/worker.ts";
-import { backends, cleanup, onCleanup, testRuntime } from "../helpers.ts";
+import { backends, cleanup, onCleanup, storeTime, testRuntime } from "../helpers.ts";
 
 test.after(cleanup);
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const job = defineTask({
   name: "job",
@@ -52,15 +51,21 @@ for (const backend of backends()) {
   );
 
   test(name("recover() fails a task whose last attempt's worker died"), async () => {
-    const rt = make();
+    // Leases run out on the store's clock: a manual one on the embedded engine.
+    const time = storeTime(backend);
+    const rt = testRuntime({
+      redis: backend.name === "redis",
+      system: new System().add(job),
+      store: time.store,
+    });
     const client = taskClient(rt);
     const { refcode } = await client.enqueue("job", {});
     await client.broker.claim([["job", 1]], 50, "dead.1", "dead");
-    await sleep(80);
+    await time.elapse(80);
     const recoverer = new Recoverer(rt);
     assert.is(await recoverer.recover(), 1);
     await client.broker.claim([["job", 1]], 50, "dead.2", "dead");
-    await sleep(80);
+    await time.elapse(80);
     assert.is(await recoverer.recover(), 1);
     const view = await client.get(refcode);
     assert.equal([view.status, view.attempts], ["failed", 2]);
@@ -70,17 +75,17 @@ for (const backend of backends()) {
 
 test("a recovery pass that starts late after an event-loop stall is skipped", async () => {
   const rt = testRuntime({ system: new System().add(job) });
-  const recoverer = new Recoverer(rt, { intervalMs: 100 });
+  const clock = new ManualClock(Date.now());
+  const recoverer = new Recoverer(rt, { intervalMs: 100, clock });
   let passes = 0;
   recoverer.recover = () => Promise.resolve(passes++);
   await recoverer.start();
   onCleanup(() => recoverer.stop());
-  const end = Date.now() + 400;
-  while (Date.now() < end) { /* stall the loop */ }
-  await sleep(5);
+  // A stall: the wake-up comes 400 ms after it was due (more than half an interval late).
+  await clock.jumpTo(clock.now() + 520);
   assert.is(passes, 0);
-  await sleep(300);
-  assert.ok(passes >= 1, `${passes} passes`);
+  await clock.advance(120); // the next pass is on time
+  assert.is(passes, 1);
 });
 
 test.run();
