@@ -326,7 +326,10 @@ test("the Ingress fronts svc-http with the body limit and bounded proxy timeouts
   assert.is(backend.name, one("Service").metadata.name);
   assert.is(backend.port.name, "http");
   const a = ingress.metadata.annotations;
-  assert.is(a["nginx.ingress.kubernetes.io/proxy-body-size"], `${defaults.bodyLimitBytes / 2 ** 20}m`);
+  assert.is(
+    a["nginx.ingress.kubernetes.io/proxy-body-size"],
+    `${defaults.bodyLimitBytes / 2 ** 20}m`,
+  );
   assert.is(a["nginx.ingress.kubernetes.io/proxy-request-buffering"], "on");
   // Long-polls (?wait=30) fit in the read timeout.
   assert.ok(Number(a["nginx.ingress.kubernetes.io/proxy-read-timeout"]) > 30);
