@@ -719,7 +719,7 @@ export class MemoryStore implements Store {
       if (this.#closed) return;
       this.#lua = new LuaScripts(
         module,
-        (command) => _script(this.#lookup(command).run(this.#db, command.slice(1))),
+        (command) => _script(this.#lookup(command, true).run(this.#db, command.slice(1))),
         options.log,
       );
     });
@@ -767,7 +767,7 @@ export class MemoryStore implements Store {
   }
 
   /** The command's spec, after the checks Redis makes before queueing it in a MULTI. */
-  #lookup(command: string[]): Spec {
+  #lookup(command: string[], fromScript = false): Spec {
     const [name = "", ...rest] = command;
     const spec = COMMANDS.get(name.toUpperCase());
     if (!spec) {
@@ -778,7 +778,11 @@ export class MemoryStore implements Store {
       );
     }
     if (spec.arity > 0 ? command.length !== spec.arity : command.length < -spec.arity) {
-      _fail(`ERR wrong number of arguments for '${name.toLowerCase()}' command`);
+      _fail(
+        fromScript
+          ? "ERR Wrong number of args calling Redis command from script"
+          : `ERR wrong number of arguments for '${name.toLowerCase()}' command`,
+      );
     }
     return spec;
   }
