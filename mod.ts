@@ -14,7 +14,7 @@
  *
  * Importing this module starts nothing. Unit-test helpers are in `@svc/runtime/testing`.
  */
-export { type Config, ConfigError, type Role, ROLES } from "./src/config.ts";
+export { type Config, ConfigError, type KafkaSettings, type Role, ROLES } from "./src/config.ts";
 export type { Logger, LogLevel } from "./src/log.ts";
 export {
   type Check,
@@ -27,19 +27,29 @@ export {
   UnavailableError,
 } from "./src/infra/store.ts";
 export type { Bus, OutgoingMessage } from "./src/infra/bus.ts";
-export type { Runtime } from "./src/runtime.ts";
+export type {
+  BusRecord,
+  ConsumerBus,
+  GroupConsumer,
+  GroupConsumerOptions,
+  PartitionOffset,
+  TopicPartition,
+} from "./src/infra/bus-consumer.ts";
+export type { Runtime, RuntimeOptions } from "./src/runtime.ts";
 export {
   APPLIED,
   type BaseContext,
   type BulkConsumerDefinition,
   type BulkConsumerOptions,
   type BulkContext,
+  type CommonOptions,
   type ConsumerContext,
   type ConsumerDefinition,
   type ConsumerOptions,
   defineBulkConsumer,
   defineConsumer,
   type Message,
+  type RetryOptions,
 } from "./src/consumers/define.ts";
 export { applyOnce, type Effect } from "./src/consumers/once.ts";
 export { DLQ_HEADERS } from "./src/consumers/dead-letter.ts";
@@ -103,5 +113,14 @@ export {
 } from "./src/tasks/mod.ts";
 export type { AppEnv } from "./src/http/env.ts";
 export { HttpProblem, type Issue, problem } from "./src/http/problem.ts";
-export { describeRoute, jsonContent, problemResponse, validate } from "./src/http/validate.ts";
+export {
+  describeRoute,
+  jsonContent,
+  type OpenApiContent,
+  type OpenApiResponse,
+  problemResponse,
+  type Target,
+  validate,
+  type Validated,
+} from "./src/http/validate.ts";
 export { main, type Running, start } from "./src/main.ts";

@@ -11,7 +11,9 @@ import type { System } from "./system.ts";
 
 /** A running process: its runtime, the port it listens on, and how to stop it. */
 export interface Running {
+  /** The process's runtime. */
   rt: Runtime;
+  /** The port the HTTP server listens on. */
   port: number;
   /** Stops everything in the documented order; resolves when done. */
   shutdown(reason: string): Promise<void>;

@@ -31,8 +31,11 @@ export interface Service {
 
 /** Shared state of one process. */
 export interface Runtime {
+  /** The validated configuration. */
   readonly config: Config;
+  /** The process's logger (JSON lines, with `service` and `instance`). */
   readonly log: Logger;
+  /** The store: Redis, or the embedded one. */
   readonly store: Store;
   /**
    * The message bus. `publish` and `ensureTopics` take topic names without `TOPIC_PREFIX`
@@ -48,6 +51,7 @@ export interface Runtime {
   topic(name: string): string;
   /** This runtime's Prometheus registry (not the global one: tests run several runtimes). */
   readonly metrics: Registry;
+  /** The program's definitions and routes. */
   readonly system: System;
   /** Process-unique id, for logs, run records and leases. */
   readonly instanceId: string;
@@ -62,8 +66,11 @@ export interface Runtime {
 
 /** Options for tests: inject a store, a bus or a logger. */
 export interface RuntimeOptions {
+  /** The store to use instead of Redis or the embedded one. */
   store?: Store;
+  /** The bus to use instead of Kafka or the embedded one (`TOPIC_PREFIX` still applies). */
   bus?: Bus;
+  /** The logger to use. */
   log?: Logger;
 }
 

@@ -10,12 +10,17 @@ import type { EnqueueTask } from "../tasks/define.ts";
 
 /** A consumed message whose value passed the consumer's schema. */
 export interface Message<T> {
+  /** The topic it was read from, `TOPIC_PREFIX` included. */
   topic: string;
+  /** Its partition. */
   partition: number;
+  /** Its offset in the partition. */
   offset: number;
+  /** Its key, or null. */
   key: string | null;
   /** The value, parsed as JSON and validated by the schema. */
   value: T;
+  /** Its headers. */
   headers: Record<string, string>;
   /** Epoch ms stamped by the producer. */
   timestamp: number;
@@ -25,6 +30,7 @@ export interface Message<T> {
 
 /** What a handler receives besides its message(s). */
 export interface BaseContext {
+  /** The process's runtime: store, bus, configuration. */
   rt: Runtime;
   /** Logger with the consumer's name. */
   log: Logger;
@@ -119,12 +125,14 @@ export interface BulkConsumerOptions<S extends v.GenericSchema> extends CommonOp
 /** A consumer, as `system.add` takes it. */
 export interface ConsumerDefinition<S extends v.GenericSchema = v.GenericSchema>
   extends ConsumerOptions<S> {
+  /** Always `consumer`. */
   readonly kind: "consumer";
 }
 
 /** A bulk consumer, as `system.add` takes it. */
 export interface BulkConsumerDefinition<S extends v.GenericSchema = v.GenericSchema>
   extends BulkConsumerOptions<S> {
+  /** Always `bulk-consumer`. */
   readonly kind: "bulk-consumer";
 }
 

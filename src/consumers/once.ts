@@ -8,6 +8,7 @@ import { type Command, defineScript, type Store } from "../infra/store.ts";
 export interface Effect {
   /** What makes it unique: a message id (`topic/partition/offset`), an order id… */
   id: string;
+  /** The commands, run atomically with the effect's marker. */
   commands: Command[];
 }
 

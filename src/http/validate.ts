@@ -2,7 +2,12 @@
  * @module Request validation with valibot schemas that also document the route in OpenAPI.
  */
 import type { MiddlewareHandler } from "hono";
-import { describeRoute as _describeRoute, resolver, validator } from "hono-openapi";
+import {
+  describeRoute as _describeRoute,
+  type DescribeRouteOptions,
+  resolver,
+  validator,
+} from "hono-openapi";
 import type * as v from "valibot";
 import { type Issue, problem } from "./problem.ts";
 import { jsonWithin, unlessJson } from "./guard.ts";
@@ -19,11 +24,8 @@ export type Validated<T extends Target, S extends v.GenericSchema | v.GenericSch
     { in: { [K in T]: v.InferInput<S> }; out: { [K in T]: v.InferOutput<S> } }
   >;
 
-/** What {@link describeRoute} takes: the route's summary, tags, responses… */
-export type RouteDescription = Parameters<typeof _describeRoute>[0];
-
-/** An OpenAPI response entry of a {@link RouteDescription}. */
-export type OpenApiResponse = NonNullable<RouteDescription["responses"]>[string];
+/** An OpenAPI response entry of a route's description ({@link describeRoute}). */
+export type OpenApiResponse = NonNullable<DescribeRouteOptions["responses"]>[string];
 
 /** An OpenAPI `content` map (bodies by media type) of an {@link OpenApiResponse}. */
 export type OpenApiContent = NonNullable<Exclude<OpenApiResponse, { $ref: string }>["content"]>;
@@ -32,13 +34,18 @@ export type OpenApiContent = NonNullable<Exclude<OpenApiResponse, { $ref: string
  * Documents a route in `/openapi.json` (hono-openapi's `describeRoute`): put it before the
  * handler, with the route's summary and responses.
  *
+ * @param spec the route's summary, tags, responses…
+ * @returns the middleware that carries it
+ *
  * @example
  * ```ts ignore
  * app.get("/ping", describeRoute({ summary: "Ping", responses: { 200: { description: "Pong" } } }),
  *   (c) => c.json({ pong: true }));
  * ```
  */
-export const describeRoute: typeof _describeRoute = _describeRoute;
+export function describeRoute(spec: DescribeRouteOptions): MiddlewareHandler {
+  return _describeRoute(spec);
+}
 
 /** Turns valibot/standard-schema issues into `{path, message}`. */
 export function toIssues(

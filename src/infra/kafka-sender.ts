@@ -28,6 +28,12 @@ import { UnavailableError } from "./store.ts";
 const MAX_BATCH_BYTES = 512 * 1024;
 /** Most messages one produce request carries for one partition. */
 const MAX_BATCH_COUNT = 1000;
+/**
+ * How long a partition leader may wait for its in-sync replicas before answering: longer than a
+ * caller's deadline (so a write that completes a little late is reported as landed, not left
+ * unknown) and shorter than kafkajs's request timeout (10 s), so the broker answers first.
+ */
+const ACK_TIMEOUT_MS = 8_000;
 /** Backoff between attempts on one partition while it fails (doubling, capped). */
 const RETRY_MIN_MS = 50;
 const RETRY_MAX_MS = 500;
@@ -263,8 +269,7 @@ export class KafkaSender {
       producer.send({
         topic: p.topic,
         acks: -1,
-        // How long the leader waits for the in-sync replicas before it answers a timeout.
-        timeout: Math.max(1_000, until - Date.now()),
+        timeout: ACK_TIMEOUT_MS,
         messages: batch.map((e) => ({ ...e.message, partition: p.partition })),
       })
     );
@@ -315,6 +320,21 @@ export class KafkaSender {
     const types = errorTypes(err);
     const detail = this.#ctx.describe(rootCause(err) ?? err);
     p.lastError = `partition ${p.partition}: ${detail}`;
+    const abandoned = batch.filter((e) => e.request.settled);
+    if (abandoned.length > 0) {
+      // Their callers were answered 503 while this request was out; a failed request (a
+      // timeout waiting for replicas, a connection lost after sending) may still have been
+      // written. They are not sent again; if they landed they carry their ids.
+      this.#ctx.log.warn("messages answered 503 may still have been written", {
+        topic: p.topic,
+        partition: p.partition,
+        count: abandoned.length,
+        message_ids: abandoned.slice(0, 20).map((e) =>
+          String(e.message.headers?.[MESSAGE_ID_HEADER])
+        ),
+        error: detail,
+      });
+    }
     if (types.some((t) => REFUSED.has(t))) {
       const refused = new UnavailableError("kafka", `may not write to "${p.topic}": ${detail}`);
       for (const e of batch) this.#fail(e.request, refused);

@@ -251,7 +251,8 @@ export class RedisStore implements Store {
         ...(t.tls
           ? {
             tls: true,
-            servername: node.host,
+            // SNI names a host, never an address (RFC 6066); the certificate is checked either way.
+            ...(/^[\d.]+$|:/.test(node.host) ? {} : { servername: node.host }),
             ...(this.#options.ca ? { ca: this.#options.ca } : {}),
           }
           : {}),

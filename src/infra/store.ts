@@ -22,7 +22,9 @@ export interface Script {
 
 /** The result of a readiness check. */
 export interface Check {
+  /** Whether it answers. */
   ok: boolean;
+  /** Why not, when it does not. */
   detail?: string;
 }
 
@@ -61,6 +63,8 @@ export interface Store {
 /** The store cannot be reached; HTTP answers 503. */
 export class UnavailableError extends Error {
   /**
+   * Creates the error for one dependency.
+   *
    * @param dependency `redis` or `kafka`
    * @param detail what failed
    */

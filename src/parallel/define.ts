@@ -85,19 +85,46 @@ export interface ParallelTask<
   R = unknown,
   M = unknown,
 > extends Definition {
+  /** Always `parallel-task`. */
   readonly kind: "parallel-task";
+  /** The `task_id`. */
   readonly name: string;
+  /** Schema of a run's input. */
   readonly input: S;
   /** The worker file as a `file:` URL string (tinypool's `filename`). */
   readonly worker: string;
   // Methods, not function properties: a task of any input type is a `ParallelTask`.
+  /**
+   * Splits a run's input into chunks.
+   *
+   * @param input the run's input, validated
+   * @param context the run's `worker_count`
+   * @returns the chunks
+   */
   split(input: v.InferOutput<S>, context: SplitContext): C[];
+  /**
+   * Merges the chunks' results, in chunk order.
+   *
+   * @param results one per chunk
+   * @returns the run's result
+   */
   merge(results: R[]): M;
+  /** Most `worker_count` a run may ask for. */
   readonly maxWorkers: number;
+  /**
+   * A representative input of `items` items, for the capacity planner.
+   *
+   * @param items how many items
+   * @returns the input
+   */
   sample?(items: number): v.InferInput<S>;
+  /** Lease of a claimed chunk, in ms. */
   readonly leaseMs: number;
+  /** Times a chunk may lose its process before the run fails. */
   readonly maxAttempts: number;
+  /** Most runs queued or running at once (beyond: 429). */
   readonly maxActiveRuns: number;
+  /** Most chunks one run may split into. */
   readonly maxChunks: number;
 }
 

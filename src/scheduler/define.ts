@@ -66,6 +66,7 @@ export interface PublishAction {
 
 /** Call another service over HTTP, with a timeout per attempt and retries. */
 export interface HttpAction {
+  /** The request. */
   http: {
     url: string;
     /** `POST` by default. */
@@ -126,19 +127,31 @@ export interface ScheduleOptions<T extends TaskDefinition | string = TaskDefinit
 
 /** A schedule, as added to a `System`. */
 export interface ScheduleDefinition extends Definition {
+  /** Always `schedule`. */
   readonly kind: "schedule";
+  /** The schedule's name. */
   readonly name: string;
+  /** Its cron (before `SCHEDULE_<NAME>_CRON`). */
   readonly cron: string;
+  /** The IANA zone the cron is read in. */
   readonly timezone: string;
+  /** What each run does. */
   readonly action: ScheduleAction;
+  /** Whether a tick may start while the previous run goes on. */
   readonly overlap: OverlapPolicy;
+  /** What runs for missed ticks. */
   readonly missed: MissedPolicy;
+  /** How old a missed tick may be and still run, in ms. */
   readonly catchUpWindowMs: number;
 }
 
 /** No schedule of the system has that name. */
 export class UnknownScheduleError extends Error {
-  /** @param schedule the name asked for */
+  /**
+   * Creates the error for one name.
+   *
+   * @param schedule the name asked for
+   */
   constructor(readonly schedule: string) {
     super(`Schedule "${schedule}" does not exist`);
     this.name = "UnknownScheduleError";

@@ -14,14 +14,23 @@ export type RunStatus = "queued" | "running" | "completed" | "failed" | "skipped
 
 /** One run as stored. Times are epoch ms. */
 export interface RunRecord {
+  /** The run's id (also the idempotency key of what it enqueues). */
   id: string;
+  /** What started it. */
   trigger: Trigger;
+  /** The tick it is for, epoch ms. */
   scheduledAt: number;
+  /** When it started, epoch ms. */
   startedAt: number | null;
+  /** When it finished, epoch ms. */
   finishedAt: number | null;
+  /** Its status. */
   status: RunStatus;
+  /** The scheduler replica that ran it. */
   replica: string | null;
+  /** The task its action enqueued, if any. */
   refcode: string | null;
+  /** Why it failed. */
   error: string | null;
 }
 

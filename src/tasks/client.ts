@@ -7,7 +7,7 @@ import type { Runtime } from "../runtime.ts";
 import { UnavailableError } from "../infra/store.ts";
 import { toIssues } from "../http/validate.ts";
 import { FAILED_MIN_TTL_MS, type TaskDefinition, type TaskInput } from "./define.ts";
-import { taskKeys, type TaskStatus, TERMINAL_STATUSES } from "./keys.ts";
+import { TASK_STATUSES, taskKeys, type TaskStatus, TERMINAL_STATUSES } from "./keys.ts";
 import { type ChangeResult, TaskBroker, type TaskRecord } from "./broker.ts";
 import { newRefcode, REFCODE } from "./refcode.ts";
 import { taskMetrics } from "./metrics.ts";
@@ -56,7 +56,9 @@ export interface EnqueueOptions {
 
 /** What {@link TaskClient.enqueue} returns. */
 export interface EnqueueResult {
+  /** The task's refcode. */
   refcode: string;
+  /** Its type. */
   type: string;
   /** `queued` for a new task; the current status when an idempotency key found an earlier one. */
   status: TaskStatus;
@@ -66,14 +68,23 @@ export interface EnqueueResult {
 
 /** A task as the API shows it (API.md field names). */
 export interface TaskView {
+  /** The task's refcode. */
   refcode: string;
+  /** Its type. */
   type: string;
+  /** Its status. */
   status: TaskStatus;
+  /** Progress from 0 to 1, or null before any report. */
   progress: number | null;
+  /** What the handler returned (`completed`). */
   result: unknown;
+  /** Why it failed (`failed`). */
   error: string | null;
+  /** Runs so far. */
   attempts: number;
+  /** When it was enqueued, ISO-8601. */
   created_at: string;
+  /** When it last changed, ISO-8601. */
   updated_at: string;
 }
 
@@ -134,12 +145,17 @@ export class TaskClient {
   /** @param rt the runtime */
   #depth = new Map<string, { at: number; count: Promise<number>; added: number }>();
 
+  /** Creates the client of a runtime (use {@link taskClient}: one per runtime). */
   constructor(rt: Runtime) {
     this.#rt = rt;
     this.#broker = new TaskBroker(rt.store, taskKeys(rt.config.keyPrefix));
   }
 
-  /** The broker underneath (for workers and tests). */
+  /**
+   * The broker underneath (for workers and tests).
+   *
+   * @internal
+   */
   get broker(): TaskBroker {
     return this.#broker;
   }
@@ -359,22 +375,28 @@ export class TaskClient {
   }
 
   /**
-   * Lists the newest tasks in one status (for `failed`: the dead-task list).
+   * Lists the newest tasks in one status (for `failed`: the dead-task list), or without a
+   * status the newest of every status, by when they last changed.
    *
-   * @param status the status
+   * @param status the status; every status when undefined
    * @param options `type` filter, `limit` (default 20)
    * @returns the tasks, newest first
    */
   async list(
-    status: TaskStatus,
+    status?: TaskStatus,
     options: { type?: string; limit?: number } = {},
   ): Promise<TaskView[]> {
     const types = this.#rt.system.all<TaskDefinition>("task").map((d) => d.name);
-    const records = await this.#broker.list(status, options.limit ?? 20, {
-      type: options.type,
-      types,
-    });
-    return records.map((r) => toView(r.refcode, r));
+    const limit = options.limit ?? 20;
+    const lists = await Promise.all(
+      (status ? [status] : TASK_STATUSES).map((s) =>
+        this.#broker.list(s, limit, { type: options.type, types })
+      ),
+    );
+    return lists.flat()
+      .sort((a, b) => Number(b.updated_at) - Number(a.updated_at))
+      .slice(0, limit)
+      .map((r) => toView(r.refcode, r));
   }
 }
 

@@ -85,17 +85,25 @@ export interface TaskOptions<S extends v.GenericSchema, R> {
 /** A task type, made with {@link defineTask}. */
 export interface TaskDefinition<S extends v.GenericSchema = v.GenericSchema, R = unknown>
   extends Definition {
+  /** Always `task`. */
   readonly kind: "task";
+  /** The type's name. */
   readonly name: string;
+  /** Schema of the input. */
   readonly input: S;
   /** The work (method syntax: a typed definition is usable wherever any definition is). */
   handler(input: v.InferOutput<S>, ctx: TaskContext): R | Promise<R>;
+  /** Most runs before `failed`. */
   readonly attempts: number;
   /** Delay before retry `n` (1-based), jitter included. */
   readonly backoff: (retry: number) => number;
+  /** Longest run, in ms. */
   readonly timeoutMs: number;
+  /** How long a finished task stays readable, in ms. */
   readonly resultTtlMs: number;
+  /** Most runs of this type at once in one worker process. */
   readonly concurrency: number;
+  /** Most tasks of this type queued at once (beyond: 429). */
   readonly maxQueued: number;
 }
 

@@ -66,7 +66,9 @@ const WaitQuery = v.object({
 });
 
 const ListQuery = v.object({
-  status: v.picklist(TASK_STATUSES, `status must be one of ${TASK_STATUSES.join(", ")}`),
+  status: v.optional(
+    v.picklist(TASK_STATUSES, `status must be one of ${TASK_STATUSES.join(", ")}`),
+  ),
   type: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(64))),
   limit: v.optional(
     v.pipe(
@@ -184,7 +186,8 @@ export const taskRoutes: RouteModule = (app, rt) => {
     "/tasks",
     describeRoute({
       tags: ["tasks"],
-      summary: "List the newest tasks in one status (failed: the dead-task list)",
+      summary:
+        "List the newest tasks in one status (failed: the dead-task list), or of every status",
       responses: {
         200: { description: "Tasks, newest first", content: jsonContent(v.array(Task)) },
         400: problemResponse("Bad status, type or limit"),
