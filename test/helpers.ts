@@ -6,6 +6,7 @@ import { createLogger } from "../src/log.ts";
 import { createRuntime, type Runtime, type RuntimeOptions } from "../src/runtime.ts";
 import { System } from "../src/system.ts";
 import type { Command, Reply } from "../src/infra/store.ts";
+import { RedisStore } from "../src/infra/redis.ts";
 
 /**
  * A TCP port nothing listens on now (for a server a test starts itself).
@@ -189,6 +190,26 @@ export function testRuntime(options: TestRuntimeOptions = {}): Runtime {
     await Promise.allSettled([rt.bus.close(), rt.store.close()]);
   });
   return rt;
+}
+
+/**
+ * A RedisStore on the tests' Redis, once it answers.
+ *
+ * @param url the Redis
+ * @returns the store
+ * @throws when Redis does not answer within 5 s
+ */
+export async function readyRedis(url = REDIS_URL): Promise<RedisStore> {
+  const store = new RedisStore(url, createLogger("error"));
+  const end = Date.now() + 5000;
+  while (!(await store.check()).ok) {
+    if (Date.now() > end) {
+      await store.close();
+      throw new Error(`Redis at ${url} is not reachable`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return store;
 }
 
 /**

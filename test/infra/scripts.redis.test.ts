@@ -10,16 +10,15 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import "../../mod.ts";
 import { MemoryStore } from "../../src/infra/memory-store.ts";
-import { RedisStore } from "../../src/infra/redis.ts";
+import type { RedisStore } from "../../src/infra/redis.ts";
 import { type Command, definedScripts, type Reply, type Store } from "../../src/infra/store.ts";
-import { createLogger } from "../../src/log.ts";
+import { readyRedis } from "../helpers.ts";
 import { TaskBroker } from "../../src/tasks/broker.ts";
 import { taskKeys } from "../../src/tasks/keys.ts";
 import { RunStore } from "../../src/parallel/store.ts";
 import { ScheduleStore } from "../../src/scheduler/store.ts";
 import { applyOnce } from "../../src/consumers/once.ts";
 
-const REDIS_URL = Deno.env.get("TEST_REDIS_URL") ?? "redis://127.0.0.1:6379";
 const RUN = crypto.randomUUID().slice(0, 8);
 
 /** The runtime's scripts: those declared by the modules `mod.ts` loads. */
@@ -160,7 +159,7 @@ async function scenario(store: Store, prefix: string, names: Map<string, string>
 
   // --- schedules ---
   const schedules = new ScheduleStore(store, prefix);
-  const record = (id: string, status: "running" | "queued") => ({
+  const record = (status: "running" | "queued") => ({
     trigger: "schedule" as const,
     scheduledAt: 60_000,
     startedAt: status === "running" ? 60_010 : null,
@@ -175,7 +174,7 @@ async function scenario(store: Store, prefix: string, names: Map<string, string>
       lock,
       leaseMs: 30_000,
       now: 60_020,
-      record: record(id, lock === "queue" ? "queued" : "running"),
+      record: record(lock === "queue" ? "queued" : "running"),
     });
   await schedules.claim("report", 60_000);
   await schedules.claim("report", 60_000);
@@ -216,7 +215,7 @@ async function scenario(store: Store, prefix: string, names: Map<string, string>
 }
 
 /** Every key under the prefix with its value (by type, in a stable order) and TTL in minutes. */
-async function dump(store: Store, prefix: string): Promise<Record<string, unknown>> {
+async function keysOf(store: Store, prefix: string): Promise<string[]> {
   const keys: string[] = [];
   let cursor = "0";
   do {
@@ -226,6 +225,11 @@ async function dump(store: Store, prefix: string): Promise<Record<string, unknow
     keys.push(...page);
     cursor = String(next);
   } while (cursor !== "0");
+  return keys;
+}
+
+async function dump(store: Store, prefix: string): Promise<Record<string, unknown>> {
+  const keys = await keysOf(store, prefix);
   const out: Record<string, unknown> = {};
   const attempt = (c: Command) => store.command(c).then((r) => ({ r }), () => undefined);
   for (const key of keys.sort()) {
@@ -307,24 +311,13 @@ const redisPrefix = `dts-${RUN}-r`;
 const memoryPrefix = `dts-${RUN}-m`;
 
 test.before(async () => {
-  redis = new RedisStore(REDIS_URL, createLogger("error"));
+  redis = await readyRedis();
   memory = new MemoryStore();
-  const end = Date.now() + 5000;
-  while (!(await redis.check()).ok) {
-    if (Date.now() > end) throw new Error(`Redis at ${REDIS_URL} is not reachable`);
-    await sleep(50);
-  }
 });
 
 test.after(async () => {
-  let cursor = "0";
-  do {
-    const [next, keys] = await redis.command(
-      ["SCAN", cursor, "MATCH", `${redisPrefix}:*`, "COUNT", 1000],
-    ) as [string, string[]];
-    if (keys.length) await redis.command(["UNLINK", ...keys]);
-    cursor = String(next);
-  } while (cursor !== "0");
+  const keys = await keysOf(redis, redisPrefix);
+  if (keys.length) await redis.command(["UNLINK", ...keys]);
   await Promise.all([redis.close(), memory.close()]);
 });
 

@@ -5,9 +5,9 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { EMULATED_COMMANDS, MemoryStore } from "../../src/infra/memory-store.ts";
-import { RedisStore } from "../../src/infra/redis.ts";
+import type { RedisStore } from "../../src/infra/redis.ts";
 import { type Command, defineScript, type Reply, type Store } from "../../src/infra/store.ts";
-import { createLogger } from "../../src/log.ts";
+import { readyRedis } from "../helpers.ts";
 
 const REDIS_URL = Deno.env.get("TEST_REDIS_URL") ?? "redis://127.0.0.1:6379";
 const PREFIX = `dt-${crypto.randomUUID().slice(0, 8)}:`;
@@ -656,13 +656,8 @@ let redis: RedisStore;
 let memory: MemoryStore;
 
 test.before(async () => {
-  redis = new RedisStore(REDIS_URL, createLogger("error"));
+  redis = await readyRedis(REDIS_URL);
   memory = new MemoryStore();
-  const end = Date.now() + 5000;
-  while (!(await redis.check()).ok) {
-    if (Date.now() > end) throw new Error(`Redis at ${REDIS_URL} is not reachable`);
-    await sleep(50);
-  }
 });
 
 test.after(async () => {
