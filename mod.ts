@@ -53,7 +53,13 @@ export {
 } from "./src/consumers/define.ts";
 export { applyOnce, type Effect } from "./src/consumers/once.ts";
 export { DLQ_HEADERS } from "./src/consumers/dead-letter.ts";
-export { type Definition, type RouteModule, System } from "./src/system.ts";
+export {
+  type Definition,
+  type DefinitionKind,
+  type Definitions,
+  type RouteModule,
+  System,
+} from "./src/system.ts";
 export {
   defineSchedule,
   type EnqueueAction,
@@ -71,10 +77,7 @@ export {
   UnknownScheduleError,
 } from "./src/scheduler/mod.ts";
 export { runScheduleNow } from "./src/scheduler/client.ts";
-export type {
-  RunRecord as ScheduleRun,
-  RunStatus as ScheduleRunStatus,
-} from "./src/scheduler/store.ts";
+export type { RunRecord as ScheduleRun, ScheduleRunStatus } from "./src/scheduler/store.ts";
 export {
   type ChunkSignal,
   DEFAULT_MAX_WORKERS,

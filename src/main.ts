@@ -2,8 +2,8 @@
  * @module Start-up and shutdown of one process: configuration, roles, HTTP server, signals.
  */
 import { ConfigError, loadConfig, redactUrl, type Role } from "./config.ts";
-import { createApp } from "./http/app.ts";
-import { settleBy } from "./deadline.ts";
+import { createApp } from "./app.ts";
+import { settleBy } from "./async/deadline.ts";
 import { validateSchedules } from "./scheduler/overrides.ts";
 import { availableRoles, ROLE_FACTORIES, RoleUnavailableError, STOP_ORDER } from "./roles.ts";
 import { createRuntime, type Runtime, type RuntimeOptions, type Service } from "./runtime.ts";
@@ -82,6 +82,7 @@ export async function start(
       ...started.map((s) => s.service),
       ...(started.length < services.length ? [startup] : []),
     ],
+    routes: system.routeModules,
   });
   const server = Deno.serve(
     { port: config.port, hostname: config.host, onListen: () => {} },

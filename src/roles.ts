@@ -3,6 +3,11 @@
  */
 import type { Role } from "./config.ts";
 import type { Runtime, Service } from "./runtime.ts";
+import type { Definition, DefinitionKind } from "./definitions.ts";
+import { BULK_CONSUMERS, CONSUMERS } from "./consumers/define.ts";
+import { SCHEDULES } from "./scheduler/define.ts";
+import { PARALLEL_TASKS } from "./parallel/define.ts";
+import { TASKS } from "./tasks/define.ts";
 import { bulkConsumerServices, consumerServices } from "./consumers/role.ts";
 import { Scheduler } from "./scheduler/scheduler.ts";
 import { parallelWorkerRole } from "./parallel/processor.ts";
@@ -45,12 +50,12 @@ export const STOP_ORDER: readonly Role[] = [
  * The kind of definition each worker role runs, for the start-up check that it has something
  * to run (`http` always serves the built-in API).
  */
-const ROLE_RUNS: Partial<Record<Role, { kind: string; what: string }>> = {
-  consumer: { kind: "consumer", what: "consumer (defineConsumer)" },
-  "bulk-consumer": { kind: "bulk-consumer", what: "bulk consumer (defineBulkConsumer)" },
-  scheduler: { kind: "schedule", what: "schedule (defineSchedule)" },
-  "async-worker": { kind: "task", what: "task (defineTask)" },
-  "parallel-worker": { kind: "parallel-task", what: "parallel task (defineParallelTask)" },
+const ROLE_RUNS: Partial<Record<Role, { kind: DefinitionKind<Definition>; what: string }>> = {
+  consumer: { kind: CONSUMERS, what: "consumer (defineConsumer)" },
+  "bulk-consumer": { kind: BULK_CONSUMERS, what: "bulk consumer (defineBulkConsumer)" },
+  scheduler: { kind: SCHEDULES, what: "schedule (defineSchedule)" },
+  "async-worker": { kind: TASKS, what: "task (defineTask)" },
+  "parallel-worker": { kind: PARALLEL_TASKS, what: "parallel task (defineParallelTask)" },
 };
 
 /** A role was named explicitly but cannot run: not built, or nothing of its kind is defined. */

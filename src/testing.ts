@@ -10,10 +10,10 @@ import { ConsumerService } from "./consumers/consumer.ts";
 import { DLQ_HEADERS } from "./consumers/dead-letter.ts";
 import type { BulkConsumerDefinition, ConsumerDefinition, Message } from "./consumers/define.ts";
 import type { BusRecord } from "./infra/bus-consumer.ts";
-import { ManualClock } from "./scheduler/clock.ts";
-import type { ScheduleDefinition, Trigger } from "./scheduler/define.ts";
+import { ManualClock } from "./async/clock.ts";
+import { SCHEDULES, type Trigger } from "./scheduler/define.ts";
 import { Scheduler } from "./scheduler/scheduler.ts";
-import { RUNS_KEPT, type RunStatus, ScheduleStore } from "./scheduler/store.ts";
+import { RUNS_KEPT, type ScheduleRunStatus, ScheduleStore } from "./scheduler/store.ts";
 import { toIssues } from "./http/validate.ts";
 import { createLogger } from "./log.ts";
 import { createRuntime, type Runtime } from "./runtime.ts";
@@ -21,9 +21,9 @@ import { System } from "./system.ts";
 import type { TaskContext, TaskDefinition } from "./tasks/define.ts";
 import { enqueueTask } from "./tasks/client.ts";
 import { TaskInputError } from "./tasks/errors.ts";
-import { newRefcode } from "./tasks/refcode.ts";
+import { TASK_REFCODES } from "./jobs/refcode.ts";
 
-export { type Clock, ManualClock } from "./scheduler/clock.ts";
+export { type Clock, ManualClock } from "./async/clock.ts";
 
 const _sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -149,7 +149,7 @@ export async function runTask<S extends v.GenericSchema, R>(
   if (!parsed.success) throw new TaskInputError(task.name, toIssues(parsed.issues));
   const owned = options.rt ? undefined : testRuntime();
   const rt = options.rt ?? owned!;
-  const refcode = newRefcode();
+  const refcode = TASK_REFCODES.make();
   const progress: number[] = [];
   const enqueued: TaskRun<unknown>["enqueued"] = [];
   const ctx: TaskContext = {
@@ -349,7 +349,7 @@ export interface ScheduleRunOutcome {
   /** What started it. */
   trigger: Trigger;
   /** `completed`, `failed`, `skipped`… */
-  status: RunStatus;
+  status: ScheduleRunStatus;
   /** The task an `enqueue` action queued, if any. */
   refcode?: string;
   /** Why it failed. */
@@ -403,7 +403,7 @@ export async function runSchedules(
   const until = new Date(options.until).getTime();
   const clock = new ManualClock(from);
   const scheduler = new Scheduler(rt, { clock, manualPollMs: 50 });
-  const schedules = rt.system.all<ScheduleDefinition>("schedule");
+  const schedules = rt.system.all(SCHEDULES);
   await scheduler.start();
   try {
     // Each enabled schedule's loop sleeps on the clock once its start-up claim is done.

@@ -6,6 +6,7 @@ import type { Logger } from "../log.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Command } from "../infra/store.ts";
 import type { Effect } from "./once.ts";
+import { type DefinitionKind, definitionKind } from "../definitions.ts";
 import type { EnqueueTask } from "../tasks/define.ts";
 
 /** A consumed message whose value passed the consumer's schema. */
@@ -75,9 +76,9 @@ export interface BulkContext extends BaseContext {
 export interface RetryOptions {
   /** Tries before a message goes to the dead-letter topic (default 5). */
   maxAttempts?: number;
-  /** First delay between tries (default 200 ms); it doubles up to `maxBackoffMs`. */
+  /** First delay between tries (default 200 ms); it doubles up to `maxBackoffMs`, ±20 %. */
   initialBackoffMs?: number;
-  /** Longest delay between tries (default 5 000 ms). */
+  /** Cap of the delay between tries before its ±20 % spread (default 5 000 ms). */
   maxBackoffMs?: number;
 }
 
@@ -135,6 +136,14 @@ export interface BulkConsumerDefinition<S extends v.GenericSchema = v.GenericSch
   /** Always `bulk-consumer`. */
   readonly kind: "bulk-consumer";
 }
+
+/** The key of the consumers in a program: `rt.system.all(CONSUMERS)`. */
+export const CONSUMERS: DefinitionKind<ConsumerDefinition> = definitionKind("consumer");
+
+/** The key of the bulk consumers in a program: `rt.system.all(BULK_CONSUMERS)`. */
+export const BULK_CONSUMERS: DefinitionKind<BulkConsumerDefinition> = definitionKind(
+  "bulk-consumer",
+);
 
 /** Stands for "the number of effects applied" in `onceEach`'s summary commands. */
 export const APPLIED = "$applied";

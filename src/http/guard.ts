@@ -2,6 +2,7 @@
  * @module What a request must look like before any route sees it: bounded headers, JSON bodies
  * only, and no state-changing request from another site's page.
  */
+import { deadline } from "../async/deadline.ts";
 import type { Context, MiddlewareHandler } from "hono";
 import { problem } from "./problem.ts";
 
@@ -59,18 +60,9 @@ export function unlessJson(c: Context): Response | undefined {
  */
 export async function jsonWithin(c: Context): Promise<unknown> {
   const ms = (c.get("bodyTimeoutMs") as number | undefined) ?? BODY_TIMEOUT_MS;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<Response>((resolve) => {
-    timer = setTimeout(
-      () => resolve(problem(c, 408, `The request body did not arrive within ${ms} ms`)),
-      ms,
-    );
-  });
-  try {
-    return await Promise.race([c.req.json().catch(() => undefined), late]);
-  } finally {
-    clearTimeout(timer);
-  }
+  // The body's own failure is "not JSON" (undefined), so only the bound can reject.
+  return await deadline(c.req.json().catch(() => undefined), ms)
+    .catch(() => problem(c, 408, `The request body did not arrive within ${ms} ms`));
 }
 
 function _headersTooLarge(c: Context): string | undefined {

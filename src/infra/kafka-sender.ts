@@ -20,6 +20,9 @@
  * answered`) with its id, and it changes nothing because its consumer recognises it by that id.
  */
 import { type Kafka, type Message, Partitioners, type Producer } from "kafkajs";
+import { backoff } from "../async/backoff.ts";
+import { deadline } from "../async/deadline.ts";
+import { delay } from "../async/delay.ts";
 import type { Logger } from "../log.ts";
 import { MESSAGE_ID_HEADER, type OutgoingMessage } from "./bus.ts";
 import { UnavailableError } from "./store.ts";
@@ -110,10 +113,6 @@ export function errorTypes(err: unknown): string[] {
   const root = rootCause(err);
   const nested = Array.isArray(root?.errors) ? root.errors : [];
   return [root, ...nested].map((e: any) => e?.type).filter((t): t is string => !!t);
-}
-
-function _sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /**
@@ -251,7 +250,7 @@ export class KafkaSender {
           // Back in front, in order; those whose caller has its answer are dropped unsent.
           p.queue.unshift(...batch.filter((e) => !e.request.settled));
           p.failures++;
-          await _sleep(Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(p.failures, 6)));
+          await delay(backoff(p.failures, { initialMs: RETRY_MIN_MS, maxMs: RETRY_MAX_MS }));
         } else {
           p.failures = 0;
         }
@@ -264,7 +263,6 @@ export class KafkaSender {
   /** One produce request for a batch of one partition. */
   async #attempt(p: _Partition, batch: _Entry[]): Promise<"done" | "retry"> {
     const until = Math.max(...batch.map((e) => e.deadline));
-    let timer: ReturnType<typeof setTimeout> | undefined;
     const sending = this.#producerNow().then((producer) =>
       producer.send({
         topic: p.topic,
@@ -274,12 +272,7 @@ export class KafkaSender {
       })
     );
     try {
-      await Promise.race([
-        sending,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new _Timeout()), Math.max(0, until - Date.now()));
-        }),
-      ]);
+      await deadline(sending, until - Date.now(), () => new _Timeout());
       p.lastError = undefined;
       this.#acknowledged(p, batch);
       return "done";
@@ -292,8 +285,6 @@ export class KafkaSender {
         return "done";
       }
       return this.#failed(p, batch, err);
-    } finally {
-      clearTimeout(timer);
     }
   }
 

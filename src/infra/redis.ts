@@ -16,6 +16,8 @@ import {
   type Store,
   UnavailableError,
 } from "./store.ts";
+import { backoff } from "../async/backoff.ts";
+import { delay } from "../async/delay.ts";
 import type { Logger } from "../log.ts";
 import { redactUrl } from "../config.ts";
 import { type HostPort, parseRedisUrl, type RedisTarget } from "./redis-url.ts";
@@ -23,6 +25,8 @@ import { type HostPort, parseRedisUrl, type RedisTarget } from "./redis-url.ts";
 // deno-lint-ignore no-explicit-any
 type Client = any;
 
+/** Waits between connection attempts while Redis is unreachable. */
+const RECONNECT_BACKOFF = { initialMs: 50, maxMs: 1000 };
 /** How long a command may go unanswered before it fails and its connection is replaced. */
 export const COMMAND_TIMEOUT_MS = 1500;
 /** How often the sweeper looks for overdue commands. */
@@ -292,7 +296,7 @@ export class RedisStore implements Store {
         failures++;
       }
       if (this.#closed) return;
-      await new Promise((r) => setTimeout(r, Math.min(50 * 2 ** Math.min(failures, 5), 1000)));
+      await delay(backoff(failures, RECONNECT_BACKOFF));
     }
   }
 
@@ -502,7 +506,7 @@ export class RedisStore implements Store {
     // after a node starts reconnecting, so a failed-over master's slots are found on its
     // replica.
     defaults.socket.reconnectStrategy = (retries: number) =>
-      this.#closed ? false : Math.min(50 * 2 ** retries, 1000);
+      this.#closed ? false : backoff(retries + 1, RECONNECT_BACKOFF);
     const cluster = createCluster(
       {
         rootNodes: t.nodes.map((n) => ({ socket: { host: n.host, port: n.port } })),

@@ -3,7 +3,7 @@
  * splits into chunks and how the chunks' results merge.
  */
 import type * as v from "valibot";
-import type { Definition } from "../system.ts";
+import { type Definition, type DefinitionKind, definitionKind } from "../definitions.ts";
 
 /** Most `worker_count` a run may ask for when its task sets no `maxWorkers`. */
 export const DEFAULT_MAX_WORKERS = 64;
@@ -127,6 +127,9 @@ export interface ParallelTask<
   /** Most chunks one run may split into. */
   readonly maxChunks: number;
 }
+
+/** The key of the parallel tasks in a program: `rt.system.all(PARALLEL_TASKS)`. */
+export const PARALLEL_TASKS: DefinitionKind<ParallelTask> = definitionKind("parallel-task");
 
 function _intIn(value: number, min: number, max: number, what: string): number {
   if (!Number.isInteger(value) || value < min || value > max) {

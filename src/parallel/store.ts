@@ -6,22 +6,18 @@
  */
 import { defineScript, type Reply, type Script, type Store, toHash } from "../infra/store.ts";
 import { activeRunsKey, eventsChannel, runKeyList, runKeys } from "./keys.ts";
+import { RUN_REFCODES } from "../jobs/refcode.ts";
+import type { JobStatus } from "../jobs/status.ts";
 
 /** How long an ended run stays readable, in seconds. */
 export const RUN_TTL_S = 24 * 3600;
-
-/** A run's status (the same statuses as async tasks). */
-export type RunStatus = "queued" | "in_progress" | "completed" | "failed" | "cancelled";
-
-/** Statuses after which nothing changes. */
-export const TERMINAL: readonly RunStatus[] = ["completed", "failed", "cancelled"];
 
 /** A run as `GET /parallel-tasks/{refcode}` shows it. */
 export interface RunView {
   refcode: string;
   task_id: string;
   worker_count: number;
-  status: RunStatus;
+  status: JobStatus;
   progress: { done: number; total: number };
   result: unknown;
   error: string | null;
@@ -35,7 +31,7 @@ export type Claim =
   | { kind: "chunk"; taskId: string; index: number; chunk: unknown }
   | { kind: "merge"; taskId: string }
   | { kind: "full" | "empty" }
-  | { kind: "gone"; status: RunStatus | "" };
+  | { kind: "gone"; status: JobStatus | "" };
 
 /** A lease this process holds: a chunk index or `merge`, and the claim's token. */
 export interface Held {
@@ -54,20 +50,6 @@ export interface NewRun {
   /** The result when there are no chunks (the run ends at once). */
   emptyResult?: unknown;
 }
-
-/**
- * A new refcode: 128 random bits, base64url, nothing else in it.
- *
- * @returns 22 characters of `A-Z a-z 0-9 - _`
- */
-export function newRefcode(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_")
-    .replace(/=+$/, "");
-}
-
-/** Shape of a refcode, for route validation. */
-export const REFCODE_PATTERN = /^[A-Za-z0-9_-]{22}$/;
 
 // Every run script receives the run's keys (keys.ts `runKeyList`) and starts its ARGV with
 // ARGV[1] now in epoch ms for leases ("" = Redis server time, so pods with skewed clocks agree;
@@ -252,7 +234,7 @@ function _toClaim(reply: string[]): Claim {
     case "merge":
       return { kind: "merge", taskId: reply[3] };
     case "gone":
-      return { kind: "gone", status: reply[1] as RunStatus | "" };
+      return { kind: "gone", status: reply[1] as JobStatus | "" };
     default:
       return { kind: reply[0] as "full" | "empty" };
   }
@@ -312,7 +294,7 @@ export class RunStore {
    * @returns the new refcode
    */
   async create(run: NewRun): Promise<string> {
-    const refcode = newRefcode();
+    const refcode = RUN_REFCODES.make();
     const keys = runKeys(this.#prefix, refcode);
     const now = this.#now();
     const iso = new Date(now).toISOString();
@@ -389,7 +371,7 @@ export class RunStore {
       refcode: h.refcode,
       task_id: h.task_id,
       worker_count: Number(h.worker_count),
-      status: h.status as RunStatus,
+      status: h.status as JobStatus,
       progress: { done: Number(h.done ?? 0), total: Number(h.total ?? 0) },
       result: h.status === "completed" ? _parse(h.result) : null,
       error: h.error ?? null,
@@ -406,9 +388,9 @@ export class RunStore {
    * @returns the status before (`queued`/`in_progress` means it is now cancelled), or null
    *   when unknown
    */
-  async cancel(refcode: string): Promise<RunStatus | null> {
+  async cancel(refcode: string): Promise<JobStatus | null> {
     const before = String(await this.#eval(CANCEL, refcode, []));
-    return before === "" ? null : before as RunStatus;
+    return before === "" ? null : before as JobStatus;
   }
 
   /**
@@ -487,9 +469,9 @@ export class RunStore {
   async heartbeat(
     refcode: string,
     held: readonly Held[],
-  ): Promise<{ status: RunStatus | ""; lost: string[] }> {
+  ): Promise<{ status: JobStatus | ""; lost: string[] }> {
     const reply = await this.#eval(HEARTBEAT, refcode, _pairs(held)) as string[];
-    return { status: reply[0] as RunStatus | "", lost: reply.slice(1).map(String) };
+    return { status: reply[0] as JobStatus | "", lost: reply.slice(1).map(String) };
   }
 
   /**

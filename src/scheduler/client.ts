@@ -2,7 +2,7 @@
  * @module Running a schedule now from code: what `POST /schedules/{name}/run` does.
  */
 import type { Runtime } from "../runtime.ts";
-import { UnknownScheduleError } from "./define.ts";
+import { SCHEDULES, UnknownScheduleError } from "./define.ts";
 import type { ScheduleDefinition } from "./define.ts";
 import { manualQueueKey, scheduleKeys } from "./keys.ts";
 import { newRunId } from "./runs.ts";
@@ -26,7 +26,7 @@ export async function runScheduleNow(
   schedule: ScheduleDefinition | string,
 ): Promise<RunRecord> {
   const name = typeof schedule === "string" ? schedule : schedule.name;
-  if (!rt.system.get("schedule", name)) throw new UnknownScheduleError(name);
+  if (!rt.system.get(SCHEDULES, name)) throw new UnknownScheduleError(name);
   const at = Date.now();
   const record = await new ScheduleStore(rt.store, rt.config.keyPrefix).queueManual(
     name,

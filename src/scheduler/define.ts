@@ -2,7 +2,7 @@
  * @module `defineSchedule`: a name, a cron in a time zone, an action, and what to do about
  * overlapping and missed runs.
  */
-import type { Definition } from "../system.ts";
+import { type Definition, type DefinitionKind, definitionKind } from "../definitions.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Logger } from "../log.ts";
 import type { TaskDefinition, TaskInput } from "../tasks/define.ts";
@@ -78,7 +78,7 @@ export interface HttpAction {
     timeoutMs?: number;
     /** Further attempts after a network error, a timeout, 408, 429 or 5xx; 2 by default. */
     retries?: number;
-    /** First backoff, doubled each retry; 500 ms by default. */
+    /** First backoff, doubled each retry (±20 %, at most 30 s); 500 ms by default. */
     retryDelayMs?: number;
   };
 }
@@ -144,6 +144,9 @@ export interface ScheduleDefinition extends Definition {
   /** How old a missed tick may be and still run, in ms. */
   readonly catchUpWindowMs: number;
 }
+
+/** The key of the schedules in a program: `rt.system.all(SCHEDULES)`. */
+export const SCHEDULES: DefinitionKind<ScheduleDefinition> = definitionKind("schedule");
 
 /** No schedule of the system has that name. */
 export class UnknownScheduleError extends Error {

@@ -10,7 +10,7 @@ import type { Trigger } from "./define.ts";
 export const RUNS_KEPT = 100;
 
 /** A run's status. `skipped`: its tick found the previous run still going (overlap `skip`). */
-export type RunStatus = "queued" | "running" | "completed" | "failed" | "skipped";
+export type ScheduleRunStatus = "queued" | "running" | "completed" | "failed" | "skipped";
 
 /** One run as stored. Times are epoch ms. */
 export interface RunRecord {
@@ -25,7 +25,7 @@ export interface RunRecord {
   /** When it finished, epoch ms. */
   finishedAt: number | null;
   /** Its status. */
-  status: RunStatus;
+  status: ScheduleRunStatus;
   /** The scheduler replica that ran it. */
   replica: string | null;
   /** The task its action enqueued, if any. */
@@ -258,7 +258,7 @@ export class ScheduleStore {
   async finish(
     name: string,
     id: string,
-    fields: { status: RunStatus; finishedAt: number; refcode?: string; error?: string },
+    fields: { status: ScheduleRunStatus; finishedAt: number; refcode?: string; error?: string },
   ): Promise<boolean> {
     const k = scheduleKeys(this.#prefix, name);
     const args: (string | number)[] = [
@@ -400,7 +400,7 @@ function _record(h: Record<string, string>): RunRecord {
     scheduledAt: Number(h.scheduled_at),
     startedAt: h.started_at ? Number(h.started_at) : null,
     finishedAt: h.finished_at ? Number(h.finished_at) : null,
-    status: h.status as RunStatus,
+    status: h.status as ScheduleRunStatus,
     replica: h.replica || null,
     refcode: h.refcode || null,
     error: h.error || null,

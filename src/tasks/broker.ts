@@ -11,7 +11,8 @@
  * (cancel is O(1) instead of an O(n) LREM); every pop checks that the record is still `queued`.
  */
 import { defineScript, type Reply, type Store, toHash } from "../infra/store.ts";
-import type { TaskKeys, TaskStatus } from "./keys.ts";
+import type { TaskKeys } from "./keys.ts";
+import type { JobStatus } from "../jobs/status.ts";
 
 /** Longest listing kept per terminal status (the newest entries win). */
 export const INDEX_CAP = 10_000;
@@ -63,7 +64,7 @@ export interface FinishEntry {
 }
 
 /** What `finish` did: the status the task is now in, or `lost` when the lease was not ours. */
-export type FinishResult = TaskStatus | "lost";
+export type FinishResult = JobStatus | "lost";
 
 /** What `enqueue` takes. */
 export interface EnqueueEntry {
@@ -518,7 +519,7 @@ export class TaskBroker {
    *
    * @returns `[type, new status]` of each task taken back
    */
-  async reclaim(): Promise<[string, TaskStatus][]> {
+  async reclaim(): Promise<[string, JobStatus][]> {
     const k = this.keys;
     const reply = await this.store.eval(RECLAIM, [
       k.active,
@@ -532,8 +533,8 @@ export class TaskBroker {
       RECLAIM_BATCH,
       LEASE_EXPIRED_ERROR,
     ]) as string[];
-    const out: [string, TaskStatus][] = [];
-    for (let i = 0; i + 1 < reply.length; i += 2) out.push([reply[i], reply[i + 1] as TaskStatus]);
+    const out: [string, JobStatus][] = [];
+    for (let i = 0; i + 1 < reply.length; i += 2) out.push([reply[i], reply[i + 1] as JobStatus]);
     return out;
   }
 
@@ -605,7 +606,7 @@ export class TaskBroker {
    * @returns records with their refcodes, newest first
    */
   async list(
-    status: TaskStatus,
+    status: JobStatus,
     limit: number,
     options: { type?: string; types: readonly string[] },
   ): Promise<(TaskRecord & { refcode: string })[]> {

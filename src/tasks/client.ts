@@ -2,14 +2,25 @@
  * @module The task client: enqueue, read, long-poll, cancel, list and retry tasks. Used by the
  * HTTP routes and by any code that enqueues (schedules, consumers, handlers).
  */
+import { deadline, settleBy } from "../async/deadline.ts";
 import * as v from "valibot";
-import type { Runtime } from "../runtime.ts";
+import { perRuntime, type Runtime } from "../runtime.ts";
 import { UnavailableError } from "../infra/store.ts";
 import { toIssues } from "../http/validate.ts";
-import { FAILED_MIN_TTL_MS, type TaskDefinition, type TaskInput } from "./define.ts";
-import { TASK_STATUSES, taskKeys, type TaskStatus, TERMINAL_STATUSES } from "./keys.ts";
+import {
+  type EnqueueOptions,
+  type EnqueueResult,
+  FAILED_MIN_TTL_MS,
+  type TaskDefinition,
+  type TaskInput,
+  TASKS,
+} from "./define.ts";
+
+export type { EnqueueOptions, EnqueueResult } from "./define.ts";
+import { taskKeys } from "./keys.ts";
+import { isTerminal, JOB_STATUSES, type JobStatus } from "../jobs/status.ts";
 import { type ChangeResult, TaskBroker, type TaskRecord } from "./broker.ts";
-import { newRefcode, REFCODE } from "./refcode.ts";
+import { TASK_REFCODES } from "../jobs/refcode.ts";
 import { taskMetrics } from "./metrics.ts";
 import {
   IdempotencyConflictError,
@@ -41,31 +52,6 @@ const WAIT_STOP_CHECK_MS = 250;
 /** Longest wait for the notification subscription before answering 503. */
 const SUBSCRIBE_TIMEOUT_MS = 2_000;
 
-/** Options of {@link TaskClient.enqueue}. */
-export interface EnqueueOptions {
-  /** Same key and same type and input within 24 h → the same task; other input → conflict. */
-  idempotencyKey?: string;
-  /** Start no sooner than this many ms from now. */
-  delayMs?: number;
-  /**
-   * Whose idempotency key it is (the caller's API key, say): the same key from two callers, or
-   * for two types, names two different requests. Default: one scope for all.
-   */
-  idempotencyScope?: string;
-}
-
-/** What {@link TaskClient.enqueue} returns. */
-export interface EnqueueResult {
-  /** The task's refcode. */
-  refcode: string;
-  /** Its type. */
-  type: string;
-  /** `queued` for a new task; the current status when an idempotency key found an earlier one. */
-  status: TaskStatus;
-  /** False when an idempotency key returned an earlier task. */
-  created: boolean;
-}
-
 /** A task as the API shows it (API.md field names). */
 export interface TaskView {
   /** The task's refcode. */
@@ -73,7 +59,7 @@ export interface TaskView {
   /** Its type. */
   type: string;
   /** Its status. */
-  status: TaskStatus;
+  status: JobStatus;
   /** Progress from 0 to 1, or null before any report. */
   progress: number | null;
   /** What the handler returned (`completed`). */
@@ -101,7 +87,7 @@ export function toView(refcode: string, record: TaskRecord): TaskView {
   return {
     refcode,
     type: record.type,
-    status: record.status as TaskStatus,
+    status: record.status as JobStatus,
     progress: record.progress === undefined ? null : Number(record.progress),
     result: record.result === undefined ? null : JSON.parse(record.result),
     error: record.error ?? null,
@@ -168,7 +154,7 @@ export class TaskClient {
    * @throws {UnknownTaskTypeError} when none has that name
    */
   definition(type: string): TaskDefinition {
-    const def = this.#rt.system.get<TaskDefinition>("task", type);
+    const def = this.#rt.system.get(TASKS, type);
     if (!def) throw new UnknownTaskTypeError(type);
     return def;
   }
@@ -219,7 +205,7 @@ export class TaskClient {
       ttlMs: IDEMPOTENCY_TTL_MS,
     };
     const { outcome, refcode } = await this.#broker.enqueue({
-      refcode: newRefcode(),
+      refcode: TASK_REFCODES.make(),
       type: def.name,
       input: json,
       maxAttempts: def.attempts,
@@ -242,7 +228,7 @@ export class TaskClient {
     return {
       refcode,
       type: def.name,
-      status: (record?.status ?? "completed") as TaskStatus,
+      status: (record?.status ?? "completed") as JobStatus,
       created: false,
     };
   }
@@ -255,7 +241,7 @@ export class TaskClient {
    * @throws {TaskNotFoundError} unknown or expired
    */
   async get(refcode: string): Promise<TaskView> {
-    const record = REFCODE.test(refcode) ? await this.#broker.get(refcode) : null;
+    const record = TASK_REFCODES.test(refcode) ? await this.#broker.get(refcode) : null;
     if (!record) throw new TaskNotFoundError(refcode);
     return toView(refcode, record);
   }
@@ -271,7 +257,7 @@ export class TaskClient {
    */
   async wait(refcode: string, ms: number, signal?: AbortSignal): Promise<TaskView> {
     const first = await this.get(refcode);
-    if (TERMINAL_STATUSES.has(first.status) || ms <= 0) return first;
+    if (isTerminal(first.status) || ms <= 0) return first;
     const deadline = Date.now() + Math.min(ms, MAX_WAIT_MS);
     let wake!: () => void;
     let woken = new Promise<void>((resolve) => (wake = resolve));
@@ -285,17 +271,10 @@ export class TaskClient {
       // Subscribed before this read, so a notification between the two is not missed.
       let view = await this.get(refcode);
       while (
-        !TERMINAL_STATUSES.has(view.status) && Date.now() < deadline && !signal?.aborted &&
+        !isTerminal(view.status) && Date.now() < deadline && !signal?.aborted &&
         !this.#rt.stopping
       ) {
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([
-          woken,
-          new Promise<void>((resolve) => {
-            timer = setTimeout(resolve, Math.min(deadline - Date.now(), WAIT_BACKSTOP_MS));
-          }),
-        ]);
-        clearTimeout(timer);
+        await settleBy(woken, Math.min(deadline, Date.now() + WAIT_BACKSTOP_MS));
         woken = new Promise<void>((resolve) => (wake = resolve));
         view = await this.get(refcode);
       }
@@ -311,23 +290,16 @@ export class TaskClient {
   async #subscribe(refcode: string, onDone: () => void): Promise<() => Promise<void>> {
     const channel = taskKeys(this.#rt.config.keyPrefix).doneChannel(refcode);
     const subscribing = this.#rt.store.subscribe(channel, onDone);
-    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      return await Promise.race([
+      return await deadline(
         subscribing,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new UnavailableError("redis", "cannot subscribe to task notifications")),
-            SUBSCRIBE_TIMEOUT_MS,
-          );
-        }),
-      ]);
+        SUBSCRIBE_TIMEOUT_MS,
+        () => new UnavailableError("redis", "cannot subscribe to task notifications"),
+      );
     } catch (err) {
       // A subscription that completes after the timeout is dropped at once.
       subscribing.then((unsubscribe) => unsubscribe()).catch(() => {});
       throw err instanceof UnavailableError ? err : new UnavailableError("redis", String(err));
-    } finally {
-      clearTimeout(timer);
     }
   }
 
@@ -350,7 +322,7 @@ export class TaskClient {
    * @throws {TaskStateError} already completed, failed or cancelled
    */
   async cancel(refcode: string): Promise<TaskView> {
-    if (!REFCODE.test(refcode)) throw new TaskNotFoundError(refcode);
+    if (!TASK_REFCODES.test(refcode)) throw new TaskNotFoundError(refcode);
     const change = await this.#broker.cancel(refcode);
     const view = this.#changed(refcode, change, "cancel");
     if (change.outcome === "cancelled") {
@@ -368,7 +340,7 @@ export class TaskClient {
    * @throws {TaskStateError} not failed
    */
   async retry(refcode: string): Promise<TaskView> {
-    if (!REFCODE.test(refcode)) throw new TaskNotFoundError(refcode);
+    if (!TASK_REFCODES.test(refcode)) throw new TaskNotFoundError(refcode);
     const view = this.#changed(refcode, await this.#broker.retry(refcode), "retry");
     taskMetrics(this.#rt).transitions.inc({ type: view.type, status: "queued" });
     return view;
@@ -383,13 +355,13 @@ export class TaskClient {
    * @returns the tasks, newest first
    */
   async list(
-    status?: TaskStatus,
+    status?: JobStatus,
     options: { type?: string; limit?: number } = {},
   ): Promise<TaskView[]> {
-    const types = this.#rt.system.all<TaskDefinition>("task").map((d) => d.name);
+    const types = this.#rt.system.all(TASKS).map((d) => d.name);
     const limit = options.limit ?? 20;
     const lists = await Promise.all(
-      (status ? [status] : TASK_STATUSES).map((s) =>
+      (status ? [status] : JOB_STATUSES).map((s) =>
         this.#broker.list(s, limit, { type: options.type, types })
       ),
     );
@@ -406,9 +378,7 @@ export class TaskClient {
  * @param rt the runtime
  * @returns the client
  */
-export function taskClient(rt: Runtime): TaskClient {
-  return rt.shared("tasks.client", () => new TaskClient(rt));
-}
+export const taskClient: (rt: Runtime) => TaskClient = perRuntime((rt) => new TaskClient(rt));
 
 /**
  * Enqueues a task: what schedules, consumers and handlers call.

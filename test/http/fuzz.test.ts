@@ -6,7 +6,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import fc from "fast-check";
-import { createApp } from "../../src/http/app.ts";
+import { createApp } from "../../src/app.ts";
 import { exampleSystem } from "../../src/example/mod.ts";
 import { backends, cleanup, testRuntime } from "../helpers.ts";
 
@@ -200,8 +200,9 @@ for (const backend of backends()) {
   test.after(cleanup);
 
   test(`every route of /openapi.json: no 5xx, problem+json on every 4xx (${RUNS} cases each)`, async () => {
-    const rt = testRuntime({ redis: backend.name === "redis", system: exampleSystem() });
-    const app = createApp(rt, { api: true, services: () => [] });
+    const system = exampleSystem();
+    const rt = testRuntime({ redis: backend.name === "redis", system });
+    const app = createApp(rt, { api: true, services: () => [], routes: system.routeModules });
     const doc = await (await app.request("/openapi.json")).json();
     const ops = operations(doc);
     // Real records, so the fuzzed paths also reach existing tasks, runs and orders.

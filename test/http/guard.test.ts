@@ -1,6 +1,6 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { createApp } from "../../src/http/app.ts";
+import { createApp } from "../../src/app.ts";
 import { MAX_HEADER_BYTES } from "../../src/http/guard.ts";
 import { exampleSystem } from "../../src/example/mod.ts";
 import { cleanup, freePort, testRuntime } from "../helpers.ts";
@@ -8,8 +8,9 @@ import { cleanup, freePort, testRuntime } from "../helpers.ts";
 test.after(cleanup);
 
 const openApp = () => {
-  const rt = testRuntime({ system: exampleSystem() });
-  return createApp(rt, { api: true, services: () => [] });
+  const system = exampleSystem();
+  const rt = testRuntime({ system });
+  return createApp(rt, { api: true, services: () => [], routes: system.routeModules });
 };
 
 const JSON_TYPE = { "content-type": "application/json" };
@@ -142,8 +143,14 @@ test("over a real socket: a 40 KB header gets 431 problem+json, not a reset", as
 });
 
 test("over a real socket: a body that stops arriving gets 408 problem+json", async () => {
-  const rt = testRuntime({ system: exampleSystem() });
-  const app = createApp(rt, { api: true, services: () => [], bodyTimeoutMs: 300 });
+  const system = exampleSystem();
+  const rt = testRuntime({ system });
+  const app = createApp(rt, {
+    api: true,
+    services: () => [],
+    routes: system.routeModules,
+    bodyTimeoutMs: 300,
+  });
   const port = freePort();
   const server = Deno.serve({ port, hostname: "127.0.0.1", onListen: () => {} }, app.fetch);
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });

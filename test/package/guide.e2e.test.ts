@@ -148,6 +148,8 @@ test("the guide's app serves its own routes only, embedded", async () => {
     timeoutMs: 120_000,
   });
   await exercise(app, serviceName);
+  const listening = JSON.parse(app.logs.find((l) => l.includes('"listening"'))!);
+  assert.is(listening.service, serviceName, "SERVICE_NAME is every log record's service");
   assert.is((await app.stop()).code, 0);
 });
 

@@ -1,9 +1,10 @@
 /**
- * @module The scheduler's sense of time: the wall clock, or a manual clock for tests, so DST,
- * missed runs and long intervals are tested without waiting.
+ * @module The one sense of time of the runtime's loops (schedules, task and parallel workers,
+ * lease renewals, recovery): the wall clock, or a manual clock for tests, so DST, missed runs,
+ * leases and long intervals are tested without waiting.
  */
 
-/** Where the scheduler reads the time and waits for a tick. */
+/** Where a loop reads the time and waits. */
 export interface Clock {
   /** The current wall-clock time, epoch ms. */
   now(): number;
