@@ -69,7 +69,9 @@ for (const backend of backends()) {
     assert.is(first.status, "running");
     // `allow` ignores the lock; finishing releases it.
     assert.is((await begin(store, T0 + 2000, { lock: "allow" })).outcome, "running");
-    assert.ok(await store.finish("job", `run-${T0}`, { status: "completed", finishedAt: T0 + 10 }));
+    assert.ok(
+      await store.finish("job", `run-${T0}`, "r1", { status: "completed", finishedAt: T0 + 10 }),
+    );
     assert.is((await begin(store, T0 + 3000)).outcome, "running");
   });
 
@@ -77,14 +79,14 @@ for (const backend of backends()) {
     const { store } = await setup();
     await begin(store, T0);
     assert.ok(
-      await store.finish("job", `run-${T0}`, {
+      await store.finish("job", `run-${T0}`, "r1", {
         status: "completed",
         finishedAt: T0 + 50,
         refcode: "abc",
       }),
     );
     assert.not.ok(
-      await store.finish("job", `run-${T0}`, { status: "failed", finishedAt: T0 + 60 }),
+      await store.finish("job", `run-${T0}`, "r1", { status: "failed", finishedAt: T0 + 60 }),
     );
     const [run] = await store.runs("job", 1);
     assert.equal(run, {
@@ -119,7 +121,7 @@ for (const backend of backends()) {
     await begin(store, T0, { leaseMs: 150, lock: "allow" });
     await begin(store, T0 + 1000, { leaseMs: 150, lock: "allow" });
     await new Promise((r) => setTimeout(r, 80));
-    assert.ok(await store.renew("job", `run-${T0 + 1000}`, 5000));
+    assert.ok(await store.renew("job", `run-${T0 + 1000}`, 5000, "r1"));
     await new Promise((r) => setTimeout(r, 150));
     const [renewed, dead] = await store.runs("job", 10);
     assert.is(renewed.status, "running");
