@@ -167,12 +167,17 @@ async function scenario(store: Store, prefix: string, names: Map<string, string>
     status,
     replica: status === "running" ? "pod-a" : null,
   });
-  const begin = (id: string, lock: "skip" | "wait" | "allow" | "force" | "queue", upTo?: number) =>
+  const begin = (
+    id: string,
+    lock: "skip" | "wait" | "allow" | "force" | "queue",
+    upTo?: number,
+    leaseMs = 30_000,
+  ) =>
     schedules.begin("report", {
       id,
       claimUpTo: upTo ?? null,
       lock,
-      leaseMs: 30_000,
+      leaseMs,
       now: 60_020,
       record: record(lock === "queue" ? "queued" : "running"),
     });
@@ -184,17 +189,30 @@ async function scenario(store: Store, prefix: string, names: Map<string, string>
   await begin("run4", "allow");
   await begin("run5", "force");
   await begin("run6", "queue");
-  await schedules.renew("report", "run1", 30_000);
-  await schedules.renew("report", "run2", 30_000);
-  await schedules.finish("report", "run1", { status: "completed", finishedAt: 60_100 });
-  await schedules.finish("report", "run1", { status: "failed", finishedAt: 60_200 });
-  await schedules.finish("report", "run4", {
+  await schedules.renew("report", "run1", 30_000, "pod-a");
+  await schedules.renew("report", "run2", 30_000, "pod-a");
+  await schedules.renew("report", "run1", 30_000, "pod-b");
+  await schedules.finish("report", "run1", "pod-b", { status: "failed", finishedAt: 60_050 });
+  await schedules.finish("report", "run1", "pod-a", { status: "completed", finishedAt: 60_100 });
+  await schedules.finish("report", "run1", "pod-a", { status: "failed", finishedAt: 60_200 });
+  await schedules.finish("report", "run4", "pod-a", {
     status: "failed",
     finishedAt: 60_300,
     error: "it broke",
     refcode: "t_x",
   });
   await begin("run7", "skip");
+  // A replica dies mid-run: its lease runs out and another takes the run over.
+  await begin("run8", "allow", undefined, 20);
+  await begin("run9", "allow", undefined, 20);
+  await schedules.takeOver("report", "run8", "pod-b", 30_000, 60_400, 2);
+  await sleep(50);
+  await schedules.takeOver("report", "run8", "pod-b", 30_000, 60_500, 2);
+  await schedules.takeOver("report", "run8", "pod-c", 30_000, 60_600, 2);
+  await schedules.renew("report", "run8", 30_000, "pod-a");
+  await schedules.renew("report", "run8", 30_000, "pod-b");
+  await schedules.finish("report", "run8", "pod-a", { status: "completed", finishedAt: 60_700 });
+  await schedules.takeOver("report", "run9", "pod-b", 30_000, 60_800, 0);
   for (let i = 0; i < 100; i++) await begin(`bulk${i}`, "allow");
 
   // --- effects applied once ---
