@@ -146,6 +146,50 @@ for (const backend of backends()) {
     await waitFor(() => a.stats.done === 100, BOUND, `100 a done (got ${a.stats.done})`);
     assert.is(a.stats.most, 2);
   });
+
+  test(name("a task claimed ahead: cancelled, it never runs; at stop it goes back"), async () => {
+    const held = gate();
+    const started: number[] = [];
+    const def = defineTask({
+      name: "short",
+      input: v.object({ i: v.number(), hold: v.optional(v.boolean()) }),
+      concurrency: 1,
+      attempts: 1,
+      handler: async ({ i, hold }) => {
+        started.push(i);
+        if (hold) await held.promise;
+      },
+    });
+    const rt = make(def);
+    const worker = new TaskWorker(rt, { pollMs: NO_POLL });
+    await worker.start();
+    let stopped = false;
+    onCleanup(() => stopped ? undefined : worker.stop(Date.now() + 2000));
+    const client = taskClient(rt);
+    // Short runs first: the worker learns this type's runs are short.
+    for (let i = 0; i < 3; i++) await client.enqueue("short", { i });
+    await waitFor(() => started.length === 3, BOUND, "the short runs");
+    // A backlog behind a held run: one more is claimed ahead (concurrency 1).
+    const refs: string[] = [];
+    for (let i = 3; i < 8; i++) {
+      refs.push((await client.enqueue("short", { i, hold: true })).refcode);
+    }
+    await waitFor(async () => (await client.get(refs[1])).status === "in_progress", BOUND);
+    assert.equal(started, [0, 1, 2, 3]);
+    // Held by the worker, the task is `in_progress`: the cancel goes through the worker.
+    await client.cancel(refs[1]);
+    await waitFor(async () => (await client.get(refs[1])).status === "cancelled", BOUND);
+    // The freed place is claimed ahead again: the next task.
+    await waitFor(async () => (await client.get(refs[2])).status === "in_progress", BOUND);
+    stopped = true;
+    await worker.stop(Date.now() + 1500);
+    assert.equal(started, [0, 1, 2, 3]);
+    const views = await Promise.all(refs.map((r) => client.get(r)));
+    assert.equal(
+      views.map((t) => [t.status, t.attempts]),
+      [["queued", 0], ["cancelled", 1], ["queued", 0], ["queued", 0], ["queued", 0]],
+    );
+  });
 }
 
 test.run();
