@@ -14,10 +14,9 @@
  *
  * Importing this module starts nothing. Unit-test helpers are in `@svc/runtime/testing`.
  */
-export { type Config, ConfigError, type Role, ROLES } from "./src/config.ts";
+export { type Config, ConfigError, type KafkaSettings, type Role, ROLES } from "./src/config.ts";
 export type { Logger, LogLevel } from "./src/log.ts";
 export {
-  type Call,
   type Check,
   type Command,
   defineScript,
@@ -28,23 +27,39 @@ export {
   UnavailableError,
 } from "./src/infra/store.ts";
 export type { Bus, OutgoingMessage } from "./src/infra/bus.ts";
-export type { Runtime } from "./src/runtime.ts";
+export type {
+  BusRecord,
+  ConsumerBus,
+  GroupConsumer,
+  GroupConsumerOptions,
+  PartitionOffset,
+  TopicPartition,
+} from "./src/infra/bus-consumer.ts";
+export type { Runtime, RuntimeOptions } from "./src/runtime.ts";
 export {
   APPLIED,
   type BaseContext,
   type BulkConsumerDefinition,
   type BulkConsumerOptions,
   type BulkContext,
+  type CommonOptions,
   type ConsumerContext,
   type ConsumerDefinition,
   type ConsumerOptions,
   defineBulkConsumer,
   defineConsumer,
   type Message,
+  type RetryOptions,
 } from "./src/consumers/define.ts";
 export { applyOnce, type Effect } from "./src/consumers/once.ts";
 export { DLQ_HEADERS } from "./src/consumers/dead-letter.ts";
-export { type Definition, type RouteModule, System } from "./src/system.ts";
+export {
+  type Definition,
+  type DefinitionKind,
+  type Definitions,
+  type RouteModule,
+  System,
+} from "./src/system.ts";
 export {
   defineSchedule,
   type EnqueueAction,
@@ -62,10 +77,7 @@ export {
   UnknownScheduleError,
 } from "./src/scheduler/mod.ts";
 export { runScheduleNow } from "./src/scheduler/client.ts";
-export type {
-  RunRecord as ScheduleRun,
-  RunStatus as ScheduleRunStatus,
-} from "./src/scheduler/store.ts";
+export type { RunRecord as ScheduleRun, ScheduleRunStatus } from "./src/scheduler/store.ts";
 export {
   type ChunkSignal,
   DEFAULT_MAX_WORKERS,
@@ -104,5 +116,14 @@ export {
 } from "./src/tasks/mod.ts";
 export type { AppEnv } from "./src/http/env.ts";
 export { HttpProblem, type Issue, problem } from "./src/http/problem.ts";
-export { describeRoute, jsonContent, problemResponse, validate } from "./src/http/validate.ts";
+export {
+  describeRoute,
+  jsonContent,
+  type OpenApiContent,
+  type OpenApiResponse,
+  problemResponse,
+  type Target,
+  validate,
+  type Validated,
+} from "./src/http/validate.ts";
 export { main, type Running, start } from "./src/main.ts";

@@ -11,7 +11,7 @@ import { loadConfig } from "../src/config.ts";
 import { createLogger } from "../src/log.ts";
 import { RedisStore } from "../src/infra/redis.ts";
 import { CapacityPlanner } from "../src/parallel/capacity.ts";
-import type { ParallelTask } from "../src/parallel/define.ts";
+import { PARALLEL_TASKS } from "../src/parallel/define.ts";
 import { exampleSystem } from "../src/example/mod.ts";
 
 const arg = (name: string, fallback: string) => {
@@ -27,7 +27,7 @@ if (!Number.isInteger(items) || items < 1 || !Number.isInteger(deadlineMs) || de
 }
 
 const config = loadConfig();
-const def = exampleSystem().get<ParallelTask>("parallel-task", taskId);
+const def = exampleSystem().get(PARALLEL_TASKS, taskId);
 if (!def) {
   console.error(`Parallel task "${taskId}" is not defined in the example system`);
   Deno.exit(2);

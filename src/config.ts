@@ -31,19 +31,29 @@ export interface Config {
   port: number;
   /** `BODY_LIMIT_BYTES`: the largest request body accepted (413 beyond). */
   bodyLimitBytes: number;
+  /** `REDIS_URL`; undefined: the embedded store. */
   redisUrl: string | undefined;
   /** PEM text of `REDIS_TLS_CA_FILE`, read at start-up. */
   redisTlsCa: string | undefined;
+  /** `REDIS_WAIT_REPLICAS`: replicas that must hold a write before it is answered. */
   redisWaitReplicas: number;
+  /** `REDIS_WAIT_TIMEOUT_MS`: longest wait for those replicas. */
   redisWaitTimeoutMs: number;
+  /** `KAFKA_BROKERS`; undefined: the embedded bus. */
   kafkaBrokers: string[] | undefined;
   /** How the program talks to Kafka besides the broker list (TLS, SASL, topic settings). */
   kafka: KafkaSettings;
+  /** `KEY_PREFIX`: of every Redis key and Kafka consumer-group id. */
   keyPrefix: string;
+  /** `TOPIC_PREFIX`: of every Kafka topic published to or consumed. */
   topicPrefix: string;
+  /** `API_KEYS`; empty: the API is open. */
   apiKeys: string[];
+  /** `LOG_LEVEL`. */
   logLevel: "debug" | "info" | "warn" | "error";
+  /** `PARALLEL_MAX_WORKERS`: worker threads of this process for parallel tasks. */
   parallelMaxWorkers: number;
+  /** `SHUTDOWN_TIMEOUT_MS`: most time a stop may take. */
   shutdownTimeoutMs: number;
   /** `SCHEDULE_<NAME>_CRON` overrides, keyed by the upper-cased name (`-` → `_`). */
   scheduleCron: Record<string, string>;
@@ -53,6 +63,7 @@ export interface Config {
 export interface KafkaSettings {
   /** TLS to the brokers; `ca`/`cert`/`key` are PEM text read from the files at start-up. */
   ssl: { ca?: string; cert?: string; key?: string } | undefined;
+  /** SASL mechanism and credentials (`KAFKA_SASL_*`); undefined: no SASL. */
   sasl:
     | { mechanism: "plain" | "scram-sha-256" | "scram-sha-512"; username: string; password: string }
     | undefined;
@@ -65,6 +76,8 @@ export interface KafkaSettings {
 /** A bad environment value; start-up prints `message` on one line and exits 2. */
 export class ConfigError extends Error {
   /**
+   * Creates the error for one variable.
+   *
    * @param variable the environment variable at fault
    * @param problem what is wrong with it
    */

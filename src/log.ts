@@ -10,10 +10,40 @@ const SECRET_KEYS = /pass(word)?|secret|token|api_?keys?|authorization/i;
 
 /** A structured logger; `child` adds fields to every record. */
 export interface Logger {
+  /**
+   * Writes a `debug` record.
+   *
+   * @param msg what happened
+   * @param fields more fields of the record
+   */
   debug(msg: string, fields?: Record<string, unknown>): void;
+  /**
+   * Writes an `info` record.
+   *
+   * @param msg what happened
+   * @param fields more fields of the record
+   */
   info(msg: string, fields?: Record<string, unknown>): void;
+  /**
+   * Writes a `warn` record.
+   *
+   * @param msg what happened
+   * @param fields more fields of the record
+   */
   warn(msg: string, fields?: Record<string, unknown>): void;
+  /**
+   * Writes an `error` record.
+   *
+   * @param msg what happened
+   * @param fields more fields of the record (an `error` field is expanded)
+   */
   error(msg: string, fields?: Record<string, unknown>): void;
+  /**
+   * A logger adding `fields` to every record.
+   *
+   * @param fields the fields
+   * @returns the child logger
+   */
   child(fields: Record<string, unknown>): Logger;
 }
 

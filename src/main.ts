@@ -2,8 +2,8 @@
  * @module Start-up and shutdown of one process: configuration, roles, HTTP server, signals.
  */
 import { ConfigError, loadConfig, redactUrl, type Role } from "./config.ts";
-import { createApp } from "./http/app.ts";
-import { settleBy } from "./deadline.ts";
+import { createApp } from "./app.ts";
+import { settleBy } from "./async/deadline.ts";
 import { validateSchedules } from "./scheduler/overrides.ts";
 import { availableRoles, ROLE_FACTORIES, RoleUnavailableError, STOP_ORDER } from "./roles.ts";
 import { createRuntime, type Runtime, type RuntimeOptions, type Service } from "./runtime.ts";
@@ -11,12 +11,19 @@ import type { System } from "./system.ts";
 
 /** A running process: its runtime, the port it listens on, and how to stop it. */
 export interface Running {
+  /** The process's runtime. */
   rt: Runtime;
+  /** The port the HTTP server listens on. */
   port: number;
   /** Stops everything in the documented order; resolves when done. */
   shutdown(reason: string): Promise<void>;
   /** Resolves once shutdown finished. */
   finished: Promise<void>;
+  /**
+   * Resolves once every service has started (the port is open before: start-up never waits for
+   * Redis or Kafka); a service that failed to start is logged and named by `/readyz`.
+   */
+  started: Promise<void>;
 }
 
 /** Exit code for bad configuration (API.md). */
@@ -55,12 +62,28 @@ export async function start(
   }
   const api = config.roles.includes("http");
   if (config.apiKeys.length === 0 && api) log.warn("API_KEYS is unset: the API is open to anyone");
-  const app = createApp(rt, { api, services: () => services.map((s) => s.service) });
-
-  for (const { role, service } of services) {
-    await service.start();
-    log.debug("service started", { role, service: service.name });
-  }
+  // The port opens before any service starts, so /healthz answers from the first second even
+  // while Redis or Kafka cannot be reached; /readyz names what has not started yet.
+  const started: { role: string; service: Service }[] = [];
+  const startup: Service = {
+    name: "startup",
+    start: () => Promise.resolve(),
+    stop: () => Promise.resolve(),
+    check: () => {
+      const pending = services.filter((s) => !started.includes(s)).map((s) => s.service.name);
+      return Promise.resolve(
+        pending.length ? { ok: false, detail: `starting: ${pending.join(", ")}` } : { ok: true },
+      );
+    },
+  };
+  const app = createApp(rt, {
+    api,
+    services: () => [
+      ...started.map((s) => s.service),
+      ...(started.length < services.length ? [startup] : []),
+    ],
+    routes: system.routeModules,
+  });
   const server = Deno.serve(
     { port: config.port, hostname: config.host, onListen: () => {} },
     app.fetch,
@@ -73,6 +96,21 @@ export async function start(
     redis: config.redisUrl ? redactUrl(config.redisUrl) : "embedded",
     kafka: config.kafkaBrokers ? config.kafkaBrokers.join(",") : "embedded",
   });
+  let aborted = false;
+  const starting = (async () => {
+    for (const entry of services) {
+      if (aborted) return;
+      try {
+        await entry.service.start();
+        started.push(entry);
+        log.debug("service started", { role: entry.role, service: entry.service.name });
+      } catch (err) {
+        // Readiness keeps naming it; the process stays up for its probes and logs.
+        log.error("service failed to start", { service: entry.service.name, error: err });
+        return;
+      }
+    }
+  })();
 
   let resolveFinished!: () => void;
   const finished = new Promise<void>((resolve) => (resolveFinished = resolve));
@@ -81,6 +119,7 @@ export async function start(
   const shutdown = (reason: string) => {
     stopping ??= (async () => {
       rt.stopping = true;
+      aborted = true;
       // A margin under the timeout so the process exits before an orchestrator's kill.
       const deadline = Date.now() + Math.max(100, config.shutdownTimeoutMs - 500);
       log.info("shutting down", { reason, timeout_ms: config.shutdownTimeoutMs });
@@ -89,9 +128,12 @@ export async function start(
       if (api && !(await settleBy(server.shutdown(), deadline))) {
         log.warn("in-flight requests did not finish before the deadline");
       }
+      // A service still starting is stopped once its start ends (or not at all past the
+      // deadline).
+      await settleBy(starting, deadline);
       for (const role of STOP_ORDER) {
         await Promise.all(
-          services.filter((s) => s.role === role).map(({ service }) =>
+          started.filter((s) => s.role === role).map(({ service }) =>
             service.stop(deadline).catch((err) =>
               log.error("service stop failed", { service: service.name, error: err })
             )
@@ -105,7 +147,7 @@ export async function start(
     })();
     return stopping;
   };
-  return { rt, port, shutdown, finished };
+  return { rt, port, shutdown, finished, started: starting };
 }
 
 /**

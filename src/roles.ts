@@ -3,6 +3,11 @@
  */
 import type { Role } from "./config.ts";
 import type { Runtime, Service } from "./runtime.ts";
+import type { Definition, DefinitionKind } from "./definitions.ts";
+import { BULK_CONSUMERS, CONSUMERS } from "./consumers/define.ts";
+import { SCHEDULES } from "./scheduler/define.ts";
+import { PARALLEL_TASKS } from "./parallel/define.ts";
+import { TASKS } from "./tasks/define.ts";
 import { bulkConsumerServices, consumerServices } from "./consumers/role.ts";
 import { Scheduler } from "./scheduler/scheduler.ts";
 import { parallelWorkerRole } from "./parallel/processor.ts";
@@ -41,31 +46,53 @@ export const STOP_ORDER: readonly Role[] = [
   "parallel-worker",
 ];
 
-/** A role was named explicitly but is not available. */
+/**
+ * The kind of definition each worker role runs, for the start-up check that it has something
+ * to run (`http` always serves the built-in API).
+ */
+const ROLE_RUNS: Partial<Record<Role, { kind: DefinitionKind<Definition>; what: string }>> = {
+  consumer: { kind: CONSUMERS, what: "consumer (defineConsumer)" },
+  "bulk-consumer": { kind: BULK_CONSUMERS, what: "bulk consumer (defineBulkConsumer)" },
+  scheduler: { kind: SCHEDULES, what: "schedule (defineSchedule)" },
+  "async-worker": { kind: TASKS, what: "task (defineTask)" },
+  "parallel-worker": { kind: PARALLEL_TASKS, what: "parallel task (defineParallelTask)" },
+};
+
+/** A role was named explicitly but cannot run: not built, or nothing of its kind is defined. */
 export class RoleUnavailableError extends Error {
-  /** @param role the role named in `ROLE` */
-  constructor(readonly role: Role) {
-    super(`ROLE: "${role}" is not available yet`);
+  /**
+   * @param role the role named in `ROLE`
+   * @param why what is missing
+   */
+  constructor(readonly role: Role, why = "is not available yet") {
+    super(`ROLE: "${role}" ${why}`);
     this.name = "RoleUnavailableError";
   }
 }
 
 /**
- * Resolves which roles can start.
+ * Resolves which roles start. A role with nothing to run (no definition of its kind) stops
+ * start-up when `ROLE` names it, and is left out with a warning under `all`.
  *
  * @param requested roles from the configuration (all six when `ROLE=all`)
  * @param explicit whether `ROLE` named them (not `all`)
- * @param rt the runtime (for the log line on skipped roles)
- * @returns roles with a factory, in stop order
- * @throws {RoleUnavailableError} when an explicitly named role is not built
+ * @param rt the runtime (its system; the log line on skipped roles)
+ * @returns roles that can start, in stop order
+ * @throws {RoleUnavailableError} when an explicitly named role cannot run
  */
 export function availableRoles(requested: Role[], explicit: boolean, rt: Runtime): Role[] {
   const out: Role[] = [];
   for (const role of STOP_ORDER) {
     if (!requested.includes(role)) continue;
-    if (ROLE_FACTORIES[role]) out.push(role);
-    else if (explicit) throw new RoleUnavailableError(role);
-    else rt.log.warn("role left out: not available yet", { role });
+    const runs = ROLE_RUNS[role];
+    const why = !ROLE_FACTORIES[role]
+      ? "is not available yet"
+      : runs && rt.system.all(runs.kind).length === 0
+      ? `has nothing to run: the system defines no ${runs.what}`
+      : undefined;
+    if (why === undefined) out.push(role);
+    else if (explicit) throw new RoleUnavailableError(role, why);
+    else rt.log.warn("role left out", { role, reason: `it ${why}` });
   }
   return out;
 }

@@ -12,7 +12,7 @@ import { MemoryStore } from "./infra/memory-store.ts";
 import { KafkaBus } from "./infra/kafka.ts";
 import { MemoryBus } from "./infra/memory-bus.ts";
 import { withTopicPrefix } from "./infra/topic-prefix.ts";
-import type { System } from "./system.ts";
+import type { Definitions } from "./definitions.ts";
 
 /** A long-running part of a role (an HTTP server, a consumer loop, a worker pool). */
 export interface Service {
@@ -31,8 +31,11 @@ export interface Service {
 
 /** Shared state of one process. */
 export interface Runtime {
+  /** The validated configuration. */
   readonly config: Config;
+  /** The process's logger (JSON lines, with `service` and `instance`). */
   readonly log: Logger;
+  /** The store: Redis, or the embedded one. */
   readonly store: Store;
   /**
    * The message bus. `publish` and `ensureTopics` take topic names without `TOPIC_PREFIX`
@@ -48,22 +51,42 @@ export interface Runtime {
   topic(name: string): string;
   /** This runtime's Prometheus registry (not the global one: tests run several runtimes). */
   readonly metrics: Registry;
-  readonly system: System;
+  /** The program's definitions (tasks, consumers, schedules, parallel tasks). */
+  readonly system: Definitions;
   /** Process-unique id, for logs, run records and leases. */
   readonly instanceId: string;
   /** True from the moment SIGTERM/SIGINT arrives (readiness turns 503). */
   stopping: boolean;
-  /**
-   * Returns the process-wide instance stored under `name`, creating it on first use. Features
-   * use it for their clients and metrics, so each is made once per runtime.
-   */
-  shared<T>(name: string, create: () => T): T;
+}
+
+/**
+ * Makes a typed accessor of a per-runtime instance: `create` runs once per runtime, on first
+ * use. Features make their clients and metrics with it, so each exists once per runtime (and a
+ * test's second runtime gets its own).
+ *
+ * @param create makes the instance for a runtime
+ * @returns the accessor
+ * @example
+ * ```ts
+ * export const taskClient = perRuntime((rt) => new TaskClient(rt));
+ * ```
+ */
+export function perRuntime<T>(create: (rt: Runtime) => T): (rt: Runtime) => T {
+  const made = new WeakMap<Runtime, { value: T }>();
+  return (rt) => {
+    let entry = made.get(rt);
+    if (!entry) made.set(rt, entry = { value: create(rt) });
+    return entry.value;
+  };
 }
 
 /** Options for tests: inject a store, a bus or a logger. */
 export interface RuntimeOptions {
+  /** The store to use instead of Redis or the embedded one. */
   store?: Store;
+  /** The bus to use instead of Kafka or the embedded one (`TOPIC_PREFIX` still applies). */
   bus?: Bus;
+  /** The logger to use. */
   log?: Logger;
 }
 
@@ -95,7 +118,7 @@ export function redisOptions(config: Config): RedisOptions {
  */
 export function createRuntime(
   config: Config,
-  system: System,
+  system: Definitions,
   options: RuntimeOptions = {},
 ): Runtime {
   const instanceId = `${Deno.hostname?.() ?? "host"}-${Deno.pid}-${
@@ -117,7 +140,6 @@ export function createRuntime(
         : new MemoryBus()),
     config.topicPrefix,
   );
-  const instances = new Map<string, unknown>();
   return {
     config,
     log,
@@ -128,9 +150,5 @@ export function createRuntime(
     instanceId,
     stopping: false,
     topic: (name) => config.topicPrefix + name,
-    shared<T>(name: string, create: () => T): T {
-      if (!instances.has(name)) instances.set(name, create());
-      return instances.get(name) as T;
-    },
   };
 }

@@ -2,20 +2,11 @@
  * @module What a program is made of: its definitions (tasks, consumers, schedules, parallel
  * tasks) and its HTTP routes, gathered before any role starts.
  */
-import type { Hono } from "hono";
-import type { AppEnv } from "./http/env.ts";
-import type { Runtime } from "./runtime.ts";
+import type { RouteModule } from "./http/env.ts";
+import type { Definition, DefinitionKind, Definitions } from "./definitions.ts";
 
-/** Anything defined with a `define*` function: a task type, a consumer, a schedule… */
-export interface Definition {
-  /** What it is: `task`, `consumer`, `bulk-consumer`, `schedule`, `parallel-task`. */
-  readonly kind: string;
-  /** Unique within its kind. */
-  readonly name: string;
-}
-
-/** Adds a user's routes to the HTTP app. */
-export type RouteModule = (app: Hono<AppEnv>, rt: Runtime) => void;
+export type { Definition, DefinitionKind, Definitions } from "./definitions.ts";
+export type { RouteModule } from "./http/env.ts";
 
 /**
  * The set of definitions and routes one program runs.
@@ -25,7 +16,7 @@ export type RouteModule = (app: Hono<AppEnv>, rt: Runtime) => void;
  * const system = new System().add(sleepTask, ordersConsumer).routes(ordersRoutes);
  * ```
  */
-export class System {
+export class System implements Definitions {
   #defs = new Map<string, Definition[]>();
   #routes: RouteModule[] = [];
 
@@ -62,22 +53,23 @@ export class System {
   /**
    * Lists the definitions of one kind.
    *
-   * @param kind e.g. `task`
+   * @param kind the kind's key, e.g. `TASKS`
    * @returns the definitions, in the order they were added
    */
-  all<T extends Definition>(kind: T["kind"]): T[] {
-    return [...(this.#defs.get(kind) ?? [])] as T[];
+  all<T extends Definition>(kind: DefinitionKind<T>): readonly T[] {
+    // The one cast: `add` files each definition under its own `kind`, which the key names.
+    return (this.#defs.get(kind.name) ?? []) as T[];
   }
 
   /**
    * Finds one definition.
    *
-   * @param kind e.g. `task`
+   * @param kind the kind's key, e.g. `TASKS`
    * @param name its name
    * @returns the definition or undefined
    */
-  get<T extends Definition>(kind: T["kind"], name: string): T | undefined {
-    return this.#defs.get(kind)?.find((d) => d.name === name) as T | undefined;
+  get<T extends Definition>(kind: DefinitionKind<T>, name: string): T | undefined {
+    return this.all(kind).find((d) => d.name === name);
   }
 
   /** The route modules, in the order they were added. */

@@ -5,6 +5,7 @@ import { loadConfig } from "../src/config.ts";
 import { createLogger } from "../src/log.ts";
 import { createRuntime, type Runtime, type RuntimeOptions } from "../src/runtime.ts";
 import { System } from "../src/system.ts";
+import type { Command, Reply } from "../src/infra/store.ts";
 
 /**
  * A TCP port nothing listens on now (for a server a test starts itself).
@@ -197,15 +198,58 @@ export function testRuntime(options: TestRuntimeOptions = {}): Runtime {
  * @param pattern e.g. `t-1234:*`
  */
 export async function deleteKeys(rt: Runtime, pattern: string): Promise<void> {
+  const nodes = await clusterMasters(rt);
+  if (nodes.length === 0) return await _scanDelete((c) => rt.store.command(c), pattern, rt);
+  // A cluster: SCAN walks one node's keys, so walk every master's.
+  const { createClient } = await import("redis");
+  for (const node of nodes) {
+    const client = createClient({ socket: { ...node, reconnectStrategy: false } });
+    client.on("error", () => {});
+    await client.connect();
+    try {
+      await _scanDelete((c) => client.sendCommand(c.map(String)) as Promise<Reply>, pattern, rt);
+    } finally {
+      client.destroy();
+    }
+  }
+}
+
+async function _scanDelete(
+  send: (command: Command) => Promise<Reply>,
+  pattern: string,
+  rt: Runtime,
+): Promise<void> {
   let cursor = "0";
   do {
-    const reply = await rt.store.command(["SCAN", cursor, "MATCH", pattern, "COUNT", 1000]) as [
+    const reply = await send(["SCAN", cursor, "MATCH", pattern, "COUNT", 1000]) as [
       string,
       string[],
     ];
     cursor = String(reply[0]);
-    if (reply[1].length) await rt.store.command(["UNLINK", ...reply[1]]);
+    // One key at a time through the store: keys of one page may sit in different slots.
+    await Promise.all(reply[1].map((k) => rt.store.command(["UNLINK", k])));
   } while (cursor !== "0");
+}
+
+/**
+ * The masters of the cluster a runtime's store is on (none on a single server).
+ *
+ * @param rt a runtime on Redis
+ * @returns host and port of each master
+ */
+export async function clusterMasters(rt: Runtime): Promise<{ host: string; port: number }[]> {
+  let nodes: string;
+  try {
+    nodes = String(await rt.store.command(["CLUSTER", "NODES"]));
+  } catch {
+    return [];
+  }
+  return nodes.split("\n").map((l) => l.split(" ")).filter((f) =>
+    f.length > 8 && f[2].includes("master") && !f[2].includes("fail")
+  ).map((f) => {
+    const [host, port] = f[1].split("@")[0].split(/:(?=\d+$)/);
+    return { host, port: Number(port) };
+  });
 }
 
 /**
@@ -352,13 +396,15 @@ export async function spawnProgram(
  * Runs the program to completion (for start-up errors).
  *
  * @param env environment
+ * @param entry the program's entry (default {@link EXAMPLE_ENTRY})
  * @returns exit code and output
  */
 export async function runProgram(
   env: Record<string, string>,
+  entry: string = EXAMPLE_ENTRY,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", EXAMPLE_ENTRY],
+    args: ["run", "-A", entry],
     cwd: ROOT,
     env: { PORT: "0", ...env },
     stdin: "null",

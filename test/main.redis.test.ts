@@ -77,4 +77,51 @@ test("stopping Redis turns /readyz 503 naming redis, /healthz stays 200; restart
   assert.is((await p.stop()).code, 0);
 });
 
+for (const role of ["all", "scheduler"]) {
+  test(`ROLE=${role} with Redis and Kafka unreachable opens its port at once: /healthz 200, /readyz names them; Redis back → ready`, async () => {
+    const port = freePort();
+    const t0 = Date.now();
+    const p = await spawnProgram({
+      ROLE: role,
+      REDIS_URL: `redis://127.0.0.1:${port}`,
+      KAFKA_BROKERS: `127.0.0.1:${freePort()}`,
+      KEY_PREFIX: unique("t"),
+    }, { timeoutMs: 15_000 });
+    const listenedMs = Date.now() - t0;
+    const health = await fetch(`${p.url}/healthz`);
+    assert.is(health.status, 200);
+    await health.body?.cancel();
+    const ready = await fetch(`${p.url}/readyz`);
+    const body = await ready.json();
+    assert.is(ready.status, 503);
+    assert.ok(body.failing.includes("redis"), JSON.stringify(body));
+    assert.ok(body.failing.includes("kafka"), JSON.stringify(body));
+    console.log(`ROLE=${role}: listening ${listenedMs} ms after spawn; failing: ${body.failing}`);
+    assert.is((await p.stop()).code, 0);
+  });
+}
+
+test("ROLE=all with Redis down at start-up becomes ready once Redis comes up", async () => {
+  const port = freePort();
+  const p = await spawnProgram({
+    ROLE: "all",
+    REDIS_URL: `redis://127.0.0.1:${port}`,
+    KEY_PREFIX: unique("t"),
+  });
+  const health = await fetch(`${p.url}/healthz`);
+  assert.is(health.status, 200);
+  await health.body?.cancel();
+  await startRedis(port);
+  await waitFor(
+    async () => {
+      const r = await fetch(`${p.url}/readyz`);
+      await r.body?.cancel();
+      return r.status === 200;
+    },
+    20_000,
+    "readyz 200 once Redis is up",
+  );
+  assert.is((await p.stop()).code, 0);
+});
+
 test.run();

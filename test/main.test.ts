@@ -65,4 +65,29 @@ test("SIGTERM while 50 requests are in flight: every one is answered, exit 0", a
   assert.ok(p.logs.some((l) => l.includes('"shutting down"')));
 });
 
+test("HOST is the address the server binds", async () => {
+  const p = await spawnProgram({ ROLE: "http", HOST: "127.0.0.1" });
+  assert.is(JSON.parse(p.logs.find((l) => l.includes('"listening"'))!).host, "127.0.0.1");
+  assert.is((await fetch(`${p.url}/healthz`)).status, 200);
+  assert.is((await p.stop()).code, 0);
+  const { code, stderr } = await runProgram({ HOST: "not a host" });
+  assert.is(code, 2);
+  assert.match(stderr.trim(), /^HOST: /);
+});
+
+test("a role named in ROLE with nothing to run exits 2 naming it; under all it is left out with a warning", async () => {
+  const slow = "test/fixtures/slow-program.ts"; // routes only: no consumer, task, schedule…
+  const { code, stderr } = await runProgram({ ROLE: "http,bulk-consumer" }, slow);
+  assert.is(code, 2);
+  assert.is(
+    stderr.trim(),
+    'ROLE: "bulk-consumer" has nothing to run: the system defines no bulk consumer (defineBulkConsumer)',
+  );
+  const p = await spawnProgram({ ROLE: "all" }, { entry: slow });
+  const left = p.logs.filter((l) => l.includes('"role left out"')).map((l) => JSON.parse(l).role);
+  assert.equal(left, ["scheduler", "consumer", "bulk-consumer", "async-worker", "parallel-worker"]);
+  assert.is((await fetch(`${p.url}/slow?ms=1`)).status, 200);
+  assert.is((await p.stop()).code, 0);
+});
+
 test.run();

@@ -9,7 +9,6 @@ import {
   defineSchedule,
   defineTask,
   describeRoute,
-  enqueueTask,
   jsonContent,
   key,
   type RouteModule,
@@ -43,7 +42,7 @@ export const signups = defineConsumer({
     const first = await ctx.once([
       ["HSET", signupKey(ctx.rt.config.keyPrefix, value.email), "email", value.email],
     ]);
-    if (first) await enqueueTask(ctx.rt, welcome, value, { idempotencyKey: value.email });
+    if (first) await ctx.enqueue(welcome, value, { idempotencyKey: value.email });
   },
 });
 

@@ -148,6 +148,81 @@ export async function privateRedis(): Promise<string> {
   return `redis://127.0.0.1:${port}`;
 }
 
+/**
+ * Starts a private 3-master Redis Cluster (no replicas, like the private single server) on free
+ * ports, stopped at `cleanup()`.
+ *
+ * @returns the URL of its first node (the store finds the others)
+ */
+export async function privateCluster(): Promise<string> {
+  const ports = [freePort(), freePort(), freePort()];
+  const dir = await Deno.makeTempDir({ prefix: "bench-cluster-" });
+  for (const port of ports) {
+    killOnCleanup(
+      new Deno.Command("redis-server", {
+        args: [
+          "--bind",
+          "127.0.0.1",
+          "--port",
+          String(port),
+          "--save",
+          "",
+          "--appendonly",
+          "no",
+          "--cluster-enabled",
+          "yes",
+          "--cluster-config-file",
+          `${dir}/nodes-${port}.conf`,
+          "--dir",
+          dir,
+        ],
+        stdin: "null",
+        stdout: "null",
+        stderr: "inherit",
+      }).spawn(),
+    );
+  }
+  for (const port of ports) {
+    await waitFor(
+      async () => {
+        (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+        return true;
+      },
+      10_000,
+      "redis-server (cluster node)",
+    );
+  }
+  const created = await new Deno.Command("redis-cli", {
+    args: [
+      "--cluster",
+      "create",
+      ...ports.map((p) => `127.0.0.1:${p}`),
+      "--cluster-replicas",
+      "0",
+      "--cluster-yes",
+    ],
+    stdout: "null",
+    stderr: "inherit",
+  }).output();
+  if (created.code !== 0) throw new Error("redis-cli --cluster create failed");
+  await waitFor(
+    async () => {
+      for (const port of ports) {
+        const out = await new Deno.Command("redis-cli", {
+          args: ["-p", String(port), "cluster", "info"],
+          stdout: "piped",
+        }).output();
+        if (!new TextDecoder().decode(out.stdout).includes("cluster_state:ok")) return false;
+      }
+      return true;
+    },
+    20_000,
+    "cluster_state:ok",
+  );
+  onCleanup(() => Deno.remove(dir, { recursive: true }).catch(() => {}));
+  return `redis://127.0.0.1:${ports[0]}`;
+}
+
 /** A server process of a benchmark. */
 export interface Server {
   url: string;

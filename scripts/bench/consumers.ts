@@ -9,7 +9,12 @@
  * first handled message to its last (group joins excluded). Rounds alternate the contenders
  * and the median is kept. Prints messages/s and the ratios.
  *
- * Usage: `deno task bench consumers [--messages 20000] [--bulk-messages 100000] [--rounds 3]`
+ * Then the produce side (`_produce.ts`): `POST /orders` and our sender against a bare kafkajs
+ * producer at the same concurrency, on the single broker and on the 3-broker cluster
+ * (`scripts/kafka-cluster.sh`).
+ *
+ * Usage: `deno task bench consumers [--messages 20000] [--bulk-messages 100000] [--rounds 3]
+ *   [--produce 3000] [--concurrency 64] [--produce-only] [--no-cluster]`
  */
 import kafkajs from "kafkajs";
 import { createClient } from "redis";
@@ -23,6 +28,7 @@ import { BulkConsumerService } from "../../src/consumers/bulk-consumer.ts";
 import { key } from "../../src/infra/store.ts";
 import { deleteKeys } from "../../test/helpers.ts";
 import { summaryRow } from "./_lib.ts";
+import { produceBench } from "./_produce.ts";
 
 const arg = (name: string, fallback: number) => {
   const i = Deno.args.indexOf(`--${name}`);
@@ -31,13 +37,19 @@ const arg = (name: string, fallback: number) => {
 const MESSAGES = arg("messages", 20_000);
 const BULK_MESSAGES = arg("bulk-messages", 100_000);
 const ROUNDS = arg("rounds", 3);
+const PRODUCE = arg("produce", 3000);
+const CONCURRENCY = arg("concurrency", 64);
+const PRODUCE_ONLY = Deno.args.includes("--produce-only");
+const CLUSTER = !Deno.args.includes("--no-cluster");
+const CLUSTER_BROKERS = (Deno.env.get("KAFKA_CLUSTER_BROKERS") ??
+  "127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094").split(",");
 const BATCH = 1000;
 const BROKERS = (Deno.env.get("KAFKA_BROKERS") ?? "127.0.0.1:9092").split(",");
 const REDIS_URL = Deno.env.get("REDIS_URL") ?? "redis://127.0.0.1:6379";
 const ROOT = new URL("../../", import.meta.url).pathname;
 const PREFIX = `bench-${crypto.randomUUID().slice(0, 8)}`;
 
-for (const s of ["redis.sh", "kafka.sh"]) {
+for (const s of ["redis.sh", "kafka.sh", ...(CLUSTER ? ["kafka-cluster.sh"] : [])]) {
   const out = await new Deno.Command("bash", { args: [`${ROOT}scripts/${s}`], stdout: "null" })
     .output();
   if (out.code !== 0) throw new Error(`scripts/${s} failed`);
@@ -212,90 +224,121 @@ const batchSizes: Record<string, number[]> = { bareBatch: [], oursBulk: [], ours
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const fmt = (n: number) => Math.round(n).toLocaleString("en-US").padStart(9);
 
-const small = `${PREFIX}.orders`;
-const big = `${PREFIX}.orders-big`;
-console.log(
-  `Consumers benchmark: Kafka ${BROKERS.join(",")}, Redis ${REDIS_URL}, ${ROUNDS} rounds ` +
-    `(median), topics of ${MESSAGES} and ${BULK_MESSAGES} messages, 3 partitions`,
-);
-await fill(small, MESSAGES);
-await fill(big, BULK_MESSAGES);
+async function consumersSide(): Promise<void> {
+  const small = `${PREFIX}.orders`;
+  const big = `${PREFIX}.orders-big`;
+  console.log(
+    `Consumers benchmark: Kafka ${BROKERS.join(",")}, Redis ${REDIS_URL}, ${ROUNDS} rounds ` +
+      `(median), topics of ${MESSAGES} and ${BULK_MESSAGES} messages, 3 partitions`,
+  );
+  await fill(small, MESSAGES);
+  await fill(big, BULK_MESSAGES);
 
-const results: Record<string, number[]> = {
-  bareMessage: [],
-  ours: [],
-  oursBulkSmall: [],
-  bareBatch: [],
-  oursBulk: [],
-};
-try {
-  for (let r = 0; r < ROUNDS; r++) {
-    // Alternate who goes first so neither always gets the warmer caches.
-    const pairs: [keyof typeof results, () => Promise<number>][] = [
-      ["bareMessage", () => bareEachMessage(small, MESSAGES, `bm${r}`)],
-      ["ours", () => ours(small, MESSAGES, `c${r}`)],
-      ["oursBulkSmall", () => oursBulk(small, MESSAGES, `bs${r}`)],
-      ["bareBatch", () => bareEachBatch(big, BULK_MESSAGES, `bb${r}`)],
-      ["oursBulk", () => oursBulk(big, BULK_MESSAGES, `b${r}`)],
-    ];
-    if (r % 2 === 1) pairs.reverse();
-    for (const [name, go] of pairs) {
-      const rate = await go();
-      results[name].push(rate);
-      console.log(`  round ${r + 1}: ${name.padEnd(14)} ${fmt(rate)} msg/s`);
+  const results: Record<string, number[]> = {
+    bareMessage: [],
+    ours: [],
+    oursBulkSmall: [],
+    bareBatch: [],
+    oursBulk: [],
+  };
+  try {
+    for (let r = 0; r < ROUNDS; r++) {
+      // Alternate who goes first so neither always gets the warmer caches.
+      const pairs: [keyof typeof results, () => Promise<number>][] = [
+        ["bareMessage", () => bareEachMessage(small, MESSAGES, `bm${r}`)],
+        ["ours", () => ours(small, MESSAGES, `c${r}`)],
+        ["oursBulkSmall", () => oursBulk(small, MESSAGES, `bs${r}`)],
+        ["bareBatch", () => bareEachBatch(big, BULK_MESSAGES, `bb${r}`)],
+        ["oursBulk", () => oursBulk(big, BULK_MESSAGES, `b${r}`)],
+      ];
+      if (r % 2 === 1) pairs.reverse();
+      for (const [name, go] of pairs) {
+        const rate = await go();
+        results[name].push(rate);
+        console.log(`  round ${r + 1}: ${name.padEnd(14)} ${fmt(rate)} msg/s`);
+      }
     }
+    const m = Object.fromEntries(Object.entries(results).map(([k, xs]) => [k, median(xs)]));
+    // Ratios are taken round by round (the two sides ran moments apart), then their median:
+    // steadier than a ratio of medians on a machine whose load drifts.
+    const ratio = (a: string, b: string) => median(results[a].map((x, i) => x / results[b][i]));
+    console.log("\ncontender                                   |     msg/s (median)");
+    console.log(`bare kafkajs eachMessage + MULTI            | ${fmt(m.bareMessage)}`);
+    console.log(`our consumer (same write)                   | ${fmt(m.ours)}`);
+    console.log(`our bulk consumer (same topic)              | ${fmt(m.oursBulkSmall)}`);
+    console.log(`bare kafkajs eachBatch + MULTI per batch    | ${fmt(m.bareBatch)}`);
+    console.log(`our bulk consumer (maxBatchSize ${BATCH})        | ${fmt(m.oursBulk)}`);
+    console.log(
+      `average batch: bare eachBatch ${Math.round(median(batchSizes.bareBatch))}, our bulk ${
+        Math.round(median(batchSizes.oursBulk))
+      } (same topic as our consumer: ${Math.round(median(batchSizes.oursBulkSmall))})`,
+    );
+    console.log("\nratio (median of per-round ratios)          | value | target");
+    console.log(
+      `our consumer / bare eachMessage             | ${
+        ratio("ours", "bareMessage").toFixed(2)
+      }  | ≥ 0.95`,
+    );
+    console.log(
+      `our bulk / our consumer (same data)         | ${
+        ratio("oursBulkSmall", "ours").toFixed(1).padStart(5)
+      } | ≥ 10`,
+    );
+    console.log(
+      `our bulk / bare eachBatch + pipeline        | ${
+        ratio("oursBulk", "bareBatch").toFixed(2)
+      }  | ≥ 0.95`,
+    );
+    const row = (what: string, a: string, b: string, baselineName: string, target: number) =>
+      summaryRow({
+        bench: "consumers",
+        what,
+        // The ratio is the median of per-round ratios; the figures are medians.
+        ours: m[b] * ratio(a, b),
+        baseline: m[b],
+        baselineName,
+        better: "higher",
+        target,
+        unit: "msg/s",
+      });
+    row("consumer: msg/s", "ours", "bareMessage", "kafkajs eachMessage", 0.95);
+    row("bulk consumer vs our consumer, same data", "oursBulkSmall", "ours", "our consumer", 10);
+    row("bulk consumer: msg/s", "oursBulk", "bareBatch", "kafkajs eachBatch", 0.95);
+  } finally {
+    await admin.deleteTopics({ topics: [small, big, `${small}.dlq`, `${big}.dlq`] }).catch(
+      () => {},
+    );
+    await admin.disconnect();
+    const rt = runtime();
+    await deleteKeys(rt, `${PREFIX}:*`).catch(() => {});
+    await Promise.allSettled([rt.bus.close(), rt.store.close()]);
+    await redis.close();
   }
-  const m = Object.fromEntries(Object.entries(results).map(([k, xs]) => [k, median(xs)]));
-  // Ratios are taken round by round (the two sides ran moments apart), then their median:
-  // steadier than a ratio of medians on a machine whose load drifts.
-  const ratio = (a: string, b: string) => median(results[a].map((x, i) => x / results[b][i]));
-  console.log("\ncontender                                   |     msg/s (median)");
-  console.log(`bare kafkajs eachMessage + MULTI            | ${fmt(m.bareMessage)}`);
-  console.log(`our consumer (same write)                   | ${fmt(m.ours)}`);
-  console.log(`our bulk consumer (same topic)              | ${fmt(m.oursBulkSmall)}`);
-  console.log(`bare kafkajs eachBatch + MULTI per batch    | ${fmt(m.bareBatch)}`);
-  console.log(`our bulk consumer (maxBatchSize ${BATCH})        | ${fmt(m.oursBulk)}`);
-  console.log(
-    `average batch: bare eachBatch ${Math.round(median(batchSizes.bareBatch))}, our bulk ${
-      Math.round(median(batchSizes.oursBulk))
-    } (same topic as our consumer: ${Math.round(median(batchSizes.oursBulkSmall))})`,
-  );
-  console.log("\nratio (median of per-round ratios)          | value | target");
-  console.log(
-    `our consumer / bare eachMessage             | ${
-      ratio("ours", "bareMessage").toFixed(2)
-    }  | ≥ 0.95`,
-  );
-  console.log(
-    `our bulk / our consumer (same data)         | ${
-      ratio("oursBulkSmall", "ours").toFixed(1).padStart(5)
-    } | ≥ 10`,
-  );
-  console.log(
-    `our bulk / bare eachBatch + pipeline        | ${
-      ratio("oursBulk", "bareBatch").toFixed(2)
-    }  | ≥ 0.95`,
-  );
-  const row = (what: string, a: string, b: string, baselineName: string, target: number) =>
-    summaryRow({
-      bench: "consumers",
-      what,
-      // The ratio is the median of per-round ratios; the figures are medians.
-      ours: m[b] * ratio(a, b),
-      baseline: m[b],
-      baselineName,
-      better: "higher",
-      target,
-      unit: "msg/s",
+}
+
+if (!PRODUCE_ONLY) await consumersSide();
+try {
+  const common = { redisUrl: REDIS_URL, count: PRODUCE, concurrency: CONCURRENCY, rounds: ROUNDS };
+  await produceBench({
+    ...common,
+    brokers: BROKERS,
+    label: "single broker",
+    prefix: `${PREFIX}p1`,
+  });
+  if (CLUSTER) {
+    await produceBench({
+      ...common,
+      brokers: CLUSTER_BROKERS,
+      label: "3-broker cluster",
+      prefix: `${PREFIX}p3`,
     });
-  row("consumer: msg/s", "ours", "bareMessage", "kafkajs eachMessage", 0.95);
-  row("bulk consumer vs our consumer, same data", "oursBulkSmall", "ours", "our consumer", 10);
-  row("bulk consumer: msg/s", "oursBulk", "bareBatch", "kafkajs eachBatch", 0.95);
+  }
 } finally {
-  await admin.deleteTopics({ topics: [small, big, `${small}.dlq`, `${big}.dlq`] }).catch(() => {});
-  await admin.disconnect();
+  if (PRODUCE_ONLY) {
+    await admin.disconnect();
+    await redis.close();
+  }
   const rt = runtime();
-  await deleteKeys(rt, `${PREFIX}:*`).catch(() => {});
+  for (const p of [`${PREFIX}p1`, `${PREFIX}p3`]) await deleteKeys(rt, `${p}:*`).catch(() => {});
   await Promise.allSettled([rt.bus.close(), rt.store.close()]);
-  await redis.close();
 }

@@ -13,24 +13,29 @@
  * Prints tasks/s, start delay p50/p99 under a backlog and at a fixed rate, Redis commands per
  * task, and ratios; `SUMMARY` lines feed `deno task bench all`.
  *
- * Usage: `deno task bench tasks [--part system|single|both] [--tasks 20000]
+ * Usage: `deno task bench tasks [--part system|single|cluster|both] [--tasks 20000]
  *   [--modes process,http] [--system-tasks 6000] [--flood-seconds 3] [--connections 32] [--concurrency 50]
  *   [--inflight 50] [--seconds 5] [--rate 1000] [--rounds 3] [--system-rounds 1]
- *   [--redis URL]`
+ *   [--redis URL] [--cluster URL] [--embedded]`
+ *
+ * 3. **Cluster**: part 2's workload on ours, on the single server and on a private 3-master
+ *    Redis Cluster (`--cluster URL` names one instead), same run, with the ratio
+ *    (`--part cluster` alone).
+ * (`--embedded`: only part 2, ours alone on the embedded in-process store: no Redis, no BullMQ.)
  */
 import * as v from "valibot";
 import { Queue, Worker as BullWorker } from "bullmq";
 import { Redis as IORedis } from "ioredis";
 import { System } from "../../mod.ts";
 import { loadConfig } from "../../src/config.ts";
-import { createRuntime, type Runtime } from "../../src/runtime.ts";
+import { createRuntime } from "../../src/runtime.ts";
 import { defineTask } from "../../src/tasks/define.ts";
 import { enqueueTask } from "../../src/tasks/client.ts";
 import { TaskWorker } from "../../src/tasks/worker.ts";
 import { sleepTask } from "../../src/example/tasks.ts";
 import { Recoverer } from "../../src/tasks/recoverer.ts";
-import { cleanup } from "../../test/helpers.ts";
-import { median, percentile, privateRedis, summaryRow } from "./_lib.ts";
+import { cleanup, deleteKeys } from "../../test/helpers.ts";
+import { median, percentile, privateCluster, privateRedis, summaryRow } from "./_lib.ts";
 import { flood } from "./_tasks-system.ts";
 import {
   measureSystem,
@@ -53,6 +58,7 @@ const ROUNDS = Number(arg("rounds", "3"));
 const WARMUP = Number(arg("warmup", "3000"));
 const CHILD = arg("child", "");
 const PART = arg("part", "both");
+const EMBEDDED = Deno.args.includes("--embedded");
 const SYSTEM: SystemOptions = {
   redis: "",
   mode: "process",
@@ -89,17 +95,6 @@ interface Figures {
   started: number;
 }
 
-async function deleteKeys(rt: Runtime, pattern: string): Promise<void> {
-  let cursor = "0";
-  do {
-    const [next, found] = await rt.store.command(
-      ["SCAN", cursor, "MATCH", pattern, "COUNT", 1000],
-    ) as [string, string[]];
-    cursor = String(next);
-    if (found.length) await rt.store.command(["UNLINK", ...found]);
-  } while (cursor !== "0");
-}
-
 function ours(): Contender {
   let onStart: (t: number) => void = () => {};
   const noop = defineTask({
@@ -113,7 +108,11 @@ function ours(): Contender {
   });
   const prefix = `bench-${crypto.randomUUID().slice(0, 8)}`;
   const rt = createRuntime(
-    loadConfig({ REDIS_URL: REDIS, KEY_PREFIX: prefix, LOG_LEVEL: "warn" }),
+    loadConfig({
+      ...(EMBEDDED ? {} : { REDIS_URL: REDIS }),
+      KEY_PREFIX: prefix,
+      LOG_LEVEL: "warn",
+    }),
     new System().add(noop),
   );
   let worker: TaskWorker | undefined;
@@ -244,7 +243,7 @@ if (CHILD) {
   Deno.exit(0);
 }
 
-async function child<T>(name: string): Promise<T> {
+async function child<T>(name: string, redis = REDIS): Promise<T> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -254,7 +253,7 @@ async function child<T>(name: string): Promise<T> {
       "--child",
       name,
       "--child-redis",
-      REDIS,
+      redis,
     ],
     stdout: "piped",
     stderr: "inherit",
@@ -266,6 +265,28 @@ async function child<T>(name: string): Promise<T> {
   return JSON.parse(line.slice("RESULT ".length));
 }
 
+if (EMBEDDED) {
+  console.log(
+    `one task type in one process, embedded store, ours alone: ${TASKS} tasks, concurrency ` +
+      `${CONCURRENCY}, ${INFLIGHT} enqueues in flight, latency at ${RATE}/s for ${SECONDS}s, ` +
+      `${ROUNDS} rounds (a fresh process each)`,
+  );
+  const runs: Figures[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    runs.push(await child<Figures>("single:ours"));
+    show("ours", runs[r]);
+  }
+  const pick = (k: keyof Figures) => median(runs.map((f) => f[k]));
+  console.log(`medians of ${ROUNDS} rounds:`);
+  show("ours", {
+    enqueuePerSecond: pick("enqueuePerSecond"),
+    endToEndPerSecond: pick("endToEndPerSecond"),
+    p50: pick("p50"),
+    p99: pick("p99"),
+    started: pick("started"),
+  });
+  Deno.exit(0);
+}
 REDIS ||= await privateRedis();
 const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
 
@@ -424,6 +445,41 @@ if (PART === "single" || PART === "both") {
     better: "lower",
     target: 1,
     unit: "ms",
+  });
+}
+if (PART === "cluster" || PART === "both") {
+  const cluster = arg("cluster", "") || await privateCluster();
+  console.log(
+    `\nours on one server vs a 3-master Redis Cluster (no replicas): the one-type workload ` +
+      `of part 2, ${ROUNDS} rounds alternating; server ${REDIS}, cluster ${cluster}`,
+  );
+  const runs: Record<string, Figures[]> = { server: [], cluster: [] };
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const where of r % 2 === 0 ? ["server", "cluster"] : ["cluster", "server"]) {
+      const figures = await child<Figures>("single:ours", where === "server" ? REDIS : cluster);
+      runs[where].push(figures);
+      show(where, figures);
+    }
+  }
+  const pick = (where: string, k: keyof Figures) => median(runs[where].map((f) => f[k]));
+  console.log(
+    `medians: end-to-end ${pick("server", "endToEndPerSecond").toFixed(0)}/s on one server, ${
+      pick("cluster", "endToEndPerSecond").toFixed(0)
+    }/s on the cluster; cluster / server: end-to-end ${
+      ratio(pick("cluster", "endToEndPerSecond"), pick("server", "endToEndPerSecond"))
+    }, enqueue ${
+      ratio(pick("cluster", "enqueuePerSecond"), pick("server", "enqueuePerSecond"))
+    }, ` +
+      `p99 ${ratio(pick("cluster", "p99"), pick("server", "p99"))} (lower is better)`,
+  );
+  summaryRow({
+    bench: "tasks",
+    what: "one type: tasks/s end to end, 3-master cluster vs one server",
+    ours: pick("cluster", "endToEndPerSecond"),
+    baseline: pick("server", "endToEndPerSecond"),
+    baselineName: "one server",
+    better: "higher",
+    unit: "tasks/s",
   });
 }
 await cleanup();

@@ -2,7 +2,9 @@
  * @module What both consumer loops share: topic and group names, the group consumer and its
  * buffer, commits, decoding, dead letters, backoff, shutdown, readiness and lag.
  */
-import { settleBy } from "../deadline.ts";
+import { backoff } from "../async/backoff.ts";
+import { settleBy } from "../async/deadline.ts";
+import { delay } from "../async/delay.ts";
 import { clearStatus, countDeadLetters, REPORT_INTERVAL_MS, reportStatus } from "./status.ts";
 import * as v from "valibot";
 import type { Runtime, Service } from "../runtime.ts";
@@ -329,10 +331,10 @@ export abstract class BaseConsumerService implements Service, LagSource {
    * @returns milliseconds
    */
   protected backoff(attempt: number): number {
-    const initial = this.#options.initialBackoffMs ?? 200;
-    const max = this.#options.maxBackoffMs ?? 5_000;
-    const d = Math.min(max, initial * 2 ** Math.min(attempt - 1, 20));
-    return d / 2 + Math.random() * d / 2;
+    return backoff(attempt, {
+      initialMs: this.#options.initialBackoffMs ?? 200,
+      maxMs: this.#options.maxBackoffMs ?? 5_000,
+    });
   }
 
   /**
@@ -343,18 +345,7 @@ export abstract class BaseConsumerService implements Service, LagSource {
    */
   protected sleep(ms: number): Promise<boolean> {
     if (this.stopping) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      const signal = this.#stopped.signal;
-      const onAbort = () => {
-        clearTimeout(timer);
-        resolve(false);
-      };
-      const timer = setTimeout(() => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(true);
-      }, ms);
-      signal.addEventListener("abort", onAbort, { once: true });
-    });
+    return delay(ms, { signal: this.#stopped.signal });
   }
 
   async #join(group: GroupConsumer): Promise<void> {
@@ -372,7 +363,7 @@ export abstract class BaseConsumerService implements Service, LagSource {
         await this.sleep(MISSING_TOPIC_RECHECK_MS);
       } catch (err) {
         this.log.warn("cannot create topics yet; will retry", { error: err });
-        await this.sleep(Math.min(5_000, 250 * attempt));
+        await this.sleep(backoff(attempt, { initialMs: 250, maxMs: 5_000 }));
       }
     }
     if (!this.stopping) await group.start();

@@ -6,16 +6,22 @@ import type { Logger } from "../log.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Command } from "../infra/store.ts";
 import type { Effect } from "./once.ts";
+import { type DefinitionKind, definitionKind } from "../definitions.ts";
 import type { EnqueueTask } from "../tasks/define.ts";
 
 /** A consumed message whose value passed the consumer's schema. */
 export interface Message<T> {
+  /** The topic it was read from, `TOPIC_PREFIX` included. */
   topic: string;
+  /** Its partition. */
   partition: number;
+  /** Its offset in the partition. */
   offset: number;
+  /** Its key, or null. */
   key: string | null;
   /** The value, parsed as JSON and validated by the schema. */
   value: T;
+  /** Its headers. */
   headers: Record<string, string>;
   /** Epoch ms stamped by the producer. */
   timestamp: number;
@@ -25,6 +31,7 @@ export interface Message<T> {
 
 /** What a handler receives besides its message(s). */
 export interface BaseContext {
+  /** The process's runtime: store, bus, configuration. */
   rt: Runtime;
   /** Logger with the consumer's name. */
   log: Logger;
@@ -69,9 +76,9 @@ export interface BulkContext extends BaseContext {
 export interface RetryOptions {
   /** Tries before a message goes to the dead-letter topic (default 5). */
   maxAttempts?: number;
-  /** First delay between tries (default 200 ms); it doubles up to `maxBackoffMs`. */
+  /** First delay between tries (default 200 ms); it doubles up to `maxBackoffMs`, ±20 %. */
   initialBackoffMs?: number;
-  /** Longest delay between tries (default 5 000 ms). */
+  /** Cap of the delay between tries before its ±20 % spread (default 5 000 ms). */
   maxBackoffMs?: number;
 }
 
@@ -119,14 +126,24 @@ export interface BulkConsumerOptions<S extends v.GenericSchema> extends CommonOp
 /** A consumer, as `system.add` takes it. */
 export interface ConsumerDefinition<S extends v.GenericSchema = v.GenericSchema>
   extends ConsumerOptions<S> {
+  /** Always `consumer`. */
   readonly kind: "consumer";
 }
 
 /** A bulk consumer, as `system.add` takes it. */
 export interface BulkConsumerDefinition<S extends v.GenericSchema = v.GenericSchema>
   extends BulkConsumerOptions<S> {
+  /** Always `bulk-consumer`. */
   readonly kind: "bulk-consumer";
 }
+
+/** The key of the consumers in a program: `rt.system.all(CONSUMERS)`. */
+export const CONSUMERS: DefinitionKind<ConsumerDefinition> = definitionKind("consumer");
+
+/** The key of the bulk consumers in a program: `rt.system.all(BULK_CONSUMERS)`. */
+export const BULK_CONSUMERS: DefinitionKind<BulkConsumerDefinition> = definitionKind(
+  "bulk-consumer",
+);
 
 /** Stands for "the number of effects applied" in `onceEach`'s summary commands. */
 export const APPLIED = "$applied";

@@ -2,19 +2,18 @@
  * @module Effects applied once per identity across redeliveries: the effect's commands and a
  * `SET NX` marker on its identity run in one atomic script, on Redis or the embedded store.
  */
-import { type Call, type Command, defineScript, type Reply, type Store } from "../infra/store.ts";
+import { type Command, defineScript, type Store } from "../infra/store.ts";
 
 /** One effect: its identity and the commands that make it. */
 export interface Effect {
   /** What makes it unique: a message id (`topic/partition/offset`), an order id… */
   id: string;
+  /** The commands, run atomically with the effect's marker. */
   commands: Command[];
 }
 
 /** How long markers live by default: Kafka's default retention, after which nothing is redelivered. */
 export const ONCE_TTL_MS = 7 * 24 * 3600 * 1000;
-
-const APPLIED = "$applied";
 
 /**
  * APPLY_ONCE
@@ -48,20 +47,6 @@ for _, cmd in ipairs(spec.summary) do
 end
 return applied
 `,
-  local: (call: Call, keys: string[], args: string[]): Reply => {
-    const spec = JSON.parse(args[1]) as { effects: Command[][]; summary: Command[] };
-    let applied = 0;
-    keys.forEach((k, i) => {
-      if (call("SET", k, "1", "NX", "PX", args[0]) !== null) {
-        applied++;
-        for (const command of spec.effects[i]) call(...command);
-      }
-    });
-    for (const command of spec.summary) {
-      call(...command.map((arg) => (arg === APPLIED ? String(applied) : arg)));
-    }
-    return applied;
-  },
 });
 
 function _strings(commands: Command[]): string[][] {

@@ -2,7 +2,7 @@
  * @module Roles `consumer` and `bulk-consumer`: one service per definition of that kind.
  */
 import type { Runtime, Service } from "../runtime.ts";
-import type { BulkConsumerDefinition, ConsumerDefinition } from "./define.ts";
+import { BULK_CONSUMERS, CONSUMERS } from "./define.ts";
 import { ConsumerService } from "./consumer.ts";
 import { BulkConsumerService } from "./bulk-consumer.ts";
 
@@ -13,7 +13,7 @@ import { BulkConsumerService } from "./bulk-consumer.ts";
  * @returns one per `defineConsumer` definition
  */
 export function consumerServices(rt: Runtime): Service[] {
-  return rt.system.all<ConsumerDefinition>("consumer").map((def) => new ConsumerService(rt, def));
+  return rt.system.all(CONSUMERS).map((def) => new ConsumerService(rt, def));
 }
 
 /**
@@ -23,7 +23,5 @@ export function consumerServices(rt: Runtime): Service[] {
  * @returns one per `defineBulkConsumer` definition
  */
 export function bulkConsumerServices(rt: Runtime): Service[] {
-  return rt.system.all<BulkConsumerDefinition>("bulk-consumer").map((def) =>
-    new BulkConsumerService(rt, def)
-  );
+  return rt.system.all(BULK_CONSUMERS).map((def) => new BulkConsumerService(rt, def));
 }

@@ -3,7 +3,7 @@
  */
 import * as v from "valibot";
 import { describeRoute, resolver } from "hono-openapi";
-import type { RouteModule } from "../system.ts";
+import type { RouteModule } from "../http/env.ts";
 import { listConsumers } from "./status.ts";
 
 const Partition = v.object({ partition: v.number(), lag: v.number() });

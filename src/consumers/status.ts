@@ -6,7 +6,7 @@ import { key, toHash } from "../infra/store.ts";
 import type { Store } from "../infra/store.ts";
 import type { PartitionOffset } from "../infra/bus-consumer.ts";
 import type { Runtime } from "../runtime.ts";
-import type { BulkConsumerDefinition, ConsumerDefinition } from "./define.ts";
+import { BULK_CONSUMERS, CONSUMERS } from "./define.ts";
 
 /** How often a consumer writes its status. */
 export const REPORT_INTERVAL_MS = 2000;
@@ -124,8 +124,8 @@ export async function listConsumers(rt: Runtime, now = Date.now()): Promise<Cons
   ]]);
   const dead = toHash(deadReply);
   const defs = [
-    ...rt.system.all<ConsumerDefinition>("consumer"),
-    ...rt.system.all<BulkConsumerDefinition>("bulk-consumer"),
+    ...rt.system.all(CONSUMERS),
+    ...rt.system.all(BULK_CONSUMERS),
   ];
   const byName = new Map<string, ConsumerSummary>(defs.map((d) => [d.name, {
     name: d.name,

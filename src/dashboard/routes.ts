@@ -4,18 +4,26 @@
 import { streamSSE } from "hono/streaming";
 import * as v from "valibot";
 import { describeRoute } from "hono-openapi";
-import type { RouteModule } from "../system.ts";
+import type { RouteModule } from "../http/env.ts";
+import type { BrowserArea } from "../http/app.ts";
 import { isKey, overHttps, sessionCookie, sessionFor } from "../http/auth.ts";
 import { problem } from "../http/problem.ts";
 import { problemResponse, validate } from "../http/validate.ts";
 import { collectSnapshot } from "./snapshot.ts";
-import { renderPage, renderSections } from "./render.ts";
+import { renderLogin, renderPage, renderSections } from "./render.ts";
 
 /** The dashboard's log-in and log-out: open routes (they only set or clear the session cookie). */
 export const DASHBOARD_SESSION_PATHS: ReadonlySet<string> = new Set([
   "/dashboard/login",
   "/dashboard/logout",
 ]);
+
+/** The dashboard is loaded by browsers: its pages take the session cookie. */
+export const DASHBOARD_AREA: BrowserArea = {
+  prefix: "/dashboard",
+  openPaths: DASHBOARD_SESSION_PATHS,
+  loginPage: (rt) => renderLogin(rt.config.serviceName),
+};
 
 const Login = v.strictObject({ key: v.pipe(v.string(), v.minLength(1), v.maxLength(1024)) });
 

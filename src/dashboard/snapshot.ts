@@ -2,14 +2,14 @@
  * @module What the dashboard shows, read from the store: tasks, parallel runs, schedules and
  * consumers, in the API's own shapes.
  */
-import type { Runtime } from "../runtime.ts";
+import { perRuntime, type Runtime } from "../runtime.ts";
 import { taskClient, type TaskView } from "../tasks/client.ts";
-import { TASK_STATUSES, type TaskStatus } from "../tasks/keys.ts";
+import { JOB_STATUSES, type JobStatus } from "../jobs/status.ts";
 import { listSchedules } from "../scheduler/routes.ts";
 import { validateSchedules } from "../scheduler/overrides.ts";
 import { ScheduleStore } from "../scheduler/store.ts";
 import { RunStore, type RunView } from "../parallel/store.ts";
-import type { ParallelTask } from "../parallel/define.ts";
+import { PARALLEL_TASKS } from "../parallel/define.ts";
 import { type ConsumerSummary, listConsumers } from "../consumers/status.ts";
 
 /** Tasks listed per status. */
@@ -18,7 +18,7 @@ export const TASKS_PER_STATUS = 8;
 /** One moment of the system, as the dashboard renders it. */
 export interface Snapshot {
   at: string;
-  tasks: { status: TaskStatus; items: TaskView[] }[];
+  tasks: { status: JobStatus; items: TaskView[] }[];
   schedules: Awaited<ReturnType<typeof listSchedules>>;
   /** Parallel runs that may still have work, with the processes running their chunks. */
   parallel: (RunView & { workers: string[] })[];
@@ -30,7 +30,7 @@ export const RUNS_PER_TASK = 8;
 
 async function _parallel(rt: Runtime, runs: RunStore) {
   const out: (RunView & { workers: string[] })[] = [];
-  for (const def of rt.system.all<ParallelTask>("parallel-task")) {
+  for (const def of rt.system.all(PARALLEL_TASKS)) {
     for (const { refcode } of await runs.active(def.name, RUNS_PER_TASK)) {
       const [view, workers] = await Promise.all([runs.get(refcode), runs.workers(refcode)]);
       if (view) out.push({ ...view, workers });
@@ -39,6 +39,15 @@ async function _parallel(rt: Runtime, runs: RunStore) {
   return out;
 }
 
+/** What a snapshot reads, made once per runtime. */
+const _sources = perRuntime((rt) => ({
+  schedules: {
+    resolved: validateSchedules(rt.system, rt.config),
+    store: new ScheduleStore(rt.store, rt.config.keyPrefix),
+  },
+  runs: new RunStore(rt.store, rt.config.keyPrefix),
+}));
+
 /**
  * Reads a snapshot.
  *
@@ -46,14 +55,10 @@ async function _parallel(rt: Runtime, runs: RunStore) {
  * @returns the snapshot
  */
 export async function collectSnapshot(rt: Runtime): Promise<Snapshot> {
-  const schedules = rt.shared("dashboard.schedules", () => ({
-    resolved: validateSchedules(rt.system, rt.config),
-    store: new ScheduleStore(rt.store, rt.config.keyPrefix),
-  }));
-  const runs = rt.shared("dashboard.runs", () => new RunStore(rt.store, rt.config.keyPrefix));
+  const { schedules, runs } = _sources(rt);
   const client = taskClient(rt);
   const [tasks, scheduleList, parallel, consumers] = await Promise.all([
-    Promise.all(TASK_STATUSES.map(async (status) => ({
+    Promise.all(JOB_STATUSES.map(async (status) => ({
       status,
       items: await client.list(status, { limit: TASKS_PER_STATUS }),
     }))),

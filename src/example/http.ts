@@ -83,6 +83,8 @@ export const exampleRoutes: RouteModule = (app, rt) => {
         ["SADD", ordersAllKey(prefix), id],
       ]);
       try {
+        // Durable on REDIS_WAIT_REPLICAS replicas before it is published and answered 201.
+        await rt.store.replicate([orderKey(prefix, id), ordersAllKey(prefix)]);
         await rt.bus.publish("orders", [{
           key: id,
           value: JSON.stringify({ ...order, created_at }),

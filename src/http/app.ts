@@ -1,5 +1,6 @@
 /**
- * @module The Hono app: middleware, probes, metrics, OpenAPI, built-in and user routes.
+ * @module The HTTP kit's app: middleware, auth, probes, metrics, OpenAPI and problem+json
+ * errors around the route modules it is given. It knows no feature: `src/app.ts` composes them.
  */
 import { type Context, Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
@@ -14,74 +15,76 @@ import {
   type HistogramChild,
 } from "../infra/metrics.ts";
 import { logString, recordWriter } from "../log.ts";
-import type { AppEnv } from "./env.ts";
+import type { AppEnv, RouteModule } from "./env.ts";
 import { HttpProblem, problem } from "./problem.ts";
-import { consumerRoutes } from "../consumers/routes.ts";
-import { DASHBOARD_SESSION_PATHS, dashboardRoutes } from "../dashboard/routes.ts";
-import { renderLogin } from "../dashboard/render.ts";
 import { probeRoutes } from "./probes.ts";
 import { bearer, cookie, isKey, isSession, SESSION_COOKIE, SESSION_HEADER } from "./auth.ts";
 import { requestGuard } from "./guard.ts";
 import { UnavailableError } from "../infra/store.ts";
-import type { Runtime, Service } from "../runtime.ts";
-import type { RouteModule } from "../system.ts";
-import { scheduleRoutes } from "../scheduler/routes.ts";
-import { parallelRoutes } from "../parallel/routes.ts";
-import { taskRoutes } from "../tasks/routes.ts";
+import { perRuntime, type Runtime, type Service } from "../runtime.ts";
 
 /** Paths answered without `Authorization`, so probes and scrapers need no key. */
 const OPEN_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
 
-/** Routes of the runtime's own features (tasks, parallel tasks, schedules). */
-const BUILTIN_ROUTES: RouteModule[] = [
-  taskRoutes,
-  parallelRoutes,
-  scheduleRoutes,
-  consumerRoutes,
-  dashboardRoutes,
-];
+/**
+ * Pages a browser loads (a browser cannot put a header on a page load or an EventSource): their
+ * GETs also take the session cookie, and the page itself answers 401 with a log-in form.
+ */
+export interface BrowserArea {
+  /** Path prefix, e.g. `/dashboard`; the page is this path itself. */
+  prefix: string;
+  /** Its log-in and log-out routes: open (they only set or clear the session cookie). */
+  openPaths: ReadonlySet<string>;
+  /** The log-in page. */
+  loginPage(rt: Runtime): string | Promise<string>;
+}
 
-/** What `createApp` needs besides the runtime. */
-export interface AppOptions {
+/** What `createHttpApp` needs besides the runtime. */
+export interface HttpAppOptions {
   /** Serve the API (role `http`); otherwise only probes and metrics. */
   api: boolean;
   /** The services running in this process, for `/readyz`. */
   services: () => readonly Service[];
+  /** Longest wait for a request body; default `BODY_TIMEOUT_MS` (30 s). */
+  bodyTimeoutMs?: number;
+  /** The route modules of the API, in order. */
+  routes: readonly RouteModule[];
+  /** Browser pages that take the session cookie. */
+  browser?: BrowserArea;
 }
 
-const _httpMetrics = (rt: Runtime) =>
-  rt.shared("http.metrics", () => {
-    const requests = new CheapCounter(
-      "http_requests_total",
-      "HTTP requests answered, by method, route and status",
-      ["method", "route", "status"],
-      rt.metrics,
-    );
-    const duration = new CheapHistogram(
-      "http_request_duration_seconds",
-      "Time to answer HTTP requests, by method and route",
-      ["method", "route"],
-      [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      rt.metrics,
-    );
-    // Both label sets are closed (see requestLabels), so this map stays small.
-    const children = new Map<string, { count: CounterChild; time: HistogramChild }>();
-    return {
-      observe(method: string, route: string, status: number, seconds: number) {
-        const id = `${method} ${status} ${route}`;
-        let child = children.get(id);
-        if (!child) {
-          child = {
-            count: requests.child(method, route, String(status)),
-            time: duration.child(method, route),
-          };
-          children.set(id, child);
-        }
-        child.count.inc();
-        child.time.observe(seconds);
-      },
-    };
-  });
+const _httpMetrics = perRuntime((rt) => {
+  const requests = new CheapCounter(
+    "http_requests_total",
+    "HTTP requests answered, by method, route and status",
+    ["method", "route", "status"],
+    rt.metrics,
+  );
+  const duration = new CheapHistogram(
+    "http_request_duration_seconds",
+    "Time to answer HTTP requests, by method and route",
+    ["method", "route"],
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    rt.metrics,
+  );
+  // Both label sets are closed (see requestLabels), so this map stays small.
+  const children = new Map<string, { count: CounterChild; time: HistogramChild }>();
+  return {
+    observe(method: string, route: string, status: number, seconds: number) {
+      const id = `${method} ${status} ${route}`;
+      let child = children.get(id);
+      if (!child) {
+        child = {
+          count: requests.child(method, route, String(status)),
+          time: duration.child(method, route),
+        };
+        children.set(id, child);
+      }
+      child.count.inc();
+      child.time.observe(seconds);
+    },
+  };
+});
 
 /**
  * Keeps `describeRoute` middlewares out of the router: they only carry a route's OpenAPI
@@ -118,18 +121,18 @@ export function requestLabels(c: Context): { method: string; route: string } {
 }
 
 /**
- * Builds the app.
+ * Builds the app around the given route modules.
  *
  * @param rt the runtime
- * @param options API or probes only, and the running services
+ * @param options API or probes only, the running services, the routes
  * @returns the Hono app, ready for `Deno.serve` or `app.request()`
  * @example
  * ```ts
- * const app = createApp(rt, { api: true, services: () => [] });
+ * const app = createHttpApp(rt, { api: true, services: () => [], routes: [myRoutes] });
  * const res = await app.request("/healthz");
  * ```
  */
-export function createApp(rt: Runtime, options: AppOptions): Hono<AppEnv> {
+export function createHttpApp(rt: Runtime, options: HttpAppOptions): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   _describeOnly(app);
   const metrics = _httpMetrics(rt);
@@ -143,6 +146,7 @@ export function createApp(rt: Runtime, options: AppOptions): Hono<AppEnv> {
     const requestId = propagated ? incoming : crypto.randomUUID();
     c.set("requestId", requestId);
     c.set("rt", rt);
+    if (options.bodyTimeoutMs !== undefined) c.set("bodyTimeoutMs", options.bodyTimeoutMs);
     // A caller's (or ingress's) request id is echoed; one made here is logged and put in error
     // bodies but not sent on successes: any header beyond content-type takes Deno.serve off its
     // fast path, which cost a fifth of the throughput of a cheap route. Set before the handler,
@@ -179,22 +183,22 @@ export function createApp(rt: Runtime, options: AppOptions): Hono<AppEnv> {
   app.use(requestGuard());
 
   const keys = rt.config.apiKeys;
+  const browser = options.browser;
   if (keys.length > 0) {
     app.use(async (c, next) => {
-      if (OPEN_PATHS.has(c.req.path) || DASHBOARD_SESSION_PATHS.has(c.req.path)) return next();
+      if (OPEN_PATHS.has(c.req.path) || browser?.openPaths.has(c.req.path)) return next();
       const token = bearer(c);
       if (token !== undefined && isKey(token, keys)) return next();
-      // A browser cannot put a header on a page load or an EventSource, so the dashboard's pages
-      // take its session cookie; anything else takes it only with the session header, which
-      // another site's page cannot send (CSRF).
-      const page = c.req.method === "GET" && c.req.path.startsWith("/dashboard");
+      // A browser cannot put a header on a page load or an EventSource, so a browser area's
+      // pages take its session cookie; anything else takes it only with the session header,
+      // which another site's page cannot send (CSRF).
+      const page = browser !== undefined && c.req.method === "GET" &&
+        c.req.path.startsWith(browser.prefix);
       const session = page || c.req.header(SESSION_HEADER) !== undefined
         ? cookie(c, SESSION_COOKIE)
         : undefined;
       if (session !== undefined && await isSession(session, keys)) return next();
-      if (page && c.req.path === "/dashboard") {
-        return c.html(renderLogin(rt.config.serviceName), 401);
-      }
+      if (page && c.req.path === browser.prefix) return c.html(await browser.loginPage(rt), 401);
       c.header("www-authenticate", 'Bearer realm="svc"');
       return problem(
         c,
@@ -212,8 +216,7 @@ export function createApp(rt: Runtime, options: AppOptions): Hono<AppEnv> {
     // hono-openapi finds the valibot converter by a dynamic import of an optional peer, which
     // an app's own import map does not name; handing it over makes the runtime self-contained.
     loadVendor("valibot", toJsonSchema as Parameters<typeof loadVendor>[1]);
-    for (const routes of BUILTIN_ROUTES) routes(app, rt);
-    for (const routes of rt.system.routeModules) routes(app, rt);
+    for (const routes of options.routes) routes(app, rt);
     app.get(
       "/openapi.json",
       openAPIRouteHandler(app, {

@@ -1,6 +1,8 @@
 /**
- * @module The Hono environment shared by every route: request id and the runtime.
+ * @module The Hono environment shared by every route (request id and the runtime), and the
+ * shape of a module of routes.
  */
+import type { Hono } from "hono";
 import type { Runtime } from "../runtime.ts";
 
 /** Hono's `Env` for this program's app. */
@@ -8,5 +10,10 @@ export type AppEnv = {
   Variables: {
     requestId: string;
     rt: Runtime;
+    /** Longest wait for a request body (`createApp`'s option; tests shorten it). */
+    bodyTimeoutMs?: number;
   };
 };
+
+/** Adds routes to the HTTP app: a feature's own, or a user's. */
+export type RouteModule = (app: Hono<AppEnv>, rt: Runtime) => void;

@@ -2,6 +2,7 @@
  * @module What a request must look like before any route sees it: bounded headers, JSON bodies
  * only, and no state-changing request from another site's page.
  */
+import { deadline } from "../async/deadline.ts";
 import type { Context, MiddlewareHandler } from "hono";
 import { problem } from "./problem.ts";
 
@@ -9,6 +10,12 @@ import { problem } from "./problem.ts";
 export const MAX_HEADER_BYTES = 8 * 1024;
 /** Most bytes of all header names and values together. */
 export const MAX_HEADERS_TOTAL_BYTES = 32 * 1024;
+
+/**
+ * Longest a body-taking route waits for the request body (Deno.serve has no body timeout: a
+ * client that sends part of its body holds the request open for ever).
+ */
+export const BODY_TIMEOUT_MS = 30_000;
 
 const JSON_MEDIA = /^application\/([\w.-]+\+)?json$/i;
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
@@ -42,6 +49,20 @@ export function unlessJson(c: Context): Response | undefined {
         type.slice(0, 100)
       }"`,
   );
+}
+
+/**
+ * Reads the request body as JSON within the body timeout (the app's `bodyTimeoutMs`, else
+ * {@link BODY_TIMEOUT_MS}).
+ *
+ * @param c the Hono context
+ * @returns the parsed body, `undefined` when it is not valid JSON, or a 408 response
+ */
+export async function jsonWithin(c: Context): Promise<unknown> {
+  const ms = (c.get("bodyTimeoutMs") as number | undefined) ?? BODY_TIMEOUT_MS;
+  // The body's own failure is "not JSON" (undefined), so only the bound can reject.
+  return await deadline(c.req.json().catch(() => undefined), ms)
+    .catch(() => problem(c, 408, `The request body did not arrive within ${ms} ms`));
 }
 
 function _headersTooLarge(c: Context): string | undefined {

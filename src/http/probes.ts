@@ -2,6 +2,7 @@
  * @module Probes every role serves: `/healthz`, `/readyz` and `/metrics`.
  */
 import type { Hono } from "hono";
+import { deadline } from "../async/deadline.ts";
 import type { AppEnv } from "./env.ts";
 import type { Check } from "../infra/store.ts";
 import type { Runtime, Service } from "../runtime.ts";
@@ -34,21 +35,10 @@ export function withoutAddresses(detail: string): string {
 export const CHECK_TIMEOUT_MS = 2000;
 
 async function _bounded(check: () => Promise<Check>): Promise<Check> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    return await Promise.race([
-      check(),
-      new Promise<Check>((resolve) => {
-        timer = setTimeout(
-          () => resolve({ ok: false, detail: "check timed out" }),
-          CHECK_TIMEOUT_MS,
-        );
-      }),
-    ]);
+    return await deadline(check(), CHECK_TIMEOUT_MS, () => new Error("check timed out"));
   } catch (err) {
     return { ok: false, detail: err instanceof Error ? err.message : String(err) };
-  } finally {
-    clearTimeout(timer);
   }
 }
 

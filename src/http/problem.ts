@@ -6,7 +6,9 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 
 /** One validation issue: where and what. */
 export interface Issue {
+  /** Where: a dotted path into the input (`items.0.qty`), empty for the whole input. */
   path: string;
+  /** What is wrong there. */
   message: string;
 }
 
@@ -16,6 +18,7 @@ const TITLES: Record<number, string> = {
   403: "Forbidden",
   404: "Not Found",
   405: "Method Not Allowed",
+  408: "Request Timeout",
   409: "Conflict",
   413: "Content Too Large",
   415: "Unsupported Media Type",
@@ -28,6 +31,8 @@ const TITLES: Record<number, string> = {
 /** An error a handler throws to answer with a problem document. */
 export class HttpProblem extends Error {
   /**
+   * Creates the problem to answer.
+   *
    * @param status HTTP status
    * @param detail what went wrong, for the client
    * @param extra more members (e.g. `issues`)

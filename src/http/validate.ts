@@ -2,10 +2,15 @@
  * @module Request validation with valibot schemas that also document the route in OpenAPI.
  */
 import type { MiddlewareHandler } from "hono";
-import { describeRoute as _describeRoute, resolver, validator } from "hono-openapi";
+import {
+  describeRoute as _describeRoute,
+  type DescribeRouteOptions,
+  resolver,
+  validator,
+} from "hono-openapi";
 import type * as v from "valibot";
 import { type Issue, problem } from "./problem.ts";
-import { unlessJson } from "./guard.ts";
+import { jsonWithin, unlessJson } from "./guard.ts";
 
 /** The part of a request {@link validate} checks. */
 export type Target = "json" | "query" | "param" | "header";
@@ -19,11 +24,8 @@ export type Validated<T extends Target, S extends v.GenericSchema | v.GenericSch
     { in: { [K in T]: v.InferInput<S> }; out: { [K in T]: v.InferOutput<S> } }
   >;
 
-/** What {@link describeRoute} takes: the route's summary, tags, responses… */
-export type RouteDescription = Parameters<typeof _describeRoute>[0];
-
-/** An OpenAPI response entry of a {@link RouteDescription}. */
-export type OpenApiResponse = NonNullable<RouteDescription["responses"]>[string];
+/** An OpenAPI response entry of a route's description ({@link describeRoute}). */
+export type OpenApiResponse = NonNullable<DescribeRouteOptions["responses"]>[string];
 
 /** An OpenAPI `content` map (bodies by media type) of an {@link OpenApiResponse}. */
 export type OpenApiContent = NonNullable<Exclude<OpenApiResponse, { $ref: string }>["content"]>;
@@ -32,13 +34,18 @@ export type OpenApiContent = NonNullable<Exclude<OpenApiResponse, { $ref: string
  * Documents a route in `/openapi.json` (hono-openapi's `describeRoute`): put it before the
  * handler, with the route's summary and responses.
  *
+ * @param spec the route's summary, tags, responses…
+ * @returns the middleware that carries it
+ *
  * @example
  * ```ts ignore
  * app.get("/ping", describeRoute({ summary: "Ping", responses: { 200: { description: "Pong" } } }),
  *   (c) => c.json({ pong: true }));
  * ```
  */
-export const describeRoute: typeof _describeRoute = _describeRoute;
+export function describeRoute(spec: DescribeRouteOptions): MiddlewareHandler {
+  return _describeRoute(spec);
+}
 
 /** Turns valibot/standard-schema issues into `{path, message}`. */
 export function toIssues(
@@ -91,7 +98,8 @@ export function arrayForObject(
 /**
  * Validates one part of the request; failure → 400 problem+json with `issues`. The schema
  * also appears in `/openapi.json`. A `json` body must be declared `application/json` (415
- * otherwise), and an object schema takes no array.
+ * otherwise), arrive within the body timeout (408 otherwise), and an object schema takes no
+ * array.
  *
  * @param target `json`, `query`, `param` or `header`
  * @param schema the valibot schema
@@ -116,7 +124,12 @@ export function validate<T extends Target, S extends v.GenericSchema | v.Generic
   const checked: MiddlewareHandler = target !== "json" ? inner : async (c, next) => {
     const refused = unlessJson(c);
     if (refused) return refused;
-    const array = arrayForObject(schema, await c.req.json().catch(() => undefined));
+    const body = await jsonWithin(c);
+    if (body instanceof Response) {
+      c.header("connection", "close");
+      return body;
+    }
+    const array = arrayForObject(schema, body);
     if (array) return problem(c, 400, "The request body is invalid", { issues: [array] });
     return inner(c, next);
   };

@@ -244,20 +244,27 @@ export class SortedSet {
 }
 
 /**
- * Formats a double like Redis 7.0 does in RESP2 replies (`%.17g`, `inf`, `-inf`).
+ * Formats a double like C's `%.<precision>g`: Redis 7.0's RESP2 doubles and script arguments
+ * (`%.17g`), Lua's `tostring` and cjson (`%.14g`); `inf`, `-inf`.
  *
  * @param value the number
+ * @param precision significant digits
  * @returns e.g. `1.5`, `0.10000000000000001`, `1e+20`
  */
-export function formatDouble(value: number): string {
+export function formatDouble(value: number, precision = 17): string {
   if (value === Infinity) return "inf";
   if (value === -Infinity) return "-inf";
+  if (Number.isNaN(value)) return "nan";
   if (value === 0) return Object.is(value, -0) ? "-0" : "0";
-  const [mantissa, expText] = value.toExponential(16).split("e");
+  // The common case, fast: an integer that %g writes out in full.
+  if (Number.isInteger(value) && Math.abs(value) < 10 ** Math.min(precision, 16)) {
+    return String(value);
+  }
+  const [mantissa, expText] = value.toExponential(precision - 1).split("e");
   const exp = Number(expText);
   const sign = mantissa.startsWith("-") ? "-" : "";
   const digits = mantissa.replace(/[-.]/g, "");
-  if (exp < -4 || exp >= 17) {
+  if (exp < -4 || exp >= precision) {
     const m = `${digits[0]}.${digits.slice(1)}`.replace(/\.?0+$/, "");
     return `${sign}${m}e${exp < 0 ? "-" : "+"}${String(Math.abs(exp)).padStart(2, "0")}`;
   }

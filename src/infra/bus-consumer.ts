@@ -7,12 +7,17 @@ import type { Check } from "./store.ts";
 
 /** One record read from a topic. */
 export interface BusRecord {
+  /** The topic, `TOPIC_PREFIX` included. */
   topic: string;
+  /** Its partition. */
   partition: number;
   /** Position in its partition; the offset to commit after handling it is `offset + 1`. */
   offset: number;
+  /** The key, or null. */
   key: string | null;
+  /** The value, or null (a tombstone). */
   value: string | null;
+  /** Its headers. */
   headers: Record<string, string>;
   /** Epoch ms the producer (or broker) stamped. */
   timestamp: number;
@@ -22,12 +27,15 @@ export interface BusRecord {
 
 /** A partition of a topic. */
 export interface TopicPartition {
+  /** The topic, `TOPIC_PREFIX` included. */
   topic: string;
+  /** The partition. */
   partition: number;
 }
 
 /** An offset to commit: the next offset the group will read from that partition. */
 export interface PartitionOffset extends TopicPartition {
+  /** The next offset to read. */
   offset: number;
 }
 

@@ -12,8 +12,11 @@ export const MESSAGE_ID_HEADER = "message-id";
 
 /** One message to publish. */
 export interface OutgoingMessage {
+  /** The message key (same key, same partition); none by default. */
   key?: string | null;
+  /** The value, usually JSON. */
   value: string;
+  /** Message headers. */
   headers?: Record<string, string>;
 }
 

@@ -20,6 +20,9 @@
  * answered`) with its id, and it changes nothing because its consumer recognises it by that id.
  */
 import { type Kafka, type Message, Partitioners, type Producer } from "kafkajs";
+import { backoff } from "../async/backoff.ts";
+import { deadline } from "../async/deadline.ts";
+import { delay } from "../async/delay.ts";
 import type { Logger } from "../log.ts";
 import { MESSAGE_ID_HEADER, type OutgoingMessage } from "./bus.ts";
 import { UnavailableError } from "./store.ts";
@@ -28,6 +31,12 @@ import { UnavailableError } from "./store.ts";
 const MAX_BATCH_BYTES = 512 * 1024;
 /** Most messages one produce request carries for one partition. */
 const MAX_BATCH_COUNT = 1000;
+/**
+ * How long a partition leader may wait for its in-sync replicas before answering: longer than a
+ * caller's deadline (so a write that completes a little late is reported as landed, not left
+ * unknown) and shorter than kafkajs's request timeout (10 s), so the broker answers first.
+ */
+const ACK_TIMEOUT_MS = 8_000;
 /** Backoff between attempts on one partition while it fails (doubling, capped). */
 const RETRY_MIN_MS = 50;
 const RETRY_MAX_MS = 500;
@@ -104,10 +113,6 @@ export function errorTypes(err: unknown): string[] {
   const root = rootCause(err);
   const nested = Array.isArray(root?.errors) ? root.errors : [];
   return [root, ...nested].map((e: any) => e?.type).filter((t): t is string => !!t);
-}
-
-function _sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /**
@@ -245,7 +250,7 @@ export class KafkaSender {
           // Back in front, in order; those whose caller has its answer are dropped unsent.
           p.queue.unshift(...batch.filter((e) => !e.request.settled));
           p.failures++;
-          await _sleep(Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(p.failures, 6)));
+          await delay(backoff(p.failures, { initialMs: RETRY_MIN_MS, maxMs: RETRY_MAX_MS }));
         } else {
           p.failures = 0;
         }
@@ -258,23 +263,16 @@ export class KafkaSender {
   /** One produce request for a batch of one partition. */
   async #attempt(p: _Partition, batch: _Entry[]): Promise<"done" | "retry"> {
     const until = Math.max(...batch.map((e) => e.deadline));
-    let timer: ReturnType<typeof setTimeout> | undefined;
     const sending = this.#producerNow().then((producer) =>
       producer.send({
         topic: p.topic,
         acks: -1,
-        // How long the leader waits for the in-sync replicas before it answers a timeout.
-        timeout: Math.max(1_000, until - Date.now()),
+        timeout: ACK_TIMEOUT_MS,
         messages: batch.map((e) => ({ ...e.message, partition: p.partition })),
       })
     );
     try {
-      await Promise.race([
-        sending,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new _Timeout()), Math.max(0, until - Date.now()));
-        }),
-      ]);
+      await deadline(sending, until - Date.now(), () => new _Timeout());
       p.lastError = undefined;
       this.#acknowledged(p, batch);
       return "done";
@@ -287,8 +285,6 @@ export class KafkaSender {
         return "done";
       }
       return this.#failed(p, batch, err);
-    } finally {
-      clearTimeout(timer);
     }
   }
 
@@ -315,6 +311,21 @@ export class KafkaSender {
     const types = errorTypes(err);
     const detail = this.#ctx.describe(rootCause(err) ?? err);
     p.lastError = `partition ${p.partition}: ${detail}`;
+    const abandoned = batch.filter((e) => e.request.settled);
+    if (abandoned.length > 0) {
+      // Their callers were answered 503 while this request was out; a failed request (a
+      // timeout waiting for replicas, a connection lost after sending) may still have been
+      // written. They are not sent again; if they landed they carry their ids.
+      this.#ctx.log.warn("messages answered 503 may still have been written", {
+        topic: p.topic,
+        partition: p.partition,
+        count: abandoned.length,
+        message_ids: abandoned.slice(0, 20).map((e) =>
+          String(e.message.headers?.[MESSAGE_ID_HEADER])
+        ),
+        error: detail,
+      });
+    }
     if (types.some((t) => REFUSED.has(t))) {
       const refused = new UnavailableError("kafka", `may not write to "${p.topic}": ${detail}`);
       for (const e of batch) this.#fail(e.request, refused);

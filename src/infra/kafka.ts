@@ -11,6 +11,8 @@ import {
   logLevel,
   type SASLOptions,
 } from "kafkajs";
+import { backoff } from "../async/backoff.ts";
+import { deadline } from "../async/deadline.ts";
 import type { KafkaSettings } from "../config.ts";
 import { errorTypes, KafkaSender } from "./kafka-sender.ts";
 import type { Logger } from "../log.ts";
@@ -58,18 +60,8 @@ class _TimeoutError extends Error {
   }
 }
 
-async function _withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      work,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new _TimeoutError(what, ms)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
+function _withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  return deadline(work, ms, () => new _TimeoutError(what, ms));
 }
 
 function _message(err: unknown): string {
@@ -317,6 +309,7 @@ export class KafkaBus implements Bus {
     const count = (async () => {
       const left = () => Math.max(1, deadline - Date.now());
       try {
+        // In the try: a timeout here is the broker being unreachable too (a 503, not a 500).
         const missing = await _withTimeout(
           this.ensureTopics([topic]),
           left(),
@@ -642,10 +635,13 @@ export class KafkaGroupConsumer implements GroupConsumer {
       maxWaitTimeInMs: o.maxWaitMs ?? 100,
       maxBytesPerPartition: o.maxBytesPerPartition ?? 1024 * 1024,
       allowAutoTopicCreation: false,
+      // Few retries (about 4 s in all), then kafkajs restarts the consumer, which finds the
+      // group coordinator again: kafkajs retries a dead coordinator's address for as long as
+      // its retries last (with 8 retries a lost broker stopped consumption for about 30 s).
       retry: {
         initialRetryTime: 300,
-        maxRetryTime: 5_000,
-        retries: 8,
+        maxRetryTime: 2_000,
+        retries: 4,
         restartOnFailure: () => Promise.resolve(this.#running),
       },
     });
@@ -721,7 +717,7 @@ export class KafkaGroupConsumer implements GroupConsumer {
     this.#consumer = undefined;
     this.#setOut("restarting");
     failed.disconnect().catch(() => {});
-    const delay = Math.min(10_000, 500 * 2 ** Math.min(this.#failures++, 5));
+    const delay = backoff(++this.#failures, { initialMs: 500, maxMs: 10_000 });
     this.#restartTimer = setTimeout(() => {
       if (this.#running) void this.#launch();
     }, delay);

@@ -3,7 +3,6 @@
  * match what RedisStore returns from Redis 7 for the same commands.
  */
 import {
-  type Call,
   type Check,
   type Command,
   type Reply,
@@ -11,6 +10,14 @@ import {
   type Store,
   UnavailableError,
 } from "./store.ts";
+import {
+  loadLua,
+  LuaScripts,
+  type ScriptLog,
+  type ScriptReply,
+  sha1hex,
+  StatusReply,
+} from "./lua.ts";
 import {
   addLongDouble,
   Deque,
@@ -44,9 +51,12 @@ class _Pairs {
   constructor(readonly items: ScoredMember[]) {}
 }
 /** A reply before it is shaped for a protocol. */
-type Raw = string | number | null | _Double | _Map | _Pairs | Raw[];
+type Raw = string | number | null | StatusReply | _Double | _Map | _Pairs | Raw[];
+
+const OK = new StatusReply("OK");
 
 function _resp2(raw: Raw): Reply {
+  if (raw instanceof StatusReply) return raw.text;
   if (raw instanceof _Double) return formatDouble(raw.value);
   if (raw instanceof _Map) return raw.flat;
   if (raw instanceof _Pairs) return raw.items.flatMap((x) => [x.member, formatDouble(x.score)]);
@@ -56,6 +66,7 @@ function _resp2(raw: Raw): Reply {
 
 /** What node-redis (RESP3 by default) hands RedisStore, after its normalisation. */
 function _resp3(raw: Raw): Reply {
+  if (raw instanceof StatusReply) return raw.text;
   if (raw instanceof _Double) return raw.value;
   if (raw instanceof _Map) {
     // node-redis decodes maps into objects, whose integer-like keys come first, ascending.
@@ -65,6 +76,15 @@ function _resp3(raw: Raw): Reply {
   }
   if (raw instanceof _Pairs) return raw.items.map((x) => [x.member, x.score]);
   if (Array.isArray(raw)) return raw.map(_resp3);
+  return raw;
+}
+
+/** What `redis.call` gives a script: RESP2, with status replies kept apart from strings. */
+function _script(raw: Raw): ScriptReply {
+  if (raw instanceof _Double) return formatDouble(raw.value);
+  if (raw instanceof _Map) return raw.flat;
+  if (raw instanceof _Pairs) return raw.items.flatMap((x) => [x.member, formatDouble(x.score)]);
+  if (Array.isArray(raw)) return raw.map(_script);
   return raw;
 }
 
@@ -135,7 +155,10 @@ class _Db {
   data = new Map<string, Value>();
   expires = new Map<string, number>();
   /** Time of the running command; frozen for a whole script, as Redis does. */
-  now = Date.now();
+  now: number;
+  constructor(readonly clock: () => number) {
+    this.now = Math.floor(clock());
+  }
   publish: (channel: string, message: string) => number = () => 0;
 
   /** The live value of `key`, deleting it first if expired. */
@@ -187,7 +210,7 @@ class _Db {
 
   /** Deletes every expired key. */
   sweep(): void {
-    const now = Date.now();
+    const now = this.clock();
     for (const [key, at] of this.expires) {
       if (at <= now) {
         this.data.delete(key);
@@ -232,18 +255,20 @@ _def(
   "PING",
   -1,
   (_, a) =>
-    a.length > 1 ? _fail("ERR wrong number of arguments for 'ping' command") : a[0] ?? "PONG",
+    a.length > 1
+      ? _fail("ERR wrong number of arguments for 'ping' command")
+      : a[0] ?? new StatusReply("PONG"),
 );
 _def("ECHO", 2, (_, a) => a[0]);
-_def("TIME", 1, () => {
-  const micros = Math.floor((performance.timeOrigin + performance.now()) * 1000);
+_def("TIME", 1, (db) => {
+  const micros = Math.floor(db.clock() * 1000);
   return [String(Math.floor(micros / 1e6)), String(micros % 1e6)];
 });
 _def("DBSIZE", 1, (db) => db.keys().length);
 _def("DEL", -2, (db, a) => a.filter((k) => db.delete(k)).length);
 _def("UNLINK", -2, (db, a) => a.filter((k) => db.delete(k)).length);
 _def("EXISTS", -2, (db, a) => a.filter((k) => db.get(k)).length);
-_def("TYPE", 2, (db, a) => db.get(a[0])?.type ?? "none");
+_def("TYPE", 2, (db, a) => new StatusReply(db.get(a[0])?.type ?? "none"));
 _def("KEYS", 2, (db, a) => db.keys(a[0]));
 _def("SCAN", -2, (db, a) => {
   _bigint(a[0], "ERR invalid cursor");
@@ -291,14 +316,14 @@ _def("PEXPIREAT", -3, (db, a) => _expire(db, a, 1, true, "pexpireat"));
 _def("PERSIST", 2, (db, a) => db.get(a[0]) && db.expires.delete(a[0]) ? 1 : 0);
 function _rename(db: _Db, a: string[], nx: boolean): Raw {
   const value = db.get(a[0]) ?? _fail("ERR no such key");
-  if (a[0] === a[1]) return nx ? 0 : "OK";
+  if (a[0] === a[1]) return nx ? 0 : OK;
   if (nx && db.get(a[1])) return 0;
   const at = db.expires.get(a[0]);
   db.delete(a[0]);
   db.delete(a[1]);
   db.data.set(a[1], value);
   if (at !== undefined) db.expires.set(a[1], at);
-  return nx ? 1 : "OK";
+  return nx ? 1 : OK;
 }
 _def("RENAME", 3, (db, a) => _rename(db, a, false));
 _def("RENAMENX", 3, (db, a) => _rename(db, a, true));
@@ -348,18 +373,18 @@ _def("SET", -3, (db, a) => {
   if ((cond === "NX" && exists) || (cond === "XX" && !exists)) return get ? old! : null;
   db.setString(key, value, keepTtl);
   if (at !== undefined) db.expireAt(key, at);
-  return get ? old! : "OK";
+  return get ? old! : OK;
 });
 _def("SETNX", 3, (db, a) => {
   if (db.get(a[0])) return 0;
   db.setString(a[0], a[1]);
   return 1;
 });
-function _setex(db: _Db, a: string[], option: "EX" | "PX", command: string): string {
+function _setex(db: _Db, a: string[], option: "EX" | "PX", command: string): Raw {
   const at = _expiryAt(db, option, a[1], command);
   db.setString(a[0], a[2]);
   db.expireAt(a[0], at);
-  return "OK";
+  return OK;
 }
 _def("SETEX", 4, (db, a) => _setex(db, a, "EX", "setex"));
 _def("PSETEX", 4, (db, a) => _setex(db, a, "PX", "psetex"));
@@ -393,7 +418,7 @@ _def("MGET", -2, (db, a) =>
 _def("MSET", -3, (db, a) => {
   if (a.length % 2) _fail("ERR wrong number of arguments for 'mset' command");
   for (let i = 0; i < a.length; i += 2) db.setString(a[i], a[i + 1]);
-  return "OK";
+  return OK;
 });
 _def("MSETNX", -3, (db, a) => {
   if (a.length % 2) _fail("ERR wrong number of arguments for 'msetnx' command");
@@ -449,7 +474,7 @@ function _hset(db: _Db, a: string[], name: string): number {
   return added;
 }
 _def("HSET", -4, (db, a) => _hset(db, a, "hset"));
-_def("HMSET", -4, (db, a) => (_hset(db, a, "hmset"), "OK"));
+_def("HMSET", -4, (db, a) => (_hset(db, a, "hmset"), OK));
 _def("HSETNX", 4, (db, a) => {
   const h = db.write(a[0], "hash", _newHash);
   if (h.has(a[1])) return 0;
@@ -563,21 +588,21 @@ _def("LSET", 4, (db, a) => {
   if (i < 0) i += list.length;
   if (i < 0 || i >= list.length) _fail("ERR index out of range");
   list.set(i, a[2]);
-  return "OK";
+  return OK;
 });
 _def("LTRIM", 4, (db, a) => {
   const [start, stop] = [_int(a[1]), _int(a[2])];
   const list = db.read(a[0], "list");
-  if (!list) return "OK";
+  if (!list) return OK;
   const r = _range(start, stop, list.length);
   if (!r) {
     db.delete(a[0]);
-    return "OK";
+    return OK;
   }
   const keep = r[1] - r[0] + 1;
   for (let i = 0; i < r[0]; i++) list.shift();
   while (list.length > keep) list.pop();
-  return "OK";
+  return OK;
 });
 _def("LREM", 4, (db, a) => {
   const count = _int(a[1]);
@@ -894,27 +919,50 @@ export interface MemoryStoreOptions {
    * pairs). Scripts always see RESP2, like `redis.call` in Lua.
    */
   resp?: 2 | 3;
+  /**
+   * The server clock in epoch ms (fractions allowed): what `TIME` answers and what expiry is
+   * measured with. Default `Date.now`; tests pass a manual clock to drive scripts' time.
+   */
+  clock?: () => number;
+  /** Where scripts' `redis.log` goes (the Redis server log); dropped by default. */
+  log?: ScriptLog;
 }
 
-/** The Store port in process memory: a synchronous Redis emulation. */
+/** The SHA1 of each script's source, computed once. */
+const _shas = new WeakMap<Script, string>();
+
+/** The Store port in process memory: a synchronous Redis emulation running scripts' own Lua. */
 export class MemoryStore implements Store {
   readonly kind = "memory" as const;
-  #db = new _Db();
+  #db: _Db;
   #closed = false;
   #sweeper: ReturnType<typeof setInterval>;
   #shape: (raw: Raw) => Reply;
   #channels = new Map<string, Set<(message: string) => void>>();
   #outbox: [Set<(message: string) => void>, string][] = [];
   #flushing: ReturnType<typeof setTimeout> | undefined;
+  #lua: LuaScripts | undefined;
+  /** Pending until the Lua VM is loaded; every call waits for it, in order. */
+  #loading: Promise<void> | undefined;
 
   /**
-   * @param options reply protocol (see `MemoryStoreOptions`)
+   * @param options reply protocol, clock, script log (see `MemoryStoreOptions`)
    */
   constructor(options: MemoryStoreOptions = {}) {
     this.#shape = options.resp === 3 ? _resp3 : _resp2;
+    this.#db = new _Db(options.clock ?? Date.now);
     this.#db.publish = (channel, message) => this.#publish(channel, message);
     this.#sweeper = setInterval(() => this.#db.sweep(), SWEEP_INTERVAL_MS);
     Deno.unrefTimer(this.#sweeper as unknown as number);
+    this.#loading = loadLua().then((module) => {
+      this.#loading = undefined;
+      if (this.#closed) return;
+      this.#lua = new LuaScripts(
+        module,
+        (command) => _script(this.#lookup(command).run(this.#db, command.slice(1))),
+        options.log,
+      );
+    });
   }
 
   #publish(channel: string, message: string): number {
@@ -947,9 +995,11 @@ export class MemoryStore implements Store {
 
   /** Runs `fn` now (synchronously, hence atomically) and settles a promise with its outcome. */
   #settle<T>(fn: () => T): Promise<T> {
+    // Until the VM is loaded (once, at start), calls queue up behind it in their order.
+    if (this.#loading) return this.#loading.then(() => this.#settle(fn));
     try {
       if (this.#closed) throw new UnavailableError("redis", "store closed");
-      this.#db.now = Date.now();
+      this.#db.now = Math.floor(this.#db.clock());
       return Promise.resolve(fn());
     } catch (err) {
       return Promise.reject(err);
@@ -1017,9 +1067,10 @@ export class MemoryStore implements Store {
   eval(script: Script, keys: string[], args: (string | number)[]): Promise<Reply> {
     // The clock is read once in #settle: like Redis, keys do not expire half-way through a script.
     return this.#settle(() => {
-      const call: Call = (...command) => _resp2(this.#run(command));
+      let sha = _shas.get(script);
+      if (!sha) _shas.set(script, sha = sha1hex(script.lua));
       try {
-        return script.local(call, keys, args.map(String)) ?? null;
+        return this.#lua!.run(script.lua, keys, args.map(String), sha);
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
         throw new Error(`Script "${script.name}" failed: ${message}`, { cause: err });
@@ -1044,7 +1095,7 @@ export class MemoryStore implements Store {
   }
 
   /** One process holds the only copy: there are no replicas to wait for. */
-  replicate(_key: string): Promise<void> {
+  replicate(_keys: string[]): Promise<void> {
     return this.#settle(() => {});
   }
 
@@ -1054,6 +1105,8 @@ export class MemoryStore implements Store {
 
   close(): Promise<void> {
     this.#closed = true;
+    this.#lua?.close();
+    this.#lua = undefined;
     clearInterval(this.#sweeper);
     clearTimeout(this.#flushing);
     this.#flushing = undefined;

@@ -16,6 +16,8 @@ import {
   type Store,
   UnavailableError,
 } from "./store.ts";
+import { backoff } from "../async/backoff.ts";
+import { delay } from "../async/delay.ts";
 import type { Logger } from "../log.ts";
 import { redactUrl } from "../config.ts";
 import { type HostPort, parseRedisUrl, type RedisTarget } from "./redis-url.ts";
@@ -23,6 +25,8 @@ import { type HostPort, parseRedisUrl, type RedisTarget } from "./redis-url.ts";
 // deno-lint-ignore no-explicit-any
 type Client = any;
 
+/** Waits between connection attempts while Redis is unreachable. */
+const RECONNECT_BACKOFF = { initialMs: 50, maxMs: 1000 };
 /** How long a command may go unanswered before it fails and its connection is replaced. */
 export const COMMAND_TIMEOUT_MS = 1500;
 /** How often the sweeper looks for overdue commands. */
@@ -251,7 +255,8 @@ export class RedisStore implements Store {
         ...(t.tls
           ? {
             tls: true,
-            servername: node.host,
+            // SNI names a host, never an address (RFC 6066); the certificate is checked either way.
+            ...(/^[\d.]+$|:/.test(node.host) ? {} : { servername: node.host }),
             ...(this.#options.ca ? { ca: this.#options.ca } : {}),
           }
           : {}),
@@ -291,7 +296,7 @@ export class RedisStore implements Store {
         failures++;
       }
       if (this.#closed) return;
-      await new Promise((r) => setTimeout(r, Math.min(50 * 2 ** Math.min(failures, 5), 1000)));
+      await delay(backoff(failures, RECONNECT_BACKOFF));
     }
   }
 
@@ -341,50 +346,88 @@ export class RedisStore implements Store {
     }
   }
 
-  /** The primary the sentinels name, and a subscription that reports a switch. */
+  /**
+   * The primary the sentinels name, and a subscription that reports a switch. Every sentinel is
+   * asked; a majority of them must answer, and the answer of the newest configuration epoch
+   * wins: a sentinel that has not heard of a failover yet still names the old primary, which
+   * may be back, empty, and saying it is a master.
+   */
   async #askSentinels(): Promise<
     { primary: HostPort; watch: { lost: Promise<void>; destroy(): void } }
   > {
     const master = this.#target.master!;
-    let lastErr: unknown = new Error("no sentinel answered");
-    for (const node of this.#target.nodes) {
-      let client: Client;
+    const nodes = this.#target.nodes;
+    const answers = await Promise.all(nodes.map(async (node) => {
+      let client: Client | undefined;
       try {
         client = await this.#connectClient(node, { username: undefined, password: undefined });
+        const c = client;
+        const reply = await this.#bounded(
+          undefined,
+          COMMAND_TIMEOUT_MS,
+          () => c.sendCommand(["SENTINEL", "MASTER", master]),
+        ) as string[];
+        const info: Record<string, string> = {};
+        for (let i = 0; i + 1 < reply.length; i += 2) info[reply[i]] = reply[i + 1];
+        return { client, node, info };
       } catch (err) {
-        lastErr = err;
-        continue;
+        client?.destroy();
+        return { error: err instanceof Error ? err.message : String(err), node };
       }
-      try {
-        const addr = await client.sendCommand(["SENTINEL", "GET-MASTER-ADDR-BY-NAME", master]);
-        if (!Array.isArray(addr) || addr.length < 2) {
-          throw new Error(`sentinel ${node.host}:${node.port} knows no master "${master}"`);
-        }
-        const primary = { host: String(addr[0]), port: Number(addr[1]) };
-        // The same sentinel tells of a failover: the link to the old primary is dropped at once.
-        let onLost!: () => void;
-        const lost = new Promise<void>((resolve) => (onLost = resolve));
-        client.on("end", onLost);
-        client.on("error", onLost);
-        await client.subscribe("+switch-master", (message: string) => {
-          if (message.split(" ")[0] === master) onLost();
-        });
-        return {
-          primary,
-          watch: {
-            lost,
-            destroy: () => {
-              onLost();
-              client.destroy();
-            },
-          },
-        };
-      } catch (err) {
-        lastErr = err;
-        client.destroy();
-      }
+    }));
+    const ok = answers.filter((a) => "info" in a) as {
+      client: Client;
+      node: HostPort;
+      info: Record<string, string>;
+    }[];
+    const release = (keep?: Client) => ok.forEach((a) => a.client !== keep && a.client.destroy());
+    if (ok.length < Math.floor(nodes.length / 2) + 1) {
+      release();
+      const why = answers.map((a) => "error" in a ? a.error : "").filter(Boolean);
+      throw new Error(
+        `${ok.length} of ${nodes.length} sentinels answered for "${master}" (a majority is needed)${
+          why.length ? `: ${why[0]}` : ""
+        }`,
+      );
     }
-    throw lastErr instanceof Error ? lastErr : new Error(String(lastErr));
+    ok.sort((a, b) => Number(b.info["config-epoch"] ?? 0) - Number(a.info["config-epoch"] ?? 0));
+    const best = ok[0];
+    const flags = best.info.flags ?? "";
+    if (!best.info.ip || /o_down|s_down|disconnected/.test(flags)) {
+      release();
+      throw new Error(`the sentinels see the primary of "${master}" down (${flags || "unknown"})`);
+    }
+    release(best.client);
+    const client = best.client;
+    const primary = { host: best.info.ip, port: Number(best.info.port) };
+    // The same sentinel tells of a failover: the link to the old primary is dropped at once.
+    let onLost!: () => void;
+    const lost = new Promise<void>((resolve) => (onLost = resolve));
+    client.on("end", onLost);
+    client.on("error", onLost);
+    try {
+      await this.#bounded(
+        undefined,
+        COMMAND_TIMEOUT_MS,
+        () =>
+          client.subscribe("+switch-master", (message: string) => {
+            if (message.split(" ")[0] === master) onLost();
+          }),
+      );
+    } catch (err) {
+      client.destroy();
+      throw err;
+    }
+    return {
+      primary,
+      watch: {
+        lost,
+        destroy: () => {
+          onLost();
+          client.destroy();
+        },
+      },
+    };
   }
 
   async #openClient(
@@ -463,7 +506,7 @@ export class RedisStore implements Store {
     // after a node starts reconnecting, so a failed-over master's slots are found on its
     // replica.
     defaults.socket.reconnectStrategy = (retries: number) =>
-      this.#closed ? false : Math.min(50 * 2 ** retries, 1000);
+      this.#closed ? false : backoff(retries + 1, RECONNECT_BACKOFF);
     const cluster = createCluster(
       {
         rootNodes: t.nodes.map((n) => ({ socket: { host: n.host, port: n.port } })),
@@ -609,30 +652,32 @@ export class RedisStore implements Store {
     }
   }
 
-  async replicate(key: string): Promise<void> {
+  async replicate(keys: string[]): Promise<void> {
     const replicas = this.#options.waitReplicas ?? 0;
-    if (replicas <= 0) return;
+    if (replicas <= 0 || keys.length === 0) return;
     const timeoutMs = this.#options.waitTimeoutMs ?? 1000;
-    let acked: number;
-    try {
+    const waitOn = async (key: string) => {
       const link = await this.#ready();
       // WAIT counts what this connection wrote; on a cluster it goes to the key's master, the
       // connection that carried the write.
-      acked = Number(
+      const acked = Number(
         await this.#bounded(
           link,
           timeoutMs + COMMAND_TIMEOUT_MS,
           () => link.send(key, ["WAIT", String(replicas), String(timeoutMs)]),
         ),
       );
+      if (acked < replicas) {
+        throw new UnavailableError(
+          "redis",
+          `${acked} of ${replicas} replicas acknowledged the write within ${timeoutMs} ms`,
+        );
+      }
+    };
+    try {
+      await Promise.all((this.#link?.mode === "cluster" ? keys : keys.slice(0, 1)).map(waitOn));
     } catch (err) {
       throw this.#unavailable(err);
-    }
-    if (acked < replicas) {
-      throw new UnavailableError(
-        "redis",
-        `${acked} of ${replicas} replicas acknowledged the write within ${timeoutMs} ms`,
-      );
     }
   }
 

@@ -9,25 +9,22 @@ export type Reply = string | number | null | Reply[];
 /** One command with its arguments, e.g. `["HSET", key, "status", "queued"]`. */
 export type Command = (string | number)[];
 
-/** Calls one command inside a script, like `redis.call` in Lua. */
-export type Call = (...command: Command) => Reply;
-
 /**
- * An atomic script: the Lua that runs in Redis and its twin in TypeScript that runs in the
- * embedded store. Both receive KEYS and ARGV as strings and must return the same reply.
+ * An atomic script: Lua, run with EVALSHA by Redis and by the embedded store's Lua VM alike
+ * (Redis 7's scripting surface, Lua 5.1 semantics: see `lua.ts`).
  */
 export interface Script {
   /** A name for logs and errors. */
   readonly name: string;
-  /** Lua source, run with EVALSHA. */
+  /** Lua source; receives KEYS and ARGV as strings. */
   readonly lua: string;
-  /** The same logic for the embedded store; runs synchronously, hence atomically. */
-  readonly local: (call: Call, keys: string[], args: string[]) => Reply;
 }
 
 /** The result of a readiness check. */
 export interface Check {
+  /** Whether it answers. */
   ok: boolean;
+  /** Why not, when it does not. */
   detail?: string;
 }
 
@@ -49,12 +46,14 @@ export interface Store {
    */
   subscribe(channel: string, onMessage: (message: string) => void): Promise<() => Promise<void>>;
   /**
-   * Waits until `REDIS_WAIT_REPLICAS` replicas hold every write made so far on the connection
-   * that carries `key` (Redis `WAIT`); at once when none are asked for.
+   * Waits until `REDIS_WAIT_REPLICAS` replicas hold every write made so far on the connections
+   * that carry `keys` (Redis `WAIT` on each key's node); at once when none are asked for. Work
+   * is answered 201/202 only after it.
    *
+   * @param keys keys just written (one per node is enough)
    * @throws {UnavailableError} when fewer acknowledge within `REDIS_WAIT_TIMEOUT_MS`
    */
-  replicate(key: string): Promise<void>;
+  replicate(keys: string[]): Promise<void>;
   /** Whether the store accepts writes now: it answers, and is a primary (short timeout). */
   check(): Promise<Check>;
   /** Closes every connection. */
@@ -64,6 +63,8 @@ export interface Store {
 /** The store cannot be reached; HTTP answers 503. */
 export class UnavailableError extends Error {
   /**
+   * Creates the error for one dependency.
+   *
    * @param dependency `redis` or `kafka`
    * @param detail what failed
    */
@@ -74,9 +75,9 @@ export class UnavailableError extends Error {
 }
 
 /**
- * Declares a script with its Lua source and its embedded twin.
+ * Declares an atomic script: its Lua source runs on Redis and on the embedded store alike.
  *
- * @param script name, Lua and TypeScript implementation
+ * @param script name and Lua source
  * @returns the same object, typed
  * @example
  * ```ts
@@ -84,7 +85,6 @@ export class UnavailableError extends Error {
  * const incr = defineScript({
  *   name: "incr",
  *   lua: `return redis.call("INCRBY", KEYS[1], ARGV[1])`,
- *   local: (call, keys, args) => call("INCRBY", keys[0], args[0]),
  * });
  * ```
  */

@@ -3,6 +3,7 @@
  * (its chunks timed on a warm worker thread, a thread's memory, the store's round trip) and
  * answers, for any number of items, how many workers and pods finish them before a deadline.
  */
+import { deadline, DeadlineError } from "../async/deadline.ts";
 import * as v from "valibot";
 import type { Store } from "../infra/store.ts";
 import type { ParallelTask } from "./define.ts";
@@ -173,20 +174,16 @@ function _sampleChunks(def: ParallelTask, items: number): unknown[] | string {
   }
 }
 
-/** Runs a chunk, stopping it at `deadline` (epoch ms from performance.now()); true if it ended. */
-async function _runBy(pool: ThreadPool, file: string, chunk: unknown, deadline: number) {
+/** Runs a chunk, stopping it at `until` (epoch ms from performance.now()); true if it ended. */
+async function _runBy(pool: ThreadPool, file: string, chunk: unknown, until: number) {
   const running = pool.start(file, chunk);
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), Math.max(0, deadline - performance.now()));
-  });
-  try {
-    const ended = await Promise.race([running.result.then(() => true), late]);
-    if (!ended) running.stop();
-    return ended;
-  } finally {
-    clearTimeout(timer);
-  }
+  const ended = await deadline(running.result.then(() => true), until - performance.now())
+    .catch((err) => {
+      if (err instanceof DeadlineError) return false;
+      throw err;
+    });
+  if (!ended) running.stop();
+  return ended;
 }
 
 /**

@@ -5,8 +5,9 @@
 import * as v from "valibot";
 import { HttpProblem } from "../http/problem.ts";
 import { arrayForObject, toIssues } from "../http/validate.ts";
-import type { Runtime } from "../runtime.ts";
-import type { ParallelTask } from "./define.ts";
+import { perRuntime, type Runtime } from "../runtime.ts";
+import { PARALLEL_TASKS, type ParallelTask } from "./define.ts";
+import { activeRunsKey, runKeys } from "./keys.ts";
 import { parallelMetrics } from "./metrics.ts";
 import { RunStore } from "./store.ts";
 
@@ -41,6 +42,9 @@ function _serialized(): <T>(key: string, work: () => Promise<T>) => Promise<T> {
   };
 }
 
+/** One admission queue per runtime, so the cap holds across all of this process's routes. */
+const _admission = perRuntime(() => _serialized());
+
 const _between = (min: number, max: number) => `must be an integer from ${min} to ${max}`;
 
 const _invalid = (issues: { path: string; message: string }[]) =>
@@ -71,7 +75,7 @@ export async function startParallelRun<T extends ParallelTask | string>(
   options: { workerCount: number },
 ): Promise<ParallelRunStarted> {
   const name = typeof task === "string" ? task : task.name;
-  const def = rt.system.get<ParallelTask>("parallel-task", name);
+  const def = rt.system.get(PARALLEL_TASKS, name);
   if (!def) throw new HttpProblem(404, `Parallel task "${name}" is not defined`);
   const { workerCount } = options;
   if (!Number.isInteger(workerCount) || workerCount < 1 || workerCount > def.maxWorkers) {
@@ -107,7 +111,7 @@ export async function startParallelRun<T extends ParallelTask | string>(
     }
   }
   const runs = new RunStore(rt.store, rt.config.keyPrefix);
-  const admit = rt.shared("parallel.admit", _serialized);
+  const admit = _admission(rt);
   // Counted and created one at a time per task in this process, so concurrent requests to one
   // replica cannot pass the cap together (across replicas it may be exceeded by the requests
   // in flight at once).
@@ -130,6 +134,11 @@ export async function startParallelRun<T extends ParallelTask | string>(
       emptyResult,
     });
   });
+  // Accepted (202) only once REDIS_WAIT_REPLICAS replicas hold the run and its index entry.
+  await rt.store.replicate([
+    runKeys(rt.config.keyPrefix, refcode).run,
+    activeRunsKey(rt.config.keyPrefix, def.name),
+  ]);
   parallelMetrics(rt).runs.inc({ task_id: def.name });
   return { refcode, taskId: def.name, workerCount, status: "queued" };
 }

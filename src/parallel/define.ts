@@ -3,7 +3,7 @@
  * splits into chunks and how the chunks' results merge.
  */
 import type * as v from "valibot";
-import type { Definition } from "../system.ts";
+import { type Definition, type DefinitionKind, definitionKind } from "../definitions.ts";
 
 /** Most `worker_count` a run may ask for when its task sets no `maxWorkers`. */
 export const DEFAULT_MAX_WORKERS = 64;
@@ -85,21 +85,51 @@ export interface ParallelTask<
   R = unknown,
   M = unknown,
 > extends Definition {
+  /** Always `parallel-task`. */
   readonly kind: "parallel-task";
+  /** The `task_id`. */
   readonly name: string;
+  /** Schema of a run's input. */
   readonly input: S;
   /** The worker file as a `file:` URL string (tinypool's `filename`). */
   readonly worker: string;
   // Methods, not function properties: a task of any input type is a `ParallelTask`.
+  /**
+   * Splits a run's input into chunks.
+   *
+   * @param input the run's input, validated
+   * @param context the run's `worker_count`
+   * @returns the chunks
+   */
   split(input: v.InferOutput<S>, context: SplitContext): C[];
+  /**
+   * Merges the chunks' results, in chunk order.
+   *
+   * @param results one per chunk
+   * @returns the run's result
+   */
   merge(results: R[]): M;
+  /** Most `worker_count` a run may ask for. */
   readonly maxWorkers: number;
+  /**
+   * A representative input of `items` items, for the capacity planner.
+   *
+   * @param items how many items
+   * @returns the input
+   */
   sample?(items: number): v.InferInput<S>;
+  /** Lease of a claimed chunk, in ms. */
   readonly leaseMs: number;
+  /** Times a chunk may lose its process before the run fails. */
   readonly maxAttempts: number;
+  /** Most runs queued or running at once (beyond: 429). */
   readonly maxActiveRuns: number;
+  /** Most chunks one run may split into. */
   readonly maxChunks: number;
 }
+
+/** The key of the parallel tasks in a program: `rt.system.all(PARALLEL_TASKS)`. */
+export const PARALLEL_TASKS: DefinitionKind<ParallelTask> = definitionKind("parallel-task");
 
 function _intIn(value: number, min: number, max: number, what: string): number {
   if (!Number.isInteger(value) || value < min || value > max) {

@@ -2,6 +2,8 @@
  * @module The heartbeat loop of a parallel worker: renews the leases of the chunks it runs
  * and notices runs that ended (a missed cancel message) or chunks it lost.
  */
+import { type Clock, systemClock } from "../async/clock.ts";
+import { Loop } from "../async/loop.ts";
 import type { Logger } from "../log.ts";
 import type { Held, RunStore } from "./store.ts";
 
@@ -17,10 +19,8 @@ export interface HeartbeatHost {
 export class Heartbeat {
   #runs: RunStore;
   #host: HeartbeatHost;
-  #intervalMs: number;
   #log: Logger;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #beating: Promise<void> | undefined;
+  #loop: Loop;
   #failing = false;
 
   /**
@@ -28,29 +28,29 @@ export class Heartbeat {
    * @param host the processor
    * @param intervalMs time between beats (a third of the shortest lease or less)
    * @param log where failures go
+   * @param clock whose time the beats are on (default the wall clock)
    */
-  constructor(runs: RunStore, host: HeartbeatHost, intervalMs: number, log: Logger) {
+  constructor(
+    runs: RunStore,
+    host: HeartbeatHost,
+    intervalMs: number,
+    log: Logger,
+    clock: Clock = systemClock,
+  ) {
     this.#runs = runs;
     this.#host = host;
-    this.#intervalMs = intervalMs;
     this.#log = log;
+    this.#loop = new Loop(() => this.beat(), { everyMs: intervalMs, clock });
   }
 
   /** Starts beating. */
   start(): void {
-    const tick = () => {
-      this.#beating = this.beat().finally(() => {
-        if (this.#timer !== undefined) this.#timer = setTimeout(tick, this.#intervalMs);
-      });
-    };
-    this.#timer = setTimeout(tick, this.#intervalMs);
+    this.#loop.start();
   }
 
   /** Stops beating; resolves once a beat in progress ends. */
-  async stop(): Promise<void> {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    await this.#beating;
+  stop(): Promise<void> {
+    return this.#loop.stop();
   }
 
   /** One beat: renews every held lease, stops what is no longer ours. */

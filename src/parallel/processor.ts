@@ -3,11 +3,15 @@
  * `worker_count`, runs them on the process's warm thread pool, records results, merges the
  * last one, stops chunks of cancelled runs, and hands chunks back on shutdown.
  */
-import { settleBy } from "../deadline.ts";
+import { backoff } from "../async/backoff.ts";
+import { settleBy } from "../async/deadline.ts";
+import { delay } from "../async/delay.ts";
+import { type Clock, systemClock } from "../async/clock.ts";
+import { Loop } from "../async/loop.ts";
 import { UnavailableError } from "../infra/store.ts";
 import type { Logger } from "../log.ts";
 import type { Runtime, Service } from "../runtime.ts";
-import type { ParallelTask } from "./define.ts";
+import { PARALLEL_TASKS, type ParallelTask } from "./define.ts";
 import { Heartbeat } from "./heartbeat.ts";
 import { type ParallelMetrics, parallelMetrics } from "./metrics.ts";
 import { type RunningChunk, ThreadPool } from "./pool.ts";
@@ -20,6 +24,11 @@ const ORPHAN_MS = 60_000;
 /** Before the shutdown deadline, the time kept to hand chunks back and destroy the pool. */
 const HAND_BACK_MS = 1_000;
 
+/** Retries of the subscription to run events (polling finds work meanwhile). */
+const SUBSCRIBE_BACKOFF = { initialMs: 250, maxMs: 5_000 };
+/** Retries of an outcome write while the store is unreachable and the lease may hold. */
+const PERSIST_BACKOFF = { initialMs: 100, maxMs: 1_000 };
+
 /** Options of the processor (tests). */
 export interface ProcessorOptions {
   /** Threads (default `rt.config.parallelMaxWorkers`). */
@@ -28,8 +37,8 @@ export interface ProcessorOptions {
   pollMs?: number;
   /** Heartbeat interval (default: a third of the shortest lease, at most 1 s). */
   heartbeatMs?: number;
-  /** The clock, epoch ms. */
-  now?: () => number;
+  /** Whose time leases, polls and heartbeats run on (tests); the wall clock and the store's own by default. */
+  clock?: Clock;
 }
 
 /** One lease this process holds: a chunk on a thread, or the merge. */
@@ -53,15 +62,13 @@ export class ParallelProcessor implements Service {
   #metrics: ParallelMetrics;
   #defs: Map<string, ParallelTask>;
   #threads: number;
-  #pollMs: number;
-  #now: () => number;
+  #clock: Clock;
   #pool: ThreadPool | undefined;
   #heartbeat: Heartbeat;
   #active = new Map<string, Active>();
   #stopping = false;
-  #loop: Promise<void> | undefined;
-  #wakeUp: (() => void) | undefined;
-  #woken = false;
+  #loop: Loop;
+  #failing = false;
   #unsubscribe: (() => Promise<void>) | undefined;
   #subscribing: Promise<void> | undefined;
   #seq = 0;
@@ -72,19 +79,33 @@ export class ParallelProcessor implements Service {
    */
   constructor(rt: Runtime, options: ProcessorOptions = {}) {
     this.#rt = rt;
-    this.#now = options.now ?? Date.now;
-    this.#runs = new RunStore(rt.store, rt.config.keyPrefix, options.now);
+    this.#clock = options.clock ?? systemClock;
+    // Leases are on the store's clock unless a test drives time itself.
+    const now = options.clock && (() => this.#clock.now());
+    this.#runs = new RunStore(rt.store, rt.config.keyPrefix, now);
     this.#log = rt.log.child({ component: "parallel-worker" });
     this.#metrics = parallelMetrics(rt);
-    this.#defs = new Map(rt.system.all<ParallelTask>("parallel-task").map((d) => [d.name, d]));
+    this.#defs = new Map(rt.system.all(PARALLEL_TASKS).map((d) => [d.name, d]));
     this.#threads = options.threads ?? rt.config.parallelMaxWorkers;
-    this.#pollMs = options.pollMs ?? POLL_MS;
+    const pollMs = options.pollMs ?? POLL_MS;
+    this.#loop = new Loop(async () => {
+      try {
+        await this.#fill();
+        if (this.#failing) this.#log.info("claiming recovered");
+        this.#failing = false;
+      } catch (err) {
+        if (!this.#failing) this.#log.warn("claiming failed", { error: _message(err) });
+        this.#failing = true;
+        return Math.max(pollMs, 1_000);
+      }
+    }, { everyMs: pollMs, immediate: true, clock: this.#clock });
     const shortestLease = Math.min(...[...this.#defs.values()].map((d) => d.leaseMs), 3_000);
     this.#heartbeat = new Heartbeat(
       this.#runs,
       { held: () => this.#held(), lost: (refcode, slots) => this.#stopRun(refcode, slots) },
       options.heartbeatMs ?? Math.min(1_000, Math.floor(shortestLease / 3)),
       this.#log,
+      this.#clock,
     );
   }
 
@@ -101,7 +122,7 @@ export class ParallelProcessor implements Service {
     this.#metrics.threads.set(this.#threads);
     this.#subscribing = this.#subscribe();
     this.#heartbeat.start();
-    this.#loop = this.#run();
+    this.#loop.start();
     this.#log.info("parallel worker started", {
       threads: this.#threads,
       tasks: [...this.#defs.keys()],
@@ -118,8 +139,7 @@ export class ParallelProcessor implements Service {
 
   async stop(deadline: number): Promise<void> {
     this.#stopping = true;
-    this.#wake();
-    await this.#loop;
+    await this.#loop.stop();
     // Chunks in flight may finish until shortly before the deadline; the rest go back to
     // the queue for another process, and their threads stop.
     const handBackAt = deadline - Math.min(HAND_BACK_MS, Math.max(0, deadline - Date.now()) / 2);
@@ -155,7 +175,7 @@ export class ParallelProcessor implements Service {
   }
 
   async #subscribe(): Promise<void> {
-    for (let delay = 250; !this.#stopping; delay = Math.min(delay * 2, 5_000)) {
+    for (let attempt = 1; !this.#stopping; attempt++) {
       try {
         this.#unsubscribe = await this.#rt.store.subscribe(
           this.#runs.channel,
@@ -165,7 +185,7 @@ export class ParallelProcessor implements Service {
       } catch (err) {
         // Polling finds work meanwhile; heartbeats catch cancels within a lease.
         this.#log.warn("cannot subscribe to parallel events yet", { error: _message(err) });
-        await new Promise((r) => setTimeout(r, delay));
+        await delay(backoff(attempt, SUBSCRIBE_BACKOFF));
       }
     }
   }
@@ -177,42 +197,7 @@ export class ParallelProcessor implements Service {
   }
 
   #wake(): void {
-    this.#woken = true;
-    this.#wakeUp?.();
-  }
-
-  #sleep(ms: number): Promise<void> {
-    if (this.#woken) {
-      this.#woken = false;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.#wakeUp = undefined;
-        this.#woken = false;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.#wakeUp = done;
-    });
-  }
-
-  async #run(): Promise<void> {
-    let failing = false;
-    while (!this.#stopping) {
-      let wait = this.#pollMs;
-      try {
-        await this.#fill();
-        if (failing) this.#log.info("claiming recovered");
-        failing = false;
-      } catch (err) {
-        if (!failing) this.#log.warn("claiming failed", { error: _message(err) });
-        failing = true;
-        wait = Math.max(wait, 1_000);
-      }
-      if (!this.#stopping) await this.#sleep(wait);
-    }
+    this.#loop.wake();
   }
 
   #token(): string {
@@ -237,7 +222,8 @@ export class ParallelProcessor implements Service {
           else if (claim.kind === "merge") this.#merge(def, refcode, token);
           else {
             if (
-              claim.kind === "gone" && (claim.status !== "" || createdMs < this.#now() - ORPHAN_MS)
+              claim.kind === "gone" &&
+              (claim.status !== "" || createdMs < this.#clock.now() - ORPHAN_MS)
             ) {
               await this.#runs.forget(def.name, refcode);
             }
@@ -311,11 +297,12 @@ export class ParallelProcessor implements Service {
   async #persist<T>(a: Active, write: () => Promise<T>): Promise<T | undefined> {
     const def = this.#defs.get(a.taskId)!;
     const giveUpAt = Date.now() + def.leaseMs;
-    for (let delay = 100;; delay = Math.min(delay * 2, 1_000)) {
+    for (let attempt = 1;; attempt++) {
+      const wait = backoff(attempt, PERSIST_BACKOFF);
       try {
         return await write();
       } catch (err) {
-        if (!(err instanceof UnavailableError) || Date.now() + delay > giveUpAt || a.stopped) {
+        if (!(err instanceof UnavailableError) || Date.now() + wait > giveUpAt || a.stopped) {
           this.#log.warn("outcome not recorded; the chunk will run again", {
             refcode: a.refcode,
             slot: a.slot,
@@ -323,7 +310,7 @@ export class ParallelProcessor implements Service {
           });
           return undefined;
         }
-        await new Promise((r) => setTimeout(r, delay));
+        await delay(wait);
       }
     }
   }

@@ -5,13 +5,15 @@ import { describeRoute } from "hono-openapi";
 import * as v from "valibot";
 import { HttpProblem } from "../http/problem.ts";
 import { jsonContent, problemResponse, validate } from "../http/validate.ts";
-import type { Runtime } from "../runtime.ts";
-import type { RouteModule } from "../system.ts";
+import { perRuntime, type Runtime } from "../runtime.ts";
+import type { RouteModule } from "../http/env.ts";
 import { CapacityError, CapacityPlanner } from "./capacity.ts";
-import { DEFAULT_MAX_WORKERS, type ParallelTask } from "./define.ts";
+import { DEFAULT_MAX_WORKERS, PARALLEL_TASKS, type ParallelTask } from "./define.ts";
 import { parallelMetrics } from "./metrics.ts";
-import { REFCODE_PATTERN, RunStore, type RunView, TERMINAL } from "./store.ts";
+import { RunStore, type RunView } from "./store.ts";
 import { startParallelRun } from "./client.ts";
+import { RUN_REFCODES } from "../jobs/refcode.ts";
+import { isTerminal } from "../jobs/status.ts";
 
 /** Largest `items` the capacity planner accepts. */
 const MAX_ITEMS = 1e12;
@@ -69,16 +71,19 @@ const CapacityPlan = v.object({
 const RefcodeParam = v.object({ refcode: v.string() });
 
 function _task(rt: Runtime, taskId: string): ParallelTask {
-  const def = rt.system.get<ParallelTask>("parallel-task", taskId);
+  const def = rt.system.get(PARALLEL_TASKS, taskId);
   if (!def) throw new HttpProblem(404, `Parallel task "${taskId}" is not defined`);
   return def;
 }
 
 async function _run(runs: RunStore, refcode: string): Promise<RunView> {
-  const run = REFCODE_PATTERN.test(refcode) ? await runs.get(refcode) : null;
+  const run = RUN_REFCODES.test(refcode) ? await runs.get(refcode) : null;
   if (!run) throw new HttpProblem(404, `Parallel run "${refcode}" does not exist or has expired`);
   return run;
 }
+
+/** One planner per runtime: its calibrations are cached and shared by every request. */
+const _planner = perRuntime((rt) => new CapacityPlanner(rt.store, rt.config.parallelMaxWorkers));
 
 const _invalid = (issues: { path: string; message: string }[]) =>
   new HttpProblem(400, "The request body is invalid", { issues });
@@ -93,11 +98,8 @@ const _invalid = (issues: { path: string; message: string }[]) =>
 export const parallelRoutes: RouteModule = (app, rt) => {
   const runs = new RunStore(rt.store, rt.config.keyPrefix);
   const metrics = parallelMetrics(rt);
-  const planner = rt.shared(
-    "parallel.capacity",
-    () => new CapacityPlanner(rt.store, rt.config.parallelMaxWorkers),
-  );
-  const defs = rt.system.all<ParallelTask>("parallel-task");
+  const planner = _planner(rt);
+  const defs = rt.system.all(PARALLEL_TASKS);
   // The cluster's allowed maximum: the largest any task allows; a task may allow fewer.
   const maxWorkers = defs.length ? Math.max(...defs.map((d) => d.maxWorkers)) : DEFAULT_MAX_WORKERS;
   const messages: Record<string, string> = {
@@ -221,12 +223,12 @@ export const parallelRoutes: RouteModule = (app, rt) => {
     validate("param", RefcodeParam),
     async (c) => {
       const { refcode } = c.req.valid("param");
-      const before = REFCODE_PATTERN.test(refcode) ? await runs.cancel(refcode) : null;
+      const before = RUN_REFCODES.test(refcode) ? await runs.cancel(refcode) : null;
       if (before === null) {
         throw new HttpProblem(404, `Parallel run "${refcode}" does not exist or has expired`);
       }
       const run = await _run(runs, refcode);
-      if (TERMINAL.includes(before)) {
+      if (isTerminal(before)) {
         throw new HttpProblem(
           409,
           `Cannot cancel parallel run "${refcode}": it is already ${before}`,

@@ -4,31 +4,20 @@
  * one atomic script, so `worker_count` holds across processes and a late result never
  * changes an ended run.
  */
-import {
-  type Call,
-  defineScript,
-  type Reply,
-  type Script,
-  type Store,
-  toHash,
-} from "../infra/store.ts";
+import { defineScript, type Reply, type Script, type Store, toHash } from "../infra/store.ts";
 import { activeRunsKey, eventsChannel, runKeyList, runKeys } from "./keys.ts";
+import { RUN_REFCODES } from "../jobs/refcode.ts";
+import type { JobStatus } from "../jobs/status.ts";
 
 /** How long an ended run stays readable, in seconds. */
 export const RUN_TTL_S = 24 * 3600;
-
-/** A run's status (the same statuses as async tasks). */
-export type RunStatus = "queued" | "in_progress" | "completed" | "failed" | "cancelled";
-
-/** Statuses after which nothing changes. */
-export const TERMINAL: readonly RunStatus[] = ["completed", "failed", "cancelled"];
 
 /** A run as `GET /parallel-tasks/{refcode}` shows it. */
 export interface RunView {
   refcode: string;
   task_id: string;
   worker_count: number;
-  status: RunStatus;
+  status: JobStatus;
   progress: { done: number; total: number };
   result: unknown;
   error: string | null;
@@ -42,7 +31,7 @@ export type Claim =
   | { kind: "chunk"; taskId: string; index: number; chunk: unknown }
   | { kind: "merge"; taskId: string }
   | { kind: "full" | "empty" }
-  | { kind: "gone"; status: RunStatus | "" };
+  | { kind: "gone"; status: JobStatus | "" };
 
 /** A lease this process holds: a chunk index or `merge`, and the claim's token. */
 export interface Held {
@@ -62,20 +51,6 @@ export interface NewRun {
   emptyResult?: unknown;
 }
 
-/**
- * A new refcode: 128 random bits, base64url, nothing else in it.
- *
- * @returns 22 characters of `A-Z a-z 0-9 - _`
- */
-export function newRefcode(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_")
-    .replace(/=+$/, "");
-}
-
-/** Shape of a refcode, for route validation. */
-export const REFCODE_PATTERN = /^[A-Za-z0-9_-]{22}$/;
-
 // Every run script receives the run's keys (keys.ts `runKeyList`) and starts its ARGV with
 // ARGV[1] now in epoch ms for leases ("" = Redis server time, so pods with skewed clocks agree;
 // tests pass their clock), ARGV[2] now as ISO for the run's times, ARGV[3] TTL of an ended run
@@ -90,13 +65,6 @@ local function now_ms()
 end
 `;
 
-/** The TypeScript twin of `now_ms`. */
-function _nowMs(call: Call, args: string[]): number {
-  if (args[0] !== "") return Number(args[0]);
-  const [s, us] = call("TIME") as string[];
-  return Number(s) * 1000 + Math.floor(Number(us) / 1000);
-}
-
 /** Lua: ends the run with a status (and a result or error), drops its work, tells workers. */
 const END_RUN_LUA = `
 local function end_run(status, field, value)
@@ -107,24 +75,6 @@ local function end_run(status, field, value)
   redis.call("PUBLISH", ARGV[4], "stop " .. redis.call("HGET", KEYS[1], "refcode"))
 end
 `;
-
-/** The TypeScript twin of `end_run`. */
-function _endRun(
-  call: Call,
-  keys: string[],
-  args: string[],
-  status: RunStatus,
-  field?: "result" | "error",
-  value?: string,
-): void {
-  call("HSET", keys[0], "status", status, "finished_at", args[1]);
-  if (field) call("HSET", keys[0], field, value!);
-  call("DEL", ...keys.slice(1));
-  call("EXPIRE", keys[0], args[2]);
-  call("PUBLISH", args[3], `stop ${call("HGET", keys[0], "refcode")}`);
-}
-
-const _str = (r: Reply) => (r === null ? null : String(r));
 
 /**
  * Lua: claims the next chunk of the run for `token`. Returns {"chunk", index, chunk JSON,
@@ -173,55 +123,10 @@ local function claim(token)
 end
 `;
 
-/** The TypeScript twin of `claim`. */
-function _claim(call: Call, keys: string[], args: string[], token: string): Reply[] {
-  const status = _str(call("HGET", keys[0], "status"));
-  if (status !== "queued" && status !== "in_progress") return ["gone", status ?? ""];
-  const run = call(
-    "HMGET",
-    keys[0],
-    "worker_count",
-    "total",
-    "done",
-    "lease_ms",
-    "max_attempts",
-    "task_id",
-  ) as string[];
-  const now = _nowMs(call, args);
-  for (const index of call("ZRANGEBYSCORE", keys[2], "-inf", now) as string[]) {
-    call("ZREM", keys[2], index);
-    call("HDEL", keys[3], index);
-    if (index === "merge") continue;
-    if (Number(call("HGET", keys[4], index) ?? "0") >= Number(run[4])) {
-      const error = `chunk ${index} lost its worker ${run[4]} times`;
-      _endRun(call, keys, args, "failed", "error", error);
-      return ["gone", "failed"];
-    }
-    call("LPUSH", keys[1], index);
-  }
-  if (Number(call("ZCARD", keys[2])) >= Number(run[0])) return ["full"];
-  const expiry = now + Number(run[3]);
-  const index = _str(call("LPOP", keys[1]));
-  if (index === null) {
-    if (Number(run[2]) >= Number(run[1]) && call("ZSCORE", keys[2], "merge") === null) {
-      call("ZADD", keys[2], expiry, "merge");
-      call("HSET", keys[3], "merge", token);
-      return ["merge", "", "", run[5]];
-    }
-    return ["empty"];
-  }
-  call("ZADD", keys[2], expiry, index);
-  call("HSET", keys[3], index, token);
-  call("HINCRBY", keys[4], index, 1);
-  if (status === "queued") call("HSET", keys[0], "status", "in_progress", "started_at", args[1]);
-  return ["chunk", index, call("HGET", keys[5], index), run[5]];
-}
-
 // ARGV[5] claim token. Returns what `claim` returns.
 const CLAIM = defineScript({
   name: "parallel.claim",
   lua: NOW_LUA + END_RUN_LUA + CLAIM_LUA + `return claim(ARGV[5])`,
-  local: (call, keys, args) => _claim(call, keys, args, args[4]),
 });
 
 // ARGV[5] chunk index, ARGV[6] claim token, ARGV[7] result JSON, ARGV[8] a token for the next
@@ -250,21 +155,6 @@ local out = claim(ARGV[8])
 table.insert(out, 1, 1)
 return out
 `,
-  local: (call, keys, args) => {
-    if (call("HGET", keys[0], "status") !== "in_progress") return [0];
-    if (call("HGET", keys[3], args[4]) !== args[5]) return [0];
-    call("ZREM", keys[2], args[4]);
-    call("HDEL", keys[3], args[4]);
-    call("HSET", keys[6], args[4], args[6]);
-    const done = Number(call("HINCRBY", keys[0], "done", 1));
-    if (done >= Number(call("HGET", keys[0], "total"))) {
-      const lease = Number(call("HGET", keys[0], "lease_ms"));
-      call("ZADD", keys[2], _nowMs(call, args) + lease, "merge");
-      call("HSET", keys[3], "merge", args[5]);
-      return [2];
-    }
-    return args[7] === "" ? [1] : [1, ..._claim(call, keys, args, args[7])];
-  },
 });
 
 // ARGV[5] lease slot (chunk index or "merge"), ARGV[6] claim token, ARGV[7] status
@@ -279,13 +169,6 @@ if ARGV[7] == "completed" then end_run("completed", "result", ARGV[8])
 else end_run("failed", "error", ARGV[8]) end
 return 1
 `,
-  local: (call, keys, args) => {
-    if (call("HGET", keys[0], "status") !== "in_progress") return 0;
-    if (call("HGET", keys[3], args[4]) !== args[5]) return 0;
-    if (args[6] === "completed") _endRun(call, keys, args, "completed", "result", args[7]);
-    else _endRun(call, keys, args, "failed", "error", args[7]);
-    return 1;
-  },
 });
 
 // No arguments of its own.
@@ -298,11 +181,6 @@ local status = redis.call("HGET", KEYS[1], "status")
 if status == "queued" or status == "in_progress" then end_run("cancelled") end
 return status or ""
 `,
-  local: (call, keys, args) => {
-    const status = _str(call("HGET", keys[0], "status"));
-    if (status === "queued" || status === "in_progress") _endRun(call, keys, args, "cancelled");
-    return status ?? "";
-  },
 });
 
 // ARGV[5..] pairs of lease slot and claim token.
@@ -324,17 +202,6 @@ for i = 5, #ARGV, 2 do
 end
 return out
 `,
-  local: (call, keys, args) => {
-    const status = _str(call("HGET", keys[0], "status"));
-    if (status !== "in_progress") return [status ?? ""];
-    const out: string[] = [status];
-    const expiry = _nowMs(call, args) + Number(call("HGET", keys[0], "lease_ms"));
-    for (let i = 4; i + 1 < args.length; i += 2) {
-      if (call("HGET", keys[3], args[i]) === args[i + 1]) call("ZADD", keys[2], expiry, args[i]);
-      else out.push(args[i]);
-    }
-    return out;
-  },
 });
 
 // ARGV[5..] pairs of lease slot and claim token.
@@ -358,21 +225,6 @@ for i = 5, #ARGV, 2 do
 end
 return n
 `,
-  local: (call, keys, args) => {
-    if (call("HGET", keys[0], "status") !== "in_progress") return 0;
-    let n = 0;
-    for (let i = 4; i + 1 < args.length; i += 2) {
-      if (call("HGET", keys[3], args[i]) !== args[i + 1]) continue;
-      call("ZREM", keys[2], args[i]);
-      call("HDEL", keys[3], args[i]);
-      if (args[i] !== "merge") {
-        call("HINCRBY", keys[4], args[i], -1);
-        call("LPUSH", keys[1], args[i]);
-      }
-      n++;
-    }
-    return n;
-  },
 });
 
 function _toClaim(reply: string[]): Claim {
@@ -382,7 +234,7 @@ function _toClaim(reply: string[]): Claim {
     case "merge":
       return { kind: "merge", taskId: reply[3] };
     case "gone":
-      return { kind: "gone", status: reply[1] as RunStatus | "" };
+      return { kind: "gone", status: reply[1] as JobStatus | "" };
     default:
       return { kind: reply[0] as "full" | "empty" };
   }
@@ -442,7 +294,7 @@ export class RunStore {
    * @returns the new refcode
    */
   async create(run: NewRun): Promise<string> {
-    const refcode = newRefcode();
+    const refcode = RUN_REFCODES.make();
     const keys = runKeys(this.#prefix, refcode);
     const now = this.#now();
     const iso = new Date(now).toISOString();
@@ -519,7 +371,7 @@ export class RunStore {
       refcode: h.refcode,
       task_id: h.task_id,
       worker_count: Number(h.worker_count),
-      status: h.status as RunStatus,
+      status: h.status as JobStatus,
       progress: { done: Number(h.done ?? 0), total: Number(h.total ?? 0) },
       result: h.status === "completed" ? _parse(h.result) : null,
       error: h.error ?? null,
@@ -536,9 +388,9 @@ export class RunStore {
    * @returns the status before (`queued`/`in_progress` means it is now cancelled), or null
    *   when unknown
    */
-  async cancel(refcode: string): Promise<RunStatus | null> {
+  async cancel(refcode: string): Promise<JobStatus | null> {
     const before = String(await this.#eval(CANCEL, refcode, []));
-    return before === "" ? null : before as RunStatus;
+    return before === "" ? null : before as JobStatus;
   }
 
   /**
@@ -617,9 +469,9 @@ export class RunStore {
   async heartbeat(
     refcode: string,
     held: readonly Held[],
-  ): Promise<{ status: RunStatus | ""; lost: string[] }> {
+  ): Promise<{ status: JobStatus | ""; lost: string[] }> {
     const reply = await this.#eval(HEARTBEAT, refcode, _pairs(held)) as string[];
-    return { status: reply[0] as RunStatus | "", lost: reply.slice(1).map(String) };
+    return { status: reply[0] as JobStatus | "", lost: reply.slice(1).map(String) };
   }
 
   /**

@@ -2,6 +2,8 @@
  * @module Runs a schedule's action: a function, an async-task enqueue, a Kafka publish, or an
  * HTTP call with a timeout per attempt and retries.
  */
+import { backoff } from "../async/backoff.ts";
+import { delay } from "../async/delay.ts";
 import type {
   HttpAction,
   PerRun,
@@ -17,6 +19,9 @@ export const HTTP_RETRIES = 2;
 /** Default first HTTP backoff (doubled each retry). */
 export const HTTP_RETRY_DELAY_MS = 500;
 
+/** Cap of the HTTP backoff. */
+export const HTTP_MAX_RETRY_DELAY_MS = 30_000;
+
 /** A failed HTTP call that another attempt would not fix (4xx other than 408 and 429). */
 class _Permanent extends Error {}
 
@@ -27,18 +32,6 @@ async function _value<T>(
   return typeof value === "function"
     ? await (value as (ctx: ScheduleContext) => T | Promise<T>)(ctx)
     : value;
-}
-
-function _delay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 async function _publish(action: PublishAction, ctx: ScheduleContext): Promise<void> {
@@ -67,7 +60,9 @@ async function _http(action: HttpAction, ctx: ScheduleContext): Promise<void> {
   let last: unknown;
   for (let attempt = 0; attempt <= retries; attempt++) {
     if (attempt > 0) {
-      await _delay(retryDelayMs * 2 ** (attempt - 1), ctx.signal);
+      await delay(backoff(attempt, { initialMs: retryDelayMs, maxMs: HTTP_MAX_RETRY_DELAY_MS }), {
+        signal: ctx.signal,
+      });
       ctx.log.warn("schedule http call retried", { attempt, error: String(last) });
     }
     if (ctx.signal.aborted) break;

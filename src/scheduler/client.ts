@@ -2,8 +2,9 @@
  * @module Running a schedule now from code: what `POST /schedules/{name}/run` does.
  */
 import type { Runtime } from "../runtime.ts";
-import { UnknownScheduleError } from "./define.ts";
+import { SCHEDULES, UnknownScheduleError } from "./define.ts";
 import type { ScheduleDefinition } from "./define.ts";
+import { manualQueueKey, scheduleKeys } from "./keys.ts";
 import { newRunId } from "./runs.ts";
 import { type RunRecord, ScheduleStore } from "./store.ts";
 
@@ -25,11 +26,17 @@ export async function runScheduleNow(
   schedule: ScheduleDefinition | string,
 ): Promise<RunRecord> {
   const name = typeof schedule === "string" ? schedule : schedule.name;
-  if (!rt.system.get("schedule", name)) throw new UnknownScheduleError(name);
+  if (!rt.system.get(SCHEDULES, name)) throw new UnknownScheduleError(name);
   const at = Date.now();
-  return await new ScheduleStore(rt.store, rt.config.keyPrefix).queueManual(
+  const record = await new ScheduleStore(rt.store, rt.config.keyPrefix).queueManual(
     name,
     newRunId(at),
     at,
   );
+  // Accepted (202) only once REDIS_WAIT_REPLICAS replicas hold the run and the request.
+  await rt.store.replicate([
+    scheduleKeys(rt.config.keyPrefix, name).runs,
+    manualQueueKey(rt.config.keyPrefix),
+  ]);
+  return record;
 }

@@ -2,7 +2,7 @@
  * @module `defineSchedule`: a name, a cron in a time zone, an action, and what to do about
  * overlapping and missed runs.
  */
-import type { Definition } from "../system.ts";
+import { type Definition, type DefinitionKind, definitionKind } from "../definitions.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Logger } from "../log.ts";
 import type { TaskDefinition, TaskInput } from "../tasks/define.ts";
@@ -66,6 +66,7 @@ export interface PublishAction {
 
 /** Call another service over HTTP, with a timeout per attempt and retries. */
 export interface HttpAction {
+  /** The request. */
   http: {
     url: string;
     /** `POST` by default. */
@@ -77,7 +78,7 @@ export interface HttpAction {
     timeoutMs?: number;
     /** Further attempts after a network error, a timeout, 408, 429 or 5xx; 2 by default. */
     retries?: number;
-    /** First backoff, doubled each retry; 500 ms by default. */
+    /** First backoff, doubled each retry (±20 %, at most 30 s); 500 ms by default. */
     retryDelayMs?: number;
   };
 }
@@ -126,19 +127,34 @@ export interface ScheduleOptions<T extends TaskDefinition | string = TaskDefinit
 
 /** A schedule, as added to a `System`. */
 export interface ScheduleDefinition extends Definition {
+  /** Always `schedule`. */
   readonly kind: "schedule";
+  /** The schedule's name. */
   readonly name: string;
+  /** Its cron (before `SCHEDULE_<NAME>_CRON`). */
   readonly cron: string;
+  /** The IANA zone the cron is read in. */
   readonly timezone: string;
+  /** What each run does. */
   readonly action: ScheduleAction;
+  /** Whether a tick may start while the previous run goes on. */
   readonly overlap: OverlapPolicy;
+  /** What runs for missed ticks. */
   readonly missed: MissedPolicy;
+  /** How old a missed tick may be and still run, in ms. */
   readonly catchUpWindowMs: number;
 }
 
+/** The key of the schedules in a program: `rt.system.all(SCHEDULES)`. */
+export const SCHEDULES: DefinitionKind<ScheduleDefinition> = definitionKind("schedule");
+
 /** No schedule of the system has that name. */
 export class UnknownScheduleError extends Error {
-  /** @param schedule the name asked for */
+  /**
+   * Creates the error for one name.
+   *
+   * @param schedule the name asked for
+   */
   constructor(readonly schedule: string) {
     super(`Schedule "${schedule}" does not exist`);
     this.name = "UnknownScheduleError";

@@ -9,7 +9,9 @@
  * claimed in time — the missed ones, which the claim's winner alone handles by the policy.
  */
 import type { Logger } from "../log.ts";
-import { type Clock, systemClock } from "./clock.ts";
+import { backoff } from "../async/backoff.ts";
+import type { Clock } from "../async/clock.ts";
+import { delay } from "../async/delay.ts";
 import type { Cron } from "./cron.ts";
 import { MAX_CATCH_UP_RUNS, type ScheduleDefinition } from "./define.ts";
 import type { SchedulerMetrics } from "./metrics.ts";
@@ -25,6 +27,12 @@ export const CLAIM_GRACE_MS = 1000;
 
 /** Most ticks counted when looking for missed ones (bounds the work after a long outage). */
 const _MAX_COUNTED = 100_000;
+
+/** Retries of the start-up claim while the store is unreachable. */
+const STARTUP_CLAIM_BACKOFF = { initialMs: 100, maxMs: 1000 };
+
+/** Waits of a catch-up run for the run that holds the overlap lock. */
+const CATCH_UP_BACKOFF = { initialMs: 20, maxMs: 1000 };
 
 /** One schedule's loop on one replica. */
 export class ScheduleLoop {
@@ -115,7 +123,7 @@ export class ScheduleLoop {
       // After the tick when both are due, so its run goes first and catch-up runs queue behind.
       if (startup !== null && this.#clock.now() >= startup) {
         if (await this.#claimStart(start, attempt++)) startup = null;
-        else startup = this.#clock.now() + Math.min(50 * 2 ** attempt, 1000);
+        else startup = this.#clock.now() + backoff(attempt, STARTUP_CLAIM_BACKOFF);
       }
     }
     this.#nextTick = null;
@@ -195,10 +203,7 @@ export class ScheduleLoop {
             if (attempt >= 5) break;
           }
           // Another run holds the overlap lock: wait for it (it ends, or its lease expires).
-          await systemClock.sleepUntil(
-            Date.now() + Math.min(20 * 2 ** attempt, 1000),
-            this.#abort.signal,
-          );
+          await delay(backoff(attempt + 1, CATCH_UP_BACKOFF), { signal: this.#abort.signal });
         }
       }
     });

@@ -3,6 +3,7 @@
  * sits in one Redis list and is popped by exactly one scheduler replica, woken by pub/sub and
  * polling as a fallback.
  */
+import { Loop } from "../async/loop.ts";
 import type { Logger } from "../log.ts";
 import type { ScheduleDefinition } from "./define.ts";
 import type { Runs } from "./runs.ts";
@@ -17,12 +18,8 @@ export class ManualRuns {
   #runs: Runs;
   #schedules: ReadonlyMap<string, ScheduleDefinition>;
   #log: Logger;
-  #pollMs: number;
-  #abort = new AbortController();
-  #wake: () => void = () => {};
-  #woken = false;
   #unsubscribe: (() => Promise<void>) | undefined;
-  #loop: Promise<void> = Promise.resolve();
+  #loop: Loop;
 
   /**
    * @param deps the store, the runs, the schedules by name, a logger, the polling interval
@@ -38,70 +35,52 @@ export class ManualRuns {
     this.#runs = deps.runs;
     this.#schedules = deps.schedules;
     this.#log = deps.log;
-    this.#pollMs = deps.pollMs ?? MANUAL_POLL_MS;
+    this.#loop = new Loop(
+      ({ signal }) => this.#take(signal),
+      { everyMs: deps.pollMs ?? MANUAL_POLL_MS, immediate: true },
+    );
   }
 
   /** Subscribes to wake-ups and starts taking requests. */
   async start(): Promise<void> {
     try {
-      this.#unsubscribe = await this.#store.subscribeManual(() => {
-        this.#woken = true;
-        this.#wake();
-      });
+      this.#unsubscribe = await this.#store.subscribeManual(() => this.#loop.wake());
     } catch (err) {
       this.#log.warn("manual runs: no wake-ups, polling only", { error: err });
     }
-    this.#loop = this.#run();
+    this.#loop.start();
   }
 
   /** Stops taking requests. */
   async stop(): Promise<void> {
-    this.#abort.abort();
-    this.#wake();
-    await this.#loop;
+    await this.#loop.stop();
     await this.#unsubscribe?.().catch(() => {});
   }
 
-  async #run(): Promise<void> {
-    const signal = this.#abort.signal;
-    while (!signal.aborted) {
-      let request = null;
-      try {
-        request = await this.#store.takeManual();
-      } catch (err) {
-        this.#log.debug("manual runs: store unavailable", { error: err });
-      }
-      if (request && !signal.aborted) {
-        const def = this.#schedules.get(request.name);
-        if (!def) {
-          this.#log.warn("manual run dropped: unknown schedule", { schedule: request.name });
-          continue;
-        }
-        try {
-          await this.#runs.begin(def, {
-            tick: request.at,
-            trigger: "manual",
-            claim: false,
-            id: request.id,
-          });
-        } catch (err) {
-          this.#log.error("manual run not started", { schedule: def.name, error: err });
-        }
-        continue;
-      }
-      if (this.#woken) {
-        this.#woken = false;
-        continue;
-      }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, this.#pollMs);
-        function done() {
-          clearTimeout(timer);
-          resolve();
-        }
-        this.#wake = done;
-      });
-      this.#woken = false;
+  /** Takes one request and starts its run; 0 (take the next at once) when there was one. */
+  async #take(signal: AbortSignal): Promise<number | void> {
+    let request = null;
+    try {
+      request = await this.#store.takeManual();
+    } catch (err) {
+      this.#log.debug("manual runs: store unavailable", { error: err });
     }
+    if (!request || signal.aborted) return;
+    const def = this.#schedules.get(request.name);
+    if (!def) {
+      this.#log.warn("manual run dropped: unknown schedule", { schedule: request.name });
+      return 0;
+    }
+    try {
+      await this.#runs.begin(def, {
+        tick: request.at,
+        trigger: "manual",
+        claim: false,
+        id: request.id,
+      });
+    } catch (err) {
+      this.#log.error("manual run not started", { schedule: def.name, error: err });
+    }
+    return 0;
   }
 }

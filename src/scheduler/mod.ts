@@ -23,7 +23,7 @@ export {
   type Trigger,
   UnknownScheduleError,
 } from "./define.ts";
-export { type Clock, ManualClock, systemClock } from "./clock.ts";
+export { type Clock, ManualClock, systemClock } from "../async/clock.ts";
 export { Cron, CronError } from "./cron.ts";
 export { type ResolvedSchedule, validateSchedules } from "./overrides.ts";
 export { Scheduler, type SchedulerOptions } from "./scheduler.ts";

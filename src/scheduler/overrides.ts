@@ -2,9 +2,9 @@
  * @module `SCHEDULE_<NAME>_CRON`: each schedule's effective cron, checked before start-up.
  */
 import { type Config, ConfigError, scheduleCronVariable } from "../config.ts";
-import type { System } from "../system.ts";
+import type { Definitions } from "../definitions.ts";
 import { Cron, CronError } from "./cron.ts";
-import type { ScheduleDefinition } from "./define.ts";
+import { type ScheduleDefinition, SCHEDULES } from "./define.ts";
 
 /** A schedule with the environment applied. */
 export interface ResolvedSchedule {
@@ -56,12 +56,12 @@ export function resolveSchedule(def: ScheduleDefinition, config: Config): Resolv
  * ```
  */
 export function validateSchedules(
-  system: System,
+  system: Definitions,
   config: Config,
 ): Map<string, ResolvedSchedule> {
   const out = new Map<string, ResolvedSchedule>();
   const byVariable = new Map<string, string>();
-  for (const def of system.all<ScheduleDefinition>("schedule")) {
+  for (const def of system.all(SCHEDULES)) {
     const resolved = resolveSchedule(def, config);
     const clash = byVariable.get(resolved.variable);
     if (clash) {

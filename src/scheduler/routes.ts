@@ -3,7 +3,7 @@
  */
 import * as v from "valibot";
 import { describeRoute } from "hono-openapi";
-import type { RouteModule } from "../system.ts";
+import type { RouteModule } from "../http/env.ts";
 import { HttpProblem } from "../http/problem.ts";
 import { jsonContent, problemResponse, validate } from "../http/validate.ts";
 import { type ResolvedSchedule, validateSchedules } from "./overrides.ts";

@@ -2,10 +2,11 @@
  * @module One run of a schedule: claim and record it, run its action under a lease, record how
  * it ended; and, at shutdown, wait for the runs in flight until the deadline.
  */
+import { settleBy } from "../async/deadline.ts";
 import type { TaskDefinition } from "../tasks/define.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Logger } from "../log.ts";
-import type { Clock } from "./clock.ts";
+import type { Clock } from "../async/clock.ts";
 import type { ScheduleContext, ScheduleDefinition, Trigger } from "./define.ts";
 import type { SchedulerMetrics } from "./metrics.ts";
 import type { BeginOutcome, ScheduleStore } from "./store.ts";
@@ -221,10 +222,7 @@ export class Runs {
    */
   async drain(deadline: number): Promise<void> {
     this.#closed = true;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeUp = new Promise((r) => (timer = setTimeout(r, Math.max(0, deadline - Date.now()))));
-    await Promise.race([this.idle(), timeUp]);
-    clearTimeout(timer);
+    await settleBy(this.idle(), deadline);
     const left = [...this.#inFlight.values()];
     await Promise.allSettled(left.map(async (run) => {
       run.controller.abort(new Error("The scheduler is stopping"));

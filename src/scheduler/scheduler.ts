@@ -4,7 +4,7 @@
  */
 import type { Runtime, Service } from "../runtime.ts";
 import { enqueueTask } from "../tasks/client.ts";
-import { type Clock, systemClock } from "./clock.ts";
+import { type Clock, systemClock } from "../async/clock.ts";
 import type { ScheduleDefinition } from "./define.ts";
 import { ScheduleLoop } from "./loop.ts";
 import { ManualRuns } from "./manual.ts";

@@ -2,7 +2,7 @@
  * @module The scheduler's state in the store: per-schedule tick claims, run records (newest
  * 100), the overlap lock with its lease, and the queue of manual runs.
  */
-import { type Call, defineScript, type Reply, type Store, toHash } from "../infra/store.ts";
+import { defineScript, type Reply, type Store, toHash } from "../infra/store.ts";
 import { manualQueueKey, scheduleKeys, wakeChannel } from "./keys.ts";
 import type { Trigger } from "./define.ts";
 
@@ -10,18 +10,27 @@ import type { Trigger } from "./define.ts";
 export const RUNS_KEPT = 100;
 
 /** A run's status. `skipped`: its tick found the previous run still going (overlap `skip`). */
-export type RunStatus = "queued" | "running" | "completed" | "failed" | "skipped";
+export type ScheduleRunStatus = "queued" | "running" | "completed" | "failed" | "skipped";
 
 /** One run as stored. Times are epoch ms. */
 export interface RunRecord {
+  /** The run's id (also the idempotency key of what it enqueues). */
   id: string;
+  /** What started it. */
   trigger: Trigger;
+  /** The tick it is for, epoch ms. */
   scheduledAt: number;
+  /** When it started, epoch ms. */
   startedAt: number | null;
+  /** When it finished, epoch ms. */
   finishedAt: number | null;
-  status: RunStatus;
+  /** Its status. */
+  status: ScheduleRunStatus;
+  /** The scheduler replica that ran it. */
   replica: string | null;
+  /** The task its action enqueued, if any. */
   refcode: string | null;
+  /** Why it failed. */
   error: string | null;
 }
 
@@ -98,39 +107,6 @@ if fresh then
 end
 return {outcome, prev}
 `,
-  local: (call: Call, keys: string[], args: string[]) => {
-    const prevReply = call("HGET", keys[0], "claimed");
-    if (args[0] !== "") {
-      if (prevReply !== null && Number(prevReply) >= Number(args[0])) {
-        return ["lost", String(prevReply)];
-      }
-      call("HSET", keys[0], "claimed", args[0]);
-    }
-    const prev = prevReply === null ? "" : String(prevReply);
-    if (args[1] === "") return ["claimed", prev];
-    let outcome = "running";
-    if (args[2] === "queue") outcome = "queued";
-    else if (args[2] === "skip") {
-      if (call("SET", keys[1], args[1], "NX", "PX", args[3]) === null) outcome = "skipped";
-    } else if (args[2] === "wait") {
-      if (call("SET", keys[1], args[1], "NX", "PX", args[3]) === null) return ["busy", prev];
-    } else if (args[2] === "force") call("SET", keys[1], args[1], "NX", "PX", args[3]);
-    const fresh = call("EXISTS", keys[3]) === 0;
-    call("HSET", keys[3], ...args.slice(8));
-    if (outcome === "running") call("SET", keys[4], "1", "PX", args[3]);
-    else if (outcome === "skipped") {
-      call("HSET", keys[3], "status", "skipped", "started_at", "", "finished_at", args[7]);
-    } else call("HSET", keys[3], "status", "queued", "started_at", "", "replica", "");
-    if (fresh) {
-      call("LPUSH", keys[2], args[1]);
-      const kept = Number(args[4]);
-      for (const id of call("LRANGE", keys[2], kept, -1) as string[]) {
-        call("DEL", args[5] + id, args[6] + id);
-      }
-      call("LTRIM", keys[2], 0, kept - 1);
-    }
-    return [outcome, prev];
-  },
 });
 
 // finish: closes a running run's record and releases what it holds.
@@ -149,13 +125,6 @@ for i = 2, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call("HSET", KEYS[2], unpack(fields))
 return 1
 `,
-  local: (call, keys, args) => {
-    if (call("GET", keys[0]) === args[0]) call("DEL", keys[0]);
-    call("DEL", keys[2]);
-    if (call("HGET", keys[1], "status") !== "running") return 0;
-    call("HSET", keys[1], ...args.slice(1));
-    return 1;
-  },
 });
 
 // renew: extends a running run's leases (its alive key, and the overlap lock if it holds it).
@@ -170,12 +139,6 @@ if redis.call("GET", KEYS[1]) == ARGV[1] then redis.call("PEXPIRE", KEYS[1], ARG
 redis.call("SET", KEYS[3], "1", "PX", ARGV[2])
 return 1
 `,
-  local: (call, keys, args) => {
-    if (call("HGET", keys[1], "status") !== "running") return 0;
-    if (call("GET", keys[0]) === args[0]) call("PEXPIRE", keys[0], args[1]);
-    call("SET", keys[2], "1", "PX", args[1]);
-    return 1;
-  },
 });
 
 /** What `begin` needs. */
@@ -295,7 +258,7 @@ export class ScheduleStore {
   async finish(
     name: string,
     id: string,
-    fields: { status: RunStatus; finishedAt: number; refcode?: string; error?: string },
+    fields: { status: ScheduleRunStatus; finishedAt: number; refcode?: string; error?: string },
   ): Promise<boolean> {
     const k = scheduleKeys(this.#prefix, name);
     const args: (string | number)[] = [
@@ -437,7 +400,7 @@ function _record(h: Record<string, string>): RunRecord {
     scheduledAt: Number(h.scheduled_at),
     startedAt: h.started_at ? Number(h.started_at) : null,
     finishedAt: h.finished_at ? Number(h.finished_at) : null,
-    status: h.status as RunStatus,
+    status: h.status as ScheduleRunStatus,
     replica: h.replica || null,
     refcode: h.refcode || null,
     error: h.error || null,

@@ -1,6 +1,6 @@
 /**
- * @module Every state change of a task, each one atomic: a Lua script for Redis and its twin for
- * the embedded store, side by side under a header listing KEYS, ARGV and the return value.
+ * @module Every state change of a task, each one atomic: a Lua script (run by Redis and by the
+ * embedded store alike) under a header listing KEYS, ARGV and the return value.
  *
  * Layout (see `keys.ts`): a hash per task; per type a `pending` list (ready, FIFO) and a
  * `scheduled` sorted set (retries and delayed starts, by due time); one `active` sorted set of
@@ -10,8 +10,9 @@
  * A cancelled task that is still in a `pending` list stays there and is skipped when popped
  * (cancel is O(1) instead of an O(n) LREM); every pop checks that the record is still `queued`.
  */
-import { type Call, defineScript, type Reply, type Store, toHash } from "../infra/store.ts";
-import type { TaskKeys, TaskStatus } from "./keys.ts";
+import { defineScript, type Reply, type Store, toHash } from "../infra/store.ts";
+import type { TaskKeys } from "./keys.ts";
+import type { JobStatus } from "../jobs/status.ts";
 
 /** Longest listing kept per terminal status (the newest entries win). */
 export const INDEX_CAP = 10_000;
@@ -63,7 +64,7 @@ export interface FinishEntry {
 }
 
 /** What `finish` did: the status the task is now in, or `lost` when the lease was not ours. */
-export type FinishResult = TaskStatus | "lost";
+export type FinishResult = JobStatus | "lost";
 
 /** What `enqueue` takes. */
 export interface EnqueueEntry {
@@ -98,41 +99,6 @@ local function trim(cap, ...)
 end
 `;
 
-function _terminal(
-  call: Call,
-  now: number,
-  rkey: string,
-  ref: string,
-  status: string,
-  idx: string,
-  ttl: string,
-  done: string,
-  ...fields: (string | number)[]
-): void {
-  call(
-    "HSET",
-    rkey,
-    "status",
-    status,
-    "updated_at",
-    now,
-    "finished_at",
-    now,
-    "lease",
-    "",
-    ...fields,
-  );
-  call("ZADD", idx, now, ref);
-  call("PEXPIRE", rkey, ttl);
-  call("PUBLISH", `${done}${ref}`, status);
-}
-
-function _trim(call: Call, cap: number, ...indexes: string[]): void {
-  for (const idx of indexes) call("ZREMRANGEBYRANK", idx, 0, -cap - 1);
-}
-
-const _str = (r: Reply): string | null => (r === null ? null : String(r));
-
 // KEYS[1] record, KEYS[2] pending(type), KEYS[3] scheduled(type), KEYS[4] idempotency key
 //   (optional)
 // ARGV[1] refcode, ARGV[2] type, ARGV[3] input JSON, ARGV[4] max attempts, ARGV[5] TTL ms after
@@ -165,49 +131,6 @@ else
 end
 return {"created", ARGV[1]}
 `,
-  local: (call, keys, args) => {
-    const now = Date.now();
-    if (keys[3]) {
-      const seen = _str(call("GET", keys[3]));
-      if (seen !== null) {
-        const sp = seen.indexOf(" ");
-        const ref = seen.slice(0, sp);
-        return [seen.slice(sp + 1) === args[8] ? "existing" : "conflict", ref];
-      }
-      call("SET", keys[3], `${args[0]} ${args[8]}`, "PX", args[9]);
-    }
-    const due = now + Number(args[6]);
-    call(
-      "HSET",
-      keys[0],
-      "type",
-      args[1],
-      "status",
-      "queued",
-      "input",
-      args[2],
-      "attempts",
-      0,
-      "max_attempts",
-      args[3],
-      "ttl_ms",
-      args[4],
-      "failed_ttl_ms",
-      args[5],
-      "created_at",
-      now,
-      "updated_at",
-      now,
-      "ready_at",
-      due,
-    );
-    if (due > now) {
-      call("ZADD", keys[2], due, args[0]);
-    } else {
-      if (call("RPUSH", keys[1], args[0]) === 1) call("PUBLISH", args[7], args[1]);
-    }
-    return ["created", args[0]];
-  },
 });
 
 // KEYS[1] active, then for each type i: KEYS[2i] pending(type), KEYS[2i+1] scheduled(type)
@@ -262,67 +185,6 @@ end
 if next_due then out[1] = math.max(0, next_due - now) end
 return out
 `,
-  local: (call, keys, args) => {
-    const now = Date.now();
-    const out: Reply[] = [-1];
-    let nextDue: number | null = null;
-    let budget = CLAIM_BUDGET;
-    const lease = Number(args[1]);
-    for (let i = 1; i <= (keys.length - 1) / 2; i++) {
-      const pending = keys[2 * i - 1], sched = keys[2 * i];
-      const due = call("ZRANGEBYSCORE", sched, "-inf", now, "LIMIT", 0, FORWARD_BATCH) as string[];
-      for (const ref of due) {
-        call("RPUSH", pending, ref);
-        call("ZREM", sched, ref);
-      }
-      let want = Number(args[3 + i]);
-      while (want > 0 && budget > 0) {
-        const ref = _str(call("LPOP", pending));
-        if (ref === null) break;
-        budget--;
-        const rkey = `${args[0]}t:${ref}`;
-        const f = call(
-          "HMGET",
-          rkey,
-          "status",
-          "type",
-          "input",
-          "attempts",
-          "max_attempts",
-          "ready_at",
-        ) as (string | null)[];
-        if (f[0] === "queued") {
-          const attempt = Number(f[3]) + 1;
-          call(
-            "HSET",
-            rkey,
-            "status",
-            "in_progress",
-            "attempts",
-            attempt,
-            "lease",
-            `${args[2]}/${attempt}`,
-            "worker",
-            args[3],
-            "started_at",
-            now,
-            "updated_at",
-            now,
-          );
-          call("ZADD", keys[0], now + lease, ref);
-          out.push(ref, f[1], f[2], attempt, Math.trunc(Number(f[4])), Math.trunc(Number(f[5])));
-          want--;
-        }
-      }
-      const first = call("ZRANGE", sched, 0, 0, "WITHSCORES") as string[];
-      if (first[1] !== undefined) {
-        const at = Number(first[1]);
-        if (nextDue === null || at < nextDue) nextDue = at;
-      }
-    }
-    if (nextDue !== null) out[0] = Math.max(0, nextDue - now);
-    return out;
-  },
 });
 
 // KEYS[1] active, KEYS[2] status:completed, KEYS[3] status:failed, KEYS[4] status:cancelled
@@ -381,100 +243,6 @@ end
 trim(cap, KEYS[2], KEYS[3], KEYS[4])
 return out
 `,
-  local: (call, keys, args) => {
-    const now = Date.now();
-    const [base, ready, done] = args;
-    const cap = Number(args[3]);
-    const out: Reply[] = [];
-    for (let i = 4; i < args.length; i += 5) {
-      const [ref, token, kind, payload] = args.slice(i, i + 4);
-      const rkey = `${base}t:${ref}`;
-      const f = call(
-        "HMGET",
-        rkey,
-        "lease",
-        "cancel",
-        "type",
-        "attempts",
-        "max_attempts",
-        "ttl_ms",
-        "failed_ttl_ms",
-      ) as (string | null)[];
-      if (f[0] !== token) {
-        out.push("lost");
-        continue;
-      }
-      call("ZREM", keys[0], ref);
-      let status: string;
-      if (f[1] === "1") {
-        status = "cancelled";
-        _terminal(call, now, rkey, ref, status, keys[3], f[5]!, done);
-      } else if (kind === "ok") {
-        status = "completed";
-        _terminal(
-          call,
-          now,
-          rkey,
-          ref,
-          status,
-          keys[1],
-          f[5]!,
-          done,
-          "result",
-          payload,
-          "progress",
-          1,
-        );
-      } else if (kind === "release") {
-        status = "queued";
-        call(
-          "HSET",
-          rkey,
-          "status",
-          status,
-          "attempts",
-          Number(f[3]) - 1,
-          "updated_at",
-          now,
-          "ready_at",
-          now,
-          "lease",
-          "",
-        );
-        call("LPUSH", `${base}pending:${f[2]}`, ref);
-        call("PUBLISH", ready, f[2]!);
-      } else if (kind === "retry" && Number(f[3]) < Number(f[4])) {
-        status = "queued";
-        const due = now + Number(args[i + 4]);
-        call(
-          "HSET",
-          rkey,
-          "status",
-          status,
-          "error",
-          payload,
-          "updated_at",
-          now,
-          "ready_at",
-          due,
-          "lease",
-          "",
-        );
-        if (due > now) {
-          call("ZADD", `${base}scheduled:${f[2]}`, due, ref);
-        } else {
-          call("RPUSH", `${base}pending:${f[2]}`, ref);
-          call("PUBLISH", ready, f[2]!);
-        }
-      } else {
-        status = "failed";
-        _terminal(call, now, rkey, ref, status, keys[2], f[6]!, done, "error", payload);
-      }
-      out.push(status);
-    }
-    _trim(call, cap, keys[1], keys[2], keys[3]);
-    return out;
-  },
 });
 
 // KEYS[1] active
@@ -498,21 +266,6 @@ for i = 3, #ARGV, 2 do
 end
 return {lost, cancel}
 `,
-  local: (call, keys, args) => {
-    const until = Date.now() + Number(args[1]);
-    const lost: string[] = [], cancel: string[] = [];
-    for (let i = 2; i < args.length; i += 2) {
-      const ref = args[i];
-      const f = call("HMGET", `${args[0]}t:${ref}`, "lease", "cancel") as (string | null)[];
-      if (f[0] !== args[i + 1]) {
-        lost.push(ref);
-      } else {
-        call("ZADD", keys[0], until, ref);
-        if (f[1] === "1") cancel.push(ref);
-      }
-    }
-    return [lost, cancel];
-  },
 });
 
 // KEYS[1] active, KEYS[2] status:failed, KEYS[3] status:cancelled
@@ -553,53 +306,6 @@ end
 trim(cap, KEYS[2], KEYS[3])
 return out
 `,
-  local: (call, keys, args) => {
-    const now = Date.now();
-    const [base, ready, done] = args;
-    const cap = Number(args[3]);
-    const out: Reply[] = [];
-    const expired = call(
-      "ZRANGEBYSCORE",
-      keys[0],
-      "-inf",
-      now,
-      "LIMIT",
-      0,
-      args[4],
-    ) as string[];
-    for (const ref of expired) {
-      call("ZREM", keys[0], ref);
-      const rkey = `${base}t:${ref}`;
-      const f = call(
-        "HMGET",
-        rkey,
-        "status",
-        "type",
-        "cancel",
-        "attempts",
-        "max_attempts",
-        "ttl_ms",
-        "failed_ttl_ms",
-      ) as (string | null)[];
-      if (f[0] !== "in_progress") continue;
-      let status: string;
-      if (f[2] === "1") {
-        status = "cancelled";
-        _terminal(call, now, rkey, ref, status, keys[2], f[5]!, done);
-      } else if (Number(f[3]) >= Number(f[4])) {
-        status = "failed";
-        _terminal(call, now, rkey, ref, status, keys[1], f[6]!, done, "error", args[5]);
-      } else {
-        status = "queued";
-        call("HSET", rkey, "status", status, "updated_at", now, "ready_at", now, "lease", "");
-        call("LPUSH", `${base}pending:${f[1]}`, ref);
-        call("PUBLISH", ready, f[1]!);
-      }
-      out.push(f[1]!, status);
-    }
-    _trim(call, cap, keys[1], keys[2]);
-    return out;
-  },
 });
 
 // KEYS[1] record, KEYS[2] status:cancelled
@@ -630,27 +336,6 @@ else
 end
 return {outcome, redis.call("HGETALL", KEYS[1])}
 `,
-  local: (call, keys, args) => {
-    const now = Date.now();
-    const f = call("HMGET", keys[0], "status", "type", "ttl_ms") as (string | null)[];
-    const ref = args[4];
-    let outcome: string;
-    if (f[0] === null) {
-      return ["missing"];
-    } else if (f[0] === "queued") {
-      outcome = "cancelled";
-      call("ZREM", `${args[0]}scheduled:${f[1]}`, ref);
-      _terminal(call, now, keys[0], ref, "cancelled", keys[1], f[2]!, args[2]);
-      _trim(call, Number(args[3]), keys[1]);
-    } else if (f[0] === "in_progress") {
-      outcome = "cancelling";
-      call("HSET", keys[0], "cancel", 1, "updated_at", now);
-      call("PUBLISH", args[1], ref);
-    } else {
-      outcome = "terminal";
-    }
-    return [outcome, call("HGETALL", keys[0])];
-  },
 });
 
 // KEYS[1] record, KEYS[2] status:failed
@@ -672,19 +357,6 @@ redis.call("ZREM", KEYS[2], ARGV[3])
 redis.call("PUBLISH", ARGV[2], f[2])
 return {"queued", redis.call("HGETALL", KEYS[1])}
 `,
-  local: (call, keys, args) => {
-    const now = Date.now();
-    const f = call("HMGET", keys[0], "status", "type") as (string | null)[];
-    if (f[0] === null) return ["missing"];
-    if (f[0] !== "failed") return ["state", call("HGETALL", keys[0])];
-    call("HSET", keys[0], "status", "queued", "attempts", 0, "updated_at", now, "ready_at", now);
-    call("HDEL", keys[0], "error", "result", "progress", "finished_at", "started_at");
-    call("PERSIST", keys[0]);
-    call("RPUSH", `${args[0]}pending:${f[1]}`, args[2]);
-    call("ZREM", keys[1], args[2]);
-    call("PUBLISH", args[1], f[1]!);
-    return ["queued", call("HGETALL", keys[0])];
-  },
 });
 
 // KEYS[1] record
@@ -698,11 +370,6 @@ if redis.call("HGET", KEYS[1], "lease") ~= ARGV[1] then return 0 end
 redis.call("HSET", KEYS[1], "progress", ARGV[2], "updated_at", now)
 return 1
 `,
-  local: (call, keys, args) => {
-    if (_str(call("HGET", keys[0], "lease")) !== args[0]) return 0;
-    call("HSET", keys[0], "progress", args[1], "updated_at", Date.now());
-    return 1;
-  },
 });
 
 /** The outcome of `cancel` and `retry`: what happened and the record afterwards. */
@@ -852,7 +519,7 @@ export class TaskBroker {
    *
    * @returns `[type, new status]` of each task taken back
    */
-  async reclaim(): Promise<[string, TaskStatus][]> {
+  async reclaim(): Promise<[string, JobStatus][]> {
     const k = this.keys;
     const reply = await this.store.eval(RECLAIM, [
       k.active,
@@ -866,8 +533,8 @@ export class TaskBroker {
       RECLAIM_BATCH,
       LEASE_EXPIRED_ERROR,
     ]) as string[];
-    const out: [string, TaskStatus][] = [];
-    for (let i = 0; i + 1 < reply.length; i += 2) out.push([reply[i], reply[i + 1] as TaskStatus]);
+    const out: [string, JobStatus][] = [];
+    for (let i = 0; i + 1 < reply.length; i += 2) out.push([reply[i], reply[i + 1] as JobStatus]);
     return out;
   }
 
@@ -939,7 +606,7 @@ export class TaskBroker {
    * @returns records with their refcodes, newest first
    */
   async list(
-    status: TaskStatus,
+    status: JobStatus,
     limit: number,
     options: { type?: string; types: readonly string[] },
   ): Promise<(TaskRecord & { refcode: string })[]> {

@@ -2,14 +2,25 @@
  * @module The task client: enqueue, read, long-poll, cancel, list and retry tasks. Used by the
  * HTTP routes and by any code that enqueues (schedules, consumers, handlers).
  */
+import { deadline, settleBy } from "../async/deadline.ts";
 import * as v from "valibot";
-import type { Runtime } from "../runtime.ts";
+import { perRuntime, type Runtime } from "../runtime.ts";
 import { UnavailableError } from "../infra/store.ts";
 import { toIssues } from "../http/validate.ts";
-import { FAILED_MIN_TTL_MS, type TaskDefinition, type TaskInput } from "./define.ts";
-import { taskKeys, type TaskStatus, TERMINAL_STATUSES } from "./keys.ts";
+import {
+  type EnqueueOptions,
+  type EnqueueResult,
+  FAILED_MIN_TTL_MS,
+  type TaskDefinition,
+  type TaskInput,
+  TASKS,
+} from "./define.ts";
+
+export type { EnqueueOptions, EnqueueResult } from "./define.ts";
+import { taskKeys } from "./keys.ts";
+import { isTerminal, JOB_STATUSES, type JobStatus } from "../jobs/status.ts";
 import { type ChangeResult, TaskBroker, type TaskRecord } from "./broker.ts";
-import { newRefcode, REFCODE } from "./refcode.ts";
+import { TASK_REFCODES } from "../jobs/refcode.ts";
 import { taskMetrics } from "./metrics.ts";
 import {
   IdempotencyConflictError,
@@ -41,39 +52,25 @@ const WAIT_STOP_CHECK_MS = 250;
 /** Longest wait for the notification subscription before answering 503. */
 const SUBSCRIBE_TIMEOUT_MS = 2_000;
 
-/** Options of {@link TaskClient.enqueue}. */
-export interface EnqueueOptions {
-  /** Same key and same type and input within 24 h → the same task; other input → conflict. */
-  idempotencyKey?: string;
-  /** Start no sooner than this many ms from now. */
-  delayMs?: number;
-  /**
-   * Whose idempotency key it is (the caller's API key, say): the same key from two callers, or
-   * for two types, names two different requests. Default: one scope for all.
-   */
-  idempotencyScope?: string;
-}
-
-/** What {@link TaskClient.enqueue} returns. */
-export interface EnqueueResult {
-  refcode: string;
-  type: string;
-  /** `queued` for a new task; the current status when an idempotency key found an earlier one. */
-  status: TaskStatus;
-  /** False when an idempotency key returned an earlier task. */
-  created: boolean;
-}
-
 /** A task as the API shows it (API.md field names). */
 export interface TaskView {
+  /** The task's refcode. */
   refcode: string;
+  /** Its type. */
   type: string;
-  status: TaskStatus;
+  /** Its status. */
+  status: JobStatus;
+  /** Progress from 0 to 1, or null before any report. */
   progress: number | null;
+  /** What the handler returned (`completed`). */
   result: unknown;
+  /** Why it failed (`failed`). */
   error: string | null;
+  /** Runs so far. */
   attempts: number;
+  /** When it was enqueued, ISO-8601. */
   created_at: string;
+  /** When it last changed, ISO-8601. */
   updated_at: string;
 }
 
@@ -90,7 +87,7 @@ export function toView(refcode: string, record: TaskRecord): TaskView {
   return {
     refcode,
     type: record.type,
-    status: record.status as TaskStatus,
+    status: record.status as JobStatus,
     progress: record.progress === undefined ? null : Number(record.progress),
     result: record.result === undefined ? null : JSON.parse(record.result),
     error: record.error ?? null,
@@ -134,12 +131,17 @@ export class TaskClient {
   /** @param rt the runtime */
   #depth = new Map<string, { at: number; count: Promise<number>; added: number }>();
 
+  /** Creates the client of a runtime (use {@link taskClient}: one per runtime). */
   constructor(rt: Runtime) {
     this.#rt = rt;
     this.#broker = new TaskBroker(rt.store, taskKeys(rt.config.keyPrefix));
   }
 
-  /** The broker underneath (for workers and tests). */
+  /**
+   * The broker underneath (for workers and tests).
+   *
+   * @internal
+   */
   get broker(): TaskBroker {
     return this.#broker;
   }
@@ -152,7 +154,7 @@ export class TaskClient {
    * @throws {UnknownTaskTypeError} when none has that name
    */
   definition(type: string): TaskDefinition {
-    const def = this.#rt.system.get<TaskDefinition>("task", type);
+    const def = this.#rt.system.get(TASKS, type);
     if (!def) throw new UnknownTaskTypeError(type);
     return def;
   }
@@ -203,7 +205,7 @@ export class TaskClient {
       ttlMs: IDEMPOTENCY_TTL_MS,
     };
     const { outcome, refcode } = await this.#broker.enqueue({
-      refcode: newRefcode(),
+      refcode: TASK_REFCODES.make(),
       type: def.name,
       input: json,
       maxAttempts: def.attempts,
@@ -213,6 +215,11 @@ export class TaskClient {
       idempotency,
     });
     if (outcome === "conflict") throw new IdempotencyConflictError(refcode);
+    // Answered 202 only once REDIS_WAIT_REPLICAS replicas hold it; a repeat with the same
+    // Idempotency-Key waits again, so a retry after a 503 gets the same refcode, durably.
+    const written = [this.#broker.keys.record(refcode)];
+    if (idempotency) written.push(this.#broker.keys.idempotency(idempotency.keyHash));
+    await this.#rt.store.replicate(written);
     if (outcome === "created") {
       taskMetrics(this.#rt).transitions.inc({ type: def.name, status: "queued" });
       return { refcode, type: def.name, status: "queued", created: true };
@@ -221,7 +228,7 @@ export class TaskClient {
     return {
       refcode,
       type: def.name,
-      status: (record?.status ?? "completed") as TaskStatus,
+      status: (record?.status ?? "completed") as JobStatus,
       created: false,
     };
   }
@@ -234,7 +241,7 @@ export class TaskClient {
    * @throws {TaskNotFoundError} unknown or expired
    */
   async get(refcode: string): Promise<TaskView> {
-    const record = REFCODE.test(refcode) ? await this.#broker.get(refcode) : null;
+    const record = TASK_REFCODES.test(refcode) ? await this.#broker.get(refcode) : null;
     if (!record) throw new TaskNotFoundError(refcode);
     return toView(refcode, record);
   }
@@ -250,7 +257,7 @@ export class TaskClient {
    */
   async wait(refcode: string, ms: number, signal?: AbortSignal): Promise<TaskView> {
     const first = await this.get(refcode);
-    if (TERMINAL_STATUSES.has(first.status) || ms <= 0) return first;
+    if (isTerminal(first.status) || ms <= 0) return first;
     const deadline = Date.now() + Math.min(ms, MAX_WAIT_MS);
     let wake!: () => void;
     let woken = new Promise<void>((resolve) => (wake = resolve));
@@ -264,17 +271,10 @@ export class TaskClient {
       // Subscribed before this read, so a notification between the two is not missed.
       let view = await this.get(refcode);
       while (
-        !TERMINAL_STATUSES.has(view.status) && Date.now() < deadline && !signal?.aborted &&
+        !isTerminal(view.status) && Date.now() < deadline && !signal?.aborted &&
         !this.#rt.stopping
       ) {
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([
-          woken,
-          new Promise<void>((resolve) => {
-            timer = setTimeout(resolve, Math.min(deadline - Date.now(), WAIT_BACKSTOP_MS));
-          }),
-        ]);
-        clearTimeout(timer);
+        await settleBy(woken, Math.min(deadline, Date.now() + WAIT_BACKSTOP_MS));
         woken = new Promise<void>((resolve) => (wake = resolve));
         view = await this.get(refcode);
       }
@@ -290,23 +290,16 @@ export class TaskClient {
   async #subscribe(refcode: string, onDone: () => void): Promise<() => Promise<void>> {
     const channel = taskKeys(this.#rt.config.keyPrefix).doneChannel(refcode);
     const subscribing = this.#rt.store.subscribe(channel, onDone);
-    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      return await Promise.race([
+      return await deadline(
         subscribing,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new UnavailableError("redis", "cannot subscribe to task notifications")),
-            SUBSCRIBE_TIMEOUT_MS,
-          );
-        }),
-      ]);
+        SUBSCRIBE_TIMEOUT_MS,
+        () => new UnavailableError("redis", "cannot subscribe to task notifications"),
+      );
     } catch (err) {
       // A subscription that completes after the timeout is dropped at once.
       subscribing.then((unsubscribe) => unsubscribe()).catch(() => {});
       throw err instanceof UnavailableError ? err : new UnavailableError("redis", String(err));
-    } finally {
-      clearTimeout(timer);
     }
   }
 
@@ -329,7 +322,7 @@ export class TaskClient {
    * @throws {TaskStateError} already completed, failed or cancelled
    */
   async cancel(refcode: string): Promise<TaskView> {
-    if (!REFCODE.test(refcode)) throw new TaskNotFoundError(refcode);
+    if (!TASK_REFCODES.test(refcode)) throw new TaskNotFoundError(refcode);
     const change = await this.#broker.cancel(refcode);
     const view = this.#changed(refcode, change, "cancel");
     if (change.outcome === "cancelled") {
@@ -347,29 +340,35 @@ export class TaskClient {
    * @throws {TaskStateError} not failed
    */
   async retry(refcode: string): Promise<TaskView> {
-    if (!REFCODE.test(refcode)) throw new TaskNotFoundError(refcode);
+    if (!TASK_REFCODES.test(refcode)) throw new TaskNotFoundError(refcode);
     const view = this.#changed(refcode, await this.#broker.retry(refcode), "retry");
     taskMetrics(this.#rt).transitions.inc({ type: view.type, status: "queued" });
     return view;
   }
 
   /**
-   * Lists the newest tasks in one status (for `failed`: the dead-task list).
+   * Lists the newest tasks in one status (for `failed`: the dead-task list), or without a
+   * status the newest of every status, by when they last changed.
    *
-   * @param status the status
+   * @param status the status; every status when undefined
    * @param options `type` filter, `limit` (default 20)
    * @returns the tasks, newest first
    */
   async list(
-    status: TaskStatus,
+    status?: JobStatus,
     options: { type?: string; limit?: number } = {},
   ): Promise<TaskView[]> {
-    const types = this.#rt.system.all<TaskDefinition>("task").map((d) => d.name);
-    const records = await this.#broker.list(status, options.limit ?? 20, {
-      type: options.type,
-      types,
-    });
-    return records.map((r) => toView(r.refcode, r));
+    const types = this.#rt.system.all(TASKS).map((d) => d.name);
+    const limit = options.limit ?? 20;
+    const lists = await Promise.all(
+      (status ? [status] : JOB_STATUSES).map((s) =>
+        this.#broker.list(s, limit, { type: options.type, types })
+      ),
+    );
+    return lists.flat()
+      .sort((a, b) => Number(b.updated_at) - Number(a.updated_at))
+      .slice(0, limit)
+      .map((r) => toView(r.refcode, r));
   }
 }
 
@@ -379,9 +378,7 @@ export class TaskClient {
  * @param rt the runtime
  * @returns the client
  */
-export function taskClient(rt: Runtime): TaskClient {
-  return rt.shared("tasks.client", () => new TaskClient(rt));
-}
+export const taskClient: (rt: Runtime) => TaskClient = perRuntime((rt) => new TaskClient(rt));
 
 /**
  * Enqueues a task: what schedules, consumers and handlers call.

@@ -2,17 +2,18 @@
  * @module Defining a task type: its name, input schema, handler and run options.
  */
 import type * as v from "valibot";
-import type { Definition } from "../system.ts";
+import { backoff } from "../async/backoff.ts";
+import { type Definition, type DefinitionKind, definitionKind } from "../definitions.ts";
 import type { Logger } from "../log.ts";
 import type { Runtime } from "../runtime.ts";
-import type { EnqueueOptions, EnqueueResult } from "./client.ts";
+import type { JobStatus } from "../jobs/status.ts";
 
 /**
  * The input of a task: its schema's input when the task is given by its definition, `unknown`
  * when it is named by a string.
  */
-export type TaskInput<T extends TaskDefinition | string> = T extends TaskDefinition<infer S, unknown>
-  ? v.InferInput<S>
+export type TaskInput<T extends TaskDefinition | string> = T extends
+  TaskDefinition<infer S, unknown> ? v.InferInput<S>
   : unknown;
 
 /**
@@ -28,6 +29,31 @@ export type EnqueueTask = <T extends TaskDefinition | string>(
   input: TaskInput<T>,
   options?: EnqueueOptions,
 ) => Promise<EnqueueResult>;
+
+/** Options of `TaskClient.enqueue`. */
+export interface EnqueueOptions {
+  /** Same key and same type and input within 24 h → the same task; other input → conflict. */
+  idempotencyKey?: string;
+  /** Start no sooner than this many ms from now. */
+  delayMs?: number;
+  /**
+   * Whose idempotency key it is (the caller's API key, say): the same key from two callers, or
+   * for two types, names two different requests. Default: one scope for all.
+   */
+  idempotencyScope?: string;
+}
+
+/** What `TaskClient.enqueue` returns. */
+export interface EnqueueResult {
+  /** The task's refcode. */
+  refcode: string;
+  /** Its type. */
+  type: string;
+  /** `queued` for a new task; the current status when an idempotency key found an earlier one. */
+  status: JobStatus;
+  /** False when an idempotency key returned an earlier task. */
+  created: boolean;
+}
 
 /** What a handler receives besides its input. */
 export interface TaskContext {
@@ -85,19 +111,30 @@ export interface TaskOptions<S extends v.GenericSchema, R> {
 /** A task type, made with {@link defineTask}. */
 export interface TaskDefinition<S extends v.GenericSchema = v.GenericSchema, R = unknown>
   extends Definition {
+  /** Always `task`. */
   readonly kind: "task";
+  /** The type's name. */
   readonly name: string;
+  /** Schema of the input. */
   readonly input: S;
   /** The work (method syntax: a typed definition is usable wherever any definition is). */
   handler(input: v.InferOutput<S>, ctx: TaskContext): R | Promise<R>;
+  /** Most runs before `failed`. */
   readonly attempts: number;
   /** Delay before retry `n` (1-based), jitter included. */
   readonly backoff: (retry: number) => number;
+  /** Longest run, in ms. */
   readonly timeoutMs: number;
+  /** How long a finished task stays readable, in ms. */
   readonly resultTtlMs: number;
+  /** Most runs of this type at once in one worker process. */
   readonly concurrency: number;
+  /** Most tasks of this type queued at once (beyond: 429). */
   readonly maxQueued: number;
 }
+
+/** The key of the task types in a program: `rt.system.all(TASKS)`. */
+export const TASKS: DefinitionKind<TaskDefinition> = definitionKind("task");
 
 /** Options' defaults, as documented on {@link TaskOptions}. */
 export const TASK_DEFAULTS = {
@@ -136,10 +173,7 @@ export function exponentialBackoff(
   maxDelayMs: number,
   random: () => number = Math.random,
 ): (retry: number) => number {
-  return (retry) => {
-    const base = Math.min(maxDelayMs, delayMs * 2 ** Math.max(0, retry - 1));
-    return Math.round(base * (0.8 + 0.4 * random()));
-  };
+  return (retry) => backoff(retry, { initialMs: delayMs, maxMs: maxDelayMs, random });
 }
 
 /**

@@ -5,7 +5,11 @@ import type { Issue } from "../http/problem.ts";
 
 /** No task type has that name (404). */
 export class UnknownTaskTypeError extends Error {
-  /** @param type the name asked for */
+  /**
+   * Creates the error for one name.
+   *
+   * @param type the name asked for
+   */
   constructor(readonly type: string) {
     super(`Task type "${type}" does not exist`);
     this.name = "UnknownTaskTypeError";
@@ -15,6 +19,8 @@ export class UnknownTaskTypeError extends Error {
 /** The input fails the type's schema (400). */
 export class TaskInputError extends Error {
   /**
+   * Creates the error with the issues found.
+   *
    * @param type the task type
    * @param issues where and what
    */
@@ -26,7 +32,11 @@ export class TaskInputError extends Error {
 
 /** No task has that refcode, or it expired (404). */
 export class TaskNotFoundError extends Error {
-  /** @param refcode the refcode asked for */
+  /**
+   * Creates the error for one refcode.
+   *
+   * @param refcode the refcode asked for
+   */
   constructor(readonly refcode: string) {
     super(`Task "${refcode}" does not exist or has expired`);
     this.name = "TaskNotFoundError";
@@ -36,6 +46,8 @@ export class TaskNotFoundError extends Error {
 /** The task is in a status that does not allow the operation (409). */
 export class TaskStateError extends Error {
   /**
+   * Creates the error for one task and action.
+   *
    * @param refcode the task
    * @param status its status
    * @param action what was asked, e.g. `cancel`
@@ -52,7 +64,11 @@ export class TaskStateError extends Error {
  * code only.
  */
 export class IdempotencyConflictError extends Error {
-  /** @param refcode the task the key was first used for */
+  /**
+   * Creates the error for one refcode.
+   *
+   * @param refcode the task the key was first used for
+   */
   constructor(readonly refcode: string) {
     super("The Idempotency-Key was already used with a different body");
     this.name = "IdempotencyConflictError";
@@ -80,7 +96,11 @@ export class QueueFullError extends Error {
  * ```
  */
 export class NonRetryableError extends Error {
-  /** @param message why the task cannot succeed */
+  /**
+   * Creates the error.
+   *
+   * @param message why the task cannot succeed
+   */
   constructor(message: string) {
     super(message);
     this.name = "NonRetryableError";

@@ -9,15 +9,6 @@
  */
 import { key } from "../infra/store.ts";
 
-/** The statuses of API.md, in lifecycle order. */
-export const TASK_STATUSES = ["queued", "in_progress", "completed", "failed", "cancelled"] as const;
-
-/** One task status. */
-export type TaskStatus = typeof TASK_STATUSES[number];
-
-/** Statuses after which a task never changes again (except a retry of `failed`). */
-export const TERMINAL_STATUSES: ReadonlySet<string> = new Set(["completed", "failed", "cancelled"]);
-
 const TAG = "tasks";
 
 /** The keys and channels of one deployment's tasks (one `KEY_PREFIX`). */

@@ -13,17 +13,24 @@
  * Either way a run that lost its lease is told (`onLost`) and its late result is refused by the
  * lease token check in `finish`.
  */
+import { deadline, settleBy } from "../async/deadline.ts";
+import { Loop } from "../async/loop.ts";
 import { redisOptions, type Runtime } from "../runtime.ts";
-import type { RedisOptions } from "../infra/redis.ts";
 import type { Logger } from "../log.ts";
 import type { TaskBroker } from "./broker.ts";
-import { LeaseTable, type TableEntry } from "./lease-table.ts";
+import { LeaseTable } from "./lease-table.ts";
+import {
+  type FromThread,
+  type Lease,
+  renewEvery,
+  renewLeases,
+  type ToThread,
+} from "./lease-renewal.ts";
+
+export type { Lease } from "./lease-renewal.ts";
 // In the static module graph, so `deno compile` embeds the thread with the program: an app's
 // image never has to `--include` the runtime's own files. It does nothing on this thread.
 import "./lease-thread.ts";
-
-/** A run's lease: `[refcode, token]`. */
-export type Lease = [refcode: string, token: string];
 
 /** What a lease keeper reports about the runs it keeps. */
 export interface LeaseEvents {
@@ -57,30 +64,6 @@ export interface LeaseKeeper {
 interface _Kept {
   token: string;
   until: number;
-}
-
-/**
- * Renews the given runs' leases, skipping those past their hard deadline.
- *
- * @param broker the broker
- * @param entries the runs
- * @param leaseMs new lease length
- * @returns lost runs and runs asked to cancel
- */
-export async function renewLeases(
-  broker: TaskBroker,
-  entries: Iterable<TableEntry>,
-  leaseMs: number,
-): Promise<{ lost: Lease[]; cancel: Lease[] }> {
-  const now = Date.now();
-  const due = new Map<string, string>();
-  for (const { refcode, token, until } of entries) if (until > now) due.set(refcode, token);
-  if (due.size === 0) return { lost: [], cancel: [] };
-  const { lost, cancel } = await broker.renew([...due], leaseMs);
-  return {
-    lost: lost.map((r) => [r, due.get(r)!]),
-    cancel: cancel.map((r) => [r, due.get(r)!]),
-  };
 }
 
 /** The runs a loop keeper renews. */
@@ -117,9 +100,6 @@ export class LeaseSet {
   }
 }
 
-/** How often leases are renewed: four chances per lease. */
-export const renewEvery = (leaseMs: number) => Math.max(50, Math.floor(leaseMs / 4));
-
 /** Renews leases from the event loop (the embedded store, or when threads are unavailable). */
 export class LoopLeaseKeeper implements LeaseKeeper {
   readonly mode = "loop" as const;
@@ -127,9 +107,7 @@ export class LoopLeaseKeeper implements LeaseKeeper {
   #broker: TaskBroker;
   #events: LeaseEvents;
   #log: Logger;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #running = false;
-  #inFlight: Promise<void> = Promise.resolve();
+  #loop: Loop;
 
   /**
    * @param broker the broker
@@ -142,19 +120,12 @@ export class LoopLeaseKeeper implements LeaseKeeper {
     this.#broker = broker;
     this.#events = events;
     this.#log = log;
+    this.#loop = new Loop(() => this.#tick(), { everyMs: renewEvery(leaseMs) });
   }
 
   start(): Promise<void> {
-    this.#running = true;
-    this.#schedule();
+    this.#loop.start();
     return Promise.resolve();
-  }
-
-  #schedule(): void {
-    if (!this.#running) return;
-    this.#timer = setTimeout(() => {
-      this.#inFlight = this.#tick().finally(() => this.#schedule());
-    }, renewEvery(this.#set.leaseMs));
   }
 
   async #tick(): Promise<void> {
@@ -176,34 +147,16 @@ export class LoopLeaseKeeper implements LeaseKeeper {
     this.#set.untrack(refcode, token);
   }
 
-  async stop(): Promise<void> {
-    this.#running = false;
-    clearTimeout(this.#timer);
-    await this.#inFlight;
+  stop(): Promise<void> {
+    return this.#loop.stop();
   }
 }
 
-/** Messages from the main thread to the lease thread. */
-export type ToThread =
-  | {
-    op: "init";
-    redisUrl: string;
-    redis: RedisOptions;
-    keyPrefix: string;
-    leaseMs: number;
-    logLevel: string;
-    table: SharedArrayBuffer;
-  }
-  | { op: "stop" };
-
-/** Messages from the lease thread to the main thread. */
-export type FromThread =
-  | { op: "ready" }
-  | { op: "renewed"; lost: Lease[]; cancel: Lease[] }
-  | { op: "stopped" };
-
 /** Longest wait for the thread to start before falling back to the loop. */
 const THREAD_START_TIMEOUT_MS = 10_000;
+
+/** Longest wait for the thread to close its connection before it is terminated. */
+const THREAD_STOP_TIMEOUT_MS = 2_000;
 
 /** Renews leases from a Web Worker with its own Redis connection. */
 export class ThreadLeaseKeeper implements LeaseKeeper {
@@ -234,12 +187,7 @@ export class ThreadLeaseKeeper implements LeaseKeeper {
 
   async start(): Promise<void> {
     const worker = new Worker(new URL("./lease-thread.ts", import.meta.url), { type: "module" });
-    let timer: ReturnType<typeof setTimeout> | undefined;
     const ready = new Promise<void>((resolve, reject) => {
-      timer = setTimeout(
-        () => reject(new Error("Lease thread did not start in time")),
-        THREAD_START_TIMEOUT_MS,
-      );
       worker.onerror = (event) => {
         event.preventDefault();
         reject(new Error(`Lease thread failed: ${event.message}`));
@@ -263,12 +211,14 @@ export class ThreadLeaseKeeper implements LeaseKeeper {
       table: this.#table.buffer,
     });
     try {
-      await ready;
+      await deadline(
+        ready,
+        THREAD_START_TIMEOUT_MS,
+        () => new Error("Lease thread did not start in time"),
+      );
     } catch (err) {
       worker.terminate();
       throw err;
-    } finally {
-      clearTimeout(timer);
     }
     worker.onerror = (event) => {
       event.preventDefault();
@@ -299,15 +249,11 @@ export class ThreadLeaseKeeper implements LeaseKeeper {
     const worker = this.#worker;
     if (!worker) return;
     this.#worker = undefined;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      new Promise<void>((resolve) => {
-        this.#stopped = resolve;
-        this.#post(worker, { op: "stop" });
-      }),
-      new Promise<void>((resolve) => (timer = setTimeout(resolve, 2000))),
-    ]);
-    clearTimeout(timer);
+    const stopped = new Promise<void>((resolve) => {
+      this.#stopped = resolve;
+      this.#post(worker, { op: "stop" });
+    });
+    await settleBy(stopped, Date.now() + THREAD_STOP_TIMEOUT_MS);
     worker.terminate();
   }
 }

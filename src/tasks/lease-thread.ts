@@ -2,16 +2,16 @@
  * @module Web Worker entry: renews task leases on its own Redis connection, so a handler that
  * blocks the main thread's event loop keeps its lease (see `lease-keeper.ts`).
  */
+import { Loop } from "../async/loop.ts";
 import { RedisStore } from "../infra/redis.ts";
 import { createLogger, type LogLevel } from "../log.ts";
 import { TaskBroker } from "./broker.ts";
 import { taskKeys } from "./keys.ts";
-import { type FromThread, renewEvery, renewLeases, type ToThread } from "./lease-keeper.ts";
+import { type FromThread, renewEvery, renewLeases, type ToThread } from "./lease-renewal.ts";
 import { LeaseTable } from "./lease-table.ts";
 
 let store: RedisStore | undefined;
-let timer: ReturnType<typeof setTimeout> | undefined;
-let running = false;
+let loop: Loop | undefined;
 /** The worker's global scope, typed here rather than by a `deno.worker` lib directive. */
 const scope = globalThis as unknown as {
   postMessage(msg: FromThread): void;
@@ -30,21 +30,18 @@ async function onMessage(event: MessageEvent<ToThread>): Promise<void> {
     store = new RedisStore(msg.redisUrl, log, msg.redis);
     const broker = new TaskBroker(store, taskKeys(msg.keyPrefix));
     const table = new LeaseTable(msg.table);
-    running = true;
-    const tick = async () => {
+    loop = new Loop(async () => {
       try {
         const renewed = await renewLeases(broker, table.read(), msg.leaseMs);
         if (renewed.lost.length || renewed.cancel.length) post({ op: "renewed", ...renewed });
       } catch (err) {
         log.warn("lease renewal failed", { error: err });
       }
-      if (running) timer = setTimeout(tick, renewEvery(msg.leaseMs));
-    };
-    timer = setTimeout(tick, renewEvery(msg.leaseMs));
+    }, { everyMs: renewEvery(msg.leaseMs) });
+    loop.start();
     post({ op: "ready" });
   } else if (msg.op === "stop") {
-    running = false;
-    clearTimeout(timer);
+    await loop?.stop();
     await store?.close();
     post({ op: "stopped" });
   }

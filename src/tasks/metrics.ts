@@ -2,8 +2,8 @@
  * @module Prometheus metrics of async tasks, made once per runtime.
  */
 import { Counter, Gauge, Histogram } from "prom-client";
-import type { Runtime } from "../runtime.ts";
-import type { TaskDefinition } from "./define.ts";
+import { perRuntime, type Runtime } from "../runtime.ts";
+import { TASKS } from "./define.ts";
 import { taskKeys } from "./keys.ts";
 import { TaskBroker } from "./broker.ts";
 
@@ -31,64 +31,62 @@ export interface TaskMetrics {
  * @param rt the runtime
  * @returns the metrics
  */
-export function taskMetrics(rt: Runtime): TaskMetrics {
-  return rt.shared("tasks.metrics", () => {
-    const registers = [rt.metrics];
-    const broker = new TaskBroker(rt.store, taskKeys(rt.config.keyPrefix));
-    return {
-      transitions: new Counter({
-        name: "tasks_total",
-        help: "Async tasks entering each status, by type and status",
-        labelNames: ["type", "status"] as const,
-        registers,
-      }),
-      depth: new Gauge({
-        name: "tasks_queue_depth",
-        help: "Async tasks waiting to run (ready or scheduled for a retry), by type",
-        labelNames: ["type"] as const,
-        registers,
-        async collect() {
-          const types = rt.system.all<TaskDefinition>("task").map((d) => d.name);
-          if (types.length === 0) return;
-          try {
-            for (const [type, n] of await broker.depth(types)) this.set({ type }, n);
-          } catch {
-            // The store is down: keep the last values; /readyz tells the story.
-          }
-        },
-      }),
-      running: new Gauge({
-        name: "tasks_running",
-        help: "Async task handlers running in this process, by type",
-        labelNames: ["type"] as const,
-        registers,
-      }),
-      runSeconds: new Histogram({
-        name: "task_run_duration_seconds",
-        help: "Async task handler run time, by type and outcome",
-        labelNames: ["type", "outcome"] as const,
-        buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800],
-        registers,
-      }),
-      startDelaySeconds: new Histogram({
-        name: "task_start_delay_seconds",
-        help: "Time from ready (enqueued, retry due, reclaimed) to started, by type",
-        labelNames: ["type"] as const,
-        buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
-        registers,
-      }),
-      retries: new Counter({
-        name: "task_retries_total",
-        help: "Async task runs that failed and were scheduled again, by type",
-        labelNames: ["type"] as const,
-        registers,
-      }),
-      reclaims: new Counter({
-        name: "task_reclaims_total",
-        help: "Async tasks taken back after their worker's lease expired, by type",
-        labelNames: ["type"] as const,
-        registers,
-      }),
-    };
-  });
-}
+export const taskMetrics: (rt: Runtime) => TaskMetrics = perRuntime((rt) => {
+  const registers = [rt.metrics];
+  const broker = new TaskBroker(rt.store, taskKeys(rt.config.keyPrefix));
+  return {
+    transitions: new Counter({
+      name: "tasks_total",
+      help: "Async tasks entering each status, by type and status",
+      labelNames: ["type", "status"] as const,
+      registers,
+    }),
+    depth: new Gauge({
+      name: "tasks_queue_depth",
+      help: "Async tasks waiting to run (ready or scheduled for a retry), by type",
+      labelNames: ["type"] as const,
+      registers,
+      async collect() {
+        const types = rt.system.all(TASKS).map((d) => d.name);
+        if (types.length === 0) return;
+        try {
+          for (const [type, n] of await broker.depth(types)) this.set({ type }, n);
+        } catch {
+          // The store is down: keep the last values; /readyz tells the story.
+        }
+      },
+    }),
+    running: new Gauge({
+      name: "tasks_running",
+      help: "Async task handlers running in this process, by type",
+      labelNames: ["type"] as const,
+      registers,
+    }),
+    runSeconds: new Histogram({
+      name: "task_run_duration_seconds",
+      help: "Async task handler run time, by type and outcome",
+      labelNames: ["type", "outcome"] as const,
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800],
+      registers,
+    }),
+    startDelaySeconds: new Histogram({
+      name: "task_start_delay_seconds",
+      help: "Time from ready (enqueued, retry due, reclaimed) to started, by type",
+      labelNames: ["type"] as const,
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+      registers,
+    }),
+    retries: new Counter({
+      name: "task_retries_total",
+      help: "Async task runs that failed and were scheduled again, by type",
+      labelNames: ["type"] as const,
+      registers,
+    }),
+    reclaims: new Counter({
+      name: "task_reclaims_total",
+      help: "Async tasks taken back after their worker's lease expired, by type",
+      labelNames: ["type"] as const,
+      registers,
+    }),
+  };
+});

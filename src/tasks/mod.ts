@@ -27,7 +27,8 @@ export {
   TaskStateError,
   UnknownTaskTypeError,
 } from "./errors.ts";
-export { TASK_STATUSES, type TaskStatus } from "./keys.ts";
+// The job statuses under the names the tasks API has always had.
+export { JOB_STATUSES as TASK_STATUSES, type JobStatus as TaskStatus } from "../jobs/status.ts";
 export { TaskWorker, type TaskWorkerOptions } from "./worker.ts";
 export { Recoverer, type RecovererOptions } from "./recoverer.ts";
 export { asyncWorkerServices } from "./role.ts";

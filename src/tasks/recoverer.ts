@@ -2,6 +2,8 @@
  * @module The recoverer: takes back tasks whose worker stopped renewing its lease (a crash, a
  * kill -9, a lost network), so another worker runs them again (attempt + 1).
  */
+import type { Clock } from "../async/clock.ts";
+import { Loop } from "../async/loop.ts";
 import type { Runtime, Service } from "../runtime.ts";
 import type { Logger } from "../log.ts";
 import { taskKeys } from "./keys.ts";
@@ -15,6 +17,8 @@ export const RECOVER_EVERY_MS = 1_000;
 export interface RecovererOptions {
   /** Time between passes; default 1 s, spread ±20 %. */
   intervalMs?: number;
+  /** Whose time the passes are on (default the wall clock). */
+  clock?: Clock;
 }
 
 /**
@@ -29,10 +33,7 @@ export class Recoverer implements Service {
   #broker: TaskBroker;
   #metrics: TaskMetrics;
   #log: Logger;
-  #intervalMs: number;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #pass: Promise<unknown> = Promise.resolve();
-  #running = false;
+  #loop: Loop;
   #failing = false;
 
   /**
@@ -43,28 +44,16 @@ export class Recoverer implements Service {
     this.#broker = new TaskBroker(rt.store, taskKeys(rt.config.keyPrefix));
     this.#metrics = taskMetrics(rt);
     this.#log = rt.log.child({ component: "task-recoverer" });
-    this.#intervalMs = options.intervalMs ?? RECOVER_EVERY_MS;
+    const everyMs = options.intervalMs ?? RECOVER_EVERY_MS;
+    this.#loop = new Loop(async ({ late }) => {
+      if (late > everyMs / 2) {
+        this.#log.debug("recovery pass skipped after an event-loop stall", { late_ms: late });
+      } else await this.recover();
+    }, { everyMs, jitter: 0.2, clock: options.clock });
   }
 
   start(): Promise<void> {
-    this.#running = true;
-    this.#schedule();
-    return Promise.resolve();
-  }
-
-  #schedule(): void {
-    if (!this.#running) return;
-    const delay = Math.round(this.#intervalMs * (0.8 + 0.4 * Math.random()));
-    const due = Date.now() + delay;
-    this.#timer = setTimeout(() => {
-      const late = Date.now() - due;
-      this.#pass = (late > this.#intervalMs / 2 ? this.#skip(late) : this.recover())
-        .finally(() => this.#schedule());
-    }, delay);
-  }
-
-  #skip(late: number): Promise<void> {
-    this.#log.debug("recovery pass skipped after an event-loop stall", { late_ms: late });
+    this.#loop.start();
     return Promise.resolve();
   }
 
@@ -94,9 +83,7 @@ export class Recoverer implements Service {
     }
   }
 
-  async stop(): Promise<void> {
-    this.#running = false;
-    clearTimeout(this.#timer);
-    await this.#pass;
+  stop(): Promise<void> {
+    return this.#loop.stop();
   }
 }

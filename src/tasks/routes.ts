@@ -6,13 +6,12 @@
 import * as v from "valibot";
 import type { Context } from "hono";
 import { describeRoute } from "hono-openapi";
-import type { RouteModule } from "../system.ts";
-import type { AppEnv } from "../http/env.ts";
+import type { AppEnv, RouteModule } from "../http/env.ts";
 import { HttpProblem } from "../http/problem.ts";
 import { bearer } from "../http/auth.ts";
 import { jsonContent, problemResponse, validate } from "../http/validate.ts";
-import type { TaskDefinition } from "./define.ts";
-import { TASK_STATUSES, TERMINAL_STATUSES } from "./keys.ts";
+import { TASKS } from "./define.ts";
+import { isTerminal, JOB_STATUSES } from "../jobs/status.ts";
 import { MAX_WAIT_MS, taskClient, type TaskView } from "./client.ts";
 import {
   IdempotencyConflictError,
@@ -26,14 +25,14 @@ import {
 const Accepted = v.object({
   refcode: v.string(),
   type: v.string(),
-  status: v.picklist(TASK_STATUSES),
+  status: v.picklist(JOB_STATUSES),
   status_url: v.string(),
 });
 
 const Task = v.object({
   refcode: v.string(),
   type: v.string(),
-  status: v.picklist(TASK_STATUSES),
+  status: v.picklist(JOB_STATUSES),
   progress: v.nullable(v.pipe(v.number(), v.minValue(0), v.maxValue(1))),
   result: v.unknown(),
   error: v.nullable(v.string()),
@@ -66,7 +65,9 @@ const WaitQuery = v.object({
 });
 
 const ListQuery = v.object({
-  status: v.picklist(TASK_STATUSES, `status must be one of ${TASK_STATUSES.join(", ")}`),
+  status: v.optional(
+    v.picklist(JOB_STATUSES, `status must be one of ${JOB_STATUSES.join(", ")}`),
+  ),
   type: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(64))),
   limit: v.optional(
     v.pipe(
@@ -115,7 +116,7 @@ async function _answer(work: () => Promise<Response>): Promise<Response> {
 }
 
 function _task(c: Context<AppEnv>, view: TaskView, status: 200 | 202): Response {
-  if (!TERMINAL_STATUSES.has(view.status)) c.header("retry-after", "1");
+  if (!isTerminal(view.status)) c.header("retry-after", "1");
   return c.json(view, status);
 }
 
@@ -128,7 +129,7 @@ function _task(c: Context<AppEnv>, view: TaskView, status: 200 | 202): Response 
 export const taskRoutes: RouteModule = (app, rt) => {
   const client = taskClient(rt);
 
-  for (const def of rt.system.all<TaskDefinition>("task")) {
+  for (const def of rt.system.all(TASKS)) {
     app.post(
       `/tasks/${def.name}`,
       describeRoute({
@@ -184,7 +185,8 @@ export const taskRoutes: RouteModule = (app, rt) => {
     "/tasks",
     describeRoute({
       tags: ["tasks"],
-      summary: "List the newest tasks in one status (failed: the dead-task list)",
+      summary:
+        "List the newest tasks in one status (failed: the dead-task list), or of every status",
       responses: {
         200: { description: "Tasks, newest first", content: jsonContent(v.array(Task)) },
         400: problemResponse("Bad status, type or limit"),

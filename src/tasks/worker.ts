@@ -2,12 +2,14 @@
  * @module The worker loop: claims tasks, runs their handlers under a lease, writes how each run
  * ended, and at shutdown finishes or hands back what it holds.
  */
-import { settleBy } from "../deadline.ts";
+import { backoff } from "../async/backoff.ts";
+import { settleBy } from "../async/deadline.ts";
+import { delay } from "../async/delay.ts";
 import * as v from "valibot";
 import type { Runtime, Service } from "../runtime.ts";
 import type { Logger } from "../log.ts";
 import type { Check } from "../infra/store.ts";
-import type { TaskContext, TaskDefinition } from "./define.ts";
+import { type TaskContext, type TaskDefinition, TASKS } from "./define.ts";
 import { enqueueTask } from "./client.ts";
 import { taskKeys } from "./keys.ts";
 import {
@@ -49,6 +51,12 @@ const FINISH_BATCH = 200;
 
 /** How long closing a run is retried while the store is down. */
 const FINISH_RETRY_MS = 60_000;
+
+/** Retries of a failed outcome write. */
+const FINISH_BACKOFF = { initialMs: 50, maxMs: 2000 };
+
+/** Retries of a failed subscription. */
+const SUBSCRIBE_BACKOFF = { initialMs: 200, maxMs: 5000 };
 
 /** Progress writes per run are at most this frequent. */
 const PROGRESS_EVERY_MS = 100;
@@ -138,8 +146,8 @@ class _Finisher {
             break;
           }
           if (attempt === 0) this.#log.warn("writing task outcomes failed", { error: err });
-          const wait = Math.min(2000, 50 * 2 ** attempt, Math.max(0, this.deadline - Date.now()));
-          await new Promise((r) => setTimeout(r, wait));
+          const left = Math.max(0, this.deadline - Date.now());
+          await delay(Math.min(backoff(attempt + 1, FINISH_BACKOFF), left));
         }
       }
     }
@@ -210,7 +218,7 @@ export class TaskWorker implements Service {
     this.#leaseMs = options.leaseMs ?? LEASE_MS;
     this.#pollMs = options.pollMs ?? POLL_MS;
     this.#keeperMode = options.leaseKeeper ?? "auto";
-    for (const def of rt.system.all<TaskDefinition>("task")) {
+    for (const def of rt.system.all(TASKS)) {
       if (options.types && !options.types.includes(def.name)) continue;
       this.#defs.set(def.name, def);
       this.#limits.set(def.name, options.concurrency ?? def.concurrency);
@@ -277,7 +285,7 @@ export class TaskWorker implements Service {
         return;
       } catch (err) {
         if (attempt === 0) this.#log.warn("subscribing failed; retrying", { channel, error: err });
-        await new Promise((r) => setTimeout(r, Math.min(5000, 200 * 2 ** attempt)));
+        await delay(backoff(attempt + 1, SUBSCRIBE_BACKOFF));
       }
     }
   }

@@ -1,7 +1,12 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import * as v from "valibot";
-import { defineBulkConsumer, defineConsumer } from "../../src/consumers/define.ts";
+import {
+  BULK_CONSUMERS,
+  CONSUMERS,
+  defineBulkConsumer,
+  defineConsumer,
+} from "../../src/consumers/define.ts";
 import { System } from "../../src/system.ts";
 
 const handler = () => Promise.resolve();
@@ -12,8 +17,8 @@ test("defineConsumer() and defineBulkConsumer() make definitions of their kinds"
   assert.is(c.kind, "consumer");
   assert.is(b.kind, "bulk-consumer");
   const system = new System().add(c, b);
-  assert.is(system.get("consumer", "orders"), c);
-  assert.is(system.get("bulk-consumer", "events"), b);
+  assert.is(system.get(CONSUMERS, "orders"), c);
+  assert.is(system.get(BULK_CONSUMERS, "events"), b);
 });
 
 test("define*() reject bad names, topics and bounds", () => {

@@ -6,7 +6,7 @@ import {
   reportStatus,
   STATUS_TTL_MS,
 } from "../../src/consumers/status.ts";
-import { createApp } from "../../src/http/app.ts";
+import { createApp } from "../../src/app.ts";
 import { exampleSystem } from "../../src/example/mod.ts";
 import { backends, cleanup, testRuntime } from "../helpers.ts";
 
@@ -61,7 +61,7 @@ for (const backend of backends()) {
   test(`[${backend.name}] GET /consumers answers the summaries`, async () => {
     const rt = make();
     await reportStatus(rt.store, rt.config.keyPrefix, member(rt, "a", false), []);
-    const app = createApp(rt, { api: true, services: () => [] });
+    const app = createApp(rt, { api: true, services: () => [], routes: [] });
     const res = await app.request("/consumers");
     assert.is(res.status, 200);
     const body = await res.json();

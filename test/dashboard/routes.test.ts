@@ -1,6 +1,6 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { createApp } from "../../src/http/app.ts";
+import { createApp } from "../../src/app.ts";
 import { isSession, SESSION_TTL_S, sessionFor } from "../../src/http/auth.ts";
 import { exampleSystem } from "../../src/example/mod.ts";
 import { taskClient } from "../../src/tasks/client.ts";
@@ -11,7 +11,7 @@ test.after(cleanup);
 for (const backend of backends()) {
   const make = (env: Record<string, string> = {}) => {
     const rt = testRuntime({ redis: backend.name === "redis", system: exampleSystem(), env });
-    return { rt, app: createApp(rt, { api: true, services: () => [] }) };
+    return { rt, app: createApp(rt, { api: true, services: () => [], routes: [] }) };
   };
 
   test(`[${backend.name}] GET /dashboard renders tasks, parallel runs, schedules and consumers`, async () => {

@@ -43,4 +43,21 @@ test("every role service runs svc:latest on real brokers with a valid configurat
   }
 });
 
+test("the public port is a proxy's that bounds header, body and idle time", async () => {
+  const proxy = compose.services.proxy;
+  assert.ok(proxy.image.startsWith("nginx:"));
+  assert.equal(proxy.ports, ["8080:8080"]);
+  assert.is(compose.services.http.ports, undefined, "the http role is reached through the proxy");
+  const [file] = proxy.volumes[0].split(":");
+  const conf = await Deno.readTextFile(new URL(`../../${file.replace("./", "")}`, import.meta.url));
+  for (const directive of ["client_header_timeout", "client_body_timeout", "keepalive_timeout"]) {
+    const value = new RegExp(`\\b${directive} (\\d+)s;`).exec(conf)?.[1];
+    assert.ok(value && Number(value) <= 60, `${directive} ${value}`);
+  }
+  assert.match(conf, /client_max_body_size 1m;/);
+  assert.match(conf, /proxy_pass http:\/\/svc_http;/);
+  assert.match(conf, /server http:8080;/);
+  assert.match(conf, /error_page 494 =431/);
+});
+
 test.run();

@@ -12,6 +12,8 @@ import { Service } from "kubernetes-models/v1/Service";
 import { Deployment } from "kubernetes-models/apps/v1/Deployment";
 import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
+import { Ingress } from "kubernetes-models/networking.k8s.io/v1/Ingress";
+import { MAX_HEADER_BYTES } from "../../src/http/guard.ts";
 import { loadConfig, ROLES } from "../../src/config.ts";
 import { CHECK_TIMEOUT_MS, PROBE_PATHS } from "../../src/http/probes.ts";
 
@@ -32,6 +34,7 @@ const MODELS: Record<string, new (data: any) => { validate(): void }> = {
   "apps/v1/Deployment": Deployment,
   "autoscaling/v2/HorizontalPodAutoscaler": HorizontalPodAutoscaler,
   "policy/v1/PodDisruptionBudget": PodDisruptionBudget,
+  "networking.k8s.io/v1/Ingress": Ingress,
 };
 
 interface Manifest {
@@ -315,6 +318,36 @@ test("disruption budgets cover http and scheduler, each selecting one role's pod
     return roleOf(matched[0]);
   });
   for (const role of BUDGETED) assert.ok(budgeted.includes(role), `${role} has a budget`);
+});
+
+test("the Ingress fronts svc-http with the body limit and bounded proxy timeouts", () => {
+  const ingress = one("Ingress");
+  const backend = ingress.spec.rules[0].http.paths[0].backend.service;
+  assert.is(backend.name, one("Service").metadata.name);
+  assert.is(backend.port.name, "http");
+  const a = ingress.metadata.annotations;
+  assert.is(
+    a["nginx.ingress.kubernetes.io/proxy-body-size"],
+    `${defaults.bodyLimitBytes / 2 ** 20}m`,
+  );
+  assert.is(a["nginx.ingress.kubernetes.io/proxy-request-buffering"], "on");
+  // Long-polls (?wait=30) fit in the read timeout.
+  assert.ok(Number(a["nginx.ingress.kubernetes.io/proxy-read-timeout"]) > 30);
+});
+
+test("the ingress-nginx controller settings bound header, body and idle time and header size", async () => {
+  const config = parse(
+    await Deno.readTextFile(new URL("../ingress-nginx/controller-config.yaml", DIR)),
+  );
+  new ConfigMap(config).validate();
+  const data = config.data as Record<string, string>;
+  for (const key of ["client-header-timeout", "client-body-timeout", "keep-alive"]) {
+    assert.ok(Number(data[key]) > 0 && Number(data[key]) <= 60, `${key} ${data[key]}`);
+  }
+  const [count, size] = data["large-client-header-buffers"].split(" ");
+  const bytes = Number(size.replace("k", "")) * 1024;
+  // Above the app's own 431 for one header, and all of them under Deno's ~64 KiB.
+  assert.ok(bytes > MAX_HEADER_BYTES && Number(count) * bytes < 64 * 1024, `${count} × ${size}`);
 });
 
 test.run();

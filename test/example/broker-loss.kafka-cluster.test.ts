@@ -65,7 +65,7 @@ test(`kill -9 the leader of most partitions during ${ORDERS} orders: no 201 lost
     KEY_PREFIX: prefix,
     TOPIC_PREFIX: `${prefix}.`,
     KAFKA_PARTITIONS: "6",
-    LOG_LEVEL: "info",
+    LOG_LEVEL: Deno.env.get("TEST_LOSS_LOG") ? "debug" : "info",
   });
   await waitFor(
     async () =>
@@ -88,6 +88,16 @@ test(`kill -9 the leader of most partitions during ${ORDERS} orders: no 201 lost
   assert.ok(victim, `node ${victimId} runs`);
   console.log(`broker ${victimId} (pid ${victim!.pid}) leads ${led} of 6 partitions`);
 
+  // The consumer's progress, sampled: how long it stood still while the broker was lost.
+  const processedKey = ordersProcessedKey(prefix);
+  const progress: { at: number; count: number }[] = [];
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      progress.push({ at: Date.now(), count: await redis.sCard(processedKey) });
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  })();
   const answers: Answer[] = [];
   let next = 0;
   let killedAt = 0;
@@ -179,7 +189,7 @@ test(`kill -9 the leader of most partitions during ${ORDERS} orders: no 201 lost
   assert.equal(lost.slice(0, 10), [], "every 201 order is in the topic");
 
   // Every 201 order processed exactly once.
-  const processedKey = ordersProcessedKey(prefix);
+  const postedAt = Math.max(...answers.map((a) => a.answered));
   await waitFor(
     async () => (await redis.smIsMember(processedKey, created)).every(Boolean),
     120_000,
@@ -188,6 +198,24 @@ test(`kill -9 the leader of most partitions during ${ORDERS} orders: no 201 lost
   );
   const times = await Promise.all(
     created.map((id) => redis.hGet(`${prefix}:{order:${id}}`, "times_processed")),
+  );
+  sampling = false;
+  await sampler;
+  // From the samples: when every 201 order was processed, and the longest stretch (while some
+  // were not yet) without the processed count growing.
+  const done = progress.find((p) => p.count >= created.length)?.at ?? Date.now();
+  let still = 0, stillFrom = 0;
+  for (let k = 1, from = 0; k < progress.length && progress[from].at < done; k++) {
+    if (progress[k].count > progress[from].count || progress[k].at >= done) {
+      if (progress[k].at - progress[from].at > still) {
+        [still, stillFrom] = [progress[k].at - progress[from].at, progress[from].at];
+      }
+      from = k;
+    }
+  }
+  console.log(
+    `every 201 order processed ${done - postedAt} ms after the last answer; longest stretch ` +
+      `without consumer progress: ${still} ms (from ${stillFrom - killedAt} ms after the kill)`,
   );
   const notOnce = created.filter((_, k) => times[k] !== "1");
   assert.equal(notOnce.slice(0, 10), [], "every 201 order processed exactly once");
@@ -204,6 +232,25 @@ test(`kill -9 the leader of most partitions during ${ORDERS} orders: no 201 lost
     `${refused.length} answered 503; ${landedAnyway.length} of those landed anyway, changing nothing`,
   );
   assert.is((await program.stop()).code, 0);
+  const dump = Deno.env.get("TEST_LOSS_LOG");
+  if (dump) {
+    Deno.writeTextFileSync(
+      dump,
+      program.logs.filter((l) => !l.includes('"msg":"request"')).join("\n"),
+    );
+  }
+  // What the program said while it happened (kafkajs's retried errors, the consumer's rejoins).
+  const said = new Map<string, number>();
+  for (const line of program.logs) {
+    try {
+      const r = JSON.parse(line);
+      if (r.level === "warn" || r.level === "error") {
+        const what = `${r.msg}${r.error ? `: ${r.error.message ?? r.error}` : ""}`.slice(0, 120);
+        said.set(what, (said.get(what) ?? 0) + 1);
+      }
+    } catch { /* not JSON */ }
+  }
+  console.log("program warnings:", [...said].sort((a, b) => b[1] - a[1]).slice(0, 12));
 });
 
 test.run();

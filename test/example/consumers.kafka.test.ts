@@ -38,6 +38,7 @@ async function boot(backend: BusBackend) {
     LOG_LEVEL: Deno.env.get("TEST_LOG_LEVEL") ?? "error",
     ...backend.env,
   });
+  await running.started;
   const { rt } = running;
   onCleanup(async () => {
     await running.shutdown("test over");

@@ -1,6 +1,6 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { createApp } from "../../src/http/app.ts";
+import { createApp } from "../../src/app.ts";
 import { exampleSystem } from "../../src/example/mod.ts";
 import { MemoryBus } from "../../src/infra/memory-bus.ts";
 import { ROLE_FACTORIES } from "../../src/roles.ts";
@@ -10,8 +10,12 @@ test.after(cleanup);
 
 for (const backend of backends()) {
   const make = () => {
-    const rt = testRuntime({ redis: backend.name === "redis", system: exampleSystem() });
-    return { rt, app: createApp(rt, { api: true, services: () => [] }) };
+    const system = exampleSystem();
+    const rt = testRuntime({ redis: backend.name === "redis", system });
+    return {
+      rt,
+      app: createApp(rt, { api: true, services: () => [], routes: system.routeModules }),
+    };
   };
   const json = (body: unknown) => ({
     method: "POST",
@@ -57,8 +61,9 @@ for (const backend of backends()) {
 }
 
 test("POST /events answers 503 while the embedded bus is full, 202 again once consumed", async () => {
-  const rt = testRuntime({ system: exampleSystem(), bus: new MemoryBus({ maxBytes: 300_000 }) });
-  const app = createApp(rt, { api: true, services: () => [] });
+  const system = exampleSystem();
+  const rt = testRuntime({ system, bus: new MemoryBus({ maxBytes: 300_000 }) });
+  const app = createApp(rt, { api: true, services: () => [], routes: system.routeModules });
   const events = (n: number) =>
     JSON.stringify(
       Array.from({ length: n }, () => ({

@@ -1,6 +1,6 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { createApp } from "../../src/http/app.ts";
+import { createApp } from "../../src/app.ts";
 import { exampleSystem } from "../../src/example/mod.ts";
 import { ordersAllKey, ordersProcessedKey } from "../../src/example/keys.ts";
 import { TaskWorker } from "../../src/tasks/worker.ts";
@@ -21,7 +21,7 @@ for (const backend of backends()) {
     const worker = new TaskWorker(rt, { types: ["sleep", "orders-report"] });
     await worker.start();
     onCleanup(() => worker.stop(Date.now() + 2000));
-    const app = createApp(rt, { api: true, services: () => [] });
+    const app = createApp(rt, { api: true, services: () => [], routes: [] });
     const enqueue = async (type: string, input: unknown) =>
       (await (await app.request(`/tasks/${type}`, post(input))).json()).refcode as string;
     const read = async (refcode: string, wait = 0) =>

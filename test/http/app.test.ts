@@ -2,7 +2,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import * as v from "valibot";
 import { Validator } from "@seriousme/openapi-schema-validator";
-import { createApp } from "../../src/http/app.ts";
+import { createApp } from "../../src/app.ts";
 import { withoutAddresses } from "../../src/http/probes.ts";
 import { validate } from "../../src/http/validate.ts";
 import { System } from "../../src/system.ts";
@@ -13,7 +13,7 @@ test.after(cleanup);
 
 const appWith = (env: Record<string, string> = {}, system = exampleSystem()) => {
   const rt = testRuntime({ env, system });
-  return { rt, app: createApp(rt, { api: true, services: () => [] }) };
+  return { rt, app: createApp(rt, { api: true, services: () => [], routes: system.routeModules }) };
 };
 
 const post = (_path: string, body: string, headers: Record<string, string> = {}) => ({
@@ -187,7 +187,7 @@ test("GET /readyz shows no address without a key, and the whole detail with one"
   };
   for (const env of [{}, { API_KEYS: "k1" }] as Record<string, string>[]) {
     const rt = testRuntime({ env, system: exampleSystem() });
-    const app = createApp(rt, { api: true, services: () => [failing] });
+    const app = createApp(rt, { api: true, services: () => [failing], routes: [] });
     const open = await (await app.request("/readyz")).json();
     assert.is(open.checks["store-link"].status, "failing");
     assert.not.match(open.checks["store-link"].detail, /10\.1|redis\.internal|6379/);

@@ -1,6 +1,6 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { createApp } from "../../src/http/app.ts";
+import { createApp } from "../../src/app.ts";
 import { MAX_HEADER_BYTES } from "../../src/http/guard.ts";
 import { exampleSystem } from "../../src/example/mod.ts";
 import { cleanup, freePort, testRuntime } from "../helpers.ts";
@@ -8,8 +8,9 @@ import { cleanup, freePort, testRuntime } from "../helpers.ts";
 test.after(cleanup);
 
 const openApp = () => {
-  const rt = testRuntime({ system: exampleSystem() });
-  return createApp(rt, { api: true, services: () => [] });
+  const system = exampleSystem();
+  const rt = testRuntime({ system });
+  return createApp(rt, { api: true, services: () => [], routes: system.routeModules });
 };
 
 const JSON_TYPE = { "content-type": "application/json" };
@@ -137,6 +138,42 @@ test("over a real socket: a 40 KB header gets 431 problem+json, not a reset", as
     });
     await problemOf(res, 431);
   } finally {
+    await server.shutdown();
+  }
+});
+
+test("over a real socket: a body that stops arriving gets 408 problem+json", async () => {
+  const system = exampleSystem();
+  const rt = testRuntime({ system });
+  const app = createApp(rt, {
+    api: true,
+    services: () => [],
+    routes: system.routeModules,
+    bodyTimeoutMs: 300,
+  });
+  const port = freePort();
+  const server = Deno.serve({ port, hostname: "127.0.0.1", onListen: () => {} }, app.fetch);
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await conn.write(new TextEncoder().encode(
+      "POST /tasks/orders-report HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" +
+        "Content-Length: 100\r\n\r\n{",
+    ));
+    // Deno keeps the socket open after the answer until the client sends the rest or leaves
+    // (measured; only a proxy closes it): read until the whole answer is in.
+    let text = "";
+    const buf = new Uint8Array(4096);
+    while (!/\r\n\r\n[\s\S]*\}$/.test(text)) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      text += new TextDecoder().decode(buf.subarray(0, n));
+    }
+    assert.match(text, /^HTTP\/1\.1 408 /);
+    assert.match(text, /connection: close/i);
+    assert.match(text, /content-type: application\/problem\+json/i);
+    assert.match(text, /did not arrive within 300 ms/);
+  } finally {
+    conn.close();
     await server.shutdown();
   }
 });

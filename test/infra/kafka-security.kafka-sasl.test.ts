@@ -13,6 +13,7 @@ import {
   KAFKA_SASL_TLS_DIR,
   onCleanup,
   REDIS_URL,
+  runProgram,
   spawnProgram,
   unique,
   waitFor,
@@ -172,6 +173,20 @@ test("without the right to create topics: the existing topic is used, the missin
   const warnings = p.logs.filter((l) => l.includes("may not be created"));
   assert.ok(warnings.length <= 2, `no retry loop: ${warnings.length} warnings`);
   assert.is((await p.stop()).code, 0);
+});
+
+test("bad security settings stop start-up with exit 2 and one line naming the variable", async () => {
+  const cases: [Record<string, string>, string][] = [
+    [{ ...TLS, KAFKA_SSL_CA_FILE: "/nonexistent/ca.pem" }, "KAFKA_SSL_CA_FILE"],
+    [{ ...TLS, KAFKA_SSL_KEY_FILE: `${KAFKA_SASL_TLS_DIR}/ca.pem` }, "KAFKA_SSL_KEY_FILE"],
+    [{ ...TLS, KAFKA_SASL_USERNAME: "svc" }, "KAFKA_SASL_PASSWORD"],
+  ];
+  for (const [env, variable] of cases) {
+    const out = await runProgram({ ROLE: "http", ...env });
+    assert.is(out.code, 2, `${variable}: ${out.stderr}`);
+    const lines = (out.stdout + out.stderr).trim().split("\n").filter((l) => l.includes(variable));
+    assert.ok(lines.length >= 1, out.stdout + out.stderr);
+  }
 });
 
 test.run();

@@ -83,27 +83,36 @@ test("multi() runs nothing when a command cannot be queued", async () => {
   assert.is(await s.command(["GET", "k"]), null);
 });
 
-test("eval() runs local with RESP2 replies from call", async () => {
+test("eval() runs the Lua with RESP2 replies from redis.call", async () => {
   const s = store();
   const script = defineScript({
     name: "zscore",
-    lua: `return redis.call("ZSCORE", KEYS[1], ARGV[1])`,
-    local: (call, keys, args) => {
-      call("ZADD", keys[0], "2.5", args[0]);
-      return call("ZSCORE", keys[0], args[0]);
-    },
+    lua: `redis.call("ZADD", KEYS[1], "2.5", ARGV[1])
+return {redis.call("ZSCORE", KEYS[1], ARGV[1]), redis.call("TYPE", KEYS[1]).ok}`,
   });
-  assert.is(await s.eval(script, ["z"], ["m"]), "2.5");
+  assert.equal(await s.eval(script, ["z"], ["m"]), ["2.5", "zset"]);
+});
+
+test("eval() reads TIME from the store's clock, frozen for the script", async () => {
+  let now = 1_700_000_000_123.456;
+  const s = store({ clock: () => now });
+  const script = defineScript({
+    name: "time",
+    lua: `local t = redis.call("TIME")
+redis.call("SET", KEYS[1], "v", "PX", 1000)
+return {t[1], t[2], redis.call("PTTL", KEYS[1])}`,
+  });
+  assert.equal(await s.eval(script, ["k"], []), ["1700000000", "123456", 1000]);
+  now += 999;
+  assert.is(await s.command(["GET", "k"]), "v");
+  now += 1;
+  assert.is(await s.command(["GET", "k"]), null);
 });
 
 test("eval() rejects when the script fails", async () => {
   const s = store();
   await s.command(["SET", "k", "v"]);
-  const script = defineScript({
-    name: "bad",
-    lua: `return redis.call("LPUSH", KEYS[1], "x")`,
-    local: (call, keys) => call("LPUSH", keys[0], "x"),
-  });
+  const script = defineScript({ name: "bad", lua: `return redis.call("LPUSH", KEYS[1], "x")` });
   await rejects(() => s.eval(script, ["k"], []), /Script "bad" failed: WRONGTYPE/);
 });
 
@@ -114,15 +123,10 @@ test("subscribe() gets PUBLISH from commands and scripts after the script ends, 
   const script = defineScript({
     name: "pub",
     lua: `redis.call("PUBLISH", "ch", "b") redis.call("PUBLISH", "ch", "c") return 1`,
-    local: (call) => {
-      call("PUBLISH", "ch", "b");
-      call("PUBLISH", "ch", "c");
-      assert.equal(got, []);
-      return 1;
-    },
   });
   assert.is(await s.command(["PUBLISH", "ch", "a"]), 1);
   await s.eval(script, [], []);
+  assert.equal(got, []);
   await s.multi([["PUBLISH", "ch", "d"]]);
   await sleep(10);
   assert.equal(got, ["a", "b", "c", "d"]);
@@ -165,16 +169,34 @@ test("ZPOPMIN and ZRANGEBYSCORE serve a 100k-member queue in order", async () =>
   assert.is(await s.command(["ZCARD", "q"]), 99_000);
 });
 
-test("eval() returns what local returns, nil for undefined", async () => {
+test("eval() converts the return value as Redis does", async () => {
   const s = store();
   const script = defineScript({
     name: "shape",
-    lua: `return {1, "a", {2}}`,
-    local: () => [1, "a", [2]],
+    lua: `return {1, "a", {2.9, -2.9}, true, false, "after false", nil, "after nil"}`,
   });
-  assert.equal(await s.eval(script, [], []), [1, "a", [2]]);
-  const none = defineScript({ name: "none", lua: "return nil", local: () => undefined as never });
+  assert.equal(await s.eval(script, [], []), [1, "a", [2, -2], 1, null, "after false"]);
+  const none = defineScript({ name: "none", lua: "return nil" });
   assert.is(await s.eval(none, [], []), null);
+  const status = defineScript({ name: "status", lua: `return redis.status_reply("FINE")` });
+  assert.is(await s.eval(status, [], []), "FINE");
+  const error = defineScript({ name: "error", lua: `return redis.error_reply("NOPE not now")` });
+  await rejects(() => s.eval(error, [], []), /Script "error" failed: NOPE not now/);
+});
+
+test("eval() formats numbers as Lua 5.1 does", async () => {
+  const s = store();
+  const script = defineScript({
+    name: "numbers",
+    lua: `return {3.0 .. "", tostring(10 / 2), tostring(1 / 3), tostring(2 ^ 53), unpack({"u"})}`,
+  });
+  assert.equal(await s.eval(script, [], []), [
+    "3",
+    "5",
+    "0.33333333333333",
+    "9.007199254741e+15",
+    "u",
+  ]);
 });
 
 test("the expiry sweep does not keep the process alive", async () => {

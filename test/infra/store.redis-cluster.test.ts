@@ -73,7 +73,6 @@ test("scripts run on the master of KEYS[1] (loaded on first use there); MULTI on
   const script = defineScript({
     name: `incr-${prefix}`,
     lua: `-- ${prefix}\nreturn redis.call("INCRBY", KEYS[1], ARGV[1])`,
-    local: () => null,
   });
   for (const k of keys.slice(0, 9)) {
     assert.is(await store.eval(script, [k], [5]), 5 + keys.indexOf(k));
@@ -109,7 +108,7 @@ test("replicate(): WAIT on the key's master counts its replica", async () => {
     await waitFor(async () => (await waiting.check()).ok, 15_000, "ready");
     for (const k of keys.slice(0, 6)) {
       await waiting.command(["SET", k, "w"]);
-      await waiting.replicate(k);
+      await waiting.replicate([k]);
     }
   } finally {
     await waiting.close();

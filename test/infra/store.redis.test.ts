@@ -67,13 +67,12 @@ async function run(store: Store, steps: Step[]): Promise<unknown[]> {
   return out;
 }
 
-// --- scripts, each with its Lua and its TypeScript twin ---
+// --- scripts: the same Lua on both ---
 
 // KEYS[1] counter; ARGV[1] step. Returns the new value.
 const incr = defineScript({
   name: "incr",
   lua: `return redis.call("INCRBY", KEYS[1], ARGV[1])`,
-  local: (call, keys, args) => call("INCRBY", keys[0], args[0]),
 });
 // KEYS[1] zset of due items, KEYS[2] hash of states; ARGV[1] now, ARGV[2] limit.
 // Moves up to `limit` members with score <= now to "active"; returns them.
@@ -86,14 +85,6 @@ const claim = defineScript({
       redis.call("HSET", KEYS[2], id, "active")
     end
     return due`,
-  local: (call, keys, args) => {
-    const due = call("ZRANGEBYSCORE", keys[0], "-inf", args[0], "LIMIT", 0, args[1]) as string[];
-    for (const id of due) {
-      call("ZREM", keys[0], id);
-      call("HSET", keys[1], id, "active");
-    }
-    return due;
-  },
 });
 // KEYS[1] zset; ARGV[1] member. Returns {score as Lua sees it, rank, type}.
 const inspect = defineScript({
@@ -102,53 +93,36 @@ const inspect = defineScript({
     local s = redis.call("ZSCORE", KEYS[1], ARGV[1])
     local r = redis.call("ZRANK", KEYS[1], ARGV[1])
     return {s, r, redis.call("TYPE", KEYS[1]).ok, redis.call("ZRANGE", KEYS[1], 0, -1, "WITHSCORES")}`,
-  local: (call, keys, args) => [
-    call("ZSCORE", keys[0], args[0]),
-    call("ZRANK", keys[0], args[0]),
-    call("TYPE", keys[0]),
-    call("ZRANGE", keys[0], 0, -1, "WITHSCORES"),
-  ],
 });
 // KEYS[1] any key. Returns the GET reply; nil (Lua false) when missing.
 const getOrNil = defineScript({
   name: "get-or-nil",
   lua: `local v = redis.call("GET", KEYS[1]) if not v then return false end return v`,
-  local: (call, keys) => call("GET", keys[0]),
 });
 // KEYS[1] zset; ARGV[1] member. Returns the score as a Lua number (truncated to an integer).
 const scoreNumber = defineScript({
   name: "score-number",
   lua: `return tonumber(redis.call("ZSCORE", KEYS[1], ARGV[1]))`,
-  local: (call, keys, args) => Math.trunc(Number(call("ZSCORE", keys[0], args[0]))),
 });
 // KEYS[1] a string key. Fails with WRONGTYPE.
 const failing = defineScript({
   name: "failing",
   lua: `return redis.call("LPUSH", KEYS[1], "x")`,
-  local: (call, keys) => call("LPUSH", keys[0], "x"),
 });
 // No keys. Returns an error reply.
 const errorReply = defineScript({
   name: "error-reply",
   lua: `return redis.error_reply("ERR not allowed")`,
-  local: () => {
-    throw new Error("ERR not allowed");
-  },
 });
 // KEYS[1] a hash. Returns HGETALL as Lua sees it (flat) and HINCRBYFLOAT.
 const hashScript = defineScript({
   name: "hash",
   lua: `return {redis.call("HGETALL", KEYS[1]), redis.call("HINCRBYFLOAT", KEYS[1], "f", "0.1")}`,
-  local: (call, keys) => [call("HGETALL", keys[0]), call("HINCRBYFLOAT", keys[0], "f", "0.1")],
 });
 // KEYS[1] string key. Sets it, then reads TTL inside the script (time is frozen).
 const setAndTtl = defineScript({
   name: "set-and-ttl",
   lua: `redis.call("SET", KEYS[1], "v", "EX", 100) return redis.call("TTL", KEYS[1])`,
-  local: (call, keys) => {
-    call("SET", keys[0], "v", "EX", 100);
-    return call("TTL", keys[0]);
-  },
 });
 
 /** Cases: name → steps. Each case uses its own keys (`$<case>-...`) so cases are independent. */
@@ -872,7 +846,7 @@ const CASES: Record<string, (p: string) => Step[]> = {
     ["GET", `$${p}-after`],
     { pipeline: [] },
   ],
-  "scripts with a local twin": (p) => [
+  "scripts": (p) => [
     { eval: incr, keys: [`${p}-n`], args: [5] },
     { eval: incr, keys: [`${p}-n`], args: ["-2"] },
     ["ZADD", `$${p}-due`, 10, "t1", 20, "t2", 30, "t3", "-inf", "t0"],
@@ -960,10 +934,6 @@ test("PUBLISH reaches subscribers in order on both, from commands, MULTI and scr
   const publishScript = defineScript({
     name: "publish",
     lua: `redis.call("PUBLISH", KEYS[1], "s1") return redis.call("PUBLISH", KEYS[1], "s2")`,
-    local: (call, keys) => {
-      call("PUBLISH", keys[0], "s1");
-      return call("PUBLISH", keys[0], "s2");
-    },
   });
   const results: unknown[] = [];
   for (const store of [redis, memory]) {

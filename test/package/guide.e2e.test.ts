@@ -136,7 +136,7 @@ test("the guide's unit tests pass in a folder outside the repository", async () 
   }).output();
   const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
   assert.is(out.code, 0, text);
-  assert.match(text, /ok \| 2 passed \| 0 failed/);
+  assert.match(text, /ok \| 4 passed \| 0 failed/);
 });
 
 test("the guide's app serves its own routes only, embedded", async () => {
@@ -148,6 +148,8 @@ test("the guide's app serves its own routes only, embedded", async () => {
     timeoutMs: 120_000,
   });
   await exercise(app, serviceName);
+  const listening = JSON.parse(app.logs.find((l) => l.includes('"listening"'))!);
+  assert.is(listening.service, serviceName, "SERVICE_NAME is every log record's service");
   assert.is((await app.stop()).code, 0);
 });
 

@@ -119,13 +119,10 @@ for (const backend of backends()) {
       await metric(rt, /parallel_chunks_total\{task_id="squares",outcome="completed"\} (\d+)/),
       10,
     );
-    assert.is(
-      await metric(
-        rt,
-        /parallel_run_duration_seconds_count\{task_id="squares",status="completed"\} (\d+)/,
-      ),
-      1,
-    );
+    // Observed once the processor has read the ended run back, a moment after the test sees it.
+    const durations =
+      /parallel_run_duration_seconds_count\{task_id="squares",status="completed"\} (\d+)/;
+    await waitFor(async () => (await metric(rt, durations)) === 1, 5000, "the run's duration");
     assert.is(await metric(rt, /^parallel_threads (\d+)/m), 2);
   });
 

@@ -2,11 +2,13 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as v from "valibot";
 import { backends, cleanup, onCleanup, testRuntime, waitFor } from "../helpers.ts";
-import { createApp } from "../../src/http/app.ts";
+import { createApp } from "../../src/app.ts";
 import { exampleSystem } from "../../src/example/mod.ts";
 import { defineParallelTask } from "../../src/parallel/define.ts";
 import { ParallelProcessor } from "../../src/parallel/processor.ts";
-import { newRefcode } from "../../src/parallel/store.ts";
+import { RUN_REFCODES } from "../../src/jobs/refcode.ts";
+
+const newRefcode = () => RUN_REFCODES.make();
 
 const WORKER = new URL("./_worker.ts", import.meta.url);
 const few = defineParallelTask({
@@ -49,7 +51,7 @@ for (const backend of backends()) {
       await p.start();
       onCleanup(() => p.stop(Date.now() + 2000));
     }
-    return { rt, app: createApp(rt, { api: true, services: () => [] }) };
+    return { rt, app: createApp(rt, { api: true, services: () => [], routes: [] }) };
   };
 
   test("POST /parallel-tasks answers 202 with the refcode, Location and Retry-After", async () => {
@@ -303,7 +305,7 @@ for (const backend of backends()) {
       redis: backend.name === "redis",
       system: exampleSystem().add(capped),
     });
-    const app = createApp(rt, { api: true, services: () => [] });
+    const app = createApp(rt, { api: true, services: () => [], routes: [] });
     const start = async (): Promise<Response> =>
       await app.request(
         "/parallel-tasks",
@@ -348,7 +350,7 @@ const down = suite("parallel routes while Redis is down");
 down.after(cleanup);
 down("every route answers 503, never 500", async () => {
   const rt = testRuntime({ system: exampleSystem(), env: { REDIS_URL: "redis://127.0.0.1:1" } });
-  const app = createApp(rt, { api: true, services: () => [] });
+  const app = createApp(rt, { api: true, services: () => [], routes: [] });
   const requests: [string, RequestInit?][] = [
     ["/parallel-tasks", post({ task_id: "primes", worker_count: 1, input: { from: 0, to: 10 } })],
     [`/parallel-tasks/${newRefcode()}`],

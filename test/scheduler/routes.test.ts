@@ -2,7 +2,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { backends, cleanup, onCleanup, testRuntime, waitFor } from "../helpers.ts";
 import { System } from "../../src/system.ts";
-import { createApp } from "../../src/http/app.ts";
+import { createApp } from "../../src/app.ts";
 import type { Runtime } from "../../src/runtime.ts";
 import { defineSchedule } from "../../src/scheduler/define.ts";
 import { Scheduler } from "../../src/scheduler/scheduler.ts";
@@ -31,7 +31,7 @@ for (const backend of backends()) {
   const setup = async (env: Record<string, string> = {}) => {
     const rt = testRuntime({ redis: backend.name === "redis", system: system(), env });
     await waitFor(async () => (await rt.store.check()).ok, 5000, "store");
-    const app = createApp(rt, { api: true, services: () => [] });
+    const app = createApp(rt, { api: true, services: () => [], routes: [] });
     return { rt, app, store: new ScheduleStore(rt.store, rt.config.keyPrefix) };
   };
 

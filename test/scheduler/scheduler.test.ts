@@ -4,7 +4,7 @@ import type { Registry } from "prom-client";
 import { backends, cleanup, onCleanup, testRuntime, waitFor } from "../helpers.ts";
 import { System } from "../../src/system.ts";
 import type { Runtime } from "../../src/runtime.ts";
-import { ManualClock } from "../../src/scheduler/clock.ts";
+import { ManualClock } from "../../src/async/clock.ts";
 import { defineSchedule, type ScheduleOptions } from "../../src/scheduler/define.ts";
 import { Scheduler } from "../../src/scheduler/scheduler.ts";
 import { type RunRecord, ScheduleStore } from "../../src/scheduler/store.ts";

@@ -2,7 +2,9 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { type EnqueueEntry, LEASE_EXPIRED_ERROR, TaskBroker } from "../../src/tasks/broker.ts";
 import { taskKeys } from "../../src/tasks/keys.ts";
-import { newRefcode } from "../../src/tasks/refcode.ts";
+import { TASK_REFCODES } from "../../src/jobs/refcode.ts";
+
+const newRefcode = () => TASK_REFCODES.make();
 import { backends, cleanup, testRuntime } from "../helpers.ts";
 
 test.after(cleanup);

@@ -1,9 +1,10 @@
 /**
- * @module The scheduler's sense of time: the wall clock, or a manual clock for tests, so DST,
- * missed runs and long intervals are tested without waiting.
+ * @module The one sense of time of the runtime's loops (schedules, task and parallel workers,
+ * lease renewals, recovery): the wall clock, or a manual clock for tests, so DST, missed runs,
+ * leases and long intervals are tested without waiting.
  */
 
-/** Where the scheduler reads the time and waits for a tick. */
+/** Where a loop reads the time and waits. */
 export interface Clock {
   /** The current wall-clock time, epoch ms. */
   now(): number;
@@ -50,15 +51,26 @@ interface _Sleeper {
 
 /**
  * A clock that moves only when told to. `advance` wakes each due sleeper in time order and lets
- * the woken code run (until it sleeps again) before moving on, so a scheduler driven by it sees
- * every tick as it would in real time.
+ * the woken code run (until it sleeps again) before moving on, so code driven by it sees every
+ * wake-up at its own time. To fire a program's schedules with it, use `runSchedules` of the
+ * testing entry: it waits until the scheduler's timers are armed and lets each run finish
+ * before the next tick.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { ManualClock } from "@svc/runtime/testing";
+ *
  * const clock = new ManualClock("2025-03-09T06:00:00Z");
- * const scheduler = new Scheduler(rt, { clock });
- * await scheduler.start();
- * await clock.advance(24 * 3600_000); // a day, instantly
+ * const woke: string[] = [];
+ * const sleeper = (async () => {
+ *   await clock.sleepUntil(Date.parse("2025-03-09T06:00:20Z"));
+ *   woke.push(new Date(clock.now()).toISOString());
+ * })();
+ * await clock.advance(30_000); // wakes the sleeper at :20, then moves on to :30
+ * await sleeper;
+ * assert.deepEqual(woke, ["2025-03-09T06:00:20.000Z"]);
+ * assert.equal(clock.now(), Date.parse("2025-03-09T06:00:30Z"));
  * ```
  */
 export class ManualClock implements Clock {
@@ -67,6 +79,8 @@ export class ManualClock implements Clock {
   #settleMs: number;
 
   /**
+   * Creates a clock standing at `start`.
+   *
    * @param start the initial time (epoch ms, Date or ISO string)
    * @param settleMs how long `advance` waits, in real time, for woken code to sleep again
    */

@@ -1,6 +1,6 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { ManualClock, systemClock } from "../../src/scheduler/clock.ts";
+import { ManualClock, systemClock } from "../../src/async/clock.ts";
 
 test("systemClock.sleepUntil() wakes at the instant, and at once when aborted", async () => {
   const target = Date.now() + 60;
