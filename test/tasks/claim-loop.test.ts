@@ -147,6 +147,21 @@ for (const backend of backends()) {
     assert.is(a.stats.most, 2);
   });
 
+  test(name("a delayed task wakes an idle worker when it is due"), async () => {
+    const a = counted("a", 2);
+    const rt = make(a.def);
+    await startWorker(rt);
+    const client = taskClient(rt);
+    // Idle, with nothing scheduled: only a notification tells it when the next task is due.
+    await client.enqueue("a", { i: 0 }, { delayMs: 200 });
+    await waitFor(() => a.stats.done === 1, BOUND, "the delayed task");
+    // A later one behind an earlier one, and an earlier one behind a later one.
+    await client.enqueue("a", { i: 1 }, { delayMs: 400 });
+    await client.enqueue("a", { i: 2 }, { delayMs: 100 });
+    await waitFor(() => a.stats.done === 3, BOUND, `3 done (got ${a.stats.done})`);
+    assert.equal(a.stats.order, ["a0", "a2", "a1"]);
+  });
+
   test(name("a task claimed ahead: cancelled, it never runs; at stop it goes back"), async () => {
     const held = gate();
     const started: number[] = [];
