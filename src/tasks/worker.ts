@@ -46,6 +46,13 @@ const CLAIM_BATCH = 100;
  */
 const PREFETCH_BELOW_MS = 20;
 
+/**
+ * Longest a task claimed ahead waits for a slot before it is handed back (unattempted, for any
+ * worker to take) and claiming ahead stops for its type until a run ends quickly again: runs
+ * that turned long must not keep tasks from idle workers.
+ */
+const HOLD_MAX_MS = 100;
+
 /** Most runs closed in one write. */
 const FINISH_BATCH = 200;
 
@@ -88,6 +95,8 @@ interface _Run {
   deadline: number;
   /** Whether its handler started (a run claimed ahead waits in its type's buffer first). */
   started: boolean;
+  /** When it was put in its type's buffer (epoch ms). */
+  heldAt?: number;
   cause?: _Cause;
   /** Set once the outcome is decided; later outcomes are ignored. */
   closed: boolean;
@@ -405,7 +414,10 @@ export class TaskWorker implements Service {
       for (const run of runs) {
         const type = run.def.name;
         if (this.#busy.get(type)! < this.#limits.get(type)!) this.#invoke(run);
-        else this.#held.get(type)!.push(run);
+        else {
+          run.heldAt = Date.now();
+          this.#held.get(type)!.push(run);
+        }
       }
       if (this.#dirty || this.#claimable()) continue;
       await this.#idle(Math.min(this.#pollMs, claimed.nextDueMs ?? Infinity));
@@ -557,6 +569,13 @@ export class TaskWorker implements Service {
 
   #sweepTimeouts(): void {
     const now = Date.now();
+    for (const [type, held] of this.#held) {
+      if (held.length === 0 || now - held[0].heldAt! < HOLD_MAX_MS) continue;
+      this.#runMs.set(type, Infinity);
+      for (const run of [...held]) {
+        if (now - run.heldAt! >= HOLD_MAX_MS) this.#abortRun(run, "shutdown");
+      }
+    }
     for (const run of this.#runs.values()) {
       if (run.started && !run.closed && !run.cause && now >= run.deadline) {
         this.#abortRun(run, "timeout");
