@@ -128,6 +128,13 @@ for n in "${dead[@]}"; do start_node "$(run_of "$n")" "$HEAP"; done
 
 pidfiles=()
 for n in "${NODES[@]}"; do pidfiles+=("$(run_of "$n")/kafka.pid"); done
-ready() { all_answer && admin_ready "$BOOTSTRAP" "$(run_of 1)" 3; }
+# A fresh cluster passes the AdminClient check too (an RF 3 topic gets a leader); a restarted node
+# is ready once every node's metadata lists all three brokers again (a fenced broker is not
+# listed), which needs no JVM client on a busy machine.
+if ((${#alive[@]} == 0)); then
+  ready() { all_answer && admin_ready "$BOOTSTRAP" "$(run_of 1)" 3; }
+else
+  ready() { all_answer; }
+fi
 if ! wait_until ready "${pidfiles[@]}"; then die "the cluster did not come up on $BOOTSTRAP"; fi
 log "3-node cluster ready on $BOOTSTRAP"

@@ -11,7 +11,7 @@ import { DLQ_HEADERS } from "./consumers/dead-letter.ts";
 import type { BulkConsumerDefinition, ConsumerDefinition, Message } from "./consumers/define.ts";
 import type { BusRecord } from "./infra/bus-consumer.ts";
 import { ManualClock } from "./async/clock.ts";
-import { type ScheduleDefinition, SCHEDULES, type Trigger } from "./scheduler/define.ts";
+import { SCHEDULES, type Trigger } from "./scheduler/define.ts";
 import { Scheduler } from "./scheduler/scheduler.ts";
 import { RUNS_KEPT, type ScheduleRunStatus, ScheduleStore } from "./scheduler/store.ts";
 import { toIssues } from "./http/validate.ts";

@@ -5,7 +5,9 @@ import { loadConfig } from "../src/config.ts";
 import { createLogger } from "../src/log.ts";
 import { createRuntime, type Runtime, type RuntimeOptions } from "../src/runtime.ts";
 import { System } from "../src/system.ts";
-import type { Command, Reply } from "../src/infra/store.ts";
+import type { Command, Reply, Store } from "../src/infra/store.ts";
+import { MemoryStore } from "../src/infra/memory-store.ts";
+import { ManualClock } from "../src/async/clock.ts";
 
 /**
  * A TCP port nothing listens on now (for a server a test starts itself).
@@ -84,6 +86,33 @@ export async function cleanup(): Promise<void> {
  */
 export function unique(label = "t"): string {
   return `${label}-${crypto.randomUUID().slice(0, 8)}`;
+}
+
+/** How time passes for a test on one engine: see {@link storeTime}. */
+export interface StoreTime {
+  /** The store to run on (the embedded one on the manual clock); undefined on Redis. */
+  store?: Store;
+  /** The manual clock (embedded engine only). */
+  clock?: ManualClock;
+  /** Lets `ms` pass on the store's clock: moved at once when manual, waited for on Redis. */
+  elapse(ms: number): Promise<void>;
+}
+
+/**
+ * The time of a test's store. On the embedded engine its scripts' `TIME` and key expiry follow
+ * a manual clock, so leases, retries and TTLs run out without waiting; Redis keeps its own
+ * clock, so there the time really passes.
+ *
+ * @param backend the engine
+ * @returns the store (embedded) and how to let time pass
+ */
+export function storeTime(backend: Backend): StoreTime {
+  if (backend.name === "redis") {
+    return { elapse: (ms) => new Promise((r) => setTimeout(r, ms)) };
+  }
+  const clock = new ManualClock(Date.now(), 200);
+  const store = new MemoryStore({ clock: () => clock.now() });
+  return { store, clock, elapse: (ms) => clock.advance(ms) };
 }
 
 /** A backend the behavioural tests run on. */

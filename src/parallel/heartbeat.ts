@@ -1,9 +1,9 @@
 /**
- * @module The heartbeat loop of a parallel worker: renews the leases of the chunks it runs
- * and notices runs that ended (a missed cancel message) or chunks it lost.
+ * @module The heartbeat of a parallel worker: the job core's lease renewal over the chunks it
+ * runs, which also notices runs that ended (a missed cancel message) and chunks it lost.
  */
-import { type Clock, systemClock } from "../async/clock.ts";
-import { Loop } from "../async/loop.ts";
+import type { Clock } from "../async/clock.ts";
+import { LeaseRenewer, type Renewal } from "../jobs/lease.ts";
 import type { Logger } from "../log.ts";
 import type { Held, RunStore } from "./store.ts";
 
@@ -15,18 +15,19 @@ export interface HeartbeatHost {
   lost(refcode: string, slots: readonly string[] | "all"): void;
 }
 
+/** One chunk's (or the merge's) lease. */
+interface _Lease extends Held {
+  refcode: string;
+}
+
 /** Renews leases every `intervalMs` until stopped. */
 export class Heartbeat {
-  #runs: RunStore;
-  #host: HeartbeatHost;
-  #log: Logger;
-  #loop: Loop;
-  #failing = false;
+  #renewer: LeaseRenewer<_Lease>;
 
   /**
    * @param runs the run store
    * @param host the processor
-   * @param intervalMs time between beats (a third of the shortest lease or less)
+   * @param intervalMs time between beats (see `renewEvery`)
    * @param log where failures go
    * @param clock whose time the beats are on (default the wall clock)
    */
@@ -35,40 +36,53 @@ export class Heartbeat {
     host: HeartbeatHost,
     intervalMs: number,
     log: Logger,
-    clock: Clock = systemClock,
+    clock?: Clock,
   ) {
-    this.#runs = runs;
-    this.#host = host;
-    this.#log = log;
-    this.#loop = new Loop(() => this.beat(), { everyMs: intervalMs, clock });
+    this.#renewer = new LeaseRenewer<_Lease>({
+      held: () =>
+        [...host.held()].flatMap(([refcode, held]) => held.map((h) => ({ refcode, ...h }))),
+      renew: (leases) => _renew(runs, leases),
+      onLost: (leases) => {
+        for (const [refcode, lost] of _byRun(leases)) host.lost(refcode, lost.map((l) => l.slot));
+      },
+      onEnded: (leases) => {
+        for (const refcode of _byRun(leases).keys()) host.lost(refcode, "all");
+      },
+      everyMs: intervalMs,
+      log,
+      clock,
+    });
   }
 
   /** Starts beating. */
   start(): void {
-    this.#loop.start();
+    this.#renewer.start();
   }
 
   /** Stops beating; resolves once a beat in progress ends. */
   stop(): Promise<void> {
-    return this.#loop.stop();
+    return this.#renewer.stop();
   }
 
   /** One beat: renews every held lease, stops what is no longer ours. */
-  async beat(): Promise<void> {
-    const held = this.#host.held();
-    try {
-      await Promise.all([...held].map(async ([refcode, slots]) => {
-        const { status, lost } = await this.#runs.heartbeat(refcode, slots);
-        if (status !== "in_progress") this.#host.lost(refcode, "all");
-        else if (lost.length) this.#host.lost(refcode, lost);
-      }));
-      if (this.#failing) this.#log.info("heartbeat recovered");
-      this.#failing = false;
-    } catch (err) {
-      // Leases run out while the store is unreachable; the chunks' results are then dropped
-      // and the chunks rerun, so a failed beat is only worth one log line per outage.
-      if (!this.#failing) this.#log.warn("heartbeat failed", { error: String(err) });
-      this.#failing = true;
-    }
+  beat(): Promise<void> {
+    return this.#renewer.renew();
   }
+}
+
+function _byRun(leases: _Lease[]): Map<string, _Lease[]> {
+  const out = new Map<string, _Lease[]>();
+  for (const l of leases) out.set(l.refcode, [...out.get(l.refcode) ?? [], l]);
+  return out;
+}
+
+/** Renews the leases run by run (each run's keys share one slot). */
+async function _renew(runs: RunStore, leases: _Lease[]): Promise<Renewal<_Lease>> {
+  const out: Renewal<_Lease> = { lost: [], ended: [] };
+  await Promise.all([..._byRun(leases)].map(async ([refcode, held]) => {
+    const { status, lost } = await runs.heartbeat(refcode, held);
+    if (status !== "in_progress") out.ended.push(...held);
+    else out.lost.push(...held.filter((h) => lost.includes(h.slot)));
+  }));
+  return out;
 }

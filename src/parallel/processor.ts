@@ -8,6 +8,7 @@ import { settleBy } from "../async/deadline.ts";
 import { delay } from "../async/delay.ts";
 import { type Clock, systemClock } from "../async/clock.ts";
 import { Loop } from "../async/loop.ts";
+import { renewEvery } from "../jobs/lease.ts";
 import { UnavailableError } from "../infra/store.ts";
 import type { Logger } from "../log.ts";
 import type { Runtime, Service } from "../runtime.ts";
@@ -35,7 +36,7 @@ export interface ProcessorOptions {
   threads?: number;
   /** Idle poll interval (default {@link POLL_MS}). */
   pollMs?: number;
-  /** Heartbeat interval (default: a third of the shortest lease, at most 1 s). */
+  /** Heartbeat interval (default: `renewEvery` of the shortest lease). */
   heartbeatMs?: number;
   /** Whose time leases, polls and heartbeats run on (tests); the wall clock and the store's own by default. */
   clock?: Clock;
@@ -103,7 +104,7 @@ export class ParallelProcessor implements Service {
     this.#heartbeat = new Heartbeat(
       this.#runs,
       { held: () => this.#held(), lost: (refcode, slots) => this.#stopRun(refcode, slots) },
-      options.heartbeatMs ?? Math.min(1_000, Math.floor(shortestLease / 3)),
+      options.heartbeatMs ?? renewEvery(shortestLease),
       this.#log,
       this.#clock,
     );

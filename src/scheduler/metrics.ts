@@ -16,6 +16,8 @@ export interface SchedulerMetrics {
   claimsLost: Counter<"schedule">;
   /** Missed ticks (no replica claimed them in time) that the missed policy did not run. */
   missed: Counter<"schedule">;
+  /** Runs taken over from a replica that stopped before finishing them. */
+  takeovers: Counter<"schedule">;
 }
 
 /**
@@ -54,6 +56,12 @@ export const schedulerMetrics: (rt: Runtime) => SchedulerMetrics = perRuntime((r
   missed: new Counter({
     name: "scheduler_ticks_missed_total",
     help: "Missed ticks (within the catch-up window) that the missed policy did not run",
+    labelNames: ["schedule"],
+    registers: [rt.metrics],
+  }),
+  takeovers: new Counter({
+    name: "scheduler_runs_taken_over_total",
+    help: "Runs taken over from a scheduler replica that stopped before finishing them",
     labelNames: ["schedule"],
     registers: [rt.metrics],
   }),

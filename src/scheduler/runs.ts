@@ -9,7 +9,7 @@ import type { Logger } from "../log.ts";
 import type { Clock } from "../async/clock.ts";
 import type { ScheduleContext, ScheduleDefinition, Trigger } from "./define.ts";
 import type { SchedulerMetrics } from "./metrics.ts";
-import type { BeginOutcome, ScheduleStore } from "./store.ts";
+import type { BeginOutcome, RunRecord, ScheduleStore } from "./store.ts";
 import { runAction } from "./actions.ts";
 
 /** Enqueues an async task and returns its refcode (the async-task engine's `enqueueTask`). */
@@ -42,6 +42,14 @@ export interface RunStarted {
   done: Promise<void>;
 }
 
+/**
+ * Fault injection for tests: `afterClaim` runs once a run is claimed and recorded, before its
+ * action starts; a hook that never returns (or kills the process) is a replica dying there.
+ */
+export interface RunFaults {
+  afterClaim?(schedule: string, runId: string): Promise<void> | void;
+}
+
 interface _InFlight {
   def: ScheduleDefinition;
   id: string;
@@ -70,11 +78,13 @@ export class Runs {
   #replica: string;
   #leaseMs: number;
   #enqueue: EnqueueFn;
+  #faults: RunFaults;
   #inFlight = new Map<string, _InFlight>();
   #closed = false;
 
   /**
-   * @param deps runtime, store, clock, metrics, this replica's id, lease, enqueue function
+   * @param deps runtime, store, clock, metrics, this replica's id, lease, enqueue function,
+   *   fault injection (tests)
    */
   constructor(deps: {
     rt: Runtime;
@@ -85,6 +95,7 @@ export class Runs {
     replica: string;
     leaseMs: number;
     enqueue: EnqueueFn;
+    faults?: RunFaults;
   }) {
     this.#rt = deps.rt;
     this.#store = deps.store;
@@ -94,6 +105,22 @@ export class Runs {
     this.#replica = deps.replica;
     this.#leaseMs = deps.leaseMs;
     this.#enqueue = deps.enqueue;
+    this.#faults = deps.faults ?? {};
+  }
+
+  /** This replica's name in run records. */
+  get replica(): string {
+    return this.#replica;
+  }
+
+  /** The run lease, ms. */
+  get leaseMs(): number {
+    return this.#leaseMs;
+  }
+
+  /** Whether a run is going here. */
+  has(id: string): boolean {
+    return this.#inFlight.has(id);
   }
 
   /** How many runs are going. */
@@ -132,6 +159,7 @@ export class Runs {
         replica: this.#replica,
       },
     });
+    const claimed = performance.now();
     const labels = { schedule: def.name };
     if (outcome === "lost") this.#metrics.claimsLost.inc(labels);
     if (outcome === "skipped") {
@@ -145,12 +173,55 @@ export class Runs {
     if (req.trigger === "schedule") {
       this.#metrics.lateness.observe(labels, Math.max(0, this.#clock.now() - req.tick) / 1000);
     }
+    await this.#faults.afterClaim?.(def.name, id);
+    return { outcome, previous, done: this.#start(def, id, req, startedAt, claimed) };
+  }
+
+  /**
+   * Runs a run this replica took over (its claimer died): the same record and run id, so an
+   * `enqueue` action's idempotency key is the same as the first attempt's.
+   *
+   * @param def the schedule
+   * @param run the record, now this replica's
+   * @param startedAt when it was taken over
+   * @returns settles once the run is recorded as ended
+   */
+  resume(def: ScheduleDefinition, run: RunRecord, startedAt: number): Promise<void> {
+    if (this.#closed) throw new Error("The scheduler is stopping");
+    this.#metrics.takeovers.inc({ schedule: def.name });
+    this.#log.warn("run taken over from a replica that stopped", {
+      schedule: def.name,
+      run: run.id,
+      scheduled_at: new Date(run.scheduledAt).toISOString(),
+      from: run.replica,
+    });
+    return this.#start(
+      def,
+      run.id,
+      {
+        tick: run.scheduledAt,
+        trigger: run.trigger,
+        claim: false,
+      },
+      startedAt,
+      performance.now(),
+    );
+  }
+
+  /** `claimed`: when the lease was last taken (performance.now()). */
+  #start(
+    def: ScheduleDefinition,
+    id: string,
+    req: RunRequest,
+    startedAt: number,
+    claimed: number,
+  ): Promise<void> {
     const controller = new AbortController();
     const run: _InFlight = { def, id, controller, done: Promise.resolve() };
     this.#inFlight.set(id, run);
-    run.done = this.#execute(def, id, req, startedAt, controller.signal)
+    run.done = this.#execute(def, id, req, startedAt, controller, claimed)
       .finally(() => this.#inFlight.delete(id));
-    return { outcome, previous, done: run.done };
+    return run.done;
   }
 
   async #execute(
@@ -158,8 +229,10 @@ export class Runs {
     id: string,
     req: RunRequest,
     startedAt: number,
-    signal: AbortSignal,
+    controller: AbortController,
+    claimed: number,
   ): Promise<void> {
+    const signal = controller.signal;
     const log = this.#log.child({ schedule: def.name, run: id });
     let refcode: string | undefined;
     const ctx: ScheduleContext = {
@@ -179,19 +252,32 @@ export class Runs {
       },
     };
     const renew = setInterval(() => {
-      this.#store.renew(def.name, id, this.#leaseMs).catch((err) =>
-        log.warn("run lease not renewed", { error: err })
-      );
+      this.#store.renew(def.name, id, this.#leaseMs, this.#replica).then((held) => {
+        // Another replica took the run over (this one stalled past its lease): stop, record
+        // nothing; the run is theirs.
+        if (!held && !signal.aborted) {
+          log.warn("run lease lost: another replica took the run over");
+          controller.abort(new Error("The run was taken over by another replica"));
+        }
+      }).catch((err) => log.warn("run lease not renewed", { error: err }));
     }, Math.max(10, Math.floor(this.#leaseMs / 3)));
     let error: string | undefined;
     try {
+      // A replica that stalled between its claim and here (half a lease: a takeover needs a
+      // whole one) may have lost the run to a takeover: it checks before starting the action.
+      const stalled = performance.now() - claimed > this.#leaseMs / 2;
+      if (stalled && !(await this.#store.renew(def.name, id, this.#leaseMs, this.#replica))) {
+        controller.abort(new Error("The run was taken over by another replica"));
+        log.warn("run not started: another replica took it over");
+        return;
+      }
       await runAction(def.action, ctx);
     } catch (err) {
       error = err instanceof Error ? err.message : String(err);
     } finally {
       clearInterval(renew);
     }
-    if (signal.aborted) return; // recorded by drain() at the deadline
+    if (signal.aborted) return; // recorded by drain() at the deadline, or taken over
     const finishedAt = this.#clock.now();
     const status = error === undefined ? "completed" : "failed";
     this.#metrics.runs.inc({ schedule: def.name, status });
@@ -201,7 +287,12 @@ export class Runs {
     );
     if (error !== undefined) log.warn("run failed", { error });
     try {
-      await this.#store.finish(def.name, id, { status, finishedAt, refcode, error });
+      await this.#store.finish(def.name, id, this.#replica, {
+        status,
+        finishedAt,
+        refcode,
+        error,
+      });
     } catch (err) {
       log.error("run end not recorded", { status, error: err });
     }
@@ -227,7 +318,7 @@ export class Runs {
     await Promise.allSettled(left.map(async (run) => {
       run.controller.abort(new Error("The scheduler is stopping"));
       this.#metrics.runs.inc({ schedule: run.def.name, status: "failed" });
-      await this.#store.finish(run.def.name, run.id, {
+      await this.#store.finish(run.def.name, run.id, this.#replica, {
         status: "failed",
         finishedAt: this.#clock.now(),
         error: "The scheduler stopped before the run finished",

@@ -10,7 +10,8 @@ import { ScheduleLoop } from "./loop.ts";
 import { ManualRuns } from "./manual.ts";
 import { schedulerMetrics } from "./metrics.ts";
 import { type ResolvedSchedule, validateSchedules } from "./overrides.ts";
-import { type EnqueueFn, Runs } from "./runs.ts";
+import { type EnqueueFn, type RunFaults, Runs } from "./runs.ts";
+import { RunRecoverer } from "./recoverer.ts";
 import { ScheduleStore } from "./store.ts";
 
 /** How long a run's lease lasts without renewal (renewed every third of it while it runs). */
@@ -28,6 +29,8 @@ export interface SchedulerOptions {
   replica?: string;
   /** How `enqueue` actions reach the async-task engine (`enqueueTask` by default). */
   enqueue?: EnqueueFn;
+  /** Fault injection (tests): e.g. die between claiming a tick and running it. */
+  faults?: RunFaults;
 }
 
 const _enqueueTask: EnqueueFn = async (rt, type, input, options) =>
@@ -36,8 +39,10 @@ const _enqueueTask: EnqueueFn = async (rt, type, input, options) =>
 /**
  * Runs every enabled schedule of `rt.system`, each tick exactly once across replicas.
  *
- * Stop order: timers first (no new tick starts), then the manual-run loop, then the runs in
- * flight are given until the deadline; what is still running then is recorded `failed`.
+ * Stop order: timers first (no new tick starts), then the manual-run loop and the recoverer
+ * (no run is taken over), then the runs in flight are given until the deadline; what is still
+ * running then is recorded `failed`. A run whose replica died (between claiming its tick and
+ * finishing it) is taken over by another replica once its lease expires.
  *
  * @example
  * ```ts
@@ -55,6 +60,7 @@ export class Scheduler implements Service {
   #clock: Clock;
   #loops: ScheduleLoop[] = [];
   #manual: ManualRuns;
+  #recoverer: RunRecoverer;
 
   /**
    * @param rt the runtime (its system's schedules, its store, its metrics)
@@ -76,6 +82,7 @@ export class Scheduler implements Service {
       replica: options.replica ?? rt.instanceId,
       leaseMs: options.leaseMs ?? RUN_LEASE_MS,
       enqueue: options.enqueue ?? _enqueueTask,
+      faults: options.faults,
     });
     const defs = new Map<string, ScheduleDefinition>();
     for (const [name, r] of this.#resolved) defs.set(name, r.def);
@@ -85,6 +92,13 @@ export class Scheduler implements Service {
       schedules: defs,
       log,
       pollMs: options.manualPollMs,
+    });
+    this.#recoverer = new RunRecoverer({
+      store: this.#store,
+      runs: this.#runs,
+      schedules: defs,
+      clock: this.#clock,
+      log,
     });
   }
 
@@ -114,12 +128,14 @@ export class Scheduler implements Service {
       });
     }
     await this.#manual.start();
+    await this.#recoverer.start();
   }
 
   async stop(deadline: number): Promise<void> {
     try {
       await Promise.all(this.#loops.map((loop) => loop.stop()));
       await this.#manual.stop();
+      await this.#recoverer.stop();
       await this.#runs.drain(deadline);
     } catch (err) {
       this.#rt.log.error("scheduler stop failed", { component: "scheduler", error: err });

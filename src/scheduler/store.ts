@@ -109,34 +109,62 @@ return {outcome, prev}
 `,
 });
 
-// finish: closes a running run's record and releases what it holds.
+// finish: closes a running run's record and releases what it holds, if the caller still owns it.
 // KEYS[1] overlap lock   KEYS[2] run hash   KEYS[3] run's alive key
-// ARGV[1] run id   ARGV[2..] fields to set: name, value, …
-// Returns 1 when the record was written, 0 when it was no longer running (finished already, or
-// trimmed away).
+// ARGV[1] run id   ARGV[2] the replica finishing it   ARGV[3..] fields to set: name, value, …
+// Returns 1 when the record was written, 0 when it was no longer running (finished already,
+// trimmed away, or taken over by another replica).
 const FINISH = defineScript({
   name: "scheduler.finish",
   lua: `
+if redis.call("HGET", KEYS[2], "replica") ~= ARGV[2] then return 0 end
 if redis.call("GET", KEYS[1]) == ARGV[1] then redis.call("DEL", KEYS[1]) end
 redis.call("DEL", KEYS[3])
 if redis.call("HGET", KEYS[2], "status") ~= "running" then return 0 end
 local fields = {}
-for i = 2, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 3, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call("HSET", KEYS[2], unpack(fields))
 return 1
 `,
 });
 
-// renew: extends a running run's leases (its alive key, and the overlap lock if it holds it).
+// renew: extends a running run's leases (its alive key, and the overlap lock if it holds it),
+// if the caller still owns the run.
 // KEYS[1] overlap lock   KEYS[2] run hash   KEYS[3] run's alive key
-// ARGV[1] run id   ARGV[2] lease ms
-// Returns 1 when renewed, 0 when the run is no longer running.
+// ARGV[1] run id   ARGV[2] lease ms   ARGV[3] the replica running it
+// Returns 1 when renewed, 0 when the run is no longer running or no longer this replica's.
 const RENEW = defineScript({
   name: "scheduler.renew",
   lua: `
 if redis.call("HGET", KEYS[2], "status") ~= "running" then return 0 end
+if redis.call("HGET", KEYS[2], "replica") ~= ARGV[3] then return 0 end
 if redis.call("GET", KEYS[1]) == ARGV[1] then redis.call("PEXPIRE", KEYS[1], ARGV[2]) end
 redis.call("SET", KEYS[3], "1", "PX", ARGV[2])
+return 1
+`,
+});
+
+// take over: a running run whose lease expired (its replica died between claiming the tick and
+// finishing the run) becomes the caller's; after too many takeovers it is failed instead.
+// KEYS[1] overlap lock   KEYS[2] run hash   KEYS[3] run's alive key
+// ARGV[1] run id   ARGV[2] replica   ARGV[3] lease ms   ARGV[4] now (epoch ms)
+// ARGV[5] most takeovers
+// Returns 1 when taken over, 2 when failed for too many takeovers, 0 when not orphaned.
+const TAKE_OVER = defineScript({
+  name: "scheduler.takeOver",
+  lua: `
+if redis.call("HGET", KEYS[2], "status") ~= "running" then return 0 end
+if redis.call("EXISTS", KEYS[3]) == 1 then return 0 end
+local taken = tonumber(redis.call("HGET", KEYS[2], "takeovers") or "0")
+if taken >= tonumber(ARGV[5]) then
+  redis.call("HSET", KEYS[2], "status", "failed", "finished_at", ARGV[4],
+    "error", "Its replica stopped before it finished, " .. taken .. " times in a row")
+  if redis.call("GET", KEYS[1]) == ARGV[1] then redis.call("DEL", KEYS[1]) end
+  return 2
+end
+redis.call("HSET", KEYS[2], "replica", ARGV[2], "started_at", ARGV[4], "takeovers", taken + 1)
+redis.call("SET", KEYS[3], "1", "PX", ARGV[3])
+if not redis.call("GET", KEYS[1]) then redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[3]) end
 return 1
 `,
 });
@@ -248,21 +276,24 @@ export class ScheduleStore {
   }
 
   /**
-   * Closes a running run.
+   * Closes a running run, if `replica` still owns it.
    *
    * @param name the schedule
    * @param id the run
+   * @param replica the replica running it
    * @param fields `status`, `finished_at`, `refcode`, `error`
-   * @returns false when the run was no longer running
+   * @returns false when the run was no longer running, or no longer this replica's
    */
   async finish(
     name: string,
     id: string,
+    replica: string,
     fields: { status: ScheduleRunStatus; finishedAt: number; refcode?: string; error?: string },
   ): Promise<boolean> {
     const k = scheduleKeys(this.#prefix, name);
     const args: (string | number)[] = [
       id,
+      replica,
       "status",
       fields.status,
       "finished_at",
@@ -279,21 +310,72 @@ export class ScheduleStore {
   }
 
   /**
-   * Extends a running run's leases.
+   * Extends a running run's leases, if `replica` still owns it.
    *
    * @param name the schedule
    * @param id the run
    * @param leaseMs new lease
-   * @returns false when the run is no longer running
+   * @param replica the replica running it
+   * @returns false when the run is no longer running, or was taken over
    */
-  async renew(name: string, id: string, leaseMs: number): Promise<boolean> {
+  async renew(name: string, id: string, leaseMs: number, replica: string): Promise<boolean> {
     const k = scheduleKeys(this.#prefix, name);
     const reply = await this.#store.eval(
       RENEW,
       [k.lock, k.runPrefix + id, k.alivePrefix + id],
-      [id, leaseMs],
+      [id, leaseMs, replica],
     );
     return reply === 1;
+  }
+
+  /**
+   * The newest runs still recorded `running` whose lease expired: their replica died.
+   *
+   * @param name the schedule
+   * @param newest how many of the newest runs to look at
+   * @returns the orphaned runs
+   */
+  async orphans(name: string, newest: number): Promise<RunRecord[]> {
+    const k = scheduleKeys(this.#prefix, name);
+    const ids = await this.#store.command(["LRANGE", k.runs, 0, newest - 1]) as string[];
+    if (!ids.length) return [];
+    const replies = await this.#store.pipeline(
+      ids.flatMap((id) => [["HGETALL", k.runPrefix + id], ["EXISTS", k.alivePrefix + id]]),
+    );
+    const out: RunRecord[] = [];
+    for (let i = 0; i < ids.length; i++) {
+      const h = toHash(replies[2 * i]);
+      if (h.id && h.status === "running" && replies[2 * i + 1] === 0) out.push(_record(h));
+    }
+    return out;
+  }
+
+  /**
+   * Takes over an orphaned run (its lease expired): it becomes `replica`'s, with a new lease.
+   *
+   * @param name the schedule
+   * @param id the run
+   * @param replica the replica taking it
+   * @param leaseMs its lease
+   * @param now epoch ms (its new `started_at`)
+   * @param most takeovers allowed before the run is failed instead
+   * @returns `taken`, `failed` (too many takeovers) or `kept` (not orphaned: someone has it)
+   */
+  async takeOver(
+    name: string,
+    id: string,
+    replica: string,
+    leaseMs: number,
+    now: number,
+    most: number,
+  ): Promise<"taken" | "failed" | "kept"> {
+    const k = scheduleKeys(this.#prefix, name);
+    const reply = await this.#store.eval(
+      TAKE_OVER,
+      [k.lock, k.runPrefix + id, k.alivePrefix + id],
+      [id, replica, leaseMs, now, most],
+    );
+    return reply === 1 ? "taken" : reply === 2 ? "failed" : "kept";
   }
 
   /**

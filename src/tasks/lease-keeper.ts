@@ -14,16 +14,17 @@
  * lease token check in `finish`.
  */
 import { deadline, settleBy } from "../async/deadline.ts";
-import { Loop } from "../async/loop.ts";
+import { LeaseRenewer } from "../jobs/lease.ts";
 import { redisOptions, type Runtime } from "../runtime.ts";
 import type { Logger } from "../log.ts";
 import type { TaskBroker } from "./broker.ts";
-import { LeaseTable } from "./lease-table.ts";
+import { LeaseTable, type TableEntry } from "./lease-table.ts";
 import {
   type FromThread,
   type Lease,
   renewEvery,
   renewLeases,
+  toLeases,
   type ToThread,
 } from "./lease-renewal.ts";
 
@@ -94,9 +95,14 @@ export class LeaseSet {
    * @param broker the broker to renew through
    * @returns lost runs and runs asked to cancel
    */
-  renew(broker: TaskBroker): Promise<{ lost: Lease[]; cancel: Lease[] }> {
-    const entries = [...this.#kept].map(([refcode, k]) => ({ refcode, ...k }));
-    return renewLeases(broker, entries, this.leaseMs);
+  async renew(broker: TaskBroker): Promise<{ lost: Lease[]; cancel: Lease[] }> {
+    const { lost, ended } = await renewLeases(broker, this.entries(), this.leaseMs);
+    return { lost: toLeases(lost), cancel: toLeases(ended) };
+  }
+
+  /** The kept runs. */
+  entries(): TableEntry[] {
+    return [...this.#kept].map(([refcode, k]) => ({ refcode, ...k }));
   }
 }
 
@@ -104,10 +110,7 @@ export class LeaseSet {
 export class LoopLeaseKeeper implements LeaseKeeper {
   readonly mode = "loop" as const;
   #set: LeaseSet;
-  #broker: TaskBroker;
-  #events: LeaseEvents;
-  #log: Logger;
-  #loop: Loop;
+  #renewer: LeaseRenewer<TableEntry>;
 
   /**
    * @param broker the broker
@@ -116,27 +119,20 @@ export class LoopLeaseKeeper implements LeaseKeeper {
    * @param log for renewal errors
    */
   constructor(broker: TaskBroker, leaseMs: number, events: LeaseEvents, log: Logger) {
-    this.#set = new LeaseSet(leaseMs);
-    this.#broker = broker;
-    this.#events = events;
-    this.#log = log;
-    this.#loop = new Loop(() => this.#tick(), { everyMs: renewEvery(leaseMs) });
+    const set = this.#set = new LeaseSet(leaseMs);
+    this.#renewer = new LeaseRenewer({
+      held: () => set.entries(),
+      renew: (runs) => renewLeases(broker, runs, leaseMs),
+      onLost: (runs) => events.onLost(toLeases(runs)),
+      onEnded: (runs) => events.onCancel(toLeases(runs)),
+      everyMs: renewEvery(leaseMs),
+      log,
+    });
   }
 
   start(): Promise<void> {
-    this.#loop.start();
+    this.#renewer.start();
     return Promise.resolve();
-  }
-
-  async #tick(): Promise<void> {
-    if (this.#set.size === 0) return;
-    try {
-      const { lost, cancel } = await this.#set.renew(this.#broker);
-      if (lost.length) this.#events.onLost(lost);
-      if (cancel.length) this.#events.onCancel(cancel);
-    } catch (err) {
-      this.#log.warn("lease renewal failed", { error: err });
-    }
   }
 
   track(refcode: string, token: string, until: number): void {
@@ -148,7 +144,7 @@ export class LoopLeaseKeeper implements LeaseKeeper {
   }
 
   stop(): Promise<void> {
-    return this.#loop.stop();
+    return this.#renewer.stop();
   }
 }
 

@@ -3,38 +3,48 @@
  * the main thread's keepers and the thread itself share.
  */
 import type { RedisOptions } from "../infra/redis.ts";
+import type { Renewal } from "../jobs/lease.ts";
 import type { TaskBroker } from "./broker.ts";
 import type { TableEntry } from "./lease-table.ts";
+
+export { renewEvery } from "../jobs/lease.ts";
 
 /** A run's lease: `[refcode, token]`. */
 export type Lease = [refcode: string, token: string];
 
-/** How often leases are renewed: four chances per lease. */
-export const renewEvery = (leaseMs: number) => Math.max(50, Math.floor(leaseMs / 4));
-
 /**
- * Renews the given runs' leases, skipping those past their hard deadline.
+ * The renewal of the job core's lease pattern for tasks: renews the given runs' leases,
+ * skipping those past their hard deadline (a handler stuck for ever loses its task, once).
  *
  * @param broker the broker
  * @param entries the runs
  * @param leaseMs new lease length
- * @returns lost runs and runs asked to cancel
+ * @returns the runs whose lease was lost, and those asked to cancel (`ended`)
  */
 export async function renewLeases(
   broker: TaskBroker,
   entries: Iterable<TableEntry>,
   leaseMs: number,
-): Promise<{ lost: Lease[]; cancel: Lease[] }> {
+): Promise<Renewal<TableEntry>> {
   const now = Date.now();
-  const due = new Map<string, string>();
-  for (const { refcode, token, until } of entries) if (until > now) due.set(refcode, token);
-  if (due.size === 0) return { lost: [], cancel: [] };
-  const { lost, cancel } = await broker.renew([...due], leaseMs);
-  return {
-    lost: lost.map((r) => [r, due.get(r)!]),
-    cancel: cancel.map((r) => [r, due.get(r)!]),
-  };
+  const due = new Map<string, TableEntry>();
+  for (const entry of entries) if (entry.until > now) due.set(entry.refcode, entry);
+  if (due.size === 0) return { lost: [], ended: [] };
+  const { lost, cancel } = await broker.renew(
+    [...due.values()].map((e) => [e.refcode, e.token]),
+    leaseMs,
+  );
+  return { lost: lost.map((r) => due.get(r)!), ended: cancel.map((r) => due.get(r)!) };
 }
+
+/**
+ * The `[refcode, token]` pairs of some runs.
+ *
+ * @param entries the runs
+ * @returns their leases
+ */
+export const toLeases = (entries: readonly TableEntry[]): Lease[] =>
+  entries.map((e) => [e.refcode, e.token]);
 
 /** Messages from the main thread to the lease thread. */
 export type ToThread =

@@ -2,16 +2,22 @@
  * @module Web Worker entry: renews task leases on its own Redis connection, so a handler that
  * blocks the main thread's event loop keeps its lease (see `lease-keeper.ts`).
  */
-import { Loop } from "../async/loop.ts";
+import { LeaseRenewer } from "../jobs/lease.ts";
 import { RedisStore } from "../infra/redis.ts";
 import { createLogger, type LogLevel } from "../log.ts";
 import { TaskBroker } from "./broker.ts";
 import { taskKeys } from "./keys.ts";
-import { type FromThread, renewEvery, renewLeases, type ToThread } from "./lease-renewal.ts";
-import { LeaseTable } from "./lease-table.ts";
+import {
+  type FromThread,
+  renewEvery,
+  renewLeases,
+  toLeases,
+  type ToThread,
+} from "./lease-renewal.ts";
+import { LeaseTable, type TableEntry } from "./lease-table.ts";
 
 let store: RedisStore | undefined;
-let loop: Loop | undefined;
+let renewer: LeaseRenewer<TableEntry> | undefined;
 /** The worker's global scope, typed here rather than by a `deno.worker` lib directive. */
 const scope = globalThis as unknown as {
   postMessage(msg: FromThread): void;
@@ -30,18 +36,18 @@ async function onMessage(event: MessageEvent<ToThread>): Promise<void> {
     store = new RedisStore(msg.redisUrl, log, msg.redis);
     const broker = new TaskBroker(store, taskKeys(msg.keyPrefix));
     const table = new LeaseTable(msg.table);
-    loop = new Loop(async () => {
-      try {
-        const renewed = await renewLeases(broker, table.read(), msg.leaseMs);
-        if (renewed.lost.length || renewed.cancel.length) post({ op: "renewed", ...renewed });
-      } catch (err) {
-        log.warn("lease renewal failed", { error: err });
-      }
-    }, { everyMs: renewEvery(msg.leaseMs) });
-    loop.start();
+    renewer = new LeaseRenewer({
+      held: () => table.read(),
+      renew: (runs) => renewLeases(broker, runs, msg.leaseMs),
+      onLost: (runs) => post({ op: "renewed", lost: toLeases(runs), cancel: [] }),
+      onEnded: (runs) => post({ op: "renewed", lost: [], cancel: toLeases(runs) }),
+      everyMs: renewEvery(msg.leaseMs),
+      log,
+    });
+    renewer.start();
     post({ op: "ready" });
   } else if (msg.op === "stop") {
-    await loop?.stop();
+    await renewer?.stop();
     await store?.close();
     post({ op: "stopped" });
   }

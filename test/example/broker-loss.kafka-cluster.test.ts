@@ -98,6 +98,11 @@ test(`kill -9 the leader of most partitions during ${ORDERS} orders: no 201 lost
       await new Promise((r) => setTimeout(r, 250));
     }
   })();
+  // Stopped before the Redis client closes, also when an assertion fails first.
+  onCleanup(async () => {
+    sampling = false;
+    await sampler.catch(() => {});
+  });
   const answers: Answer[] = [];
   let next = 0;
   let killedAt = 0;

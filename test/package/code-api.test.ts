@@ -18,6 +18,7 @@ import {
   taskClient,
   UnknownScheduleError,
 } from "../../mod.ts";
+import { RUN_REFCODES } from "../../src/jobs/refcode.ts";
 import { runTask } from "../../src/testing.ts";
 import { cleanup, testRuntime } from "../helpers.ts";
 
@@ -88,7 +89,7 @@ test("startParallelRun() queues a run as POST /parallel-tasks does, and refuses 
   assert.is(started.taskId, "squares");
   // @ts-expect-error: the input is typed by the definition
   if (false as boolean) await startParallelRun(rt, squares, { n: "3" }, { workerCount: 2 });
-  assert.match(started.refcode, /^[A-Za-z0-9_-]{22}$/);
+  assert.ok(RUN_REFCODES.test(started.refcode), started.refcode);
   const refusal = async (run: () => Promise<unknown>) => {
     try {
       await run();

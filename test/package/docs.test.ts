@@ -23,7 +23,7 @@ test("every JSDoc example of the testing entry type-checks and passes", async ()
     "-A",
     "--doc",
     "src/testing.ts",
-    "src/scheduler/clock.ts",
+    "src/async/clock.ts",
   );
   assert.is(code, 0, text);
   // testRuntime, runTask, deliver, runSchedules, ManualClock
@@ -52,6 +52,15 @@ test("scripts/doc-lint.ts fails on an undocumented export and a private type", a
     assert.match(text, "references private type 'Hidden'");
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+test("an app's module graph holds the runtime's thread files, so deno compile embeds them unasked", async () => {
+  const { code, text } = await deno("info", "--json", "docs/guide/main.ts");
+  assert.is(code, 0, text);
+  const modules = (JSON.parse(text).modules as { specifier: string }[]).map((m) => m.specifier);
+  for (const file of ["src/parallel/thread.ts", "src/tasks/lease-thread.ts"]) {
+    assert.ok(modules.includes(`file://${ROOT}${file}`), `${file} in the graph`);
   }
 });
 

@@ -97,7 +97,7 @@ for (const backend of backends()) {
           replica: "host-1",
         },
       });
-      await store.finish("heartbeat", `r${i}`, {
+      await store.finish("heartbeat", `r${i}`, "host-1", {
         status: "completed",
         finishedAt: t0 + i * 30_000 + 5,
         refcode: i === 4 ? "ref-4" : undefined,

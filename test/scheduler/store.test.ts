@@ -1,6 +1,6 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { backends, cleanup, testRuntime, waitFor } from "../helpers.ts";
+import { backends, cleanup, storeTime, testRuntime, waitFor } from "../helpers.ts";
 import { RUNS_KEPT, ScheduleStore } from "../../src/scheduler/store.ts";
 import { scheduleKeys } from "../../src/scheduler/keys.ts";
 
@@ -10,10 +10,12 @@ for (const backend of backends()) {
   const test = suite(`ScheduleStore on ${backend.name}`);
   test.after(cleanup);
 
+  // Leases are key expiries: on the embedded engine they follow a manual clock.
   const setup = async () => {
-    const rt = testRuntime({ redis: backend.name === "redis" });
+    const time = storeTime(backend);
+    const rt = testRuntime({ redis: backend.name === "redis", store: time.store });
     await waitFor(async () => (await rt.store.check()).ok, 5000, "store ready");
-    return { rt, store: new ScheduleStore(rt.store, rt.config.keyPrefix) };
+    return { rt, store: new ScheduleStore(rt.store, rt.config.keyPrefix), elapse: time.elapse };
   };
   const record = (tick: number, replica = "r1") => ({
     trigger: "schedule" as const,
@@ -69,7 +71,9 @@ for (const backend of backends()) {
     assert.is(first.status, "running");
     // `allow` ignores the lock; finishing releases it.
     assert.is((await begin(store, T0 + 2000, { lock: "allow" })).outcome, "running");
-    assert.ok(await store.finish("job", `run-${T0}`, { status: "completed", finishedAt: T0 + 10 }));
+    assert.ok(
+      await store.finish("job", `run-${T0}`, "r1", { status: "completed", finishedAt: T0 + 10 }),
+    );
     assert.is((await begin(store, T0 + 3000)).outcome, "running");
   });
 
@@ -77,14 +81,14 @@ for (const backend of backends()) {
     const { store } = await setup();
     await begin(store, T0);
     assert.ok(
-      await store.finish("job", `run-${T0}`, {
+      await store.finish("job", `run-${T0}`, "r1", {
         status: "completed",
         finishedAt: T0 + 50,
         refcode: "abc",
       }),
     );
     assert.not.ok(
-      await store.finish("job", `run-${T0}`, { status: "failed", finishedAt: T0 + 60 }),
+      await store.finish("job", `run-${T0}`, "r1", { status: "failed", finishedAt: T0 + 60 }),
     );
     const [run] = await store.runs("job", 1);
     assert.equal(run, {
@@ -115,12 +119,12 @@ for (const backend of backends()) {
   });
 
   test("runs() reports a running run whose lease expired as failed; renew() keeps it", async () => {
-    const { store } = await setup();
+    const { store, elapse } = await setup();
     await begin(store, T0, { leaseMs: 150, lock: "allow" });
     await begin(store, T0 + 1000, { leaseMs: 150, lock: "allow" });
-    await new Promise((r) => setTimeout(r, 80));
-    assert.ok(await store.renew("job", `run-${T0 + 1000}`, 5000));
-    await new Promise((r) => setTimeout(r, 150));
+    await elapse(80);
+    assert.ok(await store.renew("job", `run-${T0 + 1000}`, 5000, "r1"));
+    await elapse(150);
     const [renewed, dead] = await store.runs("job", 10);
     assert.is(renewed.status, "running");
     assert.is(dead.status, "failed");
@@ -155,7 +159,7 @@ for (const backend of backends()) {
     const heard: string[] = [];
     const unsubscribe = await store.subscribeManual((name) => heard.push(name));
     await store.queueManual("job", "m", T0);
-    for (let i = 0; i < 100 && !heard.length; i++) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => heard.length > 0, 1000, "the wake-up");
     await unsubscribe();
     assert.equal(heard, ["job"]);
   });

@@ -5,7 +5,7 @@ import { taskKeys } from "../../src/tasks/keys.ts";
 import { TASK_REFCODES } from "../../src/jobs/refcode.ts";
 
 const newRefcode = () => TASK_REFCODES.make();
-import { backends, cleanup, testRuntime } from "../helpers.ts";
+import { backends, cleanup, storeTime, testRuntime } from "../helpers.ts";
 
 test.after(cleanup);
 
@@ -20,14 +20,14 @@ const entry = (over: Partial<EnqueueEntry> = {}): EnqueueEntry => ({
   ...over,
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 for (const backend of backends()) {
   const name = (s: string) => `[${backend.name}] ${s}`;
+  // The embedded store runs on a manual clock: leases, retries and delays pass without waiting.
   const make = () => {
-    const rt = testRuntime({ redis: backend.name === "redis" });
+    const time = storeTime(backend);
+    const rt = testRuntime({ redis: backend.name === "redis", store: time.store });
     const keys = taskKeys(rt.config.keyPrefix);
-    return { rt, keys, broker: new TaskBroker(rt.store, keys) };
+    return { rt, keys, broker: new TaskBroker(rt.store, keys), elapse: time.elapse };
   };
 
   test(
@@ -130,7 +130,7 @@ for (const backend of backends()) {
   });
 
   test(name("finish(retry) schedules the next attempt; the last attempt ends failed"), async () => {
-    const { broker } = make();
+    const { broker, elapse } = make();
     const e = entry({ maxAttempts: 2 });
     await broker.enqueue(e);
     let [task] = (await broker.claim([["job", 1]], 5000, "w.1", "w")).tasks;
@@ -144,7 +144,7 @@ for (const backend of backends()) {
     const early = await broker.claim([["job", 1]], 5000, "w.2", "w");
     assert.equal(early.tasks, []);
     assert.ok(early.nextDueMs !== null && early.nextDueMs <= 150, `next ${early.nextDueMs}`);
-    await sleep(200);
+    await elapse(200);
     [task] = (await broker.claim([["job", 1]], 5000, "w.3", "w")).tasks;
     assert.is(task.attempt, 2);
     const again = { kind: "retry" as const, error: "boom 2", delayMs: 0 };
@@ -209,13 +209,13 @@ for (const backend of backends()) {
   test(
     name("reclaim() takes back expired leases (attempt + 1), fails the last attempt"),
     async () => {
-      const { broker } = make();
+      const { broker, elapse } = make();
       const a = entry(), b = entry({ maxAttempts: 1 });
       await broker.enqueue(a);
       await broker.enqueue(b);
       const claimed = (await broker.claim([["job", 2]], 100, "w.1", "w")).tasks;
       assert.equal(await broker.reclaim(), []);
-      await sleep(150);
+      await elapse(150);
       const back = await broker.reclaim();
       assert.equal(back.sort(), [["job", "failed"], ["job", "queued"]]);
       assert.is((await broker.get(b.refcode))?.error, LEASE_EXPIRED_ERROR);
@@ -231,12 +231,12 @@ for (const backend of backends()) {
   );
 
   test(name("renew() extends held leases and reports lost ones"), async () => {
-    const { broker } = make();
+    const { broker, elapse } = make();
     const e = entry();
     await broker.enqueue(e);
     const [task] = (await broker.claim([["job", 1]], 150, "w.1", "w")).tasks;
     for (let i = 0; i < 3; i++) {
-      await sleep(80);
+      await elapse(80);
       assert.equal(await broker.renew([[e.refcode, task.token]], 150), { lost: [], cancel: [] });
     }
     assert.equal(await broker.reclaim(), []);
@@ -262,7 +262,7 @@ for (const backend of backends()) {
   });
 
   test(name("enqueue() with a delay schedules the task; depth() counts it"), async () => {
-    const { broker } = make();
+    const { broker, elapse } = make();
     const e = entry({ delayMs: 120 });
     await broker.enqueue(e);
     await broker.enqueue(entry());
@@ -270,7 +270,7 @@ for (const backend of backends()) {
     const now = await broker.claim([["job", 5]], 5000, "w.1", "w");
     assert.is(now.tasks.length, 1);
     assert.ok(now.nextDueMs !== null && now.nextDueMs <= 120);
-    await sleep(150);
+    await elapse(150);
     const later = await broker.claim([["job", 5]], 5000, "w.2", "w");
     assert.equal(later.tasks.map((t) => t.refcode), [e.refcode]);
   });
@@ -287,13 +287,13 @@ for (const backend of backends()) {
   });
 
   test(name("list() of queued and running tasks reads the queues, newest first"), async () => {
-    const { broker } = make();
+    const { broker, elapse } = make();
     const refs: string[] = [];
     for (const type of ["a", "b", "a", "a"]) {
       const e = entry({ type });
       refs.push(e.refcode);
       await broker.enqueue(e);
-      await sleep(3);
+      await elapse(3);
     }
     const types = ["a", "b"];
     const queued = async (type?: string, limit = 10) =>
@@ -304,7 +304,7 @@ for (const backend of backends()) {
     await broker.cancel(refs[2]);
     assert.equal(await queued("a"), [refs[3], refs[0]]);
     await broker.claim([["a", 1]], 5000, "w.1", "w");
-    await sleep(3);
+    await elapse(3);
     await broker.claim([["b", 1]], 5000, "w.2", "w");
     const running = await broker.list("in_progress", 10, { types });
     assert.equal(running.map((r) => r.refcode), [refs[1], refs[0]]);
@@ -316,14 +316,14 @@ for (const backend of backends()) {
   });
 
   test(name("list() of a terminal status drops records that expired from its index"), async () => {
-    const { broker, keys, rt } = make();
+    const { broker, elapse, keys, rt } = make();
     const refs: string[] = [];
     for (let i = 0; i < 3; i++) {
       const e = entry();
       refs.push(e.refcode);
       await broker.enqueue(e);
       await broker.cancel(e.refcode);
-      await sleep(3);
+      await elapse(3);
     }
     const cancelled = async (limit = 10) =>
       (await broker.list("cancelled", limit, { types: ["job"] })).map((r) => r.refcode);

@@ -7,11 +7,9 @@ import { taskClient } from "../../src/tasks/client.ts";
 import { ManualClock } from "../../src/async/clock.ts";
 import { Recoverer } from "../../src/tasks/recoverer.ts";
 import { TaskWorker } from "../../src/tasks/worker.ts";
-import { backends, cleanup, onCleanup, testRuntime } from "../helpers.ts";
+import { backends, cleanup, onCleanup, storeTime, testRuntime } from "../helpers.ts";
 
 test.after(cleanup);
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const job = defineTask({
   name: "job",
@@ -53,15 +51,21 @@ for (const backend of backends()) {
   );
 
   test(name("recover() fails a task whose last attempt's worker died"), async () => {
-    const rt = make();
+    // Leases run out on the store's clock: a manual one on the embedded engine.
+    const time = storeTime(backend);
+    const rt = testRuntime({
+      redis: backend.name === "redis",
+      system: new System().add(job),
+      store: time.store,
+    });
     const client = taskClient(rt);
     const { refcode } = await client.enqueue("job", {});
     await client.broker.claim([["job", 1]], 50, "dead.1", "dead");
-    await sleep(80);
+    await time.elapse(80);
     const recoverer = new Recoverer(rt);
     assert.is(await recoverer.recover(), 1);
     await client.broker.claim([["job", 1]], 50, "dead.2", "dead");
-    await sleep(80);
+    await time.elapse(80);
     assert.is(await recoverer.recover(), 1);
     const view = await client.get(refcode);
     assert.equal([view.status, view.attempts], ["failed", 2]);
