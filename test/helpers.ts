@@ -7,6 +7,7 @@ import { createRuntime, type Runtime, type RuntimeOptions } from "../src/runtime
 import { System } from "../src/system.ts";
 import type { Command, Reply, Store } from "../src/infra/store.ts";
 import { MemoryStore } from "../src/infra/memory-store.ts";
+import { RedisStore } from "../src/infra/redis.ts";
 import { ManualClock } from "../src/async/clock.ts";
 
 /**
@@ -218,6 +219,26 @@ export function testRuntime(options: TestRuntimeOptions = {}): Runtime {
     await Promise.allSettled([rt.bus.close(), rt.store.close()]);
   });
   return rt;
+}
+
+/**
+ * A RedisStore on the tests' Redis, once it answers.
+ *
+ * @param url the Redis
+ * @returns the store
+ * @throws when Redis does not answer within 5 s
+ */
+export async function readyRedis(url = REDIS_URL): Promise<RedisStore> {
+  const store = new RedisStore(url, createLogger("error"));
+  const end = Date.now() + 5000;
+  while (!(await store.check()).ok) {
+    if (Date.now() > end) {
+      await store.close();
+      throw new Error(`Redis at ${url} is not reachable`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return store;
 }
 
 /**

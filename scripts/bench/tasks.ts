@@ -14,7 +14,7 @@
  * task, and ratios; `SUMMARY` lines feed `deno task bench all`.
  *
  * Usage: `deno task bench tasks [--part system|single|cluster|both] [--tasks 20000]
- *   [--modes process,http] [--system-tasks 10000] [--flood-seconds 3] [--connections 32] [--concurrency 50]
+ *   [--modes process,http] [--system-tasks 6000] [--flood-seconds 3] [--connections 32] [--concurrency 50]
  *   [--inflight 50] [--seconds 5] [--rate 1000] [--rounds 3] [--system-rounds 1]
  *   [--redis URL] [--cluster URL] [--embedded]`
  *
@@ -62,7 +62,7 @@ const EMBEDDED = Deno.args.includes("--embedded");
 const SYSTEM: SystemOptions = {
   redis: "",
   mode: "process",
-  tasks: Number(arg("system-tasks", "10000")),
+  tasks: Number(arg("system-tasks", "6000")),
   floodSeconds: Number(arg("flood-seconds", "3")),
   connections: Number(arg("connections", "32")),
   rate: RATE,

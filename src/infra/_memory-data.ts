@@ -1,6 +1,6 @@
 /**
  * @module Data structures and number formats of the embedded store (`memory-store.ts`): a list
- * deque, a sorted set, Redis's double format and its long-double arithmetic for INCRBYFLOAT.
+ * deque, a sorted set, and Redis's (and Lua's) double formats.
  */
 
 /** A growable ring buffer: O(1) push and pop at both ends, O(1) access by index. */
@@ -66,11 +66,6 @@ export class Deque {
   /** The item at `index` (0 = front), which must be in range. */
   at(index: number): string {
     return this.#buf[(this.#head + index) % this.#buf.length]!;
-  }
-
-  /** Replaces the item at `index`, which must be in range. */
-  set(index: number, item: string): void {
-    this.#buf[(this.#head + index) % this.#buf.length] = item;
   }
 
   /** The items from `start` to `end` inclusive (in range). */
@@ -172,12 +167,6 @@ export class SortedSet {
     let rank = i;
     for (let k = 0; k < b; k++) rank += this.#blocks[k].length;
     return rank;
-  }
-
-  /** The 0-based rank of `member` in ascending order, or -1. */
-  rank(member: string): number {
-    const score = this.#scores.get(member);
-    return score === undefined ? -1 : this.#rankOf(...this.#locate(score, member));
   }
 
   /** The members with ranks `start`..`end` inclusive (ascending, in range). */
@@ -290,117 +279,4 @@ export function parseDouble(text: string): number | undefined {
   if (!_FLOAT.test(text)) return undefined;
   const value = Number(text);
   return value === 0 ? 0 : value;
-}
-
-/** An x87 long double (64-bit significand) as the exact value `m · 2^e`; Infinity when too big. */
-type LongDouble = { m: bigint; e: number } | number;
-
-const _LD_MAX_EXP = 16384;
-
-function _bitLength(n: bigint): number {
-  return n === 0n ? 0 : n.toString(2).length;
-}
-
-/** Rounds the exact rational `num / den` (den > 0) to the nearest long double (ties to even). */
-function _roundLongDouble(num: bigint, den: bigint): LongDouble {
-  if (num === 0n) return { m: 0n, e: 0 };
-  const negative = num < 0n;
-  const a = negative ? -num : num;
-  let e = _bitLength(a) - _bitLength(den) - 64;
-  let q: bigint, r: bigint, d: bigint;
-  for (;;) {
-    d = e >= 0 ? den << BigInt(e) : den;
-    const n = e >= 0 ? a : a << BigInt(-e);
-    q = n / d;
-    r = n % d;
-    if (q >= 1n << 64n) e++;
-    else if (q < 1n << 63n) e--;
-    else break;
-  }
-  if (2n * r > d || (2n * r === d && (q & 1n) === 1n)) q++;
-  if (q === 1n << 64n) {
-    q = 1n << 63n;
-    e++;
-  }
-  if (e + 64 > _LD_MAX_EXP) return negative ? -Infinity : Infinity;
-  return { m: negative ? -q : q, e };
-}
-
-const _HEX = /^([+-]?)0[xX]([0-9a-fA-F]*)(?:\.([0-9a-fA-F]*))?(?:[pP]([+-]?\d+))?$/;
-
-/**
- * Parses a long double like Redis's `string2ld` (`strtold` on the whole string, no leading
- * space, no NaN).
- *
- * @param text the value
- * @returns the value, or undefined when not a valid float
- */
-export function parseLongDouble(text: string): LongDouble | undefined {
-  if (!text || text.length >= 5120 || /^\s/.test(text)) return undefined;
-  if (_INF.test(text)) return text.startsWith("-") ? -Infinity : Infinity;
-  const hex = _HEX.exec(text);
-  if (hex && (hex[2] || hex[3])) {
-    const [, sign, int, frac = "", exp = "0"] = hex;
-    let num = BigInt(`0x${int || "0"}${frac}`);
-    if (sign === "-") num = -num;
-    const shift = Number(exp) - 4 * frac.length;
-    return shift >= 0
-      ? _roundLongDouble(num << BigInt(shift), 1n)
-      : _roundLongDouble(num, 1n << BigInt(-shift));
-  }
-  if (!_FLOAT.test(text)) return undefined;
-  const [mantissa, expText = "0"] = text.split(/[eE]/);
-  const [int, frac = ""] = mantissa.replace(/^[+-]/, "").split(".");
-  let num = BigInt(`${int || "0"}${frac}`);
-  if (mantissa.startsWith("-")) num = -num;
-  const exp = Number(expText) - frac.length;
-  if (num === 0n) return { m: 0n, e: 0 };
-  // strtold's ERANGE (overflow, or underflow to zero) makes Redis refuse the value.
-  if (exp > 5000 || exp < -5000) return undefined;
-  const value = exp >= 0
-    ? _roundLongDouble(num * 10n ** BigInt(exp), 1n)
-    : _roundLongDouble(num, 10n ** BigInt(-exp));
-  return typeof value === "number" ? undefined : value;
-}
-
-/**
- * Adds two long doubles exactly, then rounds (x87 addition).
- *
- * @returns the sum, or undefined when it is not finite (Redis: "would produce NaN or Infinity")
- */
-export function addLongDouble(a: LongDouble, b: LongDouble): LongDouble | undefined {
-  if (typeof a === "number" || typeof b === "number") return undefined;
-  const e = Math.min(a.e, b.e);
-  const sum = (a.m << BigInt(a.e - e)) + (b.m << BigInt(b.e - e));
-  const out = e >= 0
-    ? _roundLongDouble(sum << BigInt(e), 1n)
-    : _roundLongDouble(sum, 1n << BigInt(-e));
-  return typeof out === "number" ? undefined : out;
-}
-
-/**
- * Formats a long double like Redis's `ld2string(..., LD_STR_HUMAN)`: `%.17Lf`, trailing zeros cut.
- *
- * @param value a finite long double
- * @returns e.g. `10.6`, `100000.39999999999999858`
- */
-export function formatLongDouble(value: LongDouble): string {
-  if (typeof value === "number") return String(value);
-  const negative = value.m < 0n;
-  const m = negative ? -value.m : value.m;
-  const scale = 10n ** 17n;
-  let q: bigint;
-  if (value.e >= 0) {
-    q = (m << BigInt(value.e)) * scale;
-  } else {
-    const d = 1n << BigInt(-value.e);
-    const n = m * scale;
-    q = n / d;
-    const r = n % d;
-    if (2n * r > d || (2n * r === d && (q & 1n) === 1n)) q++;
-  }
-  const digits = q.toString().padStart(18, "0");
-  let out = `${digits.slice(0, -17)}.${digits.slice(-17)}`.replace(/0+$/, "").replace(/\.$/, "");
-  if (negative) out = `-${out}`;
-  return out === "-0" ? "0" : out;
 }

@@ -74,6 +74,8 @@ export class UnavailableError extends Error {
   }
 }
 
+const _defined: Script[] = [];
+
 /**
  * Declares an atomic script: its Lua source runs on Redis and on the embedded store alike.
  *
@@ -89,7 +91,18 @@ export class UnavailableError extends Error {
  * ```
  */
 export function defineScript(script: Script): Script {
+  _defined.push(script);
   return script;
+}
+
+/**
+ * Every script declared so far: the runtime's once its modules are loaded (the differential
+ * test of the scripts checks it runs each of them on Redis and on the embedded store).
+ *
+ * @returns the scripts, in the order they were declared
+ */
+export function definedScripts(): readonly Script[] {
+  return _defined;
 }
 
 /**

@@ -106,7 +106,8 @@ end
 //   ARGV[9] request fingerprint, ARGV[10] idempotency TTL ms
 // Returns {"created"|"existing"|"conflict", refcode}: existing/conflict name the key's task.
 // Workers are told only when the list was empty: a longer list means an earlier push told them
-// already and they are still claiming (a claim that fills every free slot claims again).
+// already and they are still claiming (a claim that fills every free slot claims again). A
+// delayed task tells them when it is the type's earliest: they sleep until the earliest one.
 const ENQUEUE = defineScript({
   name: "tasks.enqueue",
   lua: NOW + `
@@ -126,6 +127,10 @@ redis.call("HSET", KEYS[1], "type", ARGV[2], "status", "queued", "input", ARGV[3
   "created_at", now, "updated_at", now, "ready_at", due)
 if due > now then
   redis.call("ZADD", KEYS[3], due, ARGV[1])
+  -- The new earliest start: idle workers learn when to claim (they sleep until the earliest).
+  if redis.call("ZRANGE", KEYS[3], 0, 0)[1] == ARGV[1] then
+    redis.call("PUBLISH", ARGV[8], ARGV[2])
+  end
 else
   if redis.call("RPUSH", KEYS[2], ARGV[1]) == 1 then redis.call("PUBLISH", ARGV[8], ARGV[2]) end
 end

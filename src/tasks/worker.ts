@@ -38,11 +38,29 @@ const TIMEOUT_SWEEP_MS = 50;
 /** Most tasks one claim asks for per type. */
 const CLAIM_BATCH = 100;
 
+/**
+ * A type whose runs take less than this (on average) gets claimed ahead under a backlog: up to
+ * its concurrency again in tasks held, leases kept, until a slot frees. For such runs the claim's
+ * round trip is as long as the run itself; claimed ahead, a freed slot starts the next task at
+ * once. Longer runs gain nothing from it and would keep tasks from other workers.
+ */
+const PREFETCH_BELOW_MS = 20;
+
+/**
+ * Longest a task claimed ahead waits for a slot before it is handed back (unattempted, for any
+ * worker to take) and claiming ahead stops for its type until a run ends quickly again: runs
+ * that turned long must not keep tasks from idle workers.
+ */
+const HOLD_MAX_MS = 100;
+
 /** Most runs closed in one write. */
 const FINISH_BATCH = 200;
 
 /** How long closing a run is retried while the store is down. */
 const FINISH_RETRY_MS = 60_000;
+
+/** Waits of the claim loop while claiming fails. */
+const CLAIM_BACKOFF = { initialMs: 100, maxMs: 2000 };
 
 /** Retries of a failed outcome write. */
 const FINISH_BACKOFF = { initialMs: 50, maxMs: 2000 };
@@ -76,8 +94,12 @@ interface _Run {
   controller?: AbortController;
   /** Why the run was aborted, once it was. */
   reason?: DOMException;
-  /** When the run times out (epoch ms). */
+  /** When the run times out (epoch ms); set when its handler starts. */
   deadline: number;
+  /** Whether its handler started (a run claimed ahead waits in its type's buffer first). */
+  started: boolean;
+  /** When it was put in its type's buffer (epoch ms). */
+  heldAt?: number;
   cause?: _Cause;
   /** Set once the outcome is decided; later outcomes are ignored. */
   closed: boolean;
@@ -149,7 +171,9 @@ class _Finisher {
  *
  * Each type has its own slots (`concurrency`); one claim call starts up to the free slots of
  * every type. It claims again at once while a type with free slots may have more (its last
- * claim was full, or a notification named it), and when a slot of such a type frees. Otherwise
+ * claim was full, or a notification named it), and when a slot of such a type frees. Under a
+ * backlog of a type with short runs it claims ahead, up to the type's concurrency again, so a
+ * freed slot starts the next task without waiting for a claim (see PREFETCH_BELOW_MS). Otherwise
  * it waits for a notification on the ready channel (published when a queue stops being empty),
  * for the next scheduled retry, or for the fallback poll.
  */
@@ -162,6 +186,10 @@ export class TaskWorker implements Service {
   #defs = new Map<string, TaskDefinition>();
   #limits = new Map<string, number>();
   #busy = new Map<string, number>();
+  /** Per type, runs claimed ahead whose handler has not started (FIFO). */
+  #held = new Map<string, _Run[]>();
+  /** Per type, the mean handler time of recent runs (ms, exponentially weighted). */
+  #runMs = new Map<string, number>();
   #runs = new Map<string, _Run>();
   #drainWaiters: (() => void)[] = [];
   #finisher: _Finisher;
@@ -207,6 +235,8 @@ export class TaskWorker implements Service {
       this.#defs.set(def.name, def);
       this.#limits.set(def.name, options.concurrency ?? def.concurrency);
       this.#busy.set(def.name, 0);
+      this.#held.set(def.name, []);
+      this.#runMs.set(def.name, Infinity);
     }
   }
 
@@ -297,27 +327,35 @@ export class TaskWorker implements Service {
   }
 
   /**
-   * `[type, free slots]` for every type with free slots, starting at a rotating type. Types not
-   * known to have work are asked too: it costs the claim script one empty pop, and it moves
-   * their due retries and learns when the next one is due.
+   * How many more tasks of a type this worker takes now: its free slots, plus room to claim
+   * ahead when the type has a backlog and short runs (see {@link PREFETCH_BELOW_MS}).
+   */
+  #room(type: string): number {
+    const limit = this.#limits.get(type)!;
+    const ahead = this.#more.has(type) && this.#runMs.get(type)! < PREFETCH_BELOW_MS ? limit : 0;
+    return limit + ahead - this.#busy.get(type)! - this.#held.get(type)!.length;
+  }
+
+  /**
+   * `[type, room]` for every type with room, starting at a rotating type. Types not known to
+   * have work are asked too: it costs the claim script one empty pop, and it moves their due
+   * retries and learns when the next one is due.
    */
   #wants(): [string, number][] {
     const types = [...this.#defs.keys()];
     const out: [string, number][] = [];
     for (let i = 0; i < types.length; i++) {
       const type = types[(i + this.#rotate) % types.length];
-      const free = this.#limits.get(type)! - this.#busy.get(type)!;
-      if (free > 0) out.push([type, Math.min(free, CLAIM_BATCH)]);
+      const room = this.#room(type);
+      if (room > 0) out.push([type, Math.min(room, CLAIM_BATCH)]);
     }
     this.#rotate++;
     return out;
   }
 
-  /** Whether some type with free slots may have ready tasks: then claim again at once. */
+  /** Whether some type with room may have ready tasks: then claim again at once. */
   #claimable(): boolean {
-    for (const type of this.#more) {
-      if (this.#busy.get(type)! < this.#limits.get(type)!) return true;
-    }
+    for (const type of this.#more) if (this.#room(type) > 0) return true;
     return false;
   }
 
@@ -350,7 +388,7 @@ export class TaskWorker implements Service {
       } catch (err) {
         if (failures++ === 0) this.#log.warn("claiming tasks failed", { error: err });
         this.#lastError = _message(err);
-        await this.#idle(Math.min(2000, 50 * 2 ** failures));
+        await this.#idle(backoff(failures, CLAIM_BACKOFF));
         continue;
       }
       if (this.#stopping) {
@@ -376,40 +414,71 @@ export class TaskWorker implements Service {
         if ((got.get(type) ?? 0) >= asked || this.#notified.has(type)) this.#more.add(type);
         else this.#more.delete(type);
       }
-      for (const run of runs) this.#invoke(run);
+      for (const run of runs) {
+        const type = run.def.name;
+        if (this.#busy.get(type)! < this.#limits.get(type)!) this.#invoke(run);
+        else {
+          run.heldAt = Date.now();
+          this.#held.get(type)!.push(run);
+        }
+      }
       if (this.#dirty || this.#claimable()) continue;
       await this.#idle(Math.min(this.#pollMs, claimed.nextDueMs ?? Infinity));
     }
   }
 
-  /** Books a claimed task: slot, metrics, lease, timeout. */
+  /** Books a claimed task: metrics, lease. */
   #prepare(task: ClaimedTask): _Run {
     const def = this.#defs.get(task.type)!;
-    const type = def.name;
-    this.#busy.set(type, this.#busy.get(type)! + 1);
-    this.#metrics.running.inc({ type });
-    this.#metrics.transitions.inc({ type, status: "in_progress" });
-    this.#metrics.startDelaySeconds.observe(
-      { type },
-      Math.max(0, Date.now() - task.readyAt) / 1000,
+    this.#metrics.transitions.inc({ type: def.name, status: "in_progress" });
+    // A run claimed ahead may wait for a slot up to one run's time before its own starts.
+    this.#keeper!.track(
+      task.refcode,
+      task.token,
+      Date.now() + 2 * def.timeoutMs + 2 * ABORT_GRACE_MS,
     );
-    this.#keeper!.track(task.refcode, task.token, Date.now() + def.timeoutMs + 2 * ABORT_GRACE_MS);
     const run: _Run = {
       task,
       def,
-      deadline: Date.now() + def.timeoutMs,
+      deadline: Infinity,
+      started: false,
       closed: false,
-      startedAt: performance.now(),
+      startedAt: 0,
       progress: {},
     };
     this.#runs.set(task.refcode, run);
     return run;
   }
 
+  /** Starts the next held run of a type whose slot just freed, if any. */
+  #startHeld(type: string): void {
+    const held = this.#held.get(type)!;
+    while (held.length && this.#busy.get(type)! < this.#limits.get(type)!) {
+      const run = held.shift()!;
+      if (!run.closed) this.#invoke(run);
+    }
+  }
+
+  /** Takes a run that never started out of its type's buffer. */
+  #unhold(run: _Run): void {
+    const held = this.#held.get(run.def.name)!;
+    const i = held.indexOf(run);
+    if (i >= 0) held.splice(i, 1);
+  }
+
   /** Runs the handler of a prepared run and closes the run with its outcome. */
   #invoke(run: _Run): void {
     const { task, def } = run;
     const type = def.name;
+    this.#busy.set(type, this.#busy.get(type)! + 1);
+    this.#metrics.running.inc({ type });
+    this.#metrics.startDelaySeconds.observe(
+      { type },
+      Math.max(0, Date.now() - task.readyAt) / 1000,
+    );
+    run.started = true;
+    run.deadline = Date.now() + def.timeoutMs;
+    run.startedAt = performance.now();
     let log: Logger | undefined;
     const parent = this.#log;
     const ctx: TaskContext = {
@@ -449,7 +518,11 @@ export class TaskWorker implements Service {
       clearTimeout(run.grace);
       this.#busy.set(type, this.#busy.get(type)! - 1);
       this.#metrics.running.dec({ type });
-      if (this.#more.has(type)) this.#poke();
+      const ms = performance.now() - run.startedAt;
+      const mean = this.#runMs.get(type)!;
+      this.#runMs.set(type, Number.isFinite(mean) ? mean + (ms - mean) / 8 : ms);
+      if (!this.#stopping) this.#startHeld(type);
+      if (this.#more.has(type) || this.#held.get(type)!.length) this.#poke();
     });
   }
 
@@ -483,6 +556,14 @@ export class TaskWorker implements Service {
         "AbortError",
       );
     run.reason = reason;
+    if (!run.started) {
+      // Held, never started: nothing to stop; close it now (a cancel ends it cancelled, a
+      // shutdown hands it back).
+      this.#unhold(run);
+      if (cause !== "lost") void this.#close(run, this.#failure(run, reason));
+      this.#poke();
+      return;
+    }
     run.controller?.abort(reason);
     if (cause === "cancel" || cause === "timeout") {
       run.grace = setTimeout(() => this.#close(run, this.#failure(run, reason)), ABORT_GRACE_MS);
@@ -491,8 +572,17 @@ export class TaskWorker implements Service {
 
   #sweepTimeouts(): void {
     const now = Date.now();
+    for (const [type, held] of this.#held) {
+      if (held.length === 0 || now - held[0].heldAt! < HOLD_MAX_MS) continue;
+      this.#runMs.set(type, Infinity);
+      for (const run of [...held]) {
+        if (now - run.heldAt! >= HOLD_MAX_MS) this.#abortRun(run, "shutdown");
+      }
+    }
     for (const run of this.#runs.values()) {
-      if (!run.closed && !run.cause && now >= run.deadline) this.#abortRun(run, "timeout");
+      if (run.started && !run.closed && !run.cause && now >= run.deadline) {
+        this.#abortRun(run, "timeout");
+      }
     }
   }
 
@@ -550,7 +640,7 @@ export class TaskWorker implements Service {
         : status === "queued"
         ? "retry"
         : status;
-      this.#metrics.runSeconds.observe({ type, outcome: label }, seconds);
+      if (run.started) this.#metrics.runSeconds.observe({ type, outcome: label }, seconds);
       this.#metrics.transitions.inc({ type, status });
       if (label === "retry") {
         // The claim this wakes learns when the retry is due and sleeps until then.
@@ -579,6 +669,10 @@ export class TaskWorker implements Service {
     this.#finisher.deadline = deadline;
     this.#wake?.();
     await this.#loop;
+    // Runs claimed ahead that never started go back at once, their attempt not counted.
+    for (const held of this.#held.values()) {
+      for (const run of [...held]) this.#abortRun(run, "shutdown");
+    }
     // Let running handlers finish until shortly before the deadline, then hand back the rest.
     const margin = Math.min(1000, Math.max(100, (deadline - Date.now()) / 10));
     await settleBy(this.#drained(), deadline - margin);

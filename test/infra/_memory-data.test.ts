@@ -1,14 +1,6 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import {
-  addLongDouble,
-  Deque,
-  formatDouble,
-  formatLongDouble,
-  parseDouble,
-  parseLongDouble,
-  SortedSet,
-} from "../../src/infra/_memory-data.ts";
+import { Deque, formatDouble, parseDouble, SortedSet } from "../../src/infra/_memory-data.ts";
 
 /** A small deterministic PRNG, so a failure replays. */
 function rng(seed: number): () => number {
@@ -31,13 +23,10 @@ test("Deque behaves like an array under random pushes and pops at both ends", ()
     assert.is(d.length, model.length);
   }
   assert.equal(d.slice(0, d.length - 1), model);
-  if (model.length) {
-    d.set(0, "first");
-    assert.is(d.at(0), "first");
-  }
+  if (model.length) assert.is(d.at(0), model[0]);
 });
 
-test("SortedSet keeps (score, member) order, ranks and score ranges under random updates", () => {
+test("SortedSet keeps (score, member) order and score ranges under random updates", () => {
   const random = rng(7);
   const z = new SortedSet();
   const model = new Map<string, number>();
@@ -59,7 +48,6 @@ test("SortedSet keeps (score, member) order, ranks and score ranges under random
       for (const [m] of expected) model.delete(m);
     } else {
       const s = sorted();
-      assert.is(z.rank(member), s.findIndex(([m]) => m === member));
       const min = Math.floor(random() * 75), max = min + Math.floor(random() * 10);
       const first = s.findIndex(([, sc]) => sc > min);
       assert.is(z.lowerRank(min, true), first < 0 ? s.length : first);
@@ -104,18 +92,14 @@ test("parseDouble() accepts what Redis accepts", () => {
   }
 });
 
-test("long doubles add and print like Redis INCRBYFLOAT", () => {
-  const add = (a: string, b: string) =>
-    formatLongDouble(addLongDouble(parseLongDouble(a)!, parseLongDouble(b)!)!);
-  assert.is(add("0.1", "0.2"), "0.3");
-  assert.is(add("10.50", "0.1"), "10.6");
-  assert.is(add("0", "100000.1"), "100000.10000000000000142");
-  assert.is(add("100000.10000000000000142", "0.3"), "100000.39999999999999858");
-  assert.is(add("5.0e3", "2.0e2"), "5200");
-  assert.is(add("-1", "1"), "0");
-  assert.is(addLongDouble(parseLongDouble("1")!, parseLongDouble("inf")!), undefined);
-  assert.is(parseLongDouble(" 1"), undefined);
-  assert.is(parseLongDouble("1e4933"), undefined);
+test("formatDouble() writes %.14g like Lua's tostring and cjson", () => {
+  assert.is(formatDouble(1 / 3, 14), "0.33333333333333");
+  assert.is(formatDouble(2 ** 53, 14), "9.007199254741e+15");
+  assert.is(formatDouble(1e15, 14), "1e+15");
+  assert.is(formatDouble(123456789012346, 14), "1.2345678901235e+14");
+  assert.is(formatDouble(12345678901234, 14), "12345678901234");
+  assert.is(formatDouble(1e-5, 14), "1e-05");
+  assert.is(formatDouble(3, 14), "3");
 });
 
 test.run();

@@ -88,9 +88,9 @@ test("eval() runs the Lua with RESP2 replies from redis.call", async () => {
   const script = defineScript({
     name: "zscore",
     lua: `redis.call("ZADD", KEYS[1], "2.5", ARGV[1])
-return {redis.call("ZSCORE", KEYS[1], ARGV[1]), redis.call("TYPE", KEYS[1]).ok}`,
+return {redis.call("ZSCORE", KEYS[1], ARGV[1]), redis.call("PING").ok}`,
   });
-  assert.equal(await s.eval(script, ["z"], ["m"]), ["2.5", "zset"]);
+  assert.equal(await s.eval(script, ["z"], ["m"]), ["2.5", "PONG"]);
 });
 
 test("eval() reads TIME from the store's clock, frozen for the script", async () => {
@@ -134,6 +134,19 @@ test("subscribe() gets PUBLISH from commands and scripts after the script ends, 
   assert.is(await s.command(["PUBLISH", "ch", "e"]), 0);
 });
 
+test("a command outside the emulated set fails everywhere with an error naming it", async () => {
+  const s = store();
+  const named = /ERR unknown command 'INCRBYFLOAT' \(not emulated by the embedded store\)/;
+  await rejects(() => s.command(["INCRBYFLOAT", "k", "1.5"]), named);
+  await rejects(() => s.multi([["SET", "k", "1"], ["INCRBYFLOAT", "k", "1.5"]]), named);
+  assert.is(await s.command(["GET", "k"]), null);
+  await rejects(() => s.pipeline([["INCRBYFLOAT", "k", "1.5"]]), named);
+  const script = defineScript({ name: "float", lua: `return redis.call("INCRBYFLOAT", "k", "1")` });
+  await rejects(() => s.eval(script, [], []), named);
+  const guarded = defineScript({ name: "guarded", lua: `return redis.pcall("TYPE", "k").err` });
+  assert.match(String(await s.eval(guarded, [], [])), /unknown command 'TYPE' \(not emulated/);
+});
+
 test("pipeline() runs every command and rejects with the first error", async () => {
   const s = store();
   await s.command(["SET", "s", "x"]);
@@ -145,7 +158,7 @@ test("pipeline() runs every command and rejects with the first error", async () 
   assert.equal(await s.pipeline([["INCR", "n"], ["INCR", "n"]]), [1, 2]);
 });
 
-test("ZPOPMIN and ZRANGEBYSCORE serve a 100k-member queue in order", async () => {
+test("ZRANGE, ZREM and ZRANGEBYSCORE serve a 100k-member queue in order", async () => {
   const s = store();
   const add: (string | number)[] = ["ZADD", "q"];
   const byScore = new Map<number, string>();
@@ -162,7 +175,8 @@ test("ZPOPMIN and ZRANGEBYSCORE serve a 100k-member queue in order", async () =>
   ]);
   let last = -1;
   for (let i = 0; i < 1000; i++) {
-    const [, score] = await s.command(["ZPOPMIN", "q"]) as [string, string];
+    const [member, score] = await s.command(["ZRANGE", "q", 0, 0, "WITHSCORES"]) as string[];
+    assert.is(await s.command(["ZREM", "q", member]), 1);
     assert.ok(Number(score) > last);
     last = Number(score);
   }

@@ -4,10 +4,10 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { MemoryStore } from "../../src/infra/memory-store.ts";
-import { RedisStore } from "../../src/infra/redis.ts";
+import { EMULATED_COMMANDS, MemoryStore } from "../../src/infra/memory-store.ts";
+import type { RedisStore } from "../../src/infra/redis.ts";
 import { type Command, defineScript, type Reply, type Store } from "../../src/infra/store.ts";
-import { createLogger } from "../../src/log.ts";
+import { readyRedis } from "../helpers.ts";
 
 const REDIS_URL = Deno.env.get("TEST_REDIS_URL") ?? "redis://127.0.0.1:6379";
 const PREFIX = `dt-${crypto.randomUUID().slice(0, 8)}:`;
@@ -35,8 +35,10 @@ function clean(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(clean);
   if (value instanceof Error) {
     const e = value as Error & { errorIndexes?: number[]; replies?: unknown[] };
-    // Redis adds where a script failed; the embedded store has no Lua line to point at.
-    const message = e.message.replace(/ script: \w+, on @user_script:\d+\.$/, "");
+    // Where a script failed (Redis always says, the embedded store when Lua still knows), and
+    // the embedded store's note on a command it does not emulate.
+    const message = e.message.replace(/ script: \w+, on @user_script:\d+\.$/, "")
+      .replace(" (not emulated by the embedded store)", "");
     return e.errorIndexes
       ? { error: clean(message), errorIndexes: e.errorIndexes, replies: clean(e.replies) }
       : { error: clean(message) };
@@ -86,13 +88,13 @@ const claim = defineScript({
     end
     return due`,
 });
-// KEYS[1] zset; ARGV[1] member. Returns {score as Lua sees it, rank, type}.
+// KEYS[1] zset; ARGV[1] member. Returns {score as Lua sees it, size, a status reply, members}.
 const inspect = defineScript({
   name: "inspect",
   lua: `
     local s = redis.call("ZSCORE", KEYS[1], ARGV[1])
-    local r = redis.call("ZRANK", KEYS[1], ARGV[1])
-    return {s, r, redis.call("TYPE", KEYS[1]).ok, redis.call("ZRANGE", KEYS[1], 0, -1, "WITHSCORES")}`,
+    local n = redis.call("ZCARD", KEYS[1])
+    return {s, n, redis.call("PING").ok, redis.call("ZRANGE", KEYS[1], 0, -1, "WITHSCORES")}`,
 });
 // KEYS[1] any key. Returns the GET reply; nil (Lua false) when missing.
 const getOrNil = defineScript({
@@ -114,10 +116,10 @@ const errorReply = defineScript({
   name: "error-reply",
   lua: `return redis.error_reply("ERR not allowed")`,
 });
-// KEYS[1] a hash. Returns HGETALL as Lua sees it (flat) and HINCRBYFLOAT.
+// KEYS[1] a hash. Returns HGETALL as Lua sees it (flat) and HINCRBY.
 const hashScript = defineScript({
   name: "hash",
-  lua: `return {redis.call("HGETALL", KEYS[1]), redis.call("HINCRBYFLOAT", KEYS[1], "f", "0.1")}`,
+  lua: `return {redis.call("HGETALL", KEYS[1]), redis.call("HINCRBY", KEYS[1], "f", "7")}`,
 });
 // KEYS[1] string key. Sets it, then reads TTL inside the script (time is frozen).
 const setAndTtl = defineScript({
@@ -127,7 +129,7 @@ const setAndTtl = defineScript({
 
 /** Cases: name → steps. Each case uses its own keys (`$<case>-...`) so cases are independent. */
 const CASES: Record<string, (p: string) => Step[]> = {
-  "PING, ECHO": () => [["PING"], ["PING", "hello"], ["ECHO", "x"]],
+  "PING": () => [["PING"], ["PING", "hello"], ["PING", "a", "b"]],
   "SET and GET": (p) => [
     ["GET", `$${p}`],
     ["SET", `$${p}`, "v"],
@@ -148,9 +150,6 @@ const CASES: Record<string, (p: string) => Step[]> = {
     ["SET", `$${p}`, ""],
     ["GET", `$${p}`],
     ["SET", `$${p}`, "ünï©ødé"],
-    ["STRLEN", `$${p}`],
-    ["SETNX", `$${p}`, "x"],
-    ["SETNX", `$${p}-nx`, "x"],
     ["GET", `$${p}-nx`],
   ],
   "SET with TTL options": (p) => [
@@ -164,73 +163,16 @@ const CASES: Record<string, (p: string) => Step[]> = {
     ["TTL", `$${p}`],
     { map: ["PTTL", `$${p}`], with: (r: Reply) => Math.round(Number(r) / 1000) },
     ["SET", `$${p}`, "v", "EX", 10, "KEEPTTL"],
-    ["SETEX", `$${p}`, 50, "s"],
     ["TTL", `$${p}`],
-    ["SETEX", `$${p}`, 0, "s"],
-    ["PSETEX", `$${p}`, 5000, "s"],
     ["TTL", `$${p}`],
-    ["GETSET", `$${p}`, "g"],
     ["TTL", `$${p}`],
   ],
-  "MGET, MSET, MSETNX, GETDEL": (p) => [
-    ["MSET", `$${p}-a`, "1", `$${p}-b`, "2"],
-    ["MSET", `$${p}-a`, "1", `$${p}-b`],
-    ["MGET", `$${p}-a`, `$${p}-b`, `$${p}-c`],
-    ["HSET", `$${p}-h`, "f", "v"],
-    ["MGET", `$${p}-a`, `$${p}-h`],
-    ["MSETNX", `$${p}-a`, "x", `$${p}-d`, "y"],
-    ["MSETNX", `$${p}-e`, "x", `$${p}-d`, "y"],
-    ["GETDEL", `$${p}-a`],
-    ["GETDEL", `$${p}-a`],
-    ["GETDEL", `$${p}-h`],
-    ["EXISTS", `$${p}-a`, `$${p}-b`, `$${p}-b`, `$${p}-zz`],
-  ],
-  "GETEX, RENAME, RENAMENX": (p) => [
-    ["GETEX", `$${p}`],
-    ["SET", `$${p}`, "v"],
-    ["GETEX", `$${p}`],
-    ["GETEX", `$${p}`, "EX", 100],
-    ["TTL", `$${p}`],
-    ["GETEX", `$${p}`, "PERSIST"],
-    ["TTL", `$${p}`],
-    ["GETEX", `$${p}`, "PX", 200000],
-    ["TTL", `$${p}`],
-    ["GETEX", `$${p}`, "EX", 0],
-    ["GETEX", `$${p}`, "EX"],
-    ["GETEX", `$${p}`, "BOGUS"],
-    ["GETEX", `$${p}`, "PXAT", 1000],
-    ["EXISTS", `$${p}`],
-    ["LPUSH", `$${p}-l`, "a"],
-    ["GETEX", `$${p}-l`],
-    ["SET", `$${p}-a`, "1", "EX", 100],
-    ["RENAME", `$${p}-a`, `$${p}-b`],
-    ["GET", `$${p}-b`],
-    ["TTL", `$${p}-b`],
-    ["EXISTS", `$${p}-a`],
-    ["RENAME", `$${p}-a`, `$${p}-b`],
-    ["RENAME", `$${p}-b`, `$${p}-b`],
-    ["RENAME", `$${p}-b`, `$${p}-l`],
-    ["TYPE", `$${p}-l`],
-    ["TTL", `$${p}-l`],
-    ["SET", `$${p}-c`, "c"],
-    ["RENAMENX", `$${p}-c`, `$${p}-l`],
-    ["RENAMENX", `$${p}-c`, `$${p}-d`],
-    ["RENAMENX", `$${p}-d`, `$${p}-d`],
-    ["RENAMENX", `$${p}-none`, `$${p}-e`],
-    ["MGET", `$${p}-c`, `$${p}-d`],
-  ],
-  "DEL, UNLINK, EXISTS, TYPE": (p) => [
+  "DEL, UNLINK, EXISTS": (p) => [
     ["SET", `$${p}-s`, "v"],
     ["HSET", `$${p}-h`, "f", "v"],
     ["LPUSH", `$${p}-l`, "a"],
     ["SADD", `$${p}-t`, "a"],
     ["ZADD", `$${p}-z`, 1, "a"],
-    ["TYPE", `$${p}-s`],
-    ["TYPE", `$${p}-h`],
-    ["TYPE", `$${p}-l`],
-    ["TYPE", `$${p}-t`],
-    ["TYPE", `$${p}-z`],
-    ["TYPE", `$${p}-none`],
     ["EXISTS", `$${p}-s`, `$${p}-h`, `$${p}-none`],
     ["DEL", `$${p}-s`, `$${p}-h`, `$${p}-none`],
     ["UNLINK", `$${p}-l`, `$${p}-t`],
@@ -238,7 +180,7 @@ const CASES: Record<string, (p: string) => Step[]> = {
     ["EXISTS", `$${p}-s`, `$${p}-z`],
     ["DEL"],
   ],
-  "EXPIRE, PEXPIRE, PEXPIREAT, PERSIST, TTL": (p) => [
+  "EXPIRE, PEXPIRE, PERSIST, TTL": (p) => [
     ["EXPIRE", `$${p}`, 100],
     ["TTL", `$${p}`],
     ["PTTL", `$${p}`],
@@ -268,11 +210,8 @@ const CASES: Record<string, (p: string) => Step[]> = {
     ["EXPIRE", `$${p}`, 100, "GT"],
     ["PEXPIRE", `$${p}`, 100000],
     ["TTL", `$${p}`],
-    ["PEXPIREAT", `$${p}`, Date.now() + 300_000],
     ["TTL", `$${p}`],
-    ["EXPIREAT", `$${p}`, Math.floor(Date.now() / 1000) + 500],
     { map: ["TTL", `$${p}`], with: (r: Reply) => Math.abs(Number(r) - 500) <= 1 },
-    ["PEXPIREAT", `$${p}`, 1000],
     ["EXISTS", `$${p}`],
     ["SET", `$${p}`, "v"],
     ["EXPIRE", `$${p}`, 0],
@@ -289,8 +228,6 @@ const CASES: Record<string, (p: string) => Step[]> = {
     ["PEXPIRE", `$${p}-o`, "9223372036854775807"],
     ["EXPIRE", `$${p}-o`, "-9223372036854775808"],
     ["EXISTS", `$${p}-o`],
-    ["SETEX", `$${p}-o`, "9223372036854775807", "v"],
-    ["GETEX", `$${p}-o`, "EX", "9223372036854775807"],
   ],
   "TTL expiry with PX 50": (p) => [
     ["SET", `$${p}`, "v", "PX", 50],
@@ -309,13 +246,11 @@ const CASES: Record<string, (p: string) => Step[]> = {
     ["EXISTS", `$${p}`, `$${p}-h`, `$${p}-l`],
     ["SET", `$${p}`, "again", "NX"],
     ["TTL", `$${p}`],
-    { unordered: ["KEYS", `$${p}*`] },
+    { scan: ["MATCH", `$${p}*`, "COUNT", 10000] },
   ],
   "INCR family": (p) => [
     ["INCR", `$${p}`],
     ["INCRBY", `$${p}`, 10],
-    ["DECR", `$${p}`],
-    ["DECRBY", `$${p}`, 5],
     ["INCRBY", `$${p}`, -100],
     ["INCRBY", `$${p}`, "1.5"],
     ["INCRBY", `$${p}`, "abc"],
@@ -327,61 +262,13 @@ const CASES: Record<string, (p: string) => Step[]> = {
     ["INCR", `$${p}-s`],
     ["SET", `$${p}-s`, "9223372036854775807"],
     ["INCR", `$${p}-s`],
-    ["DECRBY", `$${p}-s`, "-9223372036854775808"],
     ["SET", `$${p}-s`, "-9223372036854775808"],
-    ["DECR", `$${p}-s`],
     ["SET", `$${p}-s`, "10"],
     ["EXPIRE", `$${p}-s`, 100],
     ["INCR", `$${p}-s`],
     ["TTL", `$${p}-s`],
     ["LPUSH", `$${p}-l`, "a"],
     ["INCR", `$${p}-l`],
-  ],
-  "INCRBYFLOAT": (p) => [
-    ["INCRBYFLOAT", `$${p}`, "0.1"],
-    ["INCRBYFLOAT", `$${p}`, "0.2"],
-    ["INCRBYFLOAT", `$${p}`, "-0.3"],
-    ["INCRBYFLOAT", `$${p}`, "100000.1"],
-    ["INCRBYFLOAT", `$${p}`, "1e20"],
-    ["INCRBYFLOAT", `$${p}`, "-5"],
-    ["INCRBYFLOAT", `$${p}`, "3.0e3"],
-    ["INCRBYFLOAT", `$${p}`, "abc"],
-    ["INCRBYFLOAT", `$${p}`, "inf"],
-    ["INCRBYFLOAT", `$${p}`, " 1"],
-    ["SET", `$${p}-b`, "10.50"],
-    ["INCRBYFLOAT", `$${p}-b`, "0.1"],
-    ["INCRBYFLOAT", `$${p}-b`, "5.0e3"],
-    ["INCRBYFLOAT", `$${p}-b`, "-10000"],
-    ["INCRBYFLOAT", `$${p}-b`, "1.23456789012345678"],
-    ["SET", `$${p}-c`, "1e308"],
-    ["INCRBYFLOAT", `$${p}-c`, "1e308"],
-    ["INCRBYFLOAT", `$${p}-d`, "0x10"],
-    ["INCRBYFLOAT", `$${p}-d`, "1e-20"],
-    ["INCRBYFLOAT", `$${p}-d`, "-16"],
-    ["SET", `$${p}-e`, "x"],
-    ["INCRBYFLOAT", `$${p}-e`, "1"],
-    ["INCRBYFLOAT", `$${p}-f`, "1e4933"],
-    ["INCRBYFLOAT", `$${p}-f`, "1e4000"],
-    ["INCRBYFLOAT", `$${p}-f`, "1e4000"],
-    ["INCRBYFLOAT", `$${p}-g`, "1e-4000"],
-    ["INCRBYFLOAT", `$${p}-g`, "-0.0"],
-    ["INCRBYFLOAT", `$${p}-g`, "+.5"],
-    ["INCRBYFLOAT", `$${p}-g`, "5."],
-    ["INCRBYFLOAT", `$${p}-g`, ""],
-    ["INCRBYFLOAT", `$${p}-g`, "1e"],
-    ["INCRBYFLOAT", `$${p}-g`, "-Infinity"],
-  ],
-  "APPEND, STRLEN": (p) => [
-    ["APPEND", `$${p}`, "ab"],
-    ["APPEND", `$${p}`, "cd"],
-    ["STRLEN", `$${p}`],
-    ["STRLEN", `$${p}-none`],
-    ["APPEND", `$${p}`, "é"],
-    ["STRLEN", `$${p}`],
-    ["GET", `$${p}`],
-    ["HSET", `$${p}-h`, "f", "v"],
-    ["APPEND", `$${p}-h`, "x"],
-    ["STRLEN", `$${p}-h`],
   ],
   "hashes": (p) => [
     ["HSET", `$${p}`, "a", "1", "b", "2"],
@@ -395,37 +282,20 @@ const CASES: Record<string, (p: string) => Step[]> = {
     ["HMGET", `$${p}-none`, "a"],
     ["HGETALL", `$${p}`],
     ["HGETALL", `$${p}-none`],
-    ["HSETNX", `$${p}`, "a", "x"],
-    ["HSETNX", `$${p}`, "d", "x"],
-    ["HEXISTS", `$${p}`, "d"],
-    ["HEXISTS", `$${p}`, "zz"],
-    ["HLEN", `$${p}`],
-    ["HLEN", `$${p}-none`],
-    ["HKEYS", `$${p}`],
     ["HVALS", `$${p}`],
-    ["HKEYS", `$${p}-none`],
     ["HDEL", `$${p}`, "a", "zz", "b"],
     ["HGETALL", `$${p}`],
     ["HINCRBY", `$${p}`, "n", 5],
     ["HINCRBY", `$${p}`, "n", -7],
     ["HINCRBY", `$${p}`, "d", 1],
     ["HINCRBY", `$${p}`, "n", "x"],
-    ["HINCRBYFLOAT", `$${p}`, "f", "0.1"],
-    ["HINCRBYFLOAT", `$${p}`, "f", "0.2"],
-    ["HINCRBYFLOAT", `$${p}`, "d", "1"],
-    ["HINCRBYFLOAT", `$${p}`, "f", "x"],
-    ["HINCRBYFLOAT", `$${p}-new`, "f", "inf"],
-    ["HINCRBYFLOAT", `$${p}-new`, "f", "1e4933"],
     ["HSET", `$${p}-new2`, "f", "1e4932"],
-    ["HINCRBYFLOAT", `$${p}-new2`, "f", "1e4932"],
     ["HGET", `$${p}-new2`, "f"],
     ["EXISTS", `$${p}-new`],
     ["HDEL", `$${p}`, "c", "d", "n", "f"],
     ["EXISTS", `$${p}`],
     ["HSET", `$${p}-o`, "b", "1", "10", "2", "a", "3", "2", "4", "-1", "5", "01", "6"],
     ["HGETALL", `$${p}-o`],
-    ["HKEYS", `$${p}-o`],
-    ["HMSET", `$${p}-o`, "z", "1"],
     ["SET", `$${p}-s`, "v"],
     ["HSET", `$${p}-s`, "a", "1"],
     ["HGET", `$${p}-s`, "a"],
@@ -445,10 +315,6 @@ const CASES: Record<string, (p: string) => Step[]> = {
     ["LRANGE", `$${p}`, "a", 1],
     ["LLEN", `$${p}`],
     ["LLEN", `$${p}-none`],
-    ["LINDEX", `$${p}`, 0],
-    ["LINDEX", `$${p}`, -1],
-    ["LINDEX", `$${p}`, 10],
-    ["LINDEX", `$${p}-none`, 0],
     ["LPOP", `$${p}`],
     ["RPOP", `$${p}`],
     ["LPOP", `$${p}`, 2],
@@ -459,22 +325,12 @@ const CASES: Record<string, (p: string) => Step[]> = {
     ["LPOP", `$${p}-none`, 2],
     ["RPOP", `$${p}`, 5],
     ["EXISTS", `$${p}`],
-    ["LPUSHX", `$${p}`, "x"],
-    ["RPUSHX", `$${p}`, "x"],
     ["RPUSH", `$${p}`, "a", "b", "a", "c", "a", "b"],
-    ["LREM", `$${p}`, 2, "a"],
     ["LRANGE", `$${p}`, 0, -1],
     ["RPUSH", `$${p}`, "b", "a", "b"],
-    ["LREM", `$${p}`, -2, "b"],
     ["LRANGE", `$${p}`, 0, -1],
-    ["LREM", `$${p}`, 0, "b"],
-    ["LREM", `$${p}`, 0, "zz"],
     ["LRANGE", `$${p}`, 0, -1],
     ["RPUSH", `$${p}`, "1", "2", "3", "4", "5"],
-    ["LSET", `$${p}`, 0, "first"],
-    ["LSET", `$${p}`, -1, "last"],
-    ["LSET", `$${p}`, 100, "x"],
-    ["LSET", `$${p}-none`, 0, "x"],
     ["LTRIM", `$${p}`, 1, -2],
     ["LRANGE", `$${p}`, 0, -1],
     ["LTRIM", `$${p}`, 0, 1],
@@ -483,20 +339,11 @@ const CASES: Record<string, (p: string) => Step[]> = {
     ["EXISTS", `$${p}`],
     ["LTRIM", `$${p}-none`, 0, 1],
     ["RPUSH", `$${p}-a`, "1", "2", "3"],
-    ["LMOVE", `$${p}-a`, `$${p}-b`, "LEFT", "RIGHT"],
-    ["LMOVE", `$${p}-a`, `$${p}-b`, "RIGHT", "LEFT"],
-    ["LMOVE", `$${p}-a`, `$${p}-a`, "LEFT", "RIGHT"],
     ["LRANGE", `$${p}-a`, 0, -1],
     ["LRANGE", `$${p}-b`, 0, -1],
-    ["LMOVE", `$${p}-a`, `$${p}-b`, "UP", "LEFT"],
-    ["LMOVE", `$${p}-none`, `$${p}-b`, "LEFT", "LEFT"],
-    ["RPOPLPUSH", `$${p}-b`, `$${p}-c`],
-    ["RPOPLPUSH", `$${p}-b`, `$${p}-c`],
-    ["RPOPLPUSH", `$${p}-b`, `$${p}-c`],
     ["EXISTS", `$${p}-b`],
     ["LRANGE", `$${p}-c`, 0, -1],
     ["SET", `$${p}-s`, "v"],
-    ["RPOPLPUSH", `$${p}-c`, `$${p}-s`],
     ["LRANGE", `$${p}-c`, 0, -1],
     ["LPUSH", `$${p}-s`, "x"],
     ["LRANGE", `$${p}-s`, 0, -1],
@@ -513,15 +360,10 @@ const CASES: Record<string, (p: string) => Step[]> = {
       ["LLEN", `$${p}`],
       ["LRANGE", `$${p}`, 100, 110],
       ["LRANGE", `$${p}`, -5, -1],
-      ["LINDEX", `$${p}`, 1500],
-      ["LREM", `$${p}`, 0, "v500"],
       ["LTRIM", `$${p}`, 10, -10],
       ["LLEN", `$${p}`],
       ["LRANGE", `$${p}`, 0, 3],
-      ["LMOVE", `$${p}`, `$${p}`, "RIGHT", "LEFT"],
       ["LRANGE", `$${p}`, 0, 1],
-      ["LSET", `$${p}`, 2000, "x"],
-      ["LINDEX", `$${p}`, 2000],
     );
     return steps;
   },
@@ -529,22 +371,17 @@ const CASES: Record<string, (p: string) => Step[]> = {
     ["SADD", `$${p}`, "a", "b", "a"],
     ["SADD", `$${p}`, "c"],
     ["SREM", `$${p}`, "a", "zz"],
-    { unordered: ["SMEMBERS", `$${p}`] },
-    ["SMEMBERS", `$${p}-none`],
     ["SISMEMBER", `$${p}`, "b"],
     ["SISMEMBER", `$${p}`, "a"],
     ["SISMEMBER", `$${p}-none`, "a"],
-    ["SMISMEMBER", `$${p}`, "a", "b"],
     ["SCARD", `$${p}`],
     ["SCARD", `$${p}-none`],
     ["SREM", `$${p}`, "b", "c"],
     ["EXISTS", `$${p}`],
     ["SREM", `$${p}-none`, "a"],
     ["SADD", `$${p}-i`, "10", "2", "-5", "1", "2"],
-    ["SMEMBERS", `$${p}-i`],
     ["SET", `$${p}-s`, "v"],
     ["SADD", `$${p}-s`, "a"],
-    ["SMEMBERS", `$${p}-s`],
     ["SISMEMBER", `$${p}-s`, "a"],
   ],
   "ZADD flags": (p) => [
@@ -576,15 +413,8 @@ const CASES: Record<string, (p: string) => Step[]> = {
     ["ZADD", `$${p}`, "0.1", "tenth", "1.5", "h2", "1e-5", "tiny", "123456789012345678", "f"],
     ["ZRANGE", `$${p}`, 0, -1, "WITHSCORES"],
     ["ZADD", `$${p}`, "INCR", "-inf", "hi"],
-    ["ZINCRBY", `$${p}`, "+inf", "lo"],
-    ["ZINCRBY", `$${p}`, 1, "lo"],
-    ["ZINCRBY", `$${p}`, 0.5, "zero"],
-    ["ZINCRBY", `$${p}`, 2, "brand-new"],
-    ["ZINCRBY", `$${p}`, "x", "a"],
-    ["ZINCRBY", `$${p}-fresh`, "1.5", "m"],
     ["SET", `$${p}-s`, "v"],
     ["ZADD", `$${p}-s`, 1, "a"],
-    ["ZINCRBY", `$${p}-s`, 1, "a"],
     ["ZSCORE", `$${p}-s`, "a"],
   ],
   "ZSCORE, ZCARD, ZREM, ZRANK, ZMSCORE": (p) => [
@@ -593,14 +423,8 @@ const CASES: Record<string, (p: string) => Step[]> = {
     ["ZSCORE", `$${p}`, "m"],
     ["ZSCORE", `$${p}`, "zz"],
     ["ZSCORE", `$${p}-none`, "a"],
-    ["ZMSCORE", `$${p}`, "a", "zz", "m"],
     ["ZCARD", `$${p}`],
     ["ZCARD", `$${p}-none`],
-    ["ZRANK", `$${p}`, "a"],
-    ["ZRANK", `$${p}`, "bb"],
-    ["ZRANK", `$${p}`, "zz"],
-    ["ZRANK", `$${p}-none`, "zz"],
-    ["ZREVRANK", `$${p}`, "a"],
     ["ZREM", `$${p}`, "a", "zz", "b"],
     ["ZREM", `$${p}-none`, "a"],
     ["ZRANGE", `$${p}`, 0, -1],
@@ -654,27 +478,13 @@ const CASES: Record<string, (p: string) => Step[]> = {
     ["ZRANGEBYSCORE", `$${p}`, 1, 5, "REV"],
     ["ZRANGEBYSCORE", `$${p}-none`, "-inf", "+inf"],
     ["ZRANGEBYSCORE", `$${p}-none`, "x", "+inf"],
-    ["ZREVRANGEBYSCORE", `$${p}`, "+inf", "-inf"],
-    ["ZREVRANGEBYSCORE", `$${p}`, 4, 2, "WITHSCORES"],
-    ["ZREVRANGEBYSCORE", `$${p}`, "(4", "(2"],
-    ["ZREVRANGEBYSCORE", `$${p}`, 2, 4],
-    ["ZREVRANGEBYSCORE", `$${p}`, "+inf", "-inf", "LIMIT", 1, 2, "WITHSCORES"],
     ["ZREVRANGE", `$${p}`, 0, 2],
     ["ZREVRANGE", `$${p}`, 0, -1, "WITHSCORES"],
     ["ZREVRANGE", `$${p}`, -2, -1],
     ["ZREVRANGE", `$${p}`, 0, 1, "LIMIT", 0, 1],
-    ["ZCOUNT", `$${p}`, "-inf", "+inf"],
-    ["ZCOUNT", `$${p}`, "(1", 3],
-    ["ZCOUNT", `$${p}`, 3, 1],
-    ["ZCOUNT", `$${p}-none`, 0, 1],
-    ["ZCOUNT", `$${p}`, "x", 1],
   ],
   "ZREMRANGEBYSCORE, ZREMRANGEBYRANK, ZPOPMIN": (p) => [
     ["ZADD", `$${p}`, 1, "a", 2, "b", 3, "c", 4, "d", 5, "e", 6, "f", 7, "g"],
-    ["ZREMRANGEBYSCORE", `$${p}`, "(1", 2],
-    ["ZREMRANGEBYSCORE", `$${p}`, 10, 20],
-    ["ZREMRANGEBYSCORE", `$${p}`, "x", 20],
-    ["ZREMRANGEBYSCORE", `$${p}-none`, 1, 2],
     ["ZRANGE", `$${p}`, 0, -1],
     ["ZREMRANGEBYRANK", `$${p}`, 0, 0],
     ["ZREMRANGEBYRANK", `$${p}`, -1, -1],
@@ -682,21 +492,11 @@ const CASES: Record<string, (p: string) => Step[]> = {
     ["ZREMRANGEBYRANK", `$${p}-none`, 0, -1],
     ["ZRANGE", `$${p}`, 0, -1, "WITHSCORES"],
     ["ZADD", `$${p}`, 0.5, "z", 10, "y"],
-    ["ZPOPMIN", `$${p}`],
-    ["ZPOPMIN", `$${p}`, 1],
-    ["ZPOPMIN", `$${p}`, 2],
-    ["ZPOPMAX", `$${p}`],
-    ["ZPOPMIN", `$${p}`, 0],
-    ["ZPOPMIN", `$${p}`, -1],
-    ["ZPOPMIN", `$${p}`, 100],
     ["EXISTS", `$${p}`],
-    ["ZPOPMIN", `$${p}`],
-    ["ZPOPMIN", `$${p}`, 2],
     ["ZADD", `$${p}-r`, 1, "a", 2, "b"],
     ["ZREMRANGEBYRANK", `$${p}-r`, 0, -1],
     ["EXISTS", `$${p}-r`],
     ["SET", `$${p}-s`, "v"],
-    ["ZPOPMIN", `$${p}-s`],
     ["ZRANGEBYSCORE", `$${p}-s`, 0, 1],
   ],
   "sorted set of 5000 members (queue-like)": (p) => {
@@ -706,22 +506,14 @@ const CASES: Record<string, (p: string) => Step[]> = {
       add,
       ["ZCARD", `$${p}`],
       ["ZRANGEBYSCORE", `$${p}`, "-inf", 10, "WITHSCORES", "LIMIT", 0, 10],
-      ["ZCOUNT", `$${p}`, "(100", 200],
-      ["ZRANK", `$${p}`, "m1234"],
-      ["ZPOPMIN", `$${p}`, 5],
-      ["ZREMRANGEBYSCORE", `$${p}`, 0, 500],
       ["ZRANGE", `$${p}`, 0, 4],
       ["ZREVRANGE", `$${p}`, 0, 4, "WITHSCORES"],
       ["ZREMRANGEBYRANK", `$${p}`, 10, 900],
       ["ZRANGE", `$${p}`, 5, 15, "WITHSCORES"],
       ["ZCARD", `$${p}`],
-      ["ZRANK", `$${p}`, "m4999"],
       ["ZRANGE", `$${p}`, 100, 200, "REV", "WITHSCORES"],
       ["ZRANGEBYSCORE", `$${p}`, "(900", "+inf", "LIMIT", 7, 5],
-      ["ZREVRANGEBYSCORE", `$${p}`, "(950", "-inf", "LIMIT", 3, 4, "WITHSCORES"],
-      ["ZPOPMAX", `$${p}`, 3],
       ["ZREM", `$${p}`, "m1", "m2", "m3", "m4"],
-      ["ZINCRBY", `$${p}`, 1000, "m5"],
       ["ZRANGE", `$${p}`, -2, -1, "WITHSCORES"],
     ];
   },
@@ -735,20 +527,11 @@ const CASES: Record<string, (p: string) => Step[]> = {
       ["RPUSH", l, "a"],
       ["HGET", s, "f"],
       ["HINCRBY", s, "f", 1],
-      ["HINCRBYFLOAT", s, "f", 1],
-      ["HKEYS", s],
-      ["HLEN", s],
-      ["HEXISTS", s, "f"],
-      ["HSETNX", s, "f", "v"],
       ["HMGET", s, "f"],
       ["LLEN", s],
       ["LRANGE", s, 0, -1],
-      ["LINDEX", s, 0],
       ["LPOP", s],
-      ["LREM", s, 0, "a"],
       ["LTRIM", s, 0, 1],
-      ["LMOVE", s, l, "LEFT", "LEFT"],
-      ["LMOVE", l, s, "LEFT", "LEFT"],
       ["LLEN", l],
       ["SADD", s, "a"],
       ["SCARD", s],
@@ -756,21 +539,10 @@ const CASES: Record<string, (p: string) => Step[]> = {
       ["ZSCORE", s, "a"],
       ["ZRANGE", s, 0, -1],
       ["ZCARD", s],
-      ["ZRANK", s, "a"],
       ["ZREM", s, "a"],
-      ["ZCOUNT", s, 0, 1],
-      ["ZREMRANGEBYSCORE", s, 0, 1],
       ["ZREMRANGEBYRANK", s, 0, 1],
-      ["ZREVRANGEBYSCORE", s, 1, 0],
-      ["ZMSCORE", s, "a"],
-      ["GETDEL", l],
-      ["STRLEN", l],
-      ["APPEND", l, "x"],
-      ["DECRBY", l, 1],
-      ["INCRBYFLOAT", l, 1],
       ["SET", l, "x", "GET"],
       ["LRANGE", l, 0, -1],
-      ["TYPE", l],
     ];
   },
   "arity and unknown commands": (p) => [
@@ -786,18 +558,17 @@ const CASES: Record<string, (p: string) => Step[]> = {
     ["zAdD", `$${p}`, "nx", 1, "a"],
     ["zrange", `$${p}`, 0, -1, "withscores"],
   ],
-  "KEYS and SCAN with MATCH": (p) => [
-    ["MSET", `$${p}:a1`, "1", `$${p}:a2`, "2", `$${p}:b1`, "3", `$${p}:c[x]`, "4", `$${p}:d?`, "5"],
+  "SCAN with MATCH": (p) => [
     ["HSET", `$${p}:h`, "f", "v"],
-    { unordered: ["KEYS", `$${p}:*`] },
-    { unordered: ["KEYS", `$${p}:a*`] },
-    { unordered: ["KEYS", `$${p}:?1`] },
-    { unordered: ["KEYS", `$${p}:[ab]1`] },
-    { unordered: ["KEYS", `$${p}:[^a]1`] },
-    { unordered: ["KEYS", `$${p}:[a-b]*`] },
-    { unordered: ["KEYS", `$${p}:c\\[x\\]`] },
-    { unordered: ["KEYS", `$${p}:d\\?`] },
-    { unordered: ["KEYS", `$${p}:zz*`] },
+    { scan: ["MATCH", `$${p}:*`, "COUNT", 10000] },
+    { scan: ["MATCH", `$${p}:a*`, "COUNT", 10000] },
+    { scan: ["MATCH", `$${p}:?1`, "COUNT", 10000] },
+    { scan: ["MATCH", `$${p}:[ab]1`, "COUNT", 10000] },
+    { scan: ["MATCH", `$${p}:[^a]1`, "COUNT", 10000] },
+    { scan: ["MATCH", `$${p}:[a-b]*`, "COUNT", 10000] },
+    { scan: ["MATCH", `$${p}:c\\[x\\]`, "COUNT", 10000] },
+    { scan: ["MATCH", `$${p}:d\\?`, "COUNT", 10000] },
+    { scan: ["MATCH", `$${p}:zz*`, "COUNT", 10000] },
     { scan: ["MATCH", `$${p}:a*`, "COUNT", 10000] },
     { scan: ["MATCH", `$${p}:*`, "COUNT", 10000, "TYPE", "hash"] },
     ["SCAN", 0, "COUNT", 0],
@@ -815,10 +586,8 @@ const CASES: Record<string, (p: string) => Step[]> = {
         ["ZADD", `$${p}-z`, 1.5, "m", "-inf", "n"],
         ["ZSCORE", `$${p}-z`, "m"],
         ["ZRANGE", `$${p}-z`, 0, -1, "WITHSCORES"],
-        ["ZPOPMIN", `$${p}-z`],
         ["LPUSH", `$${p}-l`, "a", "b"],
         ["LRANGE", `$${p}-l`, 0, -1],
-        ["TYPE", `$${p}-l`],
       ],
     },
     {
@@ -887,13 +656,8 @@ let redis: RedisStore;
 let memory: MemoryStore;
 
 test.before(async () => {
-  redis = new RedisStore(REDIS_URL, createLogger("error"));
+  redis = await readyRedis(REDIS_URL);
   memory = new MemoryStore();
-  const end = Date.now() + 5000;
-  while (!(await redis.check()).ok) {
-    if (Date.now() > end) throw new Error(`Redis at ${REDIS_URL} is not reachable`);
-    await sleep(50);
-  }
 });
 
 test.after(async () => {
@@ -919,6 +683,26 @@ for (const [name, build] of Object.entries(CASES)) {
     }
   });
 }
+
+test("every emulated command is compared with Redis by some case", () => {
+  // TIME and PUBLISH have tests of their own below.
+  const seen = new Set<string>(["TIME", "PUBLISH"]);
+  const add = (c: Command) => seen.add(String(c[0]).toUpperCase());
+  for (const build of Object.values(CASES)) {
+    for (const step of build("x")) {
+      if (Array.isArray(step)) add(step);
+      else if ("multi" in step) step.multi.forEach(add);
+      else if ("pipeline" in step) step.pipeline.forEach(add);
+      else if ("unordered" in step) add(step.unordered);
+      else if ("map" in step) add(step.map);
+      else if ("scan" in step) seen.add("SCAN");
+      else if ("eval" in step) {
+        for (const [, name] of step.eval.lua.matchAll(/redis\.p?call\("(\w+)"/g)) seen.add(name);
+      }
+    }
+  }
+  assert.equal(EMULATED_COMMANDS.filter((c) => !seen.has(c)), []);
+});
 
 test("TIME answers [seconds, microseconds] as strings on both", async () => {
   for (const store of [redis, memory]) {

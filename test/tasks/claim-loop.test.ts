@@ -146,6 +146,61 @@ for (const backend of backends()) {
     await waitFor(() => a.stats.done === 100, BOUND, `100 a done (got ${a.stats.done})`);
     assert.is(a.stats.most, 2);
   });
+
+  test(name("a delayed task wakes an idle worker when it is due"), async () => {
+    const a = counted("a", 2);
+    const rt = make(a.def);
+    await startWorker(rt);
+    const client = taskClient(rt);
+    // Idle, with nothing scheduled: only a notification tells it when the next task is due.
+    await client.enqueue("a", { i: 0 }, { delayMs: 200 });
+    await waitFor(() => a.stats.done === 1, BOUND, "the delayed task");
+    // A later one behind an earlier one, and an earlier one behind a later one.
+    await client.enqueue("a", { i: 1 }, { delayMs: 400 });
+    await client.enqueue("a", { i: 2 }, { delayMs: 100 });
+    await waitFor(() => a.stats.done === 3, BOUND, `3 done (got ${a.stats.done})`);
+    assert.equal(a.stats.order, ["a0", "a2", "a1"]);
+  });
+
+  test(name("a task claimed ahead that waits too long goes back, unattempted"), async () => {
+    const held = gate();
+    const started: number[] = [];
+    const def = defineTask({
+      name: "short",
+      input: v.object({ i: v.number(), hold: v.optional(v.boolean()) }),
+      concurrency: 1,
+      attempts: 1,
+      handler: async ({ i, hold }) => {
+        started.push(i);
+        if (hold) await held.promise;
+      },
+    });
+    const rt = make(def);
+    await startWorker(rt);
+    const client = taskClient(rt);
+    // Short runs first: the worker learns this type's runs are short and claims ahead.
+    for (let i = 0; i < 3; i++) await client.enqueue("short", { i });
+    await waitFor(() => started.length === 3, BOUND, "the short runs");
+    const refs: string[] = [];
+    for (let i = 3; i < 8; i++) {
+      refs.push((await client.enqueue("short", { i, hold: true })).refcode);
+    }
+    // The first runs and blocks; whatever was claimed behind it is handed back, unattempted,
+    // and nothing more is claimed ahead while that run lasts.
+    await waitFor(
+      async () => {
+        const views = await Promise.all(refs.map((r) => client.get(r)));
+        return views[0].status === "in_progress" &&
+          views.slice(1).every((t) => t.status === "queued" && t.attempts === 0);
+      },
+      BOUND,
+      "one running, the others queued",
+    );
+    assert.equal(started, [0, 1, 2, 3]);
+    held.open();
+    for (const r of refs) assert.is((await client.wait(r, 10_000)).attempts, 1);
+    assert.equal(started, [0, 1, 2, 3, 4, 5, 6, 7]);
+  });
 }
 
 test.run();
