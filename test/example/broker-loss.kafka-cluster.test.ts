@@ -23,7 +23,7 @@ import {
   waitFor,
 } from "../helpers.ts";
 import { clusterClient, clusterNodes, readTopicBack, restartCluster } from "../kafka-cluster.ts";
-import { ordersProcessedKey } from "../../src/example/keys.ts";
+import { orderKey, ordersProcessedKey } from "../../src/example/keys.ts";
 
 const ORDERS = Number(Deno.env.get("TEST_ORDERS") ?? 3000);
 const IN_FLIGHT = 60;
@@ -202,7 +202,7 @@ test(`kill -9 the leader of most partitions during ${ORDERS} orders: no 201 lost
     500,
   );
   const times = await Promise.all(
-    created.map((id) => redis.hGet(`${prefix}:{order:${id}}`, "times_processed")),
+    created.map((id) => redis.hGet(orderKey(prefix, id), "times_processed")),
   );
   sampling = false;
   await sampler;
@@ -231,7 +231,7 @@ test(`kill -9 the leader of most partitions during ${ORDERS} orders: no 201 lost
     refused.includes(Number(String(o.item).slice(5)))
   );
   for (const o of landedAnyway) {
-    assert.is(await redis.exists(`${prefix}:{order:${o.id}}`), 0, `order ${o.id} answered 503`);
+    assert.is(await redis.exists(orderKey(prefix, o.id)), 0, `order ${o.id} answered 503`);
   }
   console.log(
     `${refused.length} answered 503; ${landedAnyway.length} of those landed anyway, changing nothing`,

@@ -7,7 +7,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { start } from "../../src/main.ts";
 import { exampleSystem } from "../../src/example/mod.ts";
-import { eventsLogKey, ordersProcessedKey } from "../../src/example/keys.ts";
+import { eventsLogKey, orderKey, ordersProcessedKey } from "../../src/example/keys.ts";
 import { DLQ_HEADERS } from "../../src/consumers/dead-letter.ts";
 import type { BusRecord } from "../../src/infra/bus-consumer.ts";
 import {
@@ -106,7 +106,7 @@ for (const backend of busBackends()) {
       250,
     );
     const counts = await rt.store.pipeline(
-      ids.map((id) => ["HGET", `${prefix}:{order:${id}}`, "times_processed"]),
+      ids.map((id) => ["HGET", orderKey(prefix, id), "times_processed"]),
     );
     assert.ok(counts.every((c) => c === "1"), "every order's effect applied exactly once");
     const sample = await json(`/orders/${ids[0]}`);

@@ -1,6 +1,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import kafkajs from "kafkajs";
+import { orderKey } from "../../src/example/keys.ts";
 import {
   cleanup,
   KAFKA_BROKERS,
@@ -35,7 +36,7 @@ test("with REDIS_URL and KAFKA_BROKERS a posted order is in Redis and on <TOPIC_
   const redis = createClient({ url: REDIS_URL });
   await redis.connect();
   onCleanup(() => redis.close());
-  const stored = await redis.hGetAll(`${prefix}:{order:${order.id}}`);
+  const stored = await redis.hGetAll(orderKey(prefix, order.id));
   assert.is(stored.item, "lamp");
   assert.is(stored.qty, "3");
 
