@@ -6,7 +6,7 @@
  */
 import { met, type SummaryRow } from "./bench/_lib.ts";
 
-const names = ["http", "tasks", "consumers", "scheduler", "parallel"];
+const names = ["http", "tasks", "consumers", "scheduler", "parallel", "redis-wait"];
 /** What `all` passes each benchmark: its defaults, a little shorter where they run long. */
 const ALL_ARGS: Record<string, string[]> = {
   http: [],
@@ -14,6 +14,7 @@ const ALL_ARGS: Record<string, string[]> = {
   consumers: ["--rounds", "2"],
   scheduler: ["100"],
   parallel: ["--rounds", "3"],
+  "redis-wait": [],
 };
 const name = Deno.args[0];
 if (!name || !(names.includes(name) || name === "all")) {

@@ -66,8 +66,6 @@ if (needSasl) await ensure("kafka-sasl.sh");
 // whose tests run on `backends()`) run a second time with Redis being the 6-node cluster.
 // TEST_REDIS_MATRIX=off leaves it out.
 const MATRIX_DIRS = ["test/tasks/", "test/consumers/", "test/scheduler/", "test/parallel/"];
-// Not on the cluster yet: the exactly-once script runs commands on keys it is not given.
-const MATRIX_PENDING = ["test/consumers/once.redis.test.ts"];
 const CLUSTER_URL = Deno.env.get("TEST_REDIS_CLUSTER_URL") ?? "redis://127.0.0.1:7000";
 const runs: { file: string; label: string; env: Record<string, string> }[] = files.map((file) => ({
   file,
@@ -77,7 +75,6 @@ const runs: { file: string; label: string; env: Record<string, string> }[] = fil
 if (Deno.env.get("TEST_REDIS_MATRIX") !== "off") {
   for (const file of files) {
     if (!MATRIX_DIRS.some((d) => file.startsWith(d)) || file.includes(".redis-cluster.")) continue;
-    if (MATRIX_PENDING.includes(file)) continue;
     if (!(await Deno.readTextFile(`${ROOT}${file}`)).includes("backends()")) continue;
     runs.push({
       file,

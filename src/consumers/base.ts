@@ -218,10 +218,11 @@ export abstract class BaseConsumerService implements Service, LagSource {
    * Marker key builder for effects applied once, scoped to this consumer's group.
    *
    * @param identity the effect's identity
+   * @param tag the hash tag of the key the effect writes
    * @returns the key
    */
-  protected markerKey = (identity: string): string =>
-    onceMarkerKey(this.rt.config.keyPrefix, this.#scope, identity);
+  protected markerKey = (identity: string, tag: string): string =>
+    onceMarkerKey(this.rt.config.keyPrefix, this.#scope, identity, tag);
 
   /**
    * Parses and validates a record's value.

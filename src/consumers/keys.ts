@@ -1,17 +1,24 @@
 /**
  * @module Redis keys of the consumers: the markers of effects applied once.
  */
-import { key } from "../infra/store.ts";
 
 /**
- * The marker of one effect applied once. The scope (a consumer's group) is the hash tag, so
- * the markers of one consumer share a Redis Cluster slot.
+ * The marker of one effect applied once, keyed per message (its identity) and placed in the hash
+ * tag of the effect's own key, so marker and effect sit in one Redis Cluster slot and the
+ * markers spread with the data they guard. The scope (a consumer's group) keeps two consumers of
+ * one message apart.
  *
  * @param prefix `KEY_PREFIX`
  * @param scope the consumer group
  * @param identity the effect's identity (message id, order id…)
- * @returns e.g. `svc:{once:orders}:t/0/42`
+ * @param tag the hash tag of the key the effect writes
+ * @returns e.g. `svc:{svc:orders}:once:orders:order:42`
  */
-export function onceMarkerKey(prefix: string, scope: string, identity: string): string {
-  return key(prefix, `once:${scope}`, identity);
+export function onceMarkerKey(
+  prefix: string,
+  scope: string,
+  identity: string,
+  tag: string,
+): string {
+  return `${prefix}:{${tag}}:once:${scope}:${identity}`;
 }

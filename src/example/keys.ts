@@ -4,6 +4,13 @@
  */
 import { key } from "@svc/runtime";
 
+// Redis Cluster: an order, the sets that count it and the consumer's markers share one slot per
+// deployment (KEY_PREFIX inside the hash tag, so two deployments do not share it), so creating an
+// order is one single-slot MULTI and processing it one script; the events log, its counters and
+// markers likewise, so a batch is one atomic write.
+const _orders = (prefix: string) => `${prefix}:orders`;
+const _events = (prefix: string) => `${prefix}:events`;
+
 /**
  * An order's hash: `id`, `item`, `qty`, `processed` (`0`/`1`), `created_at`.
  *
@@ -12,7 +19,7 @@ import { key } from "@svc/runtime";
  * @returns the key
  */
 export function orderKey(prefix: string, id: string): string {
-  return key(prefix, `order:${id}`);
+  return key(prefix, _orders(prefix), "order", id);
 }
 
 /**
@@ -22,7 +29,7 @@ export function orderKey(prefix: string, id: string): string {
  * @returns the key
  */
 export function ordersAllKey(prefix: string): string {
-  return key(prefix, "orders", "all");
+  return key(prefix, _orders(prefix), "all");
 }
 
 /**
@@ -32,7 +39,7 @@ export function ordersAllKey(prefix: string): string {
  * @returns the key
  */
 export function ordersProcessedKey(prefix: string): string {
-  return key(prefix, "orders", "processed");
+  return key(prefix, _orders(prefix), "processed");
 }
 
 /**
@@ -42,7 +49,7 @@ export function ordersProcessedKey(prefix: string): string {
  * @returns the key
  */
 export function eventsStatsKey(prefix: string): string {
-  return key(prefix, "events", "stats");
+  return key(prefix, _events(prefix), "stats");
 }
 
 /**
@@ -53,7 +60,7 @@ export function eventsStatsKey(prefix: string): string {
  * @returns the key
  */
 export function eventsLogKey(prefix: string): string {
-  return key(prefix, "events", "log");
+  return key(prefix, _events(prefix), "log");
 }
 
 /** How many stored events `eventsLogKey` keeps. */

@@ -34,7 +34,7 @@ const SWEEP_EVERY_MS = 250;
 /** How long a command waits for a connection being (re)made before it fails. */
 const CONNECT_WAIT_MS = 1000;
 /** How long the first connection may take before commands stop waiting for it. */
-const FIRST_CONNECT_WAIT_MS = 3000;
+const FIRST_CONNECT_WAIT_MS = 5000;
 const CHECK_TIMEOUT_MS = 1000;
 const CONNECT_TIMEOUT_MS = 2000;
 

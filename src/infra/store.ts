@@ -119,6 +119,46 @@ export function key(prefix: string, tag: string, ...parts: string[]): string {
 }
 
 /**
+ * The part of a key that picks its Redis Cluster slot: what is inside the first `{…}` when it
+ * is not empty, else the whole key.
+ *
+ * @param key a key
+ * @returns its hash tag
+ */
+export function hashTag(key: string): string {
+  const open = key.indexOf("{");
+  if (open >= 0) {
+    const close = key.indexOf("}", open + 1);
+    if (close > open + 1) return key.slice(open + 1, close);
+  }
+  return key;
+}
+
+const _CRC16 = (() => {
+  const table = new Uint16Array(256);
+  for (let i = 0; i < 256; i++) {
+    let c = i << 8;
+    for (let j = 0; j < 8; j++) c = c & 0x8000 ? ((c << 1) ^ 0x1021) & 0xffff : (c << 1) & 0xffff;
+    table[i] = c;
+  }
+  return table;
+})();
+
+/**
+ * The Redis Cluster slot of a key: CRC16 (XMODEM) of its hash tag, mod 16384.
+ *
+ * @param key a key
+ * @returns 0..16383
+ */
+export function clusterSlot(key: string): number {
+  let crc = 0;
+  for (const byte of new TextEncoder().encode(hashTag(key))) {
+    crc = ((crc << 8) & 0xffff) ^ _CRC16[((crc >> 8) ^ byte) & 0xff];
+  }
+  return crc & 16383;
+}
+
+/**
  * Turns a flat `[field, value, field, value]` reply (HGETALL) into an object.
  *
  * @param reply the reply

@@ -326,7 +326,8 @@ export class TaskClient {
     const change = await this.#broker.cancel(refcode);
     const view = this.#changed(refcode, change, "cancel");
     if (change.outcome === "cancelled") {
-      taskMetrics(this.#rt).transitions.inc({ type: view.type, status: "cancelled" });
+      const metrics = taskMetrics(this.#rt);
+      metrics.transitions.inc({ type: metrics.label(view.type), status: "cancelled" });
     }
     return view;
   }
@@ -342,7 +343,8 @@ export class TaskClient {
   async retry(refcode: string): Promise<TaskView> {
     if (!TASK_REFCODES.test(refcode)) throw new TaskNotFoundError(refcode);
     const view = this.#changed(refcode, await this.#broker.retry(refcode), "retry");
-    taskMetrics(this.#rt).transitions.inc({ type: view.type, status: "queued" });
+    const metrics = taskMetrics(this.#rt);
+    metrics.transitions.inc({ type: metrics.label(view.type), status: "queued" });
     return view;
   }
 

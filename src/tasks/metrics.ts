@@ -9,6 +9,12 @@ import { TaskBroker } from "./broker.ts";
 
 /** The metrics; every label set is `type` plus what the name says. */
 export interface TaskMetrics {
+  /**
+   * The `type` label of a type name read back from the store: the name when the program
+   * defines it, `other` otherwise (another program on the same prefix), so labels stay a
+   * closed set.
+   */
+  label(type: string): string;
   /** Tasks entering each status (`queued` counts new tasks, retries and hand-backs too). */
   transitions: Counter<"type" | "status">;
   /** Waiting tasks per type (pending plus scheduled), read from the store at each scrape. */
@@ -34,7 +40,9 @@ export interface TaskMetrics {
 export const taskMetrics: (rt: Runtime) => TaskMetrics = perRuntime((rt) => {
   const registers = [rt.metrics];
   const broker = new TaskBroker(rt.store, taskKeys(rt.config.keyPrefix));
+  const defined = new Set(rt.system.all(TASKS).map((d) => d.name));
   return {
+    label: (type) => (defined.has(type) ? type : "other"),
     transitions: new Counter({
       name: "tasks_total",
       help: "Async tasks entering each status, by type and status",

@@ -66,7 +66,8 @@ export class Recoverer implements Service {
     try {
       const reclaimed = await this.#broker.reclaim();
       this.#failing = false;
-      for (const [type, status] of reclaimed) {
+      for (const [name, status] of reclaimed) {
+        const type = this.#metrics.label(name);
         this.#metrics.reclaims.inc({ type });
         this.#metrics.transitions.inc({ type, status });
       }

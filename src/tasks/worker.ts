@@ -59,6 +59,9 @@ const FINISH_BATCH = 200;
 /** How long closing a run is retried while the store is down. */
 const FINISH_RETRY_MS = 60_000;
 
+/** Waits of the claim loop while claiming fails. */
+const CLAIM_BACKOFF = { initialMs: 100, maxMs: 2000 };
+
 /** Retries of a failed outcome write. */
 const FINISH_BACKOFF = { initialMs: 50, maxMs: 2000 };
 
@@ -385,7 +388,7 @@ export class TaskWorker implements Service {
       } catch (err) {
         if (failures++ === 0) this.#log.warn("claiming tasks failed", { error: err });
         this.#lastError = _message(err);
-        await this.#idle(Math.min(2000, 50 * 2 ** failures));
+        await this.#idle(backoff(failures, CLAIM_BACKOFF));
         continue;
       }
       if (this.#stopping) {

@@ -6,6 +6,7 @@ import * as assert from "uvu/assert";
 import { applyOnce } from "../../src/consumers/once.ts";
 import { APPLIED } from "../../src/consumers/define.ts";
 import { onceMarkerKey } from "../../src/consumers/keys.ts";
+import { clusterSlot, hashTag } from "../../src/infra/store.ts";
 import { backends, cleanup, testRuntime } from "../helpers.ts";
 
 for (const backend of backends()) {
@@ -15,7 +16,7 @@ for (const backend of backends()) {
   const setup = () => {
     const rt = testRuntime({ env: backend.env });
     const p = rt.config.keyPrefix;
-    return { rt, p, marker: (id: string) => onceMarkerKey(p, "test", id) };
+    return { rt, p, marker: (id: string, tag: string) => onceMarkerKey(p, "test", id, tag) };
   };
 
   it("applies each identity's commands once and runs the summary with the count", async () => {
@@ -42,11 +43,27 @@ for (const backend of backends()) {
     assert.equal(await rt.store.command(["HMGET", `${p}:{s}`, "stored", "calls"]), ["3", "3"]);
   });
 
+  it("a marker sits in its effect's slot; effects of several slots each apply once", async () => {
+    const { rt, p, marker } = setup();
+    const effects = ["u", "v", "w", "x"].map((id) => ({
+      id,
+      commands: [["SET", `${p}:{${id}}:value`, id], ["INCR", `${p}:{${id}}:count`]],
+    }));
+    assert.is(clusterSlot(marker("u", hashTag(`${p}:{u}:value`))), clusterSlot(`${p}:{u}:value`));
+    const summary = [["HINCRBY", `${p}:{s}`, "stored", APPLIED]];
+    assert.is(await applyOnce(rt.store, marker, effects, summary), 4);
+    assert.is(await applyOnce(rt.store, marker, effects, summary), 0);
+    for (const id of ["u", "v", "w", "x"]) {
+      assert.is(await rt.store.command(["GET", `${p}:{${id}}:count`]), "1");
+    }
+    assert.is(await rt.store.command(["HGET", `${p}:{s}`, "stored"]), "4");
+  });
+
   it("markers expire after their time to live", async () => {
     const { rt, p, marker } = setup();
     const effect = [{ id: "x", commands: [["INCR", `${p}:{n}`]] }];
     assert.is(await applyOnce(rt.store, marker, effect, [], 50), 1);
-    const ttl = Number(await rt.store.command(["PTTL", marker("x")]));
+    const ttl = Number(await rt.store.command(["PTTL", marker("x", "n")]));
     assert.ok(ttl > 0 && ttl <= 50, `ttl ${ttl}`);
     await new Promise((r) => setTimeout(r, 120));
     assert.is(await applyOnce(rt.store, marker, effect, [], 50), 1);

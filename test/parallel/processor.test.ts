@@ -174,7 +174,8 @@ for (const backend of backends()) {
     await new RunStore(rt.store, rt.config.keyPrefix).cancel(refcode);
     // The worker ignores its signal: its thread is aborted after the grace period, and on Deno
     // the loop runs to its end anyway; either way its result must not land.
-    await new Promise((r) => setTimeout(r, 900));
+    const aborted = /parallel_chunks_total\{task_id="spin",outcome="aborted"\} (\d+)/;
+    await waitFor(async () => (await metric(rt, aborted)) === 1, 5000, "the chunk given up");
     const run = await finished(rt, refcode);
     assert.is(run.status, "cancelled");
     assert.is(run.result, null);
