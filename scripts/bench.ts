@@ -10,9 +10,9 @@ const names = ["http", "tasks", "consumers", "scheduler", "parallel", "redis-wai
 /** What `all` passes each benchmark: its defaults, a little shorter where they run long. */
 const ALL_ARGS: Record<string, string[]> = {
   http: [],
-  tasks: [],
-  consumers: [],
-  scheduler: ["120"],
+  tasks: ["--rounds", "2"],
+  consumers: ["--rounds", "2"],
+  scheduler: ["100"],
   parallel: ["--rounds", "3"],
   "redis-wait": [],
 };

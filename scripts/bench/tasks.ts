@@ -306,7 +306,9 @@ if (PART === "system" || PART === "both") {
         f.backlogP99.toFixed(0)
       } ms, at ${SYSTEM.rate}/s ${f.rateP50.toFixed(1)}/${f.rateP99.toFixed(1)} ms  Redis ${
         f.commandsPerTask.toFixed(1)
-      } commands/task (${f.scriptsPerTask.toFixed(2)} scripts)`,
+      } commands/task (${f.scriptsPerTask.toFixed(2)} scripts)${
+        f.refused ? `; ${f.refused} POSTs not answered 202` : ""
+      }`,
     );
   for (const mode of arg("modes", "process,http").split(",") as Mode[]) {
     const runs: Record<string, SystemFigures[]> = { ours: [], bullmq: [] };

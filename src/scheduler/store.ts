@@ -336,16 +336,23 @@ export class ScheduleStore {
    * @returns the orphaned runs
    */
   async orphans(name: string, newest: number): Promise<RunRecord[]> {
+    return (await this.#newest(name, newest))
+      .filter(({ record, alive }) => record.status === "running" && !alive)
+      .map(({ record }) => record);
+  }
+
+  /** The newest run records, newest first, each with whether its lease is held. */
+  async #newest(name: string, limit: number): Promise<{ record: RunRecord; alive: boolean }[]> {
     const k = scheduleKeys(this.#prefix, name);
-    const ids = await this.#store.command(["LRANGE", k.runs, 0, newest - 1]) as string[];
+    const ids = await this.#store.command(["LRANGE", k.runs, 0, limit - 1]) as string[];
     if (!ids.length) return [];
     const replies = await this.#store.pipeline(
       ids.flatMap((id) => [["HGETALL", k.runPrefix + id], ["EXISTS", k.alivePrefix + id]]),
     );
-    const out: RunRecord[] = [];
+    const out: { record: RunRecord; alive: boolean }[] = [];
     for (let i = 0; i < ids.length; i++) {
       const h = toHash(replies[2 * i]);
-      if (h.id && h.status === "running" && replies[2 * i + 1] === 0) out.push(_record(h));
+      if (h.id) out.push({ record: _record(h), alive: replies[2 * i + 1] !== 0 });
     }
     return out;
   }
@@ -442,24 +449,15 @@ export class ScheduleStore {
    * @returns the records
    */
   async runs(name: string, limit: number): Promise<RunRecord[]> {
-    const k = scheduleKeys(this.#prefix, name);
-    const ids = await this.#store.command(["LRANGE", k.runs, 0, limit - 1]) as string[];
-    if (!ids.length) return [];
-    const replies = await this.#store.pipeline(
-      ids.flatMap((id) => [["HGETALL", k.runPrefix + id], ["EXISTS", k.alivePrefix + id]]),
+    return (await this.#newest(name, limit)).map(({ record, alive }) =>
+      record.status === "running" && !alive
+        ? {
+          ...record,
+          status: "failed",
+          error: "The replica running it stopped before it finished",
+        }
+        : record
     );
-    const out: RunRecord[] = [];
-    for (let i = 0; i < ids.length; i++) {
-      const h = toHash(replies[2 * i]);
-      if (!h.id) continue;
-      const record = _record(h);
-      if (record.status === "running" && replies[2 * i + 1] === 0) {
-        record.status = "failed";
-        record.error = "The replica running it stopped before it finished";
-      }
-      out.push(record);
-    }
-    return out;
   }
 
   /**
