@@ -97,12 +97,14 @@ test.before(async () => {
   workers = started;
 });
 
-test("1000 sleep {ms:5} tasks over two workers: all completed, each run exactly once", async () => {
-  const refs = await pool(Array.from({ length: 1000 }), 25, () => enqueue({ ms: 5 }));
+test("1000 sleep {ms:50} tasks over two workers: all completed, each run exactly once", async () => {
+  // 50 ms each: more than one worker drains while the POSTs arrive, so a backlog forms and both
+  // workers take from it (5 ms tasks were all taken by whichever worker woke first).
+  const refs = await pool(Array.from({ length: 1000 }), 25, () => enqueue({ ms: 50 }));
   assert.is(new Set(refs).size, 1000);
   const views = await pool(refs, 25, (r) => read(r, 30));
   const bad = views.filter((v) =>
-    v.status !== "completed" || v.attempts !== 1 || (v.result as any)?.slept_ms !== 5
+    v.status !== "completed" || v.attempts !== 1 || (v.result as any)?.slept_ms !== 50
   );
   assert.equal(bad, []);
   const starts = await Promise.all(
