@@ -462,3 +462,15 @@ export async function runProgram(
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
+
+/**
+ * The status of a program's `/readyz`, its body discarded.
+ *
+ * @param url the program's base URL
+ * @returns the HTTP status
+ */
+export async function readyzStatus(url: string): Promise<number> {
+  const r = await fetch(`${url}/readyz`);
+  await r.body?.cancel();
+  return r.status;
+}

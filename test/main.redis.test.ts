@@ -1,6 +1,14 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { cleanup, freePort, killOnCleanup, spawnProgram, unique, waitFor } from "./helpers.ts";
+import {
+  cleanup,
+  freePort,
+  killOnCleanup,
+  readyzStatus,
+  spawnProgram,
+  unique,
+  waitFor,
+} from "./helpers.ts";
 
 test.after(cleanup);
 
@@ -66,11 +74,7 @@ test("stopping Redis turns /readyz 503 naming redis, /healthz stays 200; restart
 
   redis = await startRedis(port);
   await waitFor(
-    async () => {
-      const r = await fetch(`${p.url}/readyz`);
-      await r.body?.cancel();
-      return r.status === 200;
-    },
+    async () => (await readyzStatus(p.url)) === 200,
     15_000,
     "readyz back to 200",
   );
@@ -113,11 +117,7 @@ test("ROLE=all with Redis down at start-up becomes ready once Redis comes up", a
   await health.body?.cancel();
   await startRedis(port);
   await waitFor(
-    async () => {
-      const r = await fetch(`${p.url}/readyz`);
-      await r.body?.cancel();
-      return r.status === 200;
-    },
+    async () => (await readyzStatus(p.url)) === 200,
     20_000,
     "readyz 200 once Redis is up",
   );

@@ -6,7 +6,7 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { cleanup, ROOT, spawnProgram, unique, waitFor } from "../helpers.ts";
+import { cleanup, readyzStatus, ROOT, spawnProgram, unique, waitFor } from "../helpers.ts";
 
 test.after(cleanup);
 
@@ -78,11 +78,7 @@ test("kill -9 the primary mid-stream with REDIS_WAIT_REPLICAS=1: only 202/503, e
     KEY_PREFIX: prefix,
   });
   await waitFor(
-    async () => {
-      const r = await fetch(`${p.url}/readyz`);
-      await r.body?.cancel();
-      return r.status === 200;
-    },
+    async () => (await readyzStatus(p.url)) === 200,
     20_000,
     "ready",
   );

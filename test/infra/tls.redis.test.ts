@@ -6,7 +6,15 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { RedisStore } from "../../src/infra/redis.ts";
 import { createLogger } from "../../src/log.ts";
-import { cleanup, killOnCleanup, onCleanup, spawnProgram, unique, waitFor } from "../helpers.ts";
+import {
+  cleanup,
+  killOnCleanup,
+  onCleanup,
+  readyzStatus,
+  spawnProgram,
+  unique,
+  waitFor,
+} from "../helpers.ts";
 
 test.after(cleanup);
 
@@ -102,11 +110,7 @@ test("the program with REDIS_TLS_CA_FILE is ready and stores work over TLS", asy
     KEY_PREFIX: unique("t"),
   });
   await waitFor(
-    async () => {
-      const r = await fetch(`${p.url}/readyz`);
-      await r.body?.cancel();
-      return r.status === 200;
-    },
+    async () => (await readyzStatus(p.url)) === 200,
     15_000,
     "ready over TLS",
   );
