@@ -101,6 +101,7 @@ function ours(): Contender {
     name: "noop",
     input: v.object({ t: v.number() }),
     concurrency: CONCURRENCY,
+    maxQueued: 1_000_000,
     attempts: 1,
     handler: ({ t }) => {
       onStart(t);
