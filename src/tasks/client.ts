@@ -3,7 +3,7 @@
  * HTTP routes and by any code that enqueues (schedules, consumers, handlers).
  */
 import { deadline, settleBy } from "../async/deadline.ts";
-import * as v from "valibot";
+import { safeParse } from "../schema.ts";
 import { perRuntime, type Runtime } from "../runtime.ts";
 import { UnavailableError } from "../infra/store.ts";
 import { toIssues } from "../http/validate.ts";
@@ -202,7 +202,7 @@ export class TaskClient {
     options: EnqueueOptions = {},
   ): Promise<EnqueueResult> {
     const def = typeof type === "string" ? this.definition(type) : type;
-    const checked = v.safeParse(def.input, input);
+    const checked = safeParse(def.input, input);
     if (!checked.success) throw new TaskInputError(def.name, toIssues(checked.issues));
     await this.#roomFor(def);
     const json = JSON.stringify(input ?? null);

@@ -1,7 +1,7 @@
 /**
  * @module Defining a task type: its name, input schema, handler and run options.
  */
-import type * as v from "valibot";
+import type { Schema, SchemaInput, SchemaOutput } from "../schema.ts";
 import { backoff } from "../async/backoff.ts";
 import { type Definition, type DefinitionKind, definitionKind } from "../definitions.ts";
 import type { Logger } from "../log.ts";
@@ -14,7 +14,7 @@ import { TASK_SHARDS } from "./keys.ts";
  * when it is named by a string.
  */
 export type TaskInput<T extends TaskDefinition | string> = T extends
-  TaskDefinition<infer S, unknown> ? v.InferInput<S>
+  TaskDefinition<infer S, unknown> ? SchemaInput<S>
   : unknown;
 
 /**
@@ -85,13 +85,13 @@ export interface TaskContext {
 export type Backoff = { delayMs?: number; maxDelayMs?: number } | ((retry: number) => number);
 
 /** What `defineTask` takes. */
-export interface TaskOptions<S extends v.GenericSchema, R> {
+export interface TaskOptions<S extends Schema, R> {
   /** Unique name, also the URL segment of `POST /tasks/{name}`: `[A-Za-z0-9][A-Za-z0-9._-]*`. */
   name: string;
   /** valibot schema of the input; checked when enqueued (400) and again before each run. */
   input: S;
   /** The work; its JSON-serialisable return value becomes the task's `result`. */
-  handler: (input: v.InferOutput<S>, ctx: TaskContext) => R | Promise<R>;
+  handler: (input: SchemaOutput<S>, ctx: TaskContext) => R | Promise<R>;
   /** Most runs (first run included) before `failed`; default 3. */
   attempts?: number;
   /** Exponential backoff with ±20 % jitter: `{ delayMs: 1000, maxDelayMs: 300_000 }` by default. */
@@ -116,8 +116,7 @@ export interface TaskOptions<S extends v.GenericSchema, R> {
 }
 
 /** A task type, made with {@link defineTask}. */
-export interface TaskDefinition<S extends v.GenericSchema = v.GenericSchema, R = unknown>
-  extends Definition {
+export interface TaskDefinition<S extends Schema = Schema, R = unknown> extends Definition {
   /** Always `task`. */
   readonly kind: "task";
   /** The type's name. */
@@ -125,7 +124,7 @@ export interface TaskDefinition<S extends v.GenericSchema = v.GenericSchema, R =
   /** Schema of the input. */
   readonly input: S;
   /** The work (method syntax: a typed definition is usable wherever any definition is). */
-  handler(input: v.InferOutput<S>, ctx: TaskContext): R | Promise<R>;
+  handler(input: SchemaOutput<S>, ctx: TaskContext): R | Promise<R>;
   /** Most runs before `failed`. */
   readonly attempts: number;
   /** Delay before retry `n` (1-based), jitter included. */
@@ -215,7 +214,7 @@ export function exponentialBackoff(
  * });
  * ```
  */
-export function defineTask<S extends v.GenericSchema, R>(
+export function defineTask<S extends Schema, R>(
   options: TaskOptions<S, R>,
 ): TaskDefinition<S, R> {
   const { name } = options;

@@ -5,7 +5,7 @@
 import { backoff } from "../async/backoff.ts";
 import { settleBy } from "../async/deadline.ts";
 import { delay } from "../async/delay.ts";
-import * as v from "valibot";
+import { safeParse } from "../schema.ts";
 import type { Runtime, Service } from "../runtime.ts";
 import type { Logger } from "../log.ts";
 import type { Check } from "../infra/store.ts";
@@ -570,7 +570,7 @@ export class TaskWorker implements Service {
       enqueue: (next, input, options) => enqueueTask(this.#rt, next, input, options),
     };
     const handler = (async () => {
-      const parsed = v.safeParse(def.input, JSON.parse(task.input));
+      const parsed = safeParse(def.input, JSON.parse(task.input));
       if (!parsed.success) {
         throw new NonRetryableError(
           `The stored input no longer fits the schema: ${
