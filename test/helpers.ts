@@ -8,7 +8,7 @@ import { System } from "../src/system.ts";
 import type { Command, Reply, Store } from "../src/infra/store.ts";
 import { MemoryStore } from "../src/infra/memory-store.ts";
 import { RedisStore } from "../src/infra/redis.ts";
-import { ManualClock } from "../src/async/clock.ts";
+import { type Clock, ManualClock, systemClock } from "../src/async/clock.ts";
 
 /**
  * A TCP port nothing listens on now (for a server a test starts itself).
@@ -95,8 +95,18 @@ export interface StoreTime {
   store?: Store;
   /** The manual clock (embedded engine only). */
   clock?: ManualClock;
+  /** The clock for the test's loops (heartbeats, polls): the manual one, or the wall clock. */
+  loops: Clock;
   /** Lets `ms` pass on the store's clock: moved at once when manual, waited for on Redis. */
   elapse(ms: number): Promise<void>;
+  /** The store's time now as the test knows it: the manual clock, or the wall clock. */
+  now(): number;
+  /**
+   * Checks a time stamp the store's scripts wrote (`TIME`) since `since` (from `now()`): the
+   * manual clock did not move, so exactly `since`; on Redis (its own clock, on this machine) a
+   * time between `since` and now.
+   */
+  assertStamp(stamp: string | null | undefined, since: number): void;
 }
 
 /**
@@ -105,15 +115,40 @@ export interface StoreTime {
  * clock, so there the time really passes.
  *
  * @param backend the engine
+ * @param start where the manual clock starts (epoch ms; default now)
  * @returns the store (embedded) and how to let time pass
  */
-export function storeTime(backend: Backend): StoreTime {
+export function storeTime(backend: Backend, start = Date.now()): StoreTime {
   if (backend.name === "redis") {
-    return { elapse: (ms) => new Promise((r) => setTimeout(r, ms)) };
+    return {
+      loops: systemClock,
+      now: () => Date.now(),
+      // Redis's clock cannot be moved: the one place where a test really waits for time.
+      elapse: (ms) => new Promise((r) => setTimeout(r, ms)),
+      assertStamp(stamp, since) {
+        const at = Date.parse(stamp ?? "");
+        // Redis's TIME is read on this machine; a second either way allows for its rounding.
+        if (!(at >= since - 1000 && at <= Date.now() + 1000)) {
+          throw new Error(
+            `Time stamp ${stamp} is not between ${new Date(since).toISOString()} and now`,
+          );
+        }
+      },
+    };
   }
-  const clock = new ManualClock(Date.now(), 200);
+  const clock = new ManualClock(start, 200);
   const store = new MemoryStore({ clock: () => clock.now() });
-  return { store, clock, elapse: (ms) => clock.advance(ms) };
+  return {
+    store,
+    clock,
+    loops: clock,
+    now: () => clock.now(),
+    elapse: (ms) => clock.advance(ms),
+    assertStamp(stamp, since) {
+      const want = new Date(since).toISOString();
+      if (stamp !== want) throw new Error(`Time stamp ${stamp} is not the clock's ${want}`);
+    },
+  };
 }
 
 /** A backend the behavioural tests run on. */

@@ -13,6 +13,7 @@
 import { defineScript, type Reply, type Store, toHash } from "../infra/store.ts";
 import type { TaskKeys } from "./keys.ts";
 import type { JobStatus } from "../jobs/status.ts";
+import { NOW_LUA } from "../jobs/lease.ts";
 
 /** Longest listing kept per terminal status (the newest entries win). */
 export const INDEX_CAP = 10_000;
@@ -78,11 +79,6 @@ export interface EnqueueEntry {
   idempotency?: { keyHash: string; fingerprint: string; ttlMs: number };
 }
 
-// Every script starts from the server's clock, in ms.
-const NOW = `local _t = redis.call("TIME")
-local now = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
-`;
-
 // Shared Lua helper: end a task in a terminal status (record and more fields, index, TTL,
 // notification on the task's own channel). An empty `lease` means none: no token matches it.
 // Scripts trim the indexes they touched once, at their end (`trim`).
@@ -110,7 +106,7 @@ end
 // delayed task tells them when it is the type's earliest: they sleep until the earliest one.
 const ENQUEUE = defineScript({
   name: "tasks.enqueue",
-  lua: NOW + `
+  lua: NOW_LUA + `
 if KEYS[4] then
   local seen = redis.call("GET", KEYS[4])
   if seen then
@@ -146,7 +142,7 @@ return {"created", ARGV[1]}
 //   input, attempt, max attempts, ready_at}
 const CLAIM = defineScript({
   name: "tasks.claim",
-  lua: NOW + `
+  lua: NOW_LUA + `
 local out = {-1}
 local next_due = nil
 local budget = ${CLAIM_BUDGET}
@@ -202,7 +198,7 @@ return out
 // Returns per run: the task's new status, or "lost" when the lease was not this run's.
 const FINISH = defineScript({
   name: "tasks.finish",
-  lua: NOW + TERMINAL + `
+  lua: NOW_LUA + TERMINAL + `
 local base, ready, done, cap = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local out = {}
 for i = 5, #ARGV, 5 do
@@ -256,7 +252,7 @@ return out
 // Returns {lost refcodes, refcodes asked to cancel}
 const RENEW = defineScript({
   name: "tasks.renew",
-  lua: NOW + `
+  lua: NOW_LUA + `
 local lost, cancel = {}, {}
 local until_ms = now + tonumber(ARGV[2])
 for i = 3, #ARGV, 2 do
@@ -281,7 +277,7 @@ return {lost, cancel}
 // Returns per task: type, new status
 const RECLAIM = defineScript({
   name: "tasks.reclaim",
-  lua: NOW + TERMINAL + `
+  lua: NOW_LUA + TERMINAL + `
 local base, ready, done, cap = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local out = {}
 local expired = redis.call("ZRANGEBYSCORE", KEYS[1], "-inf", now, "LIMIT", 0, tonumber(ARGV[5]))
@@ -321,7 +317,7 @@ return out
 // Returns {"missing"} or {"terminal"|"cancelled"|"cancelling", the record as HGETALL}
 const CANCEL = defineScript({
   name: "tasks.cancel",
-  lua: NOW + TERMINAL + `
+  lua: NOW_LUA + TERMINAL + `
 local f = redis.call("HMGET", KEYS[1], "status", "type", "ttl_ms")
 local ref = ARGV[5]
 local outcome
@@ -349,7 +345,7 @@ return {outcome, redis.call("HGETALL", KEYS[1])}
 // Returns {"missing"} or {"queued"|"state", the record as HGETALL}
 const RETRY = defineScript({
   name: "tasks.retry",
-  lua: NOW + `
+  lua: NOW_LUA + `
 local f = redis.call("HMGET", KEYS[1], "status", "type")
 if not f[1] then return {"missing"} end
 if f[1] ~= "failed" then return {"state", redis.call("HGETALL", KEYS[1])} end
@@ -370,7 +366,7 @@ return {"queued", redis.call("HGETALL", KEYS[1])}
 // Returns 1 when written, 0 otherwise
 const PROGRESS = defineScript({
   name: "tasks.progress",
-  lua: NOW + `
+  lua: NOW_LUA + `
 if redis.call("HGET", KEYS[1], "lease") ~= ARGV[1] then return 0 end
 redis.call("HSET", KEYS[1], "progress", ARGV[2], "updated_at", now)
 return 1
