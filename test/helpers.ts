@@ -366,6 +366,31 @@ export async function waitFor<T>(
   throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${last}` : ""}`);
 }
 
+/**
+ * CPU time a process used so far (user + system, from `/proc`), ms.
+ *
+ * @param pid the process (default this one)
+ * @returns milliseconds, in steps of 10
+ */
+export function cpuMs(pid = Deno.pid): number {
+  const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/**
+ * The CPU time a process uses during the next `ms` of real time: how tests see that threads
+ * stopped. The window is real time on purpose: threads' CPU cannot follow a manual clock.
+ *
+ * @param ms the window
+ * @param pid the process (default this one)
+ * @returns milliseconds of CPU used in the window
+ */
+export async function cpuDuring(ms: number, pid = Deno.pid): Promise<number> {
+  const before = cpuMs(pid);
+  await new Promise((r) => setTimeout(r, ms));
+  return cpuMs(pid) - before;
+}
+
 /** A program started with `deno run -A <entry>`. */
 export interface Program {
   /** `http://127.0.0.1:<port>` */
