@@ -104,11 +104,7 @@ done
 
 if ((${#alive[@]} == 0)); then
   # Nothing runs: a fresh cluster (new data dirs, one cluster id).
-  for n in "${NODES[@]}"; do
-    for p in "$(port_of "$n")" "$(cport_of "$n")"; do
-      port_open "$p" && die "port $HOST:$p is in use by something this script did not start; free it first"
-    done
-  done
+  for n in "${NODES[@]}"; do ports_free "$(port_of "$n")" "$(cport_of "$n")"; done
   rm -rf "$BASE"
   mkdir -p "$BASE"
   for n in "${NODES[@]}"; do write_config "$n"; done
