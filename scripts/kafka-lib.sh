@@ -257,15 +257,17 @@ wait_until() {
 # ---------------------------------------------------------------------------------------------
 
 # A broker started earlier may still be booting (or hung): waits for it (exit 0 once ready), or
-# stops it. $1 = pid file.
-resume_started() {
-  if pid_alive "$1"; then
-    log "broker pid $(cat "$1") (started earlier) is alive but not ready yet; waiting ..."
-    if wait_until ready "$1"; then exit 0; fi
+# stops it; then its ports must be free. $1 = pid file, $2... = the ports.
+resume_or_free() {
+  local pidfile=$1; shift
+  if pid_alive "$pidfile"; then
+    log "broker pid $(cat "$pidfile") (started earlier) is alive but not ready yet; waiting ..."
+    if wait_until ready "$pidfile"; then exit 0; fi
     log "killing unresponsive broker"
-    stop_pid "$1"
+    stop_pid "$pidfile"
   fi
-  rm -f "$1"
+  rm -f "$pidfile"
+  ports_free "$@"
 }
 
 ports_free() { # $@ = ports these scripts are about to listen on
@@ -277,20 +279,23 @@ ports_free() { # $@ = ports these scripts are about to listen on
   done
 }
 
-# The server.properties lines of a one-node cluster: three partitions, every internal topic on
-# its one replica. $1 = num.io.threads.
-one_node_properties() {
+# The server.properties lines every node of these scripts shares: broker and controller in one
+# process, three partitions a topic, the internal topics on $1 replicas with min ISR $2, and $3
+# I/O threads.
+kraft_properties() {
   cat <<EOP
+process.roles=broker,controller
+controller.listener.names=CONTROLLER
 num.partitions=3
 default.replication.factor=1
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+offsets.topic.replication.factor=$1
+transaction.state.log.replication.factor=$1
+transaction.state.log.min.isr=$2
+share.coordinator.state.topic.replication.factor=$1
+share.coordinator.state.topic.min.isr=$2
 group.initial.rebalance.delay.ms=0
 num.network.threads=2
-num.io.threads=$1
+num.io.threads=$3
 EOP
 }
 
