@@ -299,6 +299,21 @@ num.io.threads=$3
 EOP
 }
 
+# The server.properties lines of a one-node cluster on $PORT (clients) and $CPORT (controller),
+# with its data in $RUN/data. $1 = the clients' protocol (PLAINTEXT, SASL_SSL), $2 = I/O threads.
+one_node_properties() {
+  cat <<EOP
+node.id=1
+controller.quorum.voters=1@$HOST:$CPORT
+listeners=$1://$HOST:$PORT,CONTROLLER://$HOST:$CPORT
+advertised.listeners=$1://$HOST:$PORT
+inter.broker.listener.name=$1
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,$1:$1
+log.dirs=$RUN/data
+EOP
+  kraft_properties 1 1 "$2"
+}
+
 # Formats fresh storage in $1/data (with $1/server.properties), starts the node and waits until
 # `ready`. $1 = run dir, $2 = heap options, $3 = what it is (for the log), $4... = extra
 # StorageTool format arguments.
