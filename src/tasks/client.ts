@@ -17,7 +17,7 @@ import {
 } from "./define.ts";
 
 export type { EnqueueOptions, EnqueueResult } from "./define.ts";
-import { taskKeys } from "./keys.ts";
+import { fnv1a, shardIndex, TASK_SHARDS, taskKeys, typeShards } from "./keys.ts";
 import { isTerminal, JOB_STATUSES, type JobStatus } from "../jobs/status.ts";
 import { type ChangeResult, TaskBroker, type TaskRecord } from "./broker.ts";
 import { TASK_REFCODES } from "../jobs/refcode.ts";
@@ -159,6 +159,15 @@ export class TaskClient {
     return def;
   }
 
+  #typeShards = new Map<string, number[]>();
+
+  /** The shards a type's new tasks go to. */
+  #shards(def: TaskDefinition): number[] {
+    let shards = this.#typeShards.get(def.name);
+    if (!shards) this.#typeShards.set(def.name, shards = typeShards(def.name, def.shards));
+    return shards;
+  }
+
   /** Throws {@link QueueFullError} when the type's queue is at its cap. */
   async #roomFor(def: TaskDefinition): Promise<void> {
     let depth = this.#depth.get(def.name);
@@ -204,8 +213,21 @@ export class TaskClient {
       fingerprint: await _sha256(`${def.name}\n${_canonical(input ?? null)}`),
       ttlMs: IDEMPOTENCY_TTL_MS,
     };
+    // The refcode picks the task's shard: one of the type's shards, or, with an idempotency
+    // key, the one the key picks (the key's record and the task share a slot). At most one
+    // draw in TASK_SHARDS (4) is kept, so a refcode keeps 128 of its 130 random bits or more.
+    const shards = this.#shards(def);
+    const shard = idempotency
+      ? shards[fnv1a(idempotency.keyHash) % shards.length]
+      : shards.length === TASK_SHARDS
+      ? undefined
+      : shards;
     const { outcome, refcode } = await this.#broker.enqueue({
-      refcode: TASK_REFCODES.make(),
+      refcode: shard === undefined
+        ? TASK_REFCODES.make()
+        : typeof shard === "number"
+        ? TASK_REFCODES.make((r) => shardIndex(r) === shard)
+        : TASK_REFCODES.make((r) => shard.includes(shardIndex(r))),
       type: def.name,
       input: json,
       maxAttempts: def.attempts,
@@ -217,9 +239,8 @@ export class TaskClient {
     if (outcome === "conflict") throw new IdempotencyConflictError(refcode);
     // Answered 202 only once REDIS_WAIT_REPLICAS replicas hold it; a repeat with the same
     // Idempotency-Key waits again, so a retry after a 503 gets the same refcode, durably.
-    const written = [this.#broker.keys.record(refcode)];
-    if (idempotency) written.push(this.#broker.keys.idempotency(idempotency.keyHash));
-    await this.#rt.store.replicate(written);
+    // The record and the idempotency record share a shard, hence a node.
+    await this.#rt.store.replicate([this.#broker.keys.record(refcode)]);
     if (outcome === "created") {
       taskMetrics(this.#rt).transitions.inc({ type: def.name, status: "queued" });
       return { refcode, type: def.name, status: "queued", created: true };

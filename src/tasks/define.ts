@@ -7,6 +7,7 @@ import { type Definition, type DefinitionKind, definitionKind } from "../definit
 import type { Logger } from "../log.ts";
 import type { Runtime } from "../runtime.ts";
 import type { JobStatus } from "../jobs/status.ts";
+import { TASK_SHARDS } from "./keys.ts";
 
 /**
  * The input of a task: its schema's input when the task is given by its definition, `unknown`
@@ -106,6 +107,12 @@ export interface TaskOptions<S extends Schema, R> {
    * enqueueing more answers 429 with `Retry-After`. Default 10000.
    */
   maxQueued?: number;
+  /**
+   * Over how many of the deployment's 4 task shards (Redis Cluster slots) this type's tasks
+   * spread, 1 to 4; default 4. Tasks start in the order they were enqueued within a shard, not
+   * across shards: `shards: 1` keeps a type first-in, first-out, on one slot.
+   */
+  shards?: number;
 }
 
 /** A task type, made with {@link defineTask}. */
@@ -130,6 +137,8 @@ export interface TaskDefinition<S extends Schema = Schema, R = unknown> extends 
   readonly concurrency: number;
   /** Most tasks of this type queued at once (beyond: 429). */
   readonly maxQueued: number;
+  /** How many task shards its tasks spread over. */
+  readonly shards: number;
 }
 
 /** The key of the task types in a program: `rt.system.all(TASKS)`. */
@@ -144,6 +153,7 @@ export const TASK_DEFAULTS = {
   resultTtlMs: 24 * 3_600_000,
   concurrency: 10,
   maxQueued: 10_000,
+  shards: TASK_SHARDS,
 } as const;
 
 /** Shortest time a `failed` task stays in the dead-task list. */
@@ -154,6 +164,15 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 function _positiveInt(name: string, option: string, value: number): number {
   if (!Number.isInteger(value) || value < 1) {
     throw new RangeError(`Task "${name}": ${option} must be a positive integer (got ${value})`);
+  }
+  return value;
+}
+
+function _shards(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1 || value > TASK_SHARDS) {
+    throw new RangeError(
+      `Task "${name}": shards must be an integer from 1 to ${TASK_SHARDS} (got ${value})`,
+    );
   }
   return value;
 }
@@ -225,5 +244,6 @@ export function defineTask<S extends Schema, R>(
       options.concurrency ?? TASK_DEFAULTS.concurrency,
     ),
     maxQueued: _positiveInt(name, "maxQueued", options.maxQueued ?? TASK_DEFAULTS.maxQueued),
+    shards: _shards(name, options.shards ?? TASK_DEFAULTS.shards),
   };
 }
