@@ -564,3 +564,32 @@ export async function claimAll(
   }
   return out;
 }
+
+/**
+ * POSTs a JSON body.
+ *
+ * @param url where to
+ * @param body the value, sent as `application/json`
+ * @returns the response
+ */
+export function postJson(url: string, body: unknown): Promise<Response> {
+  return fetch(url, {
+    method: "POST",
+    body: JSON.stringify(body),
+    headers: { "content-type": "application/json" },
+  });
+}
+
+/**
+ * GETs a JSON body.
+ *
+ * @param url where from
+ * @returns the parsed body
+ * @throws {Error} naming the status and body when the answer is not 2xx
+ */
+export async function getJson(url: string): Promise<any> {
+  const r = await fetch(url);
+  const body = await r.json();
+  if (!r.ok) throw new Error(`${url} → ${r.status} ${JSON.stringify(body)}`);
+  return body;
+}
