@@ -267,13 +267,11 @@ export function testRuntime(options: TestRuntimeOptions = {}): Runtime {
  */
 export async function readyRedis(url = REDIS_URL): Promise<RedisStore> {
   const store = new RedisStore(url, createLogger("error"));
-  const end = Date.now() + 5000;
-  while (!(await store.check()).ok) {
-    if (Date.now() > end) {
-      await store.close();
-      throw new Error(`Redis at ${url} is not reachable`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
+  try {
+    await waitFor(async () => (await store.check()).ok, 5000, `Redis at ${url}`, 50);
+  } catch {
+    await store.close();
+    throw new Error(`Redis at ${url} is not reachable`);
   }
   return store;
 }
