@@ -2,7 +2,6 @@
  * @module What a request must look like before any route sees it: bounded headers, JSON bodies
  * only, and no state-changing request from another site's page.
  */
-import { deadline } from "../async/deadline.ts";
 import type { Context } from "hono";
 import { problem } from "./problem.ts";
 
@@ -51,6 +50,21 @@ export function unlessJson(c: Context): Response | undefined {
   );
 }
 
+/** Body reads waiting, each with its deadline (epoch ms). */
+const _bodyWaits = new Set<{ at: number; expire: () => void }>();
+let _bodySweeper: ReturnType<typeof setInterval> | undefined;
+/** How often body deadlines are checked: one timer for every read, not one per request. */
+const BODY_SWEEP_MS = 50;
+
+function _sweepBodies(): void {
+  const now = Date.now();
+  for (const wait of _bodyWaits) {
+    if (wait.at > now) continue;
+    _bodyWaits.delete(wait);
+    wait.expire();
+  }
+}
+
 /**
  * Reads the request body as JSON within the body timeout (the app's `bodyTimeoutMs`, else
  * {@link BODY_TIMEOUT_MS}).
@@ -58,11 +72,30 @@ export function unlessJson(c: Context): Response | undefined {
  * @param c the Hono context
  * @returns the parsed body, `undefined` when it is not valid JSON, or a 408 response
  */
-export async function jsonWithin(c: Context): Promise<unknown> {
+export function jsonWithin(c: Context): Promise<unknown> {
   const ms = (c.get("bodyTimeoutMs") as number | undefined) ?? BODY_TIMEOUT_MS;
-  // The body's own failure is "not JSON" (undefined), so only the bound can reject.
-  return await deadline(c.req.json().catch(() => undefined), ms)
-    .catch(() => problem(c, 408, `The request body did not arrive within ${ms} ms`));
+  if (_bodySweeper === undefined) {
+    _bodySweeper = setInterval(_sweepBodies, BODY_SWEEP_MS);
+    Deno.unrefTimer(_bodySweeper as unknown as number);
+  }
+  return new Promise((resolve) => {
+    const wait = {
+      at: Date.now() + ms,
+      expire: () => resolve(problem(c, 408, `The request body did not arrive within ${ms} ms`)),
+    };
+    _bodyWaits.add(wait);
+    // The body's own failure is "not JSON" (undefined), so only the bound answers otherwise.
+    c.req.json().then(
+      (body) => {
+        _bodyWaits.delete(wait);
+        resolve(body);
+      },
+      () => {
+        _bodyWaits.delete(wait);
+        resolve(undefined);
+      },
+    );
+  });
 }
 
 function _headersTooLarge(c: Context): string | undefined {
