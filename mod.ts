@@ -35,7 +35,14 @@ export type {
   PartitionOffset,
   TopicPartition,
 } from "./src/infra/bus-consumer.ts";
-export type { Runtime, RuntimeOptions } from "./src/runtime.ts";
+export type {
+  MetricSample,
+  MetricsRegistry,
+  MetricValues,
+  RegisteredMetric,
+  Runtime,
+  RuntimeOptions,
+} from "./src/runtime.ts";
 export {
   APPLIED,
   type BaseContext,
@@ -114,16 +121,31 @@ export {
   type TaskView,
   UnknownTaskTypeError,
 } from "./src/tasks/mod.ts";
-export type { AppEnv } from "./src/http/env.ts";
-export { HttpProblem, type Issue, problem } from "./src/http/problem.ts";
+export { type ErrorStatus, HttpProblem, type Issue } from "./src/http/problem.ts";
 export {
   describeRoute,
+  type Handler,
   jsonContent,
+  type Middleware,
   type OpenApiContent,
   type OpenApiResponse,
+  problem,
   problemResponse,
-  type Target,
+  type RouteContext,
+  type RouteDescription,
+  type RouteMethod,
+  type RouteRequest,
+  type Routes,
+  type RouteVariables,
   validate,
-  type Validated,
-} from "./src/http/validate.ts";
+  type ValidValues,
+} from "./src/http/routes.ts";
+export type { Target } from "./src/http/validate.ts";
+export type {
+  AsyncSchema,
+  Schema,
+  SchemaInput,
+  SchemaOutput,
+  SchemaStandard,
+} from "./src/schema.ts";
 export { main, type Running, start } from "./src/main.ts";

@@ -4,7 +4,8 @@
  */
 import type { Hono } from "hono";
 import { createHttpApp } from "./http/app.ts";
-import type { AppEnv, RouteModule } from "./http/env.ts";
+import type { AppEnv, AppRoutes } from "./http/env.ts";
+import type { RouteModule, Routes } from "./http/routes.ts";
 import type { Runtime, Service } from "./runtime.ts";
 import { consumerRoutes } from "./consumers/routes.ts";
 import { DASHBOARD_AREA, dashboardRoutes } from "./dashboard/routes.ts";
@@ -13,13 +14,23 @@ import { scheduleRoutes } from "./scheduler/routes.ts";
 import { taskRoutes } from "./tasks/routes.ts";
 
 /** Routes of the runtime's own features, served before the program's. */
-export const BUILTIN_ROUTES: readonly RouteModule[] = [
+export const BUILTIN_ROUTES: readonly AppRoutes[] = [
   taskRoutes,
   parallelRoutes,
   scheduleRoutes,
   consumerRoutes,
   dashboardRoutes,
 ];
+
+/**
+ * A program's route module on the Hono app, which `Routes` names a part of.
+ *
+ * @param routes the program's module
+ * @returns it, taking the app as Hono's
+ */
+function _onHono(routes: RouteModule): AppRoutes {
+  return (app, rt) => routes(app as unknown as Routes, rt);
+}
 
 /** What `createApp` needs besides the runtime. */
 export interface AppOptions {
@@ -50,7 +61,7 @@ export function createApp(rt: Runtime, options: AppOptions): Hono<AppEnv> {
     api: options.api,
     services: options.services,
     bodyTimeoutMs: options.bodyTimeoutMs,
-    routes: [...BUILTIN_ROUTES, ...options.routes],
+    routes: [...BUILTIN_ROUTES, ...options.routes.map(_onHono)],
     // The dashboard's page and stream take the API key from a cookie as well.
     browser: DASHBOARD_AREA,
   });

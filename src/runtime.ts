@@ -29,6 +29,69 @@ export interface Service {
   check?(): Promise<Check>;
 }
 
+/**
+ * The runtime's Prometheus registry, what `/metrics` serves (prom-client's `Registry`; the
+ * runtime registers its own metrics on it).
+ */
+export interface MetricsRegistry {
+  /**
+   * Formats every metric.
+   *
+   * @returns the text exposition format
+   */
+  metrics(): Promise<string>;
+  /** The content type of {@link MetricsRegistry.metrics}'s text. */
+  readonly contentType: string;
+  /**
+   * Finds one metric.
+   *
+   * @param name its name (`tasks_total`)
+   * @returns the metric, or undefined
+   */
+  getSingleMetric(name: string): RegisteredMetric | undefined;
+}
+
+/** A metric of a {@link MetricsRegistry}. */
+export interface RegisteredMetric {
+  /**
+   * Reads the metric.
+   *
+   * @returns its current values
+   */
+  get(): Promise<MetricValues>;
+}
+
+/** A metric's current values. */
+export interface MetricValues {
+  /** The metric's name. */
+  readonly name: string;
+  /** Its help text. */
+  readonly help: string;
+  /** One sample per label set (a histogram's: `_bucket`, `_sum` and `_count` ones). */
+  readonly values: readonly MetricSample[];
+}
+
+/** One sample of a metric. */
+export interface MetricSample {
+  /** The value. */
+  readonly value: number;
+  /** Its labels. */
+  readonly labels: Readonly<Record<string, string | number | undefined>>;
+  /** The series' name when it is not the metric's (a histogram's `<name>_count`…). */
+  readonly metricName?: string;
+}
+
+/**
+ * The prom-client registry behind `rt.metrics`, for the runtime's features to register on.
+ *
+ * @param rt the runtime
+ * @returns its registry
+ */
+export function promRegistry(rt: Runtime): Registry {
+  // The one cast: createRuntime makes every runtime's `metrics` a prom-client Registry.
+  return rt.metrics as Registry;
+}
+
 /** Shared state of one process. */
 export interface Runtime {
   /** The validated configuration. */
@@ -50,7 +113,7 @@ export interface Runtime {
    */
   topic(name: string): string;
   /** This runtime's Prometheus registry (not the global one: tests run several runtimes). */
-  readonly metrics: Registry;
+  readonly metrics: MetricsRegistry;
   /** The program's definitions (tasks, consumers, schedules, parallel tasks). */
   readonly system: Definitions;
   /** Process-unique id, for logs, run records and leases. */

@@ -2,11 +2,11 @@
  * @module What a program is made of: its definitions (tasks, consumers, schedules, parallel
  * tasks) and its HTTP routes, gathered before any role starts.
  */
-import type { RouteModule } from "./http/env.ts";
+import type { RouteModule } from "./http/routes.ts";
 import type { Definition, DefinitionKind, Definitions } from "./definitions.ts";
 
 export type { Definition, DefinitionKind, Definitions } from "./definitions.ts";
-export type { RouteModule } from "./http/env.ts";
+export type { RouteModule } from "./http/routes.ts";
 
 /**
  * The set of definitions and routes one program runs.

@@ -3,7 +3,7 @@
  * in-memory runtime, running a task handler, delivering messages to a consumer, and firing
  * schedules with a manual clock. Import from `@svc/runtime/testing`.
  */
-import * as v from "valibot";
+import { safeParse, type Schema, type SchemaInput } from "./schema.ts";
 import { loadConfig } from "./config.ts";
 import { BulkConsumerService } from "./consumers/bulk-consumer.ts";
 import { ConsumerService } from "./consumers/consumer.ts";
@@ -140,12 +140,12 @@ export interface TaskRun<R> {
  * assert.deepEqual(run.progress, [0.5]);
  * ```
  */
-export async function runTask<S extends v.GenericSchema, R>(
+export async function runTask<S extends Schema, R>(
   task: TaskDefinition<S, R>,
-  input: v.InferInput<S>,
+  input: SchemaInput<S>,
   options: RunTaskOptions = {},
 ): Promise<TaskRun<Awaited<R>>> {
-  const parsed = v.safeParse(task.input, input);
+  const parsed = safeParse(task.input, input);
   if (!parsed.success) throw new TaskInputError(task.name, toIssues(parsed.issues));
   const owned = options.rt ? undefined : testRuntime();
   const rt = options.rt ?? owned!;

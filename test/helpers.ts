@@ -9,6 +9,8 @@ import type { Command, Reply, Store } from "../src/infra/store.ts";
 import { MemoryStore } from "../src/infra/memory-store.ts";
 import { RedisStore } from "../src/infra/redis.ts";
 import { ManualClock } from "../src/async/clock.ts";
+import type { ClaimedTask, TaskBroker } from "../src/tasks/broker.ts";
+import { TASK_SHARDS } from "../src/tasks/keys.ts";
 
 /**
  * A TCP port nothing listens on now (for a server a test starts itself).
@@ -473,4 +475,32 @@ export async function readyzStatus(url: string): Promise<number> {
   const r = await fetch(`${url}/readyz`);
   await r.body?.cancel();
   return r.status;
+}
+
+/**
+ * Claims tasks as a worker would over every shard (tests that play a worker by hand): from each
+ * shard in turn, until the asked number per type is reached.
+ *
+ * @param broker the broker
+ * @param wants `[type, how many]`
+ * @param leaseMs lease length
+ * @param tokenPrefix the claims' token prefix
+ * @param worker the worker's id
+ * @returns the started tasks
+ */
+export async function claimAll(
+  broker: TaskBroker,
+  wants: readonly (readonly [string, number])[],
+  leaseMs: number,
+  tokenPrefix: string,
+  worker: string,
+): Promise<ClaimedTask[]> {
+  const left = new Map(wants.map(([type, n]) => [type, n]));
+  const out: ClaimedTask[] = [];
+  for (let shard = 0; shard < TASK_SHARDS; shard++) {
+    const { tasks } = await broker.claim(shard, [...left], leaseMs, tokenPrefix, worker);
+    for (const task of tasks) left.set(task.type, left.get(task.type)! - 1);
+    out.push(...tasks);
+  }
+  return out;
 }

@@ -140,7 +140,7 @@ function ours(opts: SystemOptions, admin: Runtime): Contender {
       return n;
     },
     async delays(from, to) {
-      const keys = await scanKeys(admin, `${prefix}:{tasks}:t:*`);
+      const keys = await scanKeys(admin, `${prefix}:{${prefix}:tasks:*}:t:*`);
       const rows = await hmgetAll(admin, keys, ["created_at", "ready_at", "started_at"]);
       return rows
         .filter(([created]) => Number(created) >= from && Number(created) <= to)

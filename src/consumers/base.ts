@@ -7,6 +7,7 @@ import { settleBy } from "../async/deadline.ts";
 import { delay } from "../async/delay.ts";
 import { clearStatus, countDeadLetters, REPORT_INTERVAL_MS, reportStatus } from "./status.ts";
 import * as v from "valibot";
+import { safeParse, type Schema } from "../schema.ts";
 import type { Runtime, Service } from "../runtime.ts";
 import type { Logger } from "../log.ts";
 import { type Check, UnavailableError } from "../infra/store.ts";
@@ -69,7 +70,7 @@ export abstract class BaseConsumerService implements Service, LagSource {
   protected stopping = false;
   protected group: GroupConsumer | undefined;
   #committer: Committer | undefined;
-  readonly #options: CommonOptions<v.GenericSchema>;
+  readonly #options: CommonOptions<Schema>;
   readonly #scope: string;
   /** The dead-letter topic without `TOPIC_PREFIX`, as `rt.bus` takes it. */
   readonly #dlqName: string;
@@ -87,7 +88,7 @@ export abstract class BaseConsumerService implements Service, LagSource {
    */
   constructor(
     rt: Runtime,
-    options: CommonOptions<v.GenericSchema>,
+    options: CommonOptions<Schema>,
     kind: "consumer" | "bulk-consumer",
     limits: BufferLimits,
   ) {
@@ -238,7 +239,7 @@ export abstract class BaseConsumerService implements Service, LagSource {
     } catch (err) {
       return new SchemaError(`The value is not JSON: ${(err as Error).message}`);
     }
-    const result = v.safeParse(this.#options.schema, json);
+    const result = safeParse(this.#options.schema, json);
     if (!result.success) {
       const detail = result.issues.slice(0, 3).map((issue) => {
         const path = v.getDotPath(issue);

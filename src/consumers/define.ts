@@ -1,7 +1,7 @@
 /**
  * @module Defining consumers and bulk consumers: the public API of `src/consumers/`.
  */
-import type * as v from "valibot";
+import type { Schema, SchemaOutput } from "../schema.ts";
 import type { Logger } from "../log.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Command } from "../infra/store.ts";
@@ -83,7 +83,7 @@ export interface RetryOptions {
 }
 
 /** What both kinds of consumers share. */
-export interface CommonOptions<S extends v.GenericSchema> extends RetryOptions {
+export interface CommonOptions<S extends Schema> extends RetryOptions {
   /** Unique among consumers; names metrics, logs and the readiness check. */
   name: string;
   /** Topic, without `TOPIC_PREFIX` (added at run time); the dead letters go to `<topic>.dlq`. */
@@ -101,20 +101,20 @@ export interface CommonOptions<S extends v.GenericSchema> extends RetryOptions {
 }
 
 /** Options of `defineConsumer`. */
-export interface ConsumerOptions<S extends v.GenericSchema> extends CommonOptions<S> {
+export interface ConsumerOptions<S extends Schema> extends CommonOptions<S> {
   /** Handles one message; throwing retries it with backoff, then dead-letters it. */
-  handler(message: Message<v.InferOutput<S>>, ctx: ConsumerContext): Promise<void>;
+  handler(message: Message<SchemaOutput<S>>, ctx: ConsumerContext): Promise<void>;
   /** Partitions handled at the same time (each one in order); default 1. */
   partitionsConsumedConcurrently?: number;
 }
 
 /** Options of `defineBulkConsumer`. */
-export interface BulkConsumerOptions<S extends v.GenericSchema> extends CommonOptions<S> {
+export interface BulkConsumerOptions<S extends Schema> extends CommonOptions<S> {
   /**
    * Handles a batch (across partitions, in order within each); throwing retries it, then
    * splits it to isolate the records that fail, which are dead-lettered.
    */
-  handler(batch: Message<v.InferOutput<S>>[], ctx: BulkContext): Promise<void>;
+  handler(batch: Message<SchemaOutput<S>>[], ctx: BulkContext): Promise<void>;
   /** Most records in a batch (default 500). */
   maxBatchSize?: number;
   /** Most bytes (keys and values) in a batch (default 1 MiB). */
@@ -124,15 +124,13 @@ export interface BulkConsumerOptions<S extends v.GenericSchema> extends CommonOp
 }
 
 /** A consumer, as `system.add` takes it. */
-export interface ConsumerDefinition<S extends v.GenericSchema = v.GenericSchema>
-  extends ConsumerOptions<S> {
+export interface ConsumerDefinition<S extends Schema = Schema> extends ConsumerOptions<S> {
   /** Always `consumer`. */
   readonly kind: "consumer";
 }
 
 /** A bulk consumer, as `system.add` takes it. */
-export interface BulkConsumerDefinition<S extends v.GenericSchema = v.GenericSchema>
-  extends BulkConsumerOptions<S> {
+export interface BulkConsumerDefinition<S extends Schema = Schema> extends BulkConsumerOptions<S> {
   /** Always `bulk-consumer`. */
   readonly kind: "bulk-consumer";
 }
@@ -148,7 +146,7 @@ export const BULK_CONSUMERS: DefinitionKind<BulkConsumerDefinition> = definition
 /** Stands for "the number of effects applied" in `onceEach`'s summary commands. */
 export const APPLIED = "$applied";
 
-function _validate(options: CommonOptions<v.GenericSchema>): void {
+function _validate(options: CommonOptions<Schema>): void {
   if (!/^[A-Za-z0-9_.-]{1,100}$/.test(options.name)) {
     throw new Error(`Consumer name "${options.name}" must be 1-100 of A-Z a-z 0-9 _ . -`);
   }
@@ -178,7 +176,7 @@ function _validate(options: CommonOptions<v.GenericSchema>): void {
  * });
  * ```
  */
-export function defineConsumer<S extends v.GenericSchema>(
+export function defineConsumer<S extends Schema>(
   options: ConsumerOptions<S>,
 ): ConsumerDefinition<S> {
   _validate(options);
@@ -208,7 +206,7 @@ export function defineConsumer<S extends v.GenericSchema>(
  * });
  * ```
  */
-export function defineBulkConsumer<S extends v.GenericSchema>(
+export function defineBulkConsumer<S extends Schema>(
   options: BulkConsumerOptions<S>,
 ): BulkConsumerDefinition<S> {
   _validate(options);

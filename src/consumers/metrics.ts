@@ -2,7 +2,7 @@
  * @module Prometheus metrics of the consumers, made once per runtime.
  */
 import { Counter, Gauge, Histogram } from "prom-client";
-import { perRuntime, type Runtime } from "../runtime.ts";
+import { perRuntime, promRegistry, type Runtime } from "../runtime.ts";
 import type { PartitionOffset } from "../infra/bus-consumer.ts";
 
 /** What the lag gauge asks each running consumer on every scrape. */
@@ -34,7 +34,7 @@ export interface ConsumerMetrics {
  * @returns the metrics
  */
 export const consumerMetrics: (rt: Runtime) => ConsumerMetrics = perRuntime((rt) => {
-  const registers = [rt.metrics];
+  const registers = [promRegistry(rt)];
   const sources = new Set<LagSource>();
   new Gauge({
     name: "consumer_lag",

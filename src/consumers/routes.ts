@@ -3,7 +3,7 @@
  */
 import * as v from "valibot";
 import { describeRoute, resolver } from "hono-openapi";
-import type { RouteModule } from "../http/env.ts";
+import type { AppRoutes } from "../http/env.ts";
 import { listConsumers } from "./status.ts";
 
 const Partition = v.object({ partition: v.number(), lag: v.number() });
@@ -25,7 +25,7 @@ const Summary = v.object({
  * @param app the Hono app
  * @param rt the runtime
  */
-export const consumerRoutes: RouteModule = (app, rt) => {
+export const consumerRoutes: AppRoutes = (app, rt) => {
   app.get(
     "/consumers",
     describeRoute({

@@ -4,7 +4,7 @@
 import { streamSSE } from "hono/streaming";
 import * as v from "valibot";
 import { describeRoute } from "hono-openapi";
-import type { RouteModule } from "../http/env.ts";
+import type { AppRoutes } from "../http/env.ts";
 import type { BrowserArea } from "../http/app.ts";
 import { isKey, overHttps, sessionCookie, sessionFor } from "../http/auth.ts";
 import { problem } from "../http/problem.ts";
@@ -36,7 +36,7 @@ export const STREAM_INTERVAL_MS = 1000;
  * @param app the Hono app
  * @param rt the runtime
  */
-export const dashboardRoutes: RouteModule = (app, rt) => {
+export const dashboardRoutes: AppRoutes = (app, rt) => {
   app.post(
     "/dashboard/login",
     describeRoute({

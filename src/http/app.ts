@@ -15,14 +15,14 @@ import {
   type HistogramChild,
 } from "../infra/metrics.ts";
 import { logString, recordWriter } from "../log.ts";
-import type { AppEnv, RouteModule } from "./env.ts";
+import type { AppEnv, AppRoutes } from "./env.ts";
 import { HttpProblem, problem } from "./problem.ts";
 import { probeRoutes } from "./probes.ts";
 import { bearer, cookie, isKey, isSession, SESSION_COOKIE, SESSION_HEADER } from "./auth.ts";
 import { refuseRequest } from "./guard.ts";
 import { type Around, RouteChains } from "./router.ts";
 import { UnavailableError } from "../infra/store.ts";
-import { perRuntime, type Runtime, type Service } from "../runtime.ts";
+import { perRuntime, promRegistry, type Runtime, type Service } from "../runtime.ts";
 
 /** Paths answered without `Authorization`, so probes and scrapers need no key. */
 const OPEN_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
@@ -49,7 +49,7 @@ export interface HttpAppOptions {
   /** Longest wait for a request body; default `BODY_TIMEOUT_MS` (30 s). */
   bodyTimeoutMs?: number;
   /** The route modules of the API, in order. */
-  routes: readonly RouteModule[];
+  routes: readonly AppRoutes[];
   /** Browser pages that take the session cookie. */
   browser?: BrowserArea;
 }
@@ -59,14 +59,14 @@ const _httpMetrics = perRuntime((rt) => {
     "http_requests_total",
     "HTTP requests answered, by method, route and status",
     ["method", "route", "status"],
-    rt.metrics,
+    promRegistry(rt),
   );
   const duration = new CheapHistogram(
     "http_request_duration_seconds",
     "Time to answer HTTP requests, by method and route",
     ["method", "route"],
     [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    rt.metrics,
+    promRegistry(rt),
   );
   // Both label sets are closed (see requestLabels), so this map stays small.
   const children = new Map<string, { count: CounterChild; time: HistogramChild }>();

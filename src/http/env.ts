@@ -15,5 +15,8 @@ export type AppEnv = {
   };
 };
 
-/** Adds routes to the HTTP app: a feature's own, or a user's. */
-export type RouteModule = (app: Hono<AppEnv>, rt: Runtime) => void;
+/**
+ * Adds routes to the Hono app: a feature's own, or a program's (its `RouteModule`, which sees
+ * the app as the runtime's `Routes`).
+ */
+export type AppRoutes = (app: Hono<AppEnv>, rt: Runtime) => void;

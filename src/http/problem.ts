@@ -28,6 +28,13 @@ const TITLES: Record<number, string> = {
   503: "Service Unavailable",
 };
 
+// deno-fmt-ignore
+/** The status of a problem: a client error (4xx) or a server error (5xx). */
+export type ErrorStatus =
+  | 400 | 401 | 402 | 403 | 404 | 405 | 406 | 407 | 408 | 409 | 410 | 411 | 412 | 413 | 414
+  | 415 | 416 | 417 | 418 | 421 | 422 | 423 | 424 | 425 | 426 | 428 | 429 | 431 | 451
+  | 500 | 501 | 502 | 503 | 504 | 505 | 506 | 507 | 508 | 510 | 511;
+
 /** An error a handler throws to answer with a problem document. */
 export class HttpProblem extends Error {
   /**
@@ -39,7 +46,7 @@ export class HttpProblem extends Error {
    * @param headers response headers (e.g. `retry-after` of a 429)
    */
   constructor(
-    readonly status: ContentfulStatusCode,
+    readonly status: ErrorStatus,
     readonly detail: string,
     readonly extra: Record<string, unknown> = {},
     readonly headers: Record<string, string> = {},

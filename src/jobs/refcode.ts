@@ -19,11 +19,20 @@ export class Refcodes {
   }
 
   /**
-   * Makes a new refcode from the platform's CSPRNG.
+   * Makes a new refcode from the platform's CSPRNG: one that `accept` takes, if given (drawn
+   * again until it does: a test that passes one draw in `m` leaves log2(m) bits fewer to guess).
    *
+   * @param accept what the refcode must satisfy (a shard it must hash to)
    * @returns e.g. `t_5k2q7wz3mh4xv6cpa2rjt7ydfe`
    */
-  make(): string {
+  make(accept?: (refcode: string) => boolean): string {
+    for (;;) {
+      const refcode = this.#draw();
+      if (!accept || accept(refcode)) return refcode;
+    }
+  }
+
+  #draw(): string {
     const bytes = crypto.getRandomValues(new Uint8Array(17));
     let out = "";
     let bits = 0, value = 0;

@@ -4,7 +4,7 @@
  * answers, for any number of items, how many workers and pods finish them before a deadline.
  */
 import { deadline, DeadlineError } from "../async/deadline.ts";
-import * as v from "valibot";
+import { safeParse } from "../schema.ts";
 import type { Store } from "../infra/store.ts";
 import type { ParallelTask } from "./define.ts";
 import { ThreadPool } from "./pool.ts";
@@ -161,7 +161,7 @@ async function _rtt(store: Store | undefined): Promise<number> {
 const _round = (x: number, digits = 3) => Math.round(x * 10 ** digits) / 10 ** digits;
 
 function _sampleChunks(def: ParallelTask, items: number): unknown[] | string {
-  const parsed = v.safeParse(def.input, def.sample!(items));
+  const parsed = safeParse(def.input, def.sample!(items));
   if (!parsed.success) {
     const issue = parsed.issues[0];
     const path = issue.path?.map((p) => String((p as { key: unknown }).key)).join(".");

@@ -2,7 +2,7 @@
  * @module Starting a parallel run from code: what `POST /parallel-tasks` does, for schedules,
  * consumers, handlers and scripts.
  */
-import * as v from "valibot";
+import { safeParse, type SchemaInput, valibotSchema } from "../schema.ts";
 import { HttpProblem } from "../http/problem.ts";
 import { arrayForObject, toIssues } from "../http/validate.ts";
 import { perRuntime, type Runtime } from "../runtime.ts";
@@ -28,7 +28,7 @@ export interface ParallelRunStarted {
 
 /** The input a parallel task takes: typed by its definition, `unknown` for a name. */
 export type ParallelInput<T extends ParallelTask | string> = T extends
-  ParallelTask<infer S, unknown, unknown, unknown> ? v.InferInput<S> : unknown;
+  ParallelTask<infer S, unknown, unknown, unknown> ? SchemaInput<S> : unknown;
 
 /** Runs `work` for one key at a time (a promise chain per key). */
 function _serialized(): <T>(key: string, work: () => Promise<T>) => Promise<T> {
@@ -81,9 +81,9 @@ export async function startParallelRun<T extends ParallelTask | string>(
   if (!Number.isInteger(workerCount) || workerCount < 1 || workerCount > def.maxWorkers) {
     throw _invalid([{ path: "worker_count", message: _between(1, def.maxWorkers) }]);
   }
-  const array = arrayForObject(def.input, input);
+  const array = arrayForObject(valibotSchema(def.input), input);
   if (array) throw _invalid([{ ...array, path: "input" }]);
-  const parsed = v.safeParse(def.input, input);
+  const parsed = safeParse(def.input, input);
   if (!parsed.success) {
     throw _invalid(
       toIssues(parsed.issues).map((i) => ({ ...i, path: i.path ? `input.${i.path}` : "input" })),

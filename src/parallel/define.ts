@@ -2,7 +2,7 @@
  * @module Defining a parallel task: its input schema, its tinypool worker file, how its input
  * splits into chunks and how the chunks' results merge.
  */
-import type * as v from "valibot";
+import type { Schema, SchemaInput, SchemaOutput } from "../schema.ts";
 import { type Definition, type DefinitionKind, definitionKind } from "../definitions.ts";
 
 /** Most `worker_count` a run may ask for when its task sets no `maxWorkers`. */
@@ -38,7 +38,7 @@ export interface SplitContext {
 }
 
 /** Options of {@link defineParallelTask}. */
-export interface ParallelTaskOptions<S extends v.GenericSchema, C, R, M> {
+export interface ParallelTaskOptions<S extends Schema, C, R, M> {
   /** The `task_id` clients name in `POST /parallel-tasks`. */
   name: string;
   /** Valibot schema of the run's `input`. */
@@ -50,7 +50,7 @@ export interface ParallelTaskOptions<S extends v.GenericSchema, C, R, M> {
    */
   worker: URL;
   /** Splits a run's input into chunks (JSON values); each chunk runs on one thread. */
-  split(input: v.InferOutput<S>, context: SplitContext): C[];
+  split(input: SchemaOutput<S>, context: SplitContext): C[];
   /** Merges the chunks' results, given in chunk order, into the run's result. */
   merge(results: R[]): M;
   /** Most `worker_count` a run may ask for; default {@link DEFAULT_MAX_WORKERS}. */
@@ -59,7 +59,7 @@ export interface ParallelTaskOptions<S extends v.GenericSchema, C, R, M> {
    * A representative input of `items` items, for the capacity planner (`GET
    * /parallel-tasks/capacity`). Without it the task cannot be planned.
    */
-  sample?(items: number): v.InferInput<S>;
+  sample?(items: number): SchemaInput<S>;
   /** Lease of a claimed chunk, renewed by heartbeats; default {@link DEFAULT_LEASE_MS}. */
   leaseMs?: number;
   /** Times a chunk may lose its process before the run fails; default 3. */
@@ -80,7 +80,7 @@ export interface ParallelTaskOptions<S extends v.GenericSchema, C, R, M> {
 
 /** A parallel task, as `System.add` takes it. */
 export interface ParallelTask<
-  S extends v.GenericSchema = v.GenericSchema,
+  S extends Schema = Schema,
   C = unknown,
   R = unknown,
   M = unknown,
@@ -101,7 +101,7 @@ export interface ParallelTask<
    * @param context the run's `worker_count`
    * @returns the chunks
    */
-  split(input: v.InferOutput<S>, context: SplitContext): C[];
+  split(input: SchemaOutput<S>, context: SplitContext): C[];
   /**
    * Merges the chunks' results, in chunk order.
    *
@@ -117,7 +117,7 @@ export interface ParallelTask<
    * @param items how many items
    * @returns the input
    */
-  sample?(items: number): v.InferInput<S>;
+  sample?(items: number): SchemaInput<S>;
   /** Lease of a claimed chunk, in ms. */
   readonly leaseMs: number;
   /** Times a chunk may lose its process before the run fails. */
@@ -156,7 +156,7 @@ function _intIn(value: number, min: number, max: number, what: string): number {
  * });
  * ```
  */
-export function defineParallelTask<S extends v.GenericSchema, C, R, M>(
+export function defineParallelTask<S extends Schema, C, R, M>(
   options: ParallelTaskOptions<S, C, R, M>,
 ): ParallelTask<S, C, R, M> {
   if (!NAME.test(options.name)) {

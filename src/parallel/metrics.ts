@@ -2,7 +2,7 @@
  * @module Prometheus metrics of parallel tasks, made once per runtime.
  */
 import { Counter, Gauge, Histogram } from "prom-client";
-import { perRuntime, type Runtime } from "../runtime.ts";
+import { perRuntime, promRegistry, type Runtime } from "../runtime.ts";
 
 /** The metrics of parallel tasks. */
 export interface ParallelMetrics {
@@ -29,7 +29,7 @@ export interface ParallelMetrics {
  * @returns the metrics
  */
 export const parallelMetrics: (rt: Runtime) => ParallelMetrics = perRuntime((rt) => {
-  const registers = [rt.metrics];
+  const registers = [promRegistry(rt)];
   return {
     runs: new Counter({
       name: "parallel_runs_total",

@@ -6,7 +6,7 @@ import * as v from "valibot";
 import { HttpProblem } from "../http/problem.ts";
 import { jsonContent, problemResponse, validate } from "../http/validate.ts";
 import { perRuntime, type Runtime } from "../runtime.ts";
-import type { RouteModule } from "../http/env.ts";
+import type { AppRoutes } from "../http/env.ts";
 import { CapacityError, CapacityPlanner } from "./capacity.ts";
 import { DEFAULT_MAX_WORKERS, PARALLEL_TASKS, type ParallelTask } from "./define.ts";
 import { parallelMetrics } from "./metrics.ts";
@@ -95,7 +95,7 @@ const _invalid = (issues: { path: string; message: string }[]) =>
  * @param app the Hono app
  * @param rt the runtime
  */
-export const parallelRoutes: RouteModule = (app, rt) => {
+export const parallelRoutes: AppRoutes = (app, rt) => {
   const runs = new RunStore(rt.store, rt.config.keyPrefix);
   const metrics = parallelMetrics(rt);
   const planner = _planner(rt);

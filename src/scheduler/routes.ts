@@ -3,7 +3,7 @@
  */
 import * as v from "valibot";
 import { describeRoute } from "hono-openapi";
-import type { RouteModule } from "../http/env.ts";
+import type { AppRoutes } from "../http/env.ts";
 import { HttpProblem } from "../http/problem.ts";
 import { jsonContent, problemResponse, validate } from "../http/validate.ts";
 import { type ResolvedSchedule, validateSchedules } from "./overrides.ts";
@@ -95,7 +95,7 @@ export async function listSchedules(
  * @param app the Hono app
  * @param rt the runtime
  */
-export const scheduleRoutes: RouteModule = (app, rt) => {
+export const scheduleRoutes: AppRoutes = (app, rt) => {
   const schedules = validateSchedules(rt.system, rt.config);
   const store = new ScheduleStore(rt.store, rt.config.keyPrefix);
   const known = (name: string) => {

@@ -61,11 +61,12 @@ const _num = (v: Reply) => (v === null || v === "" ? null : Number(v));
 // ARGV[1] claim up to (epoch ms), or "" when the tick is already owned
 // ARGV[2] run id, or "" to claim only
 // ARGV[3] lock mode: skip | wait | allow | force | queue
-// ARGV[4] lease ms   ARGV[5] runs kept   ARGV[6] run hash prefix   ARGV[7] alive key prefix
-// ARGV[8] now (epoch ms)   ARGV[9..] the run's fields: name, value, …
-// Returns {outcome, previous claim or ""}; outcome: lost (ARGV[1] was already claimed),
-// claimed (claim only), running, skipped (the lock is held: recorded), busy (the lock is held:
-// nothing recorded), queued.
+// ARGV[4] lease ms   ARGV[5] runs kept   ARGV[6] now (epoch ms)
+// ARGV[7..] the run's fields: name, value, …
+// Returns {outcome, previous claim or "", ids trimmed off the run list…}; outcome: lost (ARGV[1]
+// was already claimed), claimed (claim only), running, skipped (the lock is held: recorded), busy
+// (the lock is held: nothing recorded), queued. The caller deletes the trimmed runs' keys: a
+// script may touch only the keys it is given, and which runs fall off is known only here.
 const BEGIN = defineScript({
   name: "scheduler.begin",
   lua: `
@@ -88,24 +89,23 @@ elseif ARGV[3] == "force" then
 end
 local fresh = redis.call("EXISTS", KEYS[4]) == 0
 local fields = {}
-for i = 9, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call("HSET", KEYS[4], unpack(fields))
 if outcome == "running" then
   redis.call("SET", KEYS[5], "1", "PX", ARGV[4])
 elseif outcome == "skipped" then
-  redis.call("HSET", KEYS[4], "status", "skipped", "started_at", "", "finished_at", ARGV[8])
+  redis.call("HSET", KEYS[4], "status", "skipped", "started_at", "", "finished_at", ARGV[6])
 else
   redis.call("HSET", KEYS[4], "status", "queued", "started_at", "", "replica", "")
 end
+local out = {outcome, prev}
 if fresh then
   redis.call("LPUSH", KEYS[3], ARGV[2])
   local kept = tonumber(ARGV[5])
-  for _, id in ipairs(redis.call("LRANGE", KEYS[3], kept, -1)) do
-    redis.call("DEL", ARGV[6] .. id, ARGV[7] .. id)
-  end
+  for _, id in ipairs(redis.call("LRANGE", KEYS[3], kept, -1)) do out[#out + 1] = id end
   redis.call("LTRIM", KEYS[3], 0, kept - 1)
 end
-return {outcome, prev}
+return out
 `,
 });
 
@@ -266,12 +266,18 @@ export class ScheduleStore {
         lock,
         leaseMs,
         RUNS_KEPT,
-        k.runPrefix,
-        k.alivePrefix,
         now,
         ...fields,
       ],
     ) as Reply[];
+    const trimmed = reply.slice(2).map(String);
+    if (trimmed.length) {
+      // One slot (the schedule's tag). Should this fail, the records left over are unlisted
+      // and harmless; the next trim does not see them again.
+      await this.#store.command(
+        ["DEL", ...trimmed.flatMap((old) => [k.runPrefix + old, k.alivePrefix + old])],
+      ).catch(() => {});
+    }
     return [String(reply[0]), reply[1]];
   }
 

@@ -2,10 +2,11 @@
  * @module Every state change of a task, each one atomic: a Lua script (run by Redis and by the
  * embedded store alike) under a header listing KEYS, ARGV and the return value.
  *
- * Layout (see `keys.ts`): a hash per task; per type a `pending` list (ready, FIFO) and a
- * `scheduled` sorted set (retries and delayed starts, by due time); one `active` sorted set of
- * running tasks by lease expiry; one sorted set per status for listings. Times are the Redis
- * server's clock (`TIME`), so leases never depend on the clocks of worker machines.
+ * Layout (see `keys.ts`), per shard: a hash per task; per type a `pending` list (ready, FIFO
+ * within the shard) and a `scheduled` sorted set (retries and delayed starts, by due time); one
+ * `active` sorted set of running tasks by lease expiry; one sorted set per status for listings.
+ * Every script runs in one shard. Times are the Redis server's clock (`TIME`), so leases never
+ * depend on the clocks of worker machines.
  *
  * A cancelled task that is still in a `pending` list stays there and is skipped when popped
  * (cancel is O(1) instead of an O(n) LREM); every pop checks that the record is still `queued`.
@@ -59,6 +60,8 @@ export type Outcome =
 /** One run to close. */
 export interface FinishEntry {
   refcode: string;
+  /** The task's type (its pending list and scheduled set may receive it). */
+  type: string;
   token: string;
   outcome: Outcome;
 }
@@ -100,14 +103,15 @@ end
 `;
 
 // KEYS[1] record, KEYS[2] pending(type), KEYS[3] scheduled(type), KEYS[4] idempotency key
-//   (optional)
+//   (optional); all in the task's shard
 // ARGV[1] refcode, ARGV[2] type, ARGV[3] input JSON, ARGV[4] max attempts, ARGV[5] TTL ms after
 //   completed/cancelled, ARGV[6] TTL ms after failed, ARGV[7] delay ms, ARGV[8] ready channel,
-//   ARGV[9] request fingerprint, ARGV[10] idempotency TTL ms
+//   ARGV[9] request fingerprint, ARGV[10] idempotency TTL ms, ARGV[11] ready message
+//   (`<type>:<shard>`)
 // Returns {"created"|"existing"|"conflict", refcode}: existing/conflict name the key's task.
 // Workers are told only when the list was empty: a longer list means an earlier push told them
-// already and they are still claiming (a claim that fills every free slot claims again). A
-// delayed task tells them when it is the type's earliest: they sleep until the earliest one.
+// already and they are still claiming (a claim reports which lists it left non-empty). A
+// delayed task tells them when it is the list's earliest: they sleep until the earliest one.
 const ENQUEUE = defineScript({
   name: "tasks.enqueue",
   lua: NOW + `
@@ -129,25 +133,30 @@ if due > now then
   redis.call("ZADD", KEYS[3], due, ARGV[1])
   -- The new earliest start: idle workers learn when to claim (they sleep until the earliest).
   if redis.call("ZRANGE", KEYS[3], 0, 0)[1] == ARGV[1] then
-    redis.call("PUBLISH", ARGV[8], ARGV[2])
+    redis.call("PUBLISH", ARGV[8], ARGV[11])
   end
 else
-  if redis.call("RPUSH", KEYS[2], ARGV[1]) == 1 then redis.call("PUBLISH", ARGV[8], ARGV[2]) end
+  if redis.call("RPUSH", KEYS[2], ARGV[1]) == 1 then redis.call("PUBLISH", ARGV[8], ARGV[11]) end
 end
 return {"created", ARGV[1]}
 `,
 });
 
-// KEYS[1] active, then for each type i: KEYS[2i] pending(type), KEYS[2i+1] scheduled(type)
-// ARGV[1] keys base, ARGV[2] lease ms, ARGV[3] lease token prefix, ARGV[4] worker id, then for
-//   each type i: ARGV[4+i] how many to claim
+// KEYS[1] active, then for each type i: KEYS[2i] pending(type), KEYS[2i+1] scheduled(type); all
+//   in one shard
+// ARGV[1] the shard's record key prefix, ARGV[2] lease ms, ARGV[3] lease token prefix, ARGV[4]
+//   worker id, then for each type i: ARGV[4+i] how many to claim (0: only move its due tasks)
 // Moves due scheduled tasks to pending, then pops and starts up to the asked number per type.
-// Returns {ms until the next scheduled task is due or -1, then per claimed task: refcode, type,
+// The records of popped refcodes are the one kind of key a script reaches without its name in
+// KEYS: a pop learns them; they are in the shard's slot (the refcode picks the shard).
+// Returns {ms until the next scheduled task of these types is due or -1, the indexes i of the
+//   types whose pending list is not empty afterwards, then per claimed task: refcode, type,
 //   input, attempt, max attempts, ready_at}
 const CLAIM = defineScript({
   name: "tasks.claim",
   lua: NOW + `
-local out = {-1}
+local more = {}
+local out = {-1, more}
 local next_due = nil
 local budget = ${CLAIM_BUDGET}
 local lease = tonumber(ARGV[2])
@@ -163,7 +172,7 @@ for i = 1, (#KEYS - 1) / 2 do
     local ref = redis.call("LPOP", pending)
     if not ref then break end
     budget = budget - 1
-    local rkey = ARGV[1] .. "t:" .. ref
+    local rkey = ARGV[1] .. ref
     local f = redis.call("HMGET", rkey, "status", "type", "input", "attempts", "max_attempts",
       "ready_at")
     if f[1] == "queued" then
@@ -181,6 +190,7 @@ for i = 1, (#KEYS - 1) / 2 do
       want = want - 1
     end
   end
+  if redis.call("LLEN", pending) > 0 then table.insert(more, i) end
   local first = redis.call("ZRANGE", sched, 0, 0, "WITHSCORES")
   if first[2] then
     local at = tonumber(first[2])
@@ -192,10 +202,13 @@ return out
 `,
 });
 
-// KEYS[1] active, KEYS[2] status:completed, KEYS[3] status:failed, KEYS[4] status:cancelled
-// ARGV[1] keys base, ARGV[2] ready channel, ARGV[3] done channel prefix, ARGV[4] index cap,
-//   then per run 5 values: refcode, lease token, kind (ok|retry|fail|release), result JSON or error,
-//   retry delay ms
+// KEYS[1] active, KEYS[2] status:completed, KEYS[3] status:failed, KEYS[4] status:cancelled,
+//   then pending(type) and scheduled(type) of each type the runs are of, then the runs' records;
+//   all in one shard
+// ARGV[1] ready channel, ARGV[2] done channel prefix, ARGV[3] index cap, ARGV[4] shard index,
+//   then per run 7 values: refcode, lease token, kind (ok|retry|fail|release), result JSON or
+//   error, retry delay ms, index in KEYS of its record, index in KEYS of its type's pending list
+//   (its scheduled set follows it)
 // Closes runs whose lease token still matches. A cancel request wins over any outcome; `retry`
 // becomes `failed` once attempts are used up; `release` hands the task back (front of pending,
 // the attempt not counted).
@@ -203,11 +216,13 @@ return out
 const FINISH = defineScript({
   name: "tasks.finish",
   lua: NOW + TERMINAL + `
-local base, ready, done, cap = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local ready, done, cap, shard = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local out = {}
-for i = 5, #ARGV, 5 do
+for i = 5, #ARGV, 7 do
   local ref, token, kind, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local rkey = base .. "t:" .. ref
+  local rkey = KEYS[tonumber(ARGV[i + 5])]
+  local pending = KEYS[tonumber(ARGV[i + 6])]
+  local sched = KEYS[tonumber(ARGV[i + 6]) + 1]
   local f = redis.call("HMGET", rkey, "lease", "cancel", "type", "attempts", "max_attempts",
     "ttl_ms", "failed_ttl_ms")
   if f[1] ~= token then
@@ -225,18 +240,18 @@ for i = 5, #ARGV, 5 do
       status = "queued"
       redis.call("HSET", rkey, "status", status, "attempts", tonumber(f[4]) - 1,
         "updated_at", now, "ready_at", now, "lease", "")
-      redis.call("LPUSH", base .. "pending:" .. f[3], ref)
-      redis.call("PUBLISH", ready, f[3])
+      redis.call("LPUSH", pending, ref)
+      redis.call("PUBLISH", ready, f[3] .. ":" .. shard)
     elseif kind == "retry" and tonumber(f[4]) < tonumber(f[5]) then
       status = "queued"
       local due = now + tonumber(ARGV[i + 4])
       redis.call("HSET", rkey, "status", status, "error", payload, "updated_at", now,
         "ready_at", due, "lease", "")
       if due > now then
-        redis.call("ZADD", base .. "scheduled:" .. f[3], due, ref)
+        redis.call("ZADD", sched, due, ref)
       else
-        redis.call("RPUSH", base .. "pending:" .. f[3], ref)
-        redis.call("PUBLISH", ready, f[3])
+        redis.call("RPUSH", pending, ref)
+        redis.call("PUBLISH", ready, f[3] .. ":" .. shard)
       end
     else
       status = "failed"
@@ -250,18 +265,18 @@ return out
 `,
 });
 
-// KEYS[1] active
-// ARGV[1] keys base, ARGV[2] lease ms, then pairs: refcode, lease token
+// KEYS[1] active, then the runs' records; all in one shard
+// ARGV[1] lease ms, then pairs: refcode, lease token (the i-th pair's record is KEYS[1 + i])
 // Extends the leases still held by these tokens.
 // Returns {lost refcodes, refcodes asked to cancel}
 const RENEW = defineScript({
   name: "tasks.renew",
   lua: NOW + `
 local lost, cancel = {}, {}
-local until_ms = now + tonumber(ARGV[2])
-for i = 3, #ARGV, 2 do
+local until_ms = now + tonumber(ARGV[1])
+for i = 2, #ARGV, 2 do
   local ref = ARGV[i]
-  local f = redis.call("HMGET", ARGV[1] .. "t:" .. ref, "lease", "cancel")
+  local f = redis.call("HMGET", KEYS[1 + i / 2], "lease", "cancel")
   if f[1] ~= ARGV[i + 1] then
     table.insert(lost, ref)
   else
@@ -273,39 +288,64 @@ return {lost, cancel}
 `,
 });
 
-// KEYS[1] active, KEYS[2] status:failed, KEYS[3] status:cancelled
-// ARGV[1] keys base, ARGV[2] ready channel, ARGV[3] done channel prefix, ARGV[4] index cap,
-//   ARGV[5] most tasks to handle, ARGV[6] error recorded when attempts are used up
-// Takes back tasks whose lease expired: to the front of pending, or `failed` when that was the
-// last attempt, or `cancelled` when a cancel was asked.
+// KEYS[1] active
+// ARGV[1] most refcodes
+// Returns the refcodes whose lease expired (server clock), oldest expiry first.
+const EXPIRED = defineScript({
+  name: "tasks.expired",
+  lua: NOW + `
+return redis.call("ZRANGEBYSCORE", KEYS[1], "-inf", now, "LIMIT", 0, tonumber(ARGV[1]))
+`,
+});
+
+// KEYS[1] active, KEYS[2] status:failed, KEYS[3] status:cancelled, then pending(type) of each
+//   type named in ARGV, then the records of the refcodes named in ARGV; all in one shard
+// ARGV[1] ready channel, ARGV[2] done channel prefix, ARGV[3] index cap, ARGV[4] error recorded
+//   when attempts are used up, ARGV[5] shard index, ARGV[6] n, the number of types, then n type
+//   names, then refcodes (from `tasks.expired`)
+// Takes back those of the tasks whose lease is still expired: to the front of pending, or
+// `failed` when that was the last attempt, or `cancelled` when a cancel was asked. A task of a
+// type not named is left for a process that knows it, its expiry pushed back a minute so it does
+// not hide the others.
 // Returns per task: type, new status
 const RECLAIM = defineScript({
   name: "tasks.reclaim",
   lua: NOW + TERMINAL + `
-local base, ready, done, cap = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local ready, done, cap, shard = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[5]
+local n = tonumber(ARGV[6])
+local pending = {}
+for i = 1, n do pending[ARGV[6 + i]] = KEYS[3 + i] end
 local out = {}
-local expired = redis.call("ZRANGEBYSCORE", KEYS[1], "-inf", now, "LIMIT", 0, tonumber(ARGV[5]))
-for _, ref in ipairs(expired) do
-  redis.call("ZREM", KEYS[1], ref)
-  local rkey = base .. "t:" .. ref
-  local f = redis.call("HMGET", rkey, "status", "type", "cancel", "attempts", "max_attempts",
-    "ttl_ms", "failed_ttl_ms")
-  if f[1] == "in_progress" then
-    local status
-    if f[3] == "1" then
-      status = "cancelled"
-      terminal(rkey, ref, status, KEYS[3], f[6], done)
-    elseif tonumber(f[4]) >= tonumber(f[5]) then
-      status = "failed"
-      terminal(rkey, ref, status, KEYS[2], f[7], done, "error", ARGV[6])
+for i = 7 + n, #ARGV do
+  local ref = ARGV[i]
+  local rkey = KEYS[3 + n + (i - 6 - n)]
+  local score = redis.call("ZSCORE", KEYS[1], ref)
+  if score and tonumber(score) <= now then
+    local f = redis.call("HMGET", rkey, "status", "type", "cancel", "attempts", "max_attempts",
+      "ttl_ms", "failed_ttl_ms")
+    if f[1] ~= "in_progress" then
+      redis.call("ZREM", KEYS[1], ref)
+    elseif not pending[f[2]] and f[3] ~= "1" and tonumber(f[4]) < tonumber(f[5]) then
+      redis.call("ZADD", KEYS[1], now + 60000, ref)
     else
-      status = "queued"
-      redis.call("HSET", rkey, "status", status, "updated_at", now, "ready_at", now, "lease", "")
-      redis.call("LPUSH", base .. "pending:" .. f[2], ref)
-      redis.call("PUBLISH", ready, f[2])
+      redis.call("ZREM", KEYS[1], ref)
+      local status
+      if f[3] == "1" then
+        status = "cancelled"
+        terminal(rkey, ref, status, KEYS[3], f[6], done)
+      elseif tonumber(f[4]) >= tonumber(f[5]) then
+        status = "failed"
+        terminal(rkey, ref, status, KEYS[2], f[7], done, "error", ARGV[4])
+      else
+        status = "queued"
+        redis.call("HSET", rkey, "status", status, "updated_at", now, "ready_at", now,
+          "lease", "")
+        redis.call("LPUSH", pending[f[2]], ref)
+        redis.call("PUBLISH", ready, f[2] .. ":" .. shard)
+      end
+      table.insert(out, f[2])
+      table.insert(out, status)
     end
-    table.insert(out, f[2])
-    table.insert(out, status)
   end
 end
 trim(cap, KEYS[2], KEYS[3])
@@ -313,29 +353,29 @@ return out
 `,
 });
 
-// KEYS[1] record, KEYS[2] status:cancelled
-// ARGV[1] keys base, ARGV[2] cancel channel, ARGV[3] done channel prefix, ARGV[4] index cap,
-//   ARGV[5] refcode
-// A queued task becomes `cancelled` at once (it never starts); a running one is flagged and its
-// worker told on the cancel channel (it ends `cancelled` when its run stops).
+// KEYS[1] record, KEYS[2] status:cancelled, KEYS[3] scheduled(its type); all in its shard
+// ARGV[1] cancel channel, ARGV[2] done channel prefix, ARGV[3] index cap, ARGV[4] refcode
+// A queued task becomes `cancelled` at once (it never starts; a pending list keeps its refcode
+// until a claim pops and skips it); a running one is flagged and its worker told on the cancel
+// channel (it ends `cancelled` when its run stops).
 // Returns {"missing"} or {"terminal"|"cancelled"|"cancelling", the record as HGETALL}
 const CANCEL = defineScript({
   name: "tasks.cancel",
   lua: NOW + TERMINAL + `
-local f = redis.call("HMGET", KEYS[1], "status", "type", "ttl_ms")
-local ref = ARGV[5]
+local f = redis.call("HMGET", KEYS[1], "status", "ttl_ms")
+local ref = ARGV[4]
 local outcome
 if not f[1] then
   return {"missing"}
 elseif f[1] == "queued" then
   outcome = "cancelled"
-  redis.call("ZREM", ARGV[1] .. "scheduled:" .. f[2], ref)
-  terminal(KEYS[1], ref, "cancelled", KEYS[2], f[3], ARGV[3])
-  trim(tonumber(ARGV[4]), KEYS[2])
+  redis.call("ZREM", KEYS[3], ref)
+  terminal(KEYS[1], ref, "cancelled", KEYS[2], f[2], ARGV[2])
+  trim(tonumber(ARGV[3]), KEYS[2])
 elseif f[1] == "in_progress" then
   outcome = "cancelling"
   redis.call("HSET", KEYS[1], "cancel", 1, "updated_at", now)
-  redis.call("PUBLISH", ARGV[2], ref)
+  redis.call("PUBLISH", ARGV[1], ref)
 else
   outcome = "terminal"
 end
@@ -343,23 +383,23 @@ return {outcome, redis.call("HGETALL", KEYS[1])}
 `,
 });
 
-// KEYS[1] record, KEYS[2] status:failed
-// ARGV[1] keys base, ARGV[2] ready channel, ARGV[3] refcode
+// KEYS[1] record, KEYS[2] status:failed, KEYS[3] pending(its type); all in its shard
+// ARGV[1] ready channel, ARGV[2] refcode, ARGV[3] ready message (`<type>:<shard>`)
 // Runs a failed task again: attempts reset, error cleared, kept until it ends again.
 // Returns {"missing"} or {"queued"|"state", the record as HGETALL}
 const RETRY = defineScript({
   name: "tasks.retry",
   lua: NOW + `
-local f = redis.call("HMGET", KEYS[1], "status", "type")
+local f = redis.call("HMGET", KEYS[1], "status")
 if not f[1] then return {"missing"} end
 if f[1] ~= "failed" then return {"state", redis.call("HGETALL", KEYS[1])} end
 redis.call("HSET", KEYS[1], "status", "queued", "attempts", 0, "updated_at", now,
   "ready_at", now)
 redis.call("HDEL", KEYS[1], "error", "result", "progress", "finished_at", "started_at")
 redis.call("PERSIST", KEYS[1])
-redis.call("RPUSH", ARGV[1] .. "pending:" .. f[2], ARGV[3])
-redis.call("ZREM", KEYS[2], ARGV[3])
-redis.call("PUBLISH", ARGV[2], f[2])
+redis.call("RPUSH", KEYS[3], ARGV[2])
+redis.call("ZREM", KEYS[2], ARGV[2])
+redis.call("PUBLISH", ARGV[1], ARGV[3])
 return {"queued", redis.call("HGETALL", KEYS[1])}
 `,
 });
@@ -389,12 +429,14 @@ function _change(reply: Reply): ChangeResult {
 }
 
 /**
- * The task operations on a Store: what clients, workers and the recoverer call.
+ * The task operations on a Store: what clients, workers and the recoverer call. Each call that
+ * names tasks goes to their shards (one script per shard, sent together: one round trip on one
+ * server, one per node on a cluster, in parallel).
  *
  * @example
  * ```ts
  * const broker = new TaskBroker(rt.store, taskKeys(rt.config.keyPrefix));
- * const { tasks } = await broker.claim([["sleep", 5]], 10_000, "w1.1", "w1");
+ * const { tasks } = await broker.claim(0, [["sleep", 5]], 10_000, "w1.1", "w1");
  * ```
  */
 export class TaskBroker {
@@ -405,7 +447,8 @@ export class TaskBroker {
   constructor(readonly store: Store, readonly keys: TaskKeys) {}
 
   /**
-   * Creates a task and queues it (or schedules it after `delayMs`) in one atomic step.
+   * Creates a task and queues it (or schedules it after `delayMs`) in one atomic step, in the
+   * shard its refcode picks (the idempotency key, if any, must be in the same shard).
    *
    * @param entry the task
    * @returns `created`, or `existing`/`conflict` for a reused idempotency key, with the refcode
@@ -414,8 +457,13 @@ export class TaskBroker {
     entry: EnqueueEntry,
   ): Promise<{ outcome: "created" | "existing" | "conflict"; refcode: string }> {
     const k = this.keys;
-    const keys = [k.record(entry.refcode), k.pending(entry.type), k.scheduled(entry.type)];
-    if (entry.idempotency) keys.push(k.idempotency(entry.idempotency.keyHash));
+    const shard = k.shardOf(entry.refcode);
+    const keys = [
+      shard.record(entry.refcode),
+      shard.pending(entry.type),
+      shard.scheduled(entry.type),
+    ];
+    if (entry.idempotency) keys.push(shard.idempotency(entry.idempotency.keyHash));
     const [outcome, refcode] = await this.store.eval(ENQUEUE, keys, [
       entry.refcode,
       entry.type,
@@ -427,37 +475,42 @@ export class TaskBroker {
       k.readyChannel,
       entry.idempotency?.fingerprint ?? "",
       entry.idempotency?.ttlMs ?? 0,
+      `${entry.type}:${shard.index}`,
     ]) as [string, string];
     return { outcome: outcome as "created" | "existing" | "conflict", refcode };
   }
 
   /**
-   * Starts up to the asked number of tasks per type, moving due retries to pending first.
+   * Starts up to the asked number of tasks per type from one shard, moving its due retries to
+   * pending first.
    *
-   * @param wants `[type, how many]`, in the order to serve them
+   * @param shard the shard's index
+   * @param wants `[type, how many]`, in the order to serve them (0: only move due tasks)
    * @param leaseMs lease length
    * @param tokenPrefix unique per call (worker id + sequence)
    * @param worker the worker's id, recorded on the task
-   * @returns the started tasks and the time until the next scheduled one is due (or null)
+   * @returns the started tasks, the types whose pending list is not empty afterwards, and the
+   *   time until the next scheduled task of these types in this shard is due (or null)
    */
   async claim(
+    shard: number,
     wants: readonly (readonly [string, number])[],
     leaseMs: number,
     tokenPrefix: string,
     worker: string,
-  ): Promise<{ tasks: ClaimedTask[]; nextDueMs: number | null }> {
-    const k = this.keys;
-    const keys = [k.active];
-    for (const [type] of wants) keys.push(k.pending(type), k.scheduled(type));
+  ): Promise<{ tasks: ClaimedTask[]; more: string[]; nextDueMs: number | null }> {
+    const s = this.keys.shards[shard];
+    const keys = [s.active];
+    for (const [type] of wants) keys.push(s.pending(type), s.scheduled(type));
     const reply = await this.store.eval(CLAIM, keys, [
-      k.base,
+      s.recordPrefix,
       leaseMs,
       tokenPrefix,
       worker,
       ...wants.map(([, n]) => n),
     ]) as Reply[];
     const tasks: ClaimedTask[] = [];
-    for (let i = 1; i + 5 < reply.length; i += 6) {
+    for (let i = 2; i + 5 < reply.length; i += 6) {
       const attempt = Number(reply[i + 3]);
       tasks.push({
         refcode: String(reply[i]),
@@ -469,8 +522,9 @@ export class TaskBroker {
         token: `${tokenPrefix}/${attempt}`,
       });
     }
+    const more = (reply[1] as number[]).map((i) => wants[Number(i) - 1][0]);
     const next = Number(reply[0]);
-    return { tasks, nextDueMs: next >= 0 ? next : null };
+    return { tasks, more, nextDueMs: next >= 0 ? next : null };
   }
 
   /**
@@ -481,22 +535,31 @@ export class TaskBroker {
    */
   async finish(entries: readonly FinishEntry[]): Promise<FinishResult[]> {
     const k = this.keys;
-    const args: (string | number)[] = [k.base, k.readyChannel, k.donePrefix, INDEX_CAP];
-    for (const { refcode, token, outcome } of entries) {
-      const payload = outcome.kind === "ok"
-        ? outcome.result
-        : outcome.kind === "release"
-        ? ""
-        : outcome.error;
-      const delay = outcome.kind === "retry" ? Math.max(0, Math.round(outcome.delayMs)) : 0;
-      args.push(refcode, token, outcome.kind, payload, delay);
-    }
-    return await this.store.eval(FINISH, [
-      k.active,
-      k.status("completed"),
-      k.status("failed"),
-      k.status("cancelled"),
-    ], args) as FinishResult[];
+    const out: FinishResult[] = new Array(entries.length);
+    await Promise.all([..._byShard(k, entries, (e) => e.refcode)].map(async ([index, group]) => {
+      const s = k.shards[index];
+      const keys = [s.active, s.status("completed"), s.status("failed"), s.status("cancelled")];
+      const typeAt = new Map<string, number>();
+      for (const { entry } of group) {
+        if (typeAt.has(entry.type)) continue;
+        typeAt.set(entry.type, keys.length + 1);
+        keys.push(s.pending(entry.type), s.scheduled(entry.type));
+      }
+      const args: (string | number)[] = [k.readyChannel, k.donePrefix, INDEX_CAP, index];
+      for (const { entry: { refcode, token, outcome, type } } of group) {
+        const payload = outcome.kind === "ok"
+          ? outcome.result
+          : outcome.kind === "release"
+          ? ""
+          : outcome.error;
+        const delay = outcome.kind === "retry" ? Math.max(0, Math.round(outcome.delayMs)) : 0;
+        keys.push(s.record(refcode));
+        args.push(refcode, token, outcome.kind, payload, delay, keys.length, typeAt.get(type)!);
+      }
+      const results = await this.store.eval(FINISH, keys, args) as FinishResult[];
+      group.forEach(({ at }, i) => (out[at] = results[i]));
+    }));
+    return out;
   }
 
   /**
@@ -510,36 +573,55 @@ export class TaskBroker {
     leases: readonly (readonly [string, string])[],
     leaseMs: number,
   ): Promise<{ lost: string[]; cancel: string[] }> {
-    if (leases.length === 0) return { lost: [], cancel: [] };
-    const [lost, cancel] = await this.store.eval(
-      RENEW,
-      [this.keys.active],
-      [this.keys.base, leaseMs, ...leases.flat()],
-    ) as [string[], string[]];
+    const k = this.keys;
+    const lost: string[] = [], cancel: string[] = [];
+    await Promise.all(
+      [..._byShard(k, leases, ([refcode]) => refcode)].map(async ([index, group]) => {
+        const s = k.shards[index];
+        const [l, c] = await this.store.eval(
+          RENEW,
+          [s.active, ...group.map(({ entry: [refcode] }) => s.record(refcode))],
+          [leaseMs, ...group.flatMap(({ entry }) => entry)],
+        ) as [string[], string[]];
+        lost.push(...l);
+        cancel.push(...c);
+      }),
+    );
     return { lost, cancel };
   }
 
   /**
-   * Takes back tasks whose lease expired.
+   * Takes back tasks whose lease expired, in every shard.
    *
+   * @param types the task types this process knows (their pending lists receive the tasks)
    * @returns `[type, new status]` of each task taken back
    */
-  async reclaim(): Promise<[string, JobStatus][]> {
+  async reclaim(types: readonly string[]): Promise<[string, JobStatus][]> {
     const k = this.keys;
-    const reply = await this.store.eval(RECLAIM, [
-      k.active,
-      k.status("failed"),
-      k.status("cancelled"),
-    ], [
-      k.base,
-      k.readyChannel,
-      k.donePrefix,
-      INDEX_CAP,
-      RECLAIM_BATCH,
-      LEASE_EXPIRED_ERROR,
-    ]) as string[];
     const out: [string, JobStatus][] = [];
-    for (let i = 0; i + 1 < reply.length; i += 2) out.push([reply[i], reply[i + 1] as JobStatus]);
+    await Promise.all(k.shards.map(async (s) => {
+      const expired = await this.store.eval(EXPIRED, [s.active], [RECLAIM_BATCH]) as string[];
+      if (expired.length === 0) return;
+      const reply = await this.store.eval(RECLAIM, [
+        s.active,
+        s.status("failed"),
+        s.status("cancelled"),
+        ...types.map((t) => s.pending(t)),
+        ...expired.map((ref) => s.record(ref)),
+      ], [
+        k.readyChannel,
+        k.donePrefix,
+        INDEX_CAP,
+        LEASE_EXPIRED_ERROR,
+        s.index,
+        types.length,
+        ...types,
+        ...expired,
+      ]) as string[];
+      for (let i = 0; i + 1 < reply.length; i += 2) {
+        out.push([reply[i], reply[i + 1] as JobStatus]);
+      }
+    }));
     return out;
   }
 
@@ -551,11 +633,15 @@ export class TaskBroker {
    */
   async cancel(refcode: string): Promise<ChangeResult> {
     const k = this.keys;
+    const s = k.shardOf(refcode);
+    // The type names the scheduled set the script may touch; a task's type never changes.
+    const type = await this.store.command(["HGET", s.record(refcode), "type"]);
+    if (type === null) return { outcome: "missing", record: null };
     return _change(
       await this.store.eval(
         CANCEL,
-        [k.record(refcode), k.status("cancelled")],
-        [k.base, k.cancelChannel, k.donePrefix, INDEX_CAP, refcode],
+        [s.record(refcode), s.status("cancelled"), s.scheduled(String(type))],
+        [k.cancelChannel, k.donePrefix, INDEX_CAP, refcode],
       ),
     );
   }
@@ -568,11 +654,14 @@ export class TaskBroker {
    */
   async retry(refcode: string): Promise<ChangeResult> {
     const k = this.keys;
+    const s = k.shardOf(refcode);
+    const type = await this.store.command(["HGET", s.record(refcode), "type"]);
+    if (type === null) return { outcome: "missing", record: null };
     return _change(
       await this.store.eval(
         RETRY,
-        [k.record(refcode), k.status("failed")],
-        [k.base, k.readyChannel, refcode],
+        [s.record(refcode), s.status("failed"), s.pending(String(type))],
+        [k.readyChannel, refcode, `${type}:${s.index}`],
       ),
     );
   }
@@ -601,9 +690,9 @@ export class TaskBroker {
   }
 
   /**
-   * Lists the newest tasks in one status. Terminal statuses have an index each; queued and
-   * running tasks are read from the queues themselves (the newest {@link LIVE_SCAN} of each),
-   * which keeps the hot path free of index writes.
+   * Lists the newest tasks in one status, over every shard. Terminal statuses have an index per
+   * shard; queued and running tasks are read from the queues themselves (the newest
+   * {@link LIVE_SCAN} of each), which keeps the hot path free of index writes.
    *
    * @param status the status
    * @param limit most tasks returned
@@ -619,25 +708,61 @@ export class TaskBroker {
       return await this.#listLive(status, limit, options);
     }
     const { type } = options;
-    const idx = this.keys.status(status);
+    const shards = this.keys.shards;
     const out: (TaskRecord & { refcode: string })[] = [];
+    // Each shard's index is read a page at a time, newest first; the pages are merged by score,
+    // and a shard's next page is read only while the merge may still need it.
     const page = type ? Math.max(100, limit * 4) : limit;
-    for (let start = 0; out.length < limit; start += page) {
-      const refs = await this.store.command(
-        ["ZREVRANGE", idx, start, start + page - 1],
-      ) as string[];
-      if (refs.length === 0) break;
-      const records = await this.#records(refs);
-      const gone: string[] = [];
+    const cursors = shards.map(() => ({ start: 0, done: false }));
+    const heads: { ref: string; score: number; shard: number }[] = [];
+    while (out.length < limit) {
+      const reading = shards.map((_, i) => i).filter((i) =>
+        !cursors[i].done && !heads.some((h) => h.shard === i)
+      );
+      const replies = await this.store.pipeline(reading.map((i) => [
+        "ZREVRANGE",
+        shards[i].status(status),
+        cursors[i].start,
+        cursors[i].start + page - 1,
+        "WITHSCORES",
+      ]));
+      reading.forEach((i, n) => {
+        const flat = replies[n] as string[];
+        cursors[i].start += page;
+        if (flat.length < 2 * page) cursors[i].done = true;
+        for (let j = 0; j + 1 < flat.length; j += 2) {
+          heads.push({ ref: flat[j], score: Number(flat[j + 1]), shard: i });
+        }
+      });
+      if (heads.length === 0) break;
+      heads.sort((a, b) => b.score - a.score);
+      // Safe to take entries down to the newest "last entry read" of a shard with more pages.
+      let floor = -Infinity;
+      for (let i = 0; i < shards.length; i++) {
+        if (cursors[i].done) continue;
+        const mine = heads.filter((h) => h.shard === i);
+        if (mine.length) floor = Math.max(floor, mine[mine.length - 1].score);
+      }
+      const take = heads.filter((h) => h.score >= floor);
+      heads.splice(0, take.length);
+      const records = await this.#records(take.map((h) => h.ref));
+      const gone = new Map<number, string[]>();
       records.forEach((record, i) => {
-        if (!record.status) gone.push(refs[i]);
-        else if (record.status === status && (!type || record.type === type)) {
+        if (!record.status) {
+          const list = gone.get(take[i].shard) ?? [];
+          list.push(take[i].ref);
+          gone.set(take[i].shard, list);
+        } else if (record.status === status && (!type || record.type === type)) {
           if (out.length < limit) out.push(record);
         }
       });
-      // Records expire on their own; drop what they left behind in the index.
-      if (gone.length) await this.store.command(["ZREM", idx, ...gone]);
-      if (refs.length < page) break;
+      // Records expire on their own; drop what they left behind in the indexes.
+      if (gone.size) {
+        await this.store.pipeline(
+          [...gone].map(([i, refs]) => ["ZREM", shards[i].status(status), ...refs]),
+        );
+      }
+      if (take.length === 0 && cursors.every((c) => c.done)) break;
     }
     return out;
   }
@@ -655,16 +780,21 @@ export class TaskBroker {
     limit: number,
     options: { type?: string; types: readonly string[] },
   ): Promise<(TaskRecord & { refcode: string })[]> {
-    const k = this.keys;
+    const shards = this.keys.shards;
     let refs: string[];
     if (status === "in_progress") {
-      refs = await this.store.command(["ZREVRANGE", k.active, 0, LIVE_SCAN - 1]) as string[];
+      const replies = await this.store.pipeline(
+        shards.map((s) => ["ZREVRANGE", s.active, 0, LIVE_SCAN - 1]),
+      );
+      refs = (replies as string[][]).flat();
     } else {
       const types = options.type ? [options.type] : options.types;
-      const replies = await this.store.pipeline(types.flatMap((t) => [
-        ["LRANGE", k.pending(t), -LIVE_SCAN, -1],
-        ["ZRANGE", k.scheduled(t), 0, LIVE_SCAN - 1],
-      ]));
+      const replies = await this.store.pipeline(shards.flatMap((s) =>
+        types.flatMap((t) => [
+          ["LRANGE", s.pending(t), -LIVE_SCAN, -1],
+          ["ZRANGE", s.scheduled(t), 0, LIVE_SCAN - 1],
+        ])
+      ));
       refs = [...new Set((replies as string[][]).flat())];
     }
     const field = status === "in_progress" ? "started_at" : "updated_at";
@@ -675,15 +805,38 @@ export class TaskBroker {
   }
 
   /**
-   * Counts tasks waiting per type (pending plus scheduled).
+   * Counts tasks waiting per type (pending plus scheduled, over every shard).
    *
    * @param types the types
    * @returns the count per type
    */
   async depth(types: readonly string[]): Promise<Map<string, number>> {
+    const shards = this.keys.shards;
     const replies = await this.store.pipeline(
-      types.flatMap((t) => [["LLEN", this.keys.pending(t)], ["ZCARD", this.keys.scheduled(t)]]),
+      types.flatMap((t) =>
+        shards.flatMap((s) => [["LLEN", s.pending(t)], ["ZCARD", s.scheduled(t)]])
+      ),
     );
-    return new Map(types.map((t, i) => [t, Number(replies[2 * i]) + Number(replies[2 * i + 1])]));
+    const per = 2 * shards.length;
+    return new Map(types.map((t, i) => [
+      t,
+      replies.slice(i * per, (i + 1) * per).reduce((a: number, b) => a + Number(b), 0),
+    ]));
   }
+}
+
+/** Groups items by their task's shard, keeping each item's position. */
+function _byShard<T>(
+  keys: TaskKeys,
+  items: readonly T[],
+  refcode: (item: T) => string,
+): Map<number, { entry: T; at: number }[]> {
+  const out = new Map<number, { entry: T; at: number }[]>();
+  items.forEach((entry, at) => {
+    const index = keys.shardOf(refcode(entry)).index;
+    let group = out.get(index);
+    if (!group) out.set(index, group = []);
+    group.push({ entry, at });
+  });
+  return out;
 }

@@ -3,7 +3,7 @@
  * HTTP routes and by any code that enqueues (schedules, consumers, handlers).
  */
 import { deadline, settleBy } from "../async/deadline.ts";
-import * as v from "valibot";
+import { safeParse } from "../schema.ts";
 import { perRuntime, type Runtime } from "../runtime.ts";
 import { UnavailableError } from "../infra/store.ts";
 import { toIssues } from "../http/validate.ts";
@@ -17,7 +17,7 @@ import {
 } from "./define.ts";
 
 export type { EnqueueOptions, EnqueueResult } from "./define.ts";
-import { taskKeys } from "./keys.ts";
+import { fnv1a, shardIndex, TASK_SHARDS, taskKeys, typeShards } from "./keys.ts";
 import { isTerminal, JOB_STATUSES, type JobStatus } from "../jobs/status.ts";
 import { type ChangeResult, TaskBroker, type TaskRecord } from "./broker.ts";
 import { TASK_REFCODES } from "../jobs/refcode.ts";
@@ -161,6 +161,15 @@ export class TaskClient {
     return def;
   }
 
+  #typeShards = new Map<string, number[]>();
+
+  /** The shards a type's new tasks go to. */
+  #shards(def: TaskDefinition): number[] {
+    let shards = this.#typeShards.get(def.name);
+    if (!shards) this.#typeShards.set(def.name, shards = typeShards(def.name, def.shards));
+    return shards;
+  }
+
   /** Throws {@link QueueFullError} when the type's queue is at its cap. */
   async #roomFor(def: TaskDefinition): Promise<void> {
     let depth = this.#depth.get(def.name);
@@ -195,7 +204,7 @@ export class TaskClient {
     options: EnqueueOptions = {},
   ): Promise<EnqueueResult> {
     const def = typeof type === "string" ? this.definition(type) : type;
-    const checked = v.safeParse(def.input, input);
+    const checked = safeParse(def.input, input);
     if (!checked.success) throw new TaskInputError(def.name, toIssues(checked.issues));
     return await this.enqueueValid(def, input, options);
   }
@@ -224,8 +233,21 @@ export class TaskClient {
       fingerprint: await _sha256(`${def.name}\n${_canonical(input ?? null)}`),
       ttlMs: IDEMPOTENCY_TTL_MS,
     };
+    // The refcode picks the task's shard: one of the type's shards, or, with an idempotency
+    // key, the one the key picks (the key's record and the task share a slot). At most one
+    // draw in TASK_SHARDS (4) is kept, so a refcode keeps 128 of its 130 random bits or more.
+    const shards = this.#shards(def);
+    const shard = idempotency
+      ? shards[fnv1a(idempotency.keyHash) % shards.length]
+      : shards.length === TASK_SHARDS
+      ? undefined
+      : shards;
     const { outcome, refcode } = await this.#broker.enqueue({
-      refcode: TASK_REFCODES.make(),
+      refcode: shard === undefined
+        ? TASK_REFCODES.make()
+        : typeof shard === "number"
+        ? TASK_REFCODES.make((r) => shardIndex(r) === shard)
+        : TASK_REFCODES.make((r) => shard.includes(shardIndex(r))),
       type: def.name,
       input: json,
       maxAttempts: def.attempts,
@@ -237,9 +259,8 @@ export class TaskClient {
     if (outcome === "conflict") throw new IdempotencyConflictError(refcode);
     // Answered 202 only once REDIS_WAIT_REPLICAS replicas hold it; a repeat with the same
     // Idempotency-Key waits again, so a retry after a 503 gets the same refcode, durably.
-    const written = [this.#broker.keys.record(refcode)];
-    if (idempotency) written.push(this.#broker.keys.idempotency(idempotency.keyHash));
-    await this.#rt.store.replicate(written);
+    // The record and the idempotency record share a shard, hence a node.
+    await this.#rt.store.replicate([this.#broker.keys.record(refcode)]);
     if (outcome === "created") {
       let queued = this.#queued.get(def.name);
       if (!queued) {

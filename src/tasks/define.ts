@@ -1,19 +1,20 @@
 /**
  * @module Defining a task type: its name, input schema, handler and run options.
  */
-import type * as v from "valibot";
+import type { Schema, SchemaInput, SchemaOutput } from "../schema.ts";
 import { backoff } from "../async/backoff.ts";
 import { type Definition, type DefinitionKind, definitionKind } from "../definitions.ts";
 import type { Logger } from "../log.ts";
 import type { Runtime } from "../runtime.ts";
 import type { JobStatus } from "../jobs/status.ts";
+import { TASK_SHARDS } from "./keys.ts";
 
 /**
  * The input of a task: its schema's input when the task is given by its definition, `unknown`
  * when it is named by a string.
  */
 export type TaskInput<T extends TaskDefinition | string> = T extends
-  TaskDefinition<infer S, unknown> ? v.InferInput<S>
+  TaskDefinition<infer S, unknown> ? SchemaInput<S>
   : unknown;
 
 /**
@@ -84,13 +85,13 @@ export interface TaskContext {
 export type Backoff = { delayMs?: number; maxDelayMs?: number } | ((retry: number) => number);
 
 /** What `defineTask` takes. */
-export interface TaskOptions<S extends v.GenericSchema, R> {
+export interface TaskOptions<S extends Schema, R> {
   /** Unique name, also the URL segment of `POST /tasks/{name}`: `[A-Za-z0-9][A-Za-z0-9._-]*`. */
   name: string;
   /** valibot schema of the input; checked when enqueued (400) and again before each run. */
   input: S;
   /** The work; its JSON-serialisable return value becomes the task's `result`. */
-  handler: (input: v.InferOutput<S>, ctx: TaskContext) => R | Promise<R>;
+  handler: (input: SchemaOutput<S>, ctx: TaskContext) => R | Promise<R>;
   /** Most runs (first run included) before `failed`; default 3. */
   attempts?: number;
   /** Exponential backoff with ±20 % jitter: `{ delayMs: 1000, maxDelayMs: 300_000 }` by default. */
@@ -106,11 +107,16 @@ export interface TaskOptions<S extends v.GenericSchema, R> {
    * enqueueing more answers 429 with `Retry-After`. Default 10000.
    */
   maxQueued?: number;
+  /**
+   * Over how many of the deployment's 4 task shards (Redis Cluster slots) this type's tasks
+   * spread, 1 to 4; default 4. Tasks start in the order they were enqueued within a shard, not
+   * across shards: `shards: 1` keeps a type first-in, first-out, on one slot.
+   */
+  shards?: number;
 }
 
 /** A task type, made with {@link defineTask}. */
-export interface TaskDefinition<S extends v.GenericSchema = v.GenericSchema, R = unknown>
-  extends Definition {
+export interface TaskDefinition<S extends Schema = Schema, R = unknown> extends Definition {
   /** Always `task`. */
   readonly kind: "task";
   /** The type's name. */
@@ -118,7 +124,7 @@ export interface TaskDefinition<S extends v.GenericSchema = v.GenericSchema, R =
   /** Schema of the input. */
   readonly input: S;
   /** The work (method syntax: a typed definition is usable wherever any definition is). */
-  handler(input: v.InferOutput<S>, ctx: TaskContext): R | Promise<R>;
+  handler(input: SchemaOutput<S>, ctx: TaskContext): R | Promise<R>;
   /** Most runs before `failed`. */
   readonly attempts: number;
   /** Delay before retry `n` (1-based), jitter included. */
@@ -131,6 +137,8 @@ export interface TaskDefinition<S extends v.GenericSchema = v.GenericSchema, R =
   readonly concurrency: number;
   /** Most tasks of this type queued at once (beyond: 429). */
   readonly maxQueued: number;
+  /** How many task shards its tasks spread over. */
+  readonly shards: number;
 }
 
 /** The key of the task types in a program: `rt.system.all(TASKS)`. */
@@ -145,6 +153,7 @@ export const TASK_DEFAULTS = {
   resultTtlMs: 24 * 3_600_000,
   concurrency: 10,
   maxQueued: 10_000,
+  shards: TASK_SHARDS,
 } as const;
 
 /** Shortest time a `failed` task stays in the dead-task list. */
@@ -155,6 +164,15 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 function _positiveInt(name: string, option: string, value: number): number {
   if (!Number.isInteger(value) || value < 1) {
     throw new RangeError(`Task "${name}": ${option} must be a positive integer (got ${value})`);
+  }
+  return value;
+}
+
+function _shards(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1 || value > TASK_SHARDS) {
+    throw new RangeError(
+      `Task "${name}": shards must be an integer from 1 to ${TASK_SHARDS} (got ${value})`,
+    );
   }
   return value;
 }
@@ -196,7 +214,7 @@ export function exponentialBackoff(
  * });
  * ```
  */
-export function defineTask<S extends v.GenericSchema, R>(
+export function defineTask<S extends Schema, R>(
   options: TaskOptions<S, R>,
 ): TaskDefinition<S, R> {
   const { name } = options;
@@ -226,5 +244,6 @@ export function defineTask<S extends v.GenericSchema, R>(
       options.concurrency ?? TASK_DEFAULTS.concurrency,
     ),
     maxQueued: _positiveInt(name, "maxQueued", options.maxQueued ?? TASK_DEFAULTS.maxQueued),
+    shards: _shards(name, options.shards ?? TASK_DEFAULTS.shards),
   };
 }

@@ -2,7 +2,7 @@
  * @module Prometheus metrics of async tasks, made once per runtime.
  */
 import { Counter, Gauge, Histogram } from "prom-client";
-import { perRuntime, type Runtime } from "../runtime.ts";
+import { perRuntime, promRegistry, type Runtime } from "../runtime.ts";
 import { TASKS } from "./define.ts";
 import { taskKeys } from "./keys.ts";
 import { TaskBroker } from "./broker.ts";
@@ -38,7 +38,7 @@ export interface TaskMetrics {
  * @returns the metrics
  */
 export const taskMetrics: (rt: Runtime) => TaskMetrics = perRuntime((rt) => {
-  const registers = [rt.metrics];
+  const registers = [promRegistry(rt)];
   const broker = new TaskBroker(rt.store, taskKeys(rt.config.keyPrefix));
   const defined = new Set(rt.system.all(TASKS).map((d) => d.name));
   return {

@@ -7,10 +7,11 @@ import { Loop } from "../async/loop.ts";
 import type { Runtime, Service } from "../runtime.ts";
 import type { Logger } from "../log.ts";
 import { taskKeys } from "./keys.ts";
+import { TASKS } from "./define.ts";
 import { TaskBroker } from "./broker.ts";
 import { type TaskMetrics, taskMetrics } from "./metrics.ts";
 
-/** Default time between passes (each pass is one cheap script call). */
+/** Default time between passes (each pass is one cheap script call per shard). */
 export const RECOVER_EVERY_MS = 1_000;
 
 /** Options of {@link Recoverer}. */
@@ -35,6 +36,7 @@ export class Recoverer implements Service {
   #log: Logger;
   #loop: Loop;
   #failing = false;
+  #types: string[];
 
   /**
    * @param rt the runtime
@@ -42,6 +44,7 @@ export class Recoverer implements Service {
    */
   constructor(rt: Runtime, options: RecovererOptions = {}) {
     this.#broker = new TaskBroker(rt.store, taskKeys(rt.config.keyPrefix));
+    this.#types = rt.system.all(TASKS).map((def) => def.name);
     this.#metrics = taskMetrics(rt);
     this.#log = rt.log.child({ component: "task-recoverer" });
     const everyMs = options.intervalMs ?? RECOVER_EVERY_MS;
@@ -64,7 +67,7 @@ export class Recoverer implements Service {
    */
   async recover(): Promise<number> {
     try {
-      const reclaimed = await this.#broker.reclaim();
+      const reclaimed = await this.#broker.reclaim(this.#types);
       this.#failing = false;
       for (const [name, status] of reclaimed) {
         const type = this.#metrics.label(name);

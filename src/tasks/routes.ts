@@ -6,8 +6,9 @@
 import * as v from "valibot";
 import type { Context } from "hono";
 import { describeRoute } from "hono-openapi";
-import type { AppEnv, RouteModule } from "../http/env.ts";
+import type { AppEnv, AppRoutes } from "../http/env.ts";
 import { HttpProblem } from "../http/problem.ts";
+import { valibotSchema } from "../schema.ts";
 import { bearer } from "../http/auth.ts";
 import { jsonContent, problemResponse, validate } from "../http/validate.ts";
 import { TASKS } from "./define.ts";
@@ -126,7 +127,7 @@ function _task(c: Context<AppEnv>, view: TaskView, status: 200 | 202): Response 
  * @param app the Hono app
  * @param rt the runtime
  */
-export const taskRoutes: RouteModule = (app, rt) => {
+export const taskRoutes: AppRoutes = (app, rt) => {
   const client = taskClient(rt);
 
   for (const def of rt.system.all(TASKS)) {
@@ -146,7 +147,7 @@ export const taskRoutes: RouteModule = (app, rt) => {
         },
       }),
       validate("header", IdempotencyHeader),
-      validate("json", def.input),
+      validate("json", valibotSchema(def.input)),
       (c) =>
         _answer(async () => {
           // The body as sent (the schema's transforms run again before each run).

@@ -5,13 +5,13 @@
 import { backoff } from "../async/backoff.ts";
 import { settleBy } from "../async/deadline.ts";
 import { delay } from "../async/delay.ts";
-import * as v from "valibot";
+import { safeParse } from "../schema.ts";
 import type { Runtime, Service } from "../runtime.ts";
 import type { Logger } from "../log.ts";
 import type { Check } from "../infra/store.ts";
 import { type TaskContext, type TaskDefinition, TASKS } from "./define.ts";
 import { enqueueTask } from "./client.ts";
-import { taskKeys } from "./keys.ts";
+import { shardIndex, TASK_SHARDS, taskKeys } from "./keys.ts";
 import {
   type ClaimedTask,
   type FinishEntry,
@@ -169,13 +169,17 @@ class _Finisher {
 /**
  * Runs the tasks of the system: the `async-worker` role's main service.
  *
- * Each type has its own slots (`concurrency`); one claim call starts up to the free slots of
- * every type. It claims again at once while a type with free slots may have more (its last
- * claim was full, or a notification named it), and when a slot of such a type frees. Under a
- * backlog of a type with short runs it claims ahead, up to the type's concurrency again, so a
- * freed slot starts the next task without waiting for a claim (see PREFETCH_BELOW_MS). Otherwise
- * it waits for a notification on the ready channel (published when a queue stops being empty),
- * for the next scheduled retry, or for the fallback poll.
+ * Each type has its own slots (`concurrency`). Tasks sit in shards (see `keys.ts`); the worker
+ * knows, per type, the shards that may hold ready tasks (a claim left their list non-empty, or a
+ * notification named them). Each round of claims takes every type with free slots to the next
+ * of its shards with work, in turn, so no shard's backlog holds another's back; the claims of
+ * one round (one per shard visited, each serving every type in that shard) go out together.
+ * It claims again at once while a type with free slots may have more, and when a slot of such a
+ * type frees. Under a backlog of a type with short runs it claims ahead, up to the type's
+ * concurrency again, so a freed slot starts the next task without waiting for a claim (see
+ * PREFETCH_BELOW_MS). Otherwise it waits for a notification on the ready channel (published
+ * when a queue stops being empty, naming its type and shard), for the next scheduled retry of a
+ * shard, or for the fallback poll, which looks at every shard.
  */
 export class TaskWorker implements Service {
   readonly name = "task-worker";
@@ -201,16 +205,22 @@ export class TaskWorker implements Service {
   #id: string;
   #seq = 0;
   #rotate = 0;
+  /** Per type, a counter that turns its claims over its shards with work. */
+  #turn = new Map<string, number>();
+  /** Per shard, when its next scheduled task is due (epoch ms), as its last claim said. */
+  #due = new Map<number, number>();
+  /** Whether the next round looks at every shard (start, fallback poll, after a failure). */
+  #sweep = true;
   #loop: Promise<void> | undefined;
   #stopping = false;
   #dirty = false;
   /**
-   * Types whose queue may hold ready tasks: the last claim filled what it asked of them, or a
-   * ready notification came since. A freed slot of such a type claims again at once; the others
-   * wait for a notification (their queue was empty when last claimed).
+   * Per type, the shards whose queue may hold ready tasks: the last claim there left it
+   * non-empty, or a ready notification came since. A freed slot of such a type claims again at
+   * once; the others wait for a notification (their queues were empty when last claimed).
    */
-  #more = new Set<string>();
-  /** Types named by ready notifications since the current claim was sent. */
+  #more = new Map<string, Set<number>>();
+  /** `<type>:<shard>` named by ready notifications since the current round was sent. */
   #notified = new Set<string>();
   #wake: (() => void) | undefined;
   #lastError = "";
@@ -237,6 +247,8 @@ export class TaskWorker implements Service {
       this.#busy.set(def.name, 0);
       this.#held.set(def.name, []);
       this.#runMs.set(def.name, Infinity);
+      this.#more.set(def.name, new Set());
+      this.#turn.set(def.name, 0);
     }
   }
 
@@ -257,10 +269,14 @@ export class TaskWorker implements Service {
     if (this.#defs.size === 0) this.#log.warn("no task types to run");
     // Not awaited: with the store down, start-up (and /healthz) must not wait for it. Until the
     // subscriptions are up, the fallback poll and the lease renewals' cancel flags stand in.
-    this.#subscribeUntilDone(keys.readyChannel, (type) => {
-      if (!this.#defs.has(type)) return;
-      this.#notified.add(type);
-      this.#more.add(type);
+    this.#subscribeUntilDone(keys.readyChannel, (message) => {
+      const colon = message.lastIndexOf(":");
+      const type = message.slice(0, colon);
+      const shard = Number(message.slice(colon + 1));
+      const more = this.#more.get(type);
+      if (!more || !(shard >= 0 && shard < TASK_SHARDS)) return;
+      this.#notified.add(message);
+      more.add(shard);
       this.#poke();
     });
     this.#subscribeUntilDone(keys.cancelChannel, (refcode) => this.#abort(refcode, "cancel"));
@@ -332,71 +348,121 @@ export class TaskWorker implements Service {
    */
   #room(type: string): number {
     const limit = this.#limits.get(type)!;
-    const ahead = this.#more.has(type) && this.#runMs.get(type)! < PREFETCH_BELOW_MS ? limit : 0;
+    const ahead = this.#more.get(type)!.size > 0 && this.#runMs.get(type)! < PREFETCH_BELOW_MS
+      ? limit
+      : 0;
     return limit + ahead - this.#busy.get(type)! - this.#held.get(type)!.length;
   }
 
   /**
-   * `[type, room]` for every type with room, starting at a rotating type. Types not known to
-   * have work are asked too: it costs the claim script one empty pop, and it moves their due
-   * retries and learns when the next one is due.
+   * The next round of claims: per shard to visit, `[type, how many]` for every type (starting at
+   * a rotating type). Each type with room asks its room of one of its shards with work, the next
+   * in turn; a shard whose scheduled tasks are due, or every shard in a sweep, is visited too.
+   * In a shard visited, every other type is asked for none: it costs the script one empty pop,
+   * and it moves their due retries and learns whether their queue has work and when the next
+   * retry is due.
    */
-  #wants(): [string, number][] {
+  #round(): Map<number, [string, number][]> {
     const types = [...this.#defs.keys()];
-    const out: [string, number][] = [];
-    for (let i = 0; i < types.length; i++) {
-      const type = types[(i + this.#rotate) % types.length];
-      const room = this.#room(type);
-      if (room > 0) out.push([type, Math.min(room, CLAIM_BATCH)]);
-    }
+    const order = types.map((_, i) => types[(i + this.#rotate) % types.length]);
     this.#rotate++;
+    const asked = new Map<number, Map<string, number>>();
+    const visit = (shard: number) => {
+      let wants = asked.get(shard);
+      if (!wants) asked.set(shard, wants = new Map());
+      return wants;
+    };
+    const now = Date.now();
+    for (const [shard, at] of this.#due) if (at <= now) visit(shard);
+    if (this.#sweep) { for (let shard = 0; shard < TASK_SHARDS; shard++) visit(shard); }
+    for (const type of order) {
+      const room = this.#room(type);
+      if (room <= 0) continue;
+      const more = [...this.#more.get(type)!].sort((a, b) => a - b);
+      // No known work: a shard visited anyway may have some.
+      const from = more.length ? more : [...asked.keys()].sort((a, b) => a - b);
+      if (from.length === 0) continue;
+      const turn = this.#turn.get(type)!;
+      this.#turn.set(type, turn + 1);
+      visit(from[turn % from.length]).set(type, Math.min(room, CLAIM_BATCH));
+    }
+    const out = new Map<number, [string, number][]>();
+    for (const [shard, wants] of asked) {
+      out.set(shard, order.map((type) => [type, wants.get(type) ?? 0]));
+    }
     return out;
   }
 
-  /** Whether some type with room may have ready tasks: then claim again at once. */
+  /** Whether some type with room may have ready tasks, or a shard's retries are due. */
   #claimable(): boolean {
-    for (const type of this.#more) if (this.#room(type) > 0) return true;
+    for (const [type, more] of this.#more) if (more.size && this.#room(type) > 0) return true;
+    const now = Date.now();
+    for (const at of this.#due.values()) if (at <= now) return true;
     return false;
+  }
+
+  /** When the next shard's scheduled tasks are due, in ms from now (Infinity: none). */
+  #nextDue(): number {
+    let next = Infinity;
+    for (const at of this.#due.values()) next = Math.min(next, at);
+    return Math.max(0, next - Date.now());
   }
 
   async #claimLoop(): Promise<void> {
     let failures = 0;
-    // Until the first claim says otherwise, every queue may hold work.
-    for (const type of this.#defs.keys()) this.#more.add(type);
     while (!this.#stopping) {
-      const wants = this.#wants();
-      if (wants.length === 0) {
-        // Every type is at its limit: a freed slot of a type with work, or a notification
-        // (which marks its type as having work), wakes the loop.
-        await this.#idle(Infinity);
+      const round = this.#round();
+      if (round.size === 0) {
+        // Every type is at its limit or knows of no work: a freed slot of a type with work, a
+        // notification (which marks its shard as having work), a due retry or the fallback poll
+        // wakes the loop.
+        const pollAt = Date.now() + this.#pollMs;
+        await this.#idle(Math.min(this.#pollMs, this.#nextDue()));
+        if (!this.#dirty && Date.now() >= pollAt) this.#sweep = true;
         this.#dirty = false;
         continue;
       }
       this.#dirty = false;
+      this.#sweep = false;
       this.#notified.clear();
-      let claimed: Awaited<ReturnType<TaskBroker["claim"]>>;
+      const sentAt = Date.now();
+      let claimed: [number, Awaited<ReturnType<TaskBroker["claim"]>>][];
       try {
-        claimed = await this.#broker.claim(
-          wants,
-          this.#leaseMs,
-          `${this.#id}.${++this.#seq}`,
-          this.#id,
+        const seq = ++this.#seq;
+        claimed = await Promise.all(
+          [...round].map(async ([shard, wants]) =>
+            [
+              shard,
+              await this.#broker.claim(
+                shard,
+                wants,
+                this.#leaseMs,
+                `${this.#id}.${seq}.${shard}`,
+                this.#id,
+              ),
+            ] as [number, Awaited<ReturnType<TaskBroker["claim"]>>]
+          ),
         );
         if (failures > 0) this.#log.info("claiming works again");
         failures = 0;
         this.#lastError = "";
       } catch (err) {
+        // Claims of the round that went through are lost to this worker: their leases expire
+        // and the recoverer hands them to a worker again.
         if (failures++ === 0) this.#log.warn("claiming tasks failed", { error: err });
         this.#lastError = _message(err);
+        this.#sweep = true;
         await this.#idle(backoff(failures, CLAIM_BACKOFF));
         continue;
       }
+      const tasks = claimed.flatMap(([, c]) => c.tasks);
       if (this.#stopping) {
         // Claimed while stop() began: hand them straight back.
         await Promise.all(
-          claimed.tasks.map((task) =>
+          tasks.map((task) =>
             this.#finisher.write({
               refcode: task.refcode,
+              type: task.type,
               token: task.token,
               outcome: { kind: "release" },
             })
@@ -405,14 +471,17 @@ export class TaskWorker implements Service {
         break;
       }
       // Every lease is tracked before any handler runs: one may block the thread at once.
-      const runs = claimed.tasks.map((task) => this.#prepare(task));
-      // A type that got all it asked for may have more; one that got less had its queue
-      // emptied, unless a notification arrived while the claim was under way.
-      const got = new Map<string, number>();
-      for (const { task } of runs) got.set(task.type, (got.get(task.type) ?? 0) + 1);
-      for (const [type, asked] of wants) {
-        if ((got.get(type) ?? 0) >= asked || this.#notified.has(type)) this.#more.add(type);
-        else this.#more.delete(type);
+      const runs = tasks.map((task) => this.#prepare(task));
+      // A shard whose list of a type the claim left non-empty has more; one whose list it
+      // emptied has none, unless a notification named it while the claim was under way.
+      for (const [shard, { more, nextDueMs }] of claimed) {
+        for (const [type] of round.get(shard)!) {
+          const set = this.#more.get(type)!;
+          if (more.includes(type) || this.#notified.has(`${type}:${shard}`)) set.add(shard);
+          else set.delete(shard);
+        }
+        if (nextDueMs === null) this.#due.delete(shard);
+        else this.#due.set(shard, sentAt + nextDueMs);
       }
       for (const run of runs) {
         const type = run.def.name;
@@ -423,7 +492,9 @@ export class TaskWorker implements Service {
         }
       }
       if (this.#dirty || this.#claimable()) continue;
-      await this.#idle(Math.min(this.#pollMs, claimed.nextDueMs ?? Infinity));
+      const pollAt = Date.now() + this.#pollMs;
+      await this.#idle(Math.min(this.#pollMs, this.#nextDue()));
+      if (!this.#dirty && Date.now() >= pollAt) this.#sweep = true;
     }
   }
 
@@ -499,7 +570,7 @@ export class TaskWorker implements Service {
       enqueue: (next, input, options) => enqueueTask(this.#rt, next, input, options),
     };
     const handler = (async () => {
-      const parsed = v.safeParse(def.input, JSON.parse(task.input));
+      const parsed = safeParse(def.input, JSON.parse(task.input));
       if (!parsed.success) {
         throw new NonRetryableError(
           `The stored input no longer fits the schema: ${
@@ -522,7 +593,7 @@ export class TaskWorker implements Service {
       const mean = this.#runMs.get(type)!;
       this.#runMs.set(type, Number.isFinite(mean) ? mean + (ms - mean) / 8 : ms);
       if (!this.#stopping) this.#startHeld(type);
-      if (this.#more.has(type) || this.#held.get(type)!.length) this.#poke();
+      if (this.#more.get(type)!.size || this.#held.get(type)!.length) this.#poke();
     });
   }
 
@@ -626,7 +697,7 @@ export class TaskWorker implements Service {
     run.closed = true;
     clearTimeout(run.progress.timer);
     const { refcode, token, type } = run.task;
-    run.written = this.#finisher.write({ refcode, token, outcome }).then((status) => {
+    run.written = this.#finisher.write({ refcode, type, token, outcome }).then((status) => {
       this.#forget(run);
       const seconds = (performance.now() - run.startedAt) / 1000;
       if (status === "lost" || status === "unwritten") {
@@ -643,7 +714,9 @@ export class TaskWorker implements Service {
       if (run.started) this.#metrics.runSeconds.observe({ type, outcome: label }, seconds);
       this.#metrics.transitions.inc({ type, status });
       if (label === "retry") {
-        // The claim this wakes learns when the retry is due and sleeps until then.
+        // The claim this wakes (in the task's shard) learns when the retry is due and sleeps
+        // until then.
+        this.#due.set(shardIndex(refcode), Date.now());
         this.#poke();
         this.#metrics.retries.inc({ type });
         this.#log.info("task failed; retry scheduled", {

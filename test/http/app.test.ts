@@ -4,7 +4,7 @@ import * as v from "valibot";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import { createApp } from "../../src/app.ts";
 import { withoutAddresses } from "../../src/http/probes.ts";
-import { validate } from "../../src/http/validate.ts";
+import { validate } from "../../src/http/routes.ts";
 import { System } from "../../src/system.ts";
 import { exampleSystem } from "../../src/example/mod.ts";
 import { cleanup, testRuntime } from "../helpers.ts";

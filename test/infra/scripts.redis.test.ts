@@ -14,7 +14,7 @@ import type { RedisStore } from "../../src/infra/redis.ts";
 import { type Command, definedScripts, type Reply, type Store } from "../../src/infra/store.ts";
 import { readyRedis } from "../helpers.ts";
 import { TaskBroker } from "../../src/tasks/broker.ts";
-import { taskKeys } from "../../src/tasks/keys.ts";
+import { shardIndex, taskKeys } from "../../src/tasks/keys.ts";
 import { RunStore } from "../../src/parallel/store.ts";
 import { ScheduleStore } from "../../src/scheduler/store.ts";
 import { applyOnce } from "../../src/consumers/once.ts";
@@ -67,6 +67,13 @@ const swallow = (p: Promise<unknown>) => p.catch(() => {});
 async function scenario(store: Store, prefix: string, names: Map<string, string>) {
   // --- async tasks ---
   const k = taskKeys(prefix);
+  // Every task in shard 0, so the claims of one shard serve them all, as before sharding.
+  const ref = (name: string) => {
+    for (let i = 0;; i++) {
+      const refcode = i ? `${name}${i}` : name;
+      if (shardIndex(refcode) === 0) return refcode;
+    }
+  };
   const broker = new TaskBroker(store, k);
   const entry = (refcode: string, extra: Record<string, unknown> = {}) => ({
     refcode,
@@ -79,48 +86,69 @@ async function scenario(store: Store, prefix: string, names: Map<string, string>
     ...extra,
   });
   const idem = { keyHash: "h1", fingerprint: "f1", ttlMs: 3_600_000 };
-  await broker.enqueue(entry("t_a", { idempotency: idem }));
-  await broker.enqueue(entry("t_a2", { idempotency: idem }));
-  await broker.enqueue(entry("t_a3", { idempotency: { ...idem, fingerprint: "f2" } }));
-  for (const ref of ["t_b", "t_c", "t_d", "t_e", "t_f"]) await broker.enqueue(entry(ref));
-  await broker.enqueue(entry("t_late", { delayMs: 600_000 }));
-  await broker.enqueue({ ...entry("t_o"), type: "other", maxAttempts: 1 });
-  await broker.cancel("t_f");
-  await broker.claim([["sleep", 2], ["other", 1]], 30_000, "w1.1", "w1");
-  await broker.claim([["sleep", 10]], 30_000, "w1.2", "w1");
-  await broker.claim([["sleep", 10]], 30_000, "w1.3", "w1");
-  await broker.progress("t_a", "w1.1/1", 0.5);
-  await broker.progress("t_a", "nobody/1", 0.7);
-  await broker.renew([["t_a", "w1.1/1"], ["t_b", "stale/1"]], 30_000);
-  await broker.cancel("t_c");
-  await broker.renew([["t_c", "w1.2/1"]], 30_000);
+  await broker.enqueue(entry(ref("t_a"), { idempotency: idem }));
+  await broker.enqueue(entry(ref("t_a2"), { idempotency: idem }));
+  await broker.enqueue(entry(ref("t_a3"), { idempotency: { ...idem, fingerprint: "f2" } }));
+  for (const name of ["t_b", "t_c", "t_d", "t_e", "t_f"]) await broker.enqueue(entry(ref(name)));
+  await broker.enqueue(entry(ref("t_late"), { delayMs: 600_000 }));
+  await broker.enqueue({ ...entry(ref("t_o")), type: "other", maxAttempts: 1 });
+  await broker.cancel(ref("t_f"));
+  await broker.claim(0, [["sleep", 2], ["other", 1]], 30_000, "w1.1", "w1");
+  await broker.claim(0, [["sleep", 10]], 30_000, "w1.2", "w1");
+  await broker.claim(0, [["sleep", 10]], 30_000, "w1.3", "w1");
+  await broker.progress(ref("t_a"), "w1.1/1", 0.5);
+  await broker.progress(ref("t_a"), "nobody/1", 0.7);
+  await broker.renew([[ref("t_a"), "w1.1/1"], [ref("t_b"), "stale/1"]], 30_000);
+  await broker.cancel(ref("t_c"));
+  await broker.renew([[ref("t_c"), "w1.2/1"]], 30_000);
   await broker.finish([
-    { refcode: "t_a", token: "w1.1/1", outcome: { kind: "ok", result: '{"done":true}' } },
-    { refcode: "t_b", token: "w1.1/1", outcome: { kind: "retry", error: "boom", delayMs: 0 } },
-    { refcode: "t_c", token: "w1.2/1", outcome: { kind: "ok", result: "1" } },
-    { refcode: "t_d", token: "w1.2/1", outcome: { kind: "release" } },
     {
-      refcode: "t_e",
+      refcode: ref("t_a"),
+      type: "sleep",
+      token: "w1.1/1",
+      outcome: { kind: "ok", result: '{"done":true}' },
+    },
+    {
+      refcode: ref("t_b"),
+      type: "sleep",
+      token: "w1.1/1",
+      outcome: { kind: "retry", error: "boom", delayMs: 0 },
+    },
+    { refcode: ref("t_c"), type: "sleep", token: "w1.2/1", outcome: { kind: "ok", result: "1" } },
+    { refcode: ref("t_d"), type: "sleep", token: "w1.2/1", outcome: { kind: "release" } },
+    {
+      refcode: ref("t_e"),
+      type: "sleep",
       token: "w1.2/1",
       outcome: { kind: "retry", error: "later", delayMs: 600_000 },
     },
-    { refcode: "t_o", token: "w1.1/1", outcome: { kind: "fail", error: "bad input" } },
-    { refcode: "t_a", token: "w1.1/1", outcome: { kind: "ok", result: "again" } },
+    {
+      refcode: ref("t_o"),
+      type: "other",
+      token: "w1.1/1",
+      outcome: { kind: "fail", error: "bad input" },
+    },
+    {
+      refcode: ref("t_a"),
+      type: "sleep",
+      token: "w1.1/1",
+      outcome: { kind: "ok", result: "again" },
+    },
   ]);
-  await broker.claim([["sleep", 10]], 1, "w2.1", "w2");
+  await broker.claim(0, [["sleep", 10]], 1, "w2.1", "w2");
   await sleep(30);
-  await broker.reclaim();
-  await broker.claim([["sleep", 10]], 1, "w2.2", "w2");
+  await broker.reclaim(["sleep", "other"]);
+  await broker.claim(0, [["sleep", 10]], 1, "w2.2", "w2");
   await sleep(30);
-  await broker.reclaim();
-  await broker.reclaim();
-  await broker.retry("t_o");
-  await broker.retry("t_a");
-  await broker.retry("t_missing");
-  await broker.cancel("t_late");
-  await broker.cancel("t_a");
-  await broker.cancel("t_missing");
-  await broker.claim([["sleep", 10], ["other", 10]], 30_000, "w3.1", "w3");
+  await broker.reclaim(["sleep", "other"]);
+  await broker.reclaim(["sleep", "other"]);
+  await broker.retry(ref("t_o"));
+  await broker.retry(ref("t_a"));
+  await broker.retry(ref("t_missing"));
+  await broker.cancel(ref("t_late"));
+  await broker.cancel(ref("t_a"));
+  await broker.cancel(ref("t_missing"));
+  await broker.claim(0, [["sleep", 10], ["other", 10]], 30_000, "w3.1", "w3");
 
   // --- parallel runs ---
   const runs = new RunStore(store, prefix);
@@ -288,7 +316,8 @@ function sortPairs(data: Record<string, { value: unknown }>): void {
 function normalize(value: unknown, prefix: string, names: Map<string, string>): unknown {
   const now = Date.now();
   const text = (s: string) => {
-    let out = s.split(prefix).join("$");
+    // The shards' tags carry a suffix that depends on the prefix (see `taskKeys`).
+    let out = s.split(prefix).join("$").replace(/(\$:tasks:\d+)~\d+/g, "$1");
     for (const [name, placeholder] of names) out = out.split(name).join(placeholder);
     out = out.replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/g, "<iso>");
     return out.replace(/\b1\d{12}\b/g, (m) => Math.abs(Number(m) - now) < 86_400_000 ? "<ms>" : m);

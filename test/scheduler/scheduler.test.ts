@@ -1,9 +1,8 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import type { Registry } from "prom-client";
 import { backends, cleanup, onCleanup, testRuntime, waitFor } from "../helpers.ts";
 import { System } from "../../src/system.ts";
-import type { Runtime } from "../../src/runtime.ts";
+import type { MetricsRegistry, Runtime } from "../../src/runtime.ts";
 import { ManualClock } from "../../src/async/clock.ts";
 import { defineSchedule, type ScheduleOptions } from "../../src/scheduler/define.ts";
 import { Scheduler } from "../../src/scheduler/scheduler.ts";
@@ -16,7 +15,11 @@ const iso = (ms: number) => new Date(ms).toISOString();
 const secs = (runs: RunRecord[]) =>
   runs.map((r) => (r.scheduledAt - T0) / 1000).sort((a, b) => a - b);
 
-async function metric(registry: Registry, name: string, labels: Record<string, string> = {}) {
+async function metric(
+  registry: MetricsRegistry,
+  name: string,
+  labels: Record<string, string> = {},
+) {
   const m = registry.getSingleMetric(name);
   if (!m) return 0;
   const { values } = await m.get();

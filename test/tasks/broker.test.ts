@@ -1,10 +1,11 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { type EnqueueEntry, LEASE_EXPIRED_ERROR, TaskBroker } from "../../src/tasks/broker.ts";
-import { taskKeys } from "../../src/tasks/keys.ts";
+import { shardIndex, taskKeys } from "../../src/tasks/keys.ts";
 import { TASK_REFCODES } from "../../src/jobs/refcode.ts";
 
-const newRefcode = () => TASK_REFCODES.make();
+// Every task in shard 0: the claims of one shard see them all, in the order they were queued.
+const newRefcode = () => TASK_REFCODES.make((r) => shardIndex(r) === 0);
 import { backends, cleanup, storeTime, testRuntime } from "../helpers.ts";
 
 test.after(cleanup);
@@ -39,7 +40,7 @@ for (const backend of backends()) {
       const queued = await broker.get(e.refcode);
       assert.is(queued?.status, "queued");
       assert.is(queued?.attempts, "0");
-      const { tasks, nextDueMs } = await broker.claim([["job", 5]], 5000, "w.1", "w");
+      const { tasks, nextDueMs } = await broker.claim(0, [["job", 5]], 5000, "w.1", "w");
       assert.is(nextDueMs, null);
       assert.is(tasks.length, 1);
       assert.equal(
@@ -57,7 +58,7 @@ for (const backend of backends()) {
       const running = await broker.get(e.refcode);
       assert.is(running?.status, "in_progress");
       assert.is(running?.lease, "w.1/1");
-      assert.equal((await broker.claim([["job", 5]], 5000, "w.2", "w")).tasks, []);
+      assert.equal((await broker.claim(0, [["job", 5]], 5000, "w.2", "w")).tasks, []);
     },
   );
 
@@ -66,9 +67,9 @@ for (const backend of backends()) {
     const refs = [];
     for (let i = 0; i < 5; i++) refs.push((await broker.enqueue(entry())).refcode);
     await broker.enqueue(entry({ type: "other" }));
-    const first = await broker.claim([["job", 2], ["other", 0]], 5000, "w.1", "w");
+    const first = await broker.claim(0, [["job", 2], ["other", 0]], 5000, "w.1", "w");
     assert.equal(first.tasks.map((t) => t.refcode), refs.slice(0, 2));
-    const second = await broker.claim([["job", 10]], 5000, "w.2", "w");
+    const second = await broker.claim(0, [["job", 10]], 5000, "w.2", "w");
     assert.equal(second.tasks.map((t) => t.refcode), refs.slice(2));
   });
 
@@ -76,11 +77,14 @@ for (const backend of backends()) {
     const { broker, keys, rt } = make();
     const e = entry();
     await broker.enqueue(e);
-    const [task] = (await broker.claim([["job", 1]], 5000, "w.1", "w")).tasks;
+    const [task] = (await broker.claim(0, [["job", 1]], 5000, "w.1", "w")).tasks;
     const outcome = { kind: "ok" as const, result: '{"ok":true}' };
-    assert.equal(await broker.finish([{ refcode: e.refcode, token: task.token, outcome }]), [
-      "completed",
-    ]);
+    assert.equal(
+      await broker.finish([{ refcode: e.refcode, type: e.type, token: task.token, outcome }]),
+      [
+        "completed",
+      ],
+    );
     const done = await broker.get(e.refcode);
     assert.is(done?.status, "completed");
     assert.is(done?.result, '{"ok":true}');
@@ -88,17 +92,20 @@ for (const backend of backends()) {
     assert.is(done?.lease ?? "", "");
     const ttl = Number(await rt.store.command(["PTTL", keys.record(e.refcode)]));
     assert.ok(ttl > 50_000 && ttl <= 60_000, `ttl ${ttl}`);
-    assert.equal(await broker.finish([{ refcode: e.refcode, token: task.token, outcome }]), [
-      "lost",
-    ]);
-    assert.is(Number(await rt.store.command(["ZCARD", keys.active])), 0);
+    assert.equal(
+      await broker.finish([{ refcode: e.refcode, type: e.type, token: task.token, outcome }]),
+      [
+        "lost",
+      ],
+    );
+    assert.is(Number(await rt.store.command(["ZCARD", keys.shards[0].active])), 0);
   });
 
   test(name("a cancel asked while running wins over a late completion"), async () => {
     const { broker } = make();
     const e = entry();
     await broker.enqueue(e);
-    const [task] = (await broker.claim([["job", 1]], 5000, "w.1", "w")).tasks;
+    const [task] = (await broker.claim(0, [["job", 1]], 5000, "w.1", "w")).tasks;
     const cancel = await broker.cancel(e.refcode);
     assert.is(cancel.outcome, "cancelling");
     assert.is(cancel.record?.status, "in_progress");
@@ -107,9 +114,12 @@ for (const backend of backends()) {
       cancel: [e.refcode],
     });
     const outcome = { kind: "ok" as const, result: "1" };
-    assert.equal(await broker.finish([{ refcode: e.refcode, token: task.token, outcome }]), [
-      "cancelled",
-    ]);
+    assert.equal(
+      await broker.finish([{ refcode: e.refcode, type: e.type, token: task.token, outcome }]),
+      [
+        "cancelled",
+      ],
+    );
     const after = await broker.get(e.refcode);
     assert.is(after?.status, "cancelled");
     assert.is(after?.result, undefined);
@@ -124,7 +134,7 @@ for (const backend of backends()) {
     const change = await broker.cancel(a.refcode);
     assert.is(change.outcome, "cancelled");
     assert.is(change.record?.status, "cancelled");
-    const { tasks } = await broker.claim([["job", 5]], 5000, "w.1", "w");
+    const { tasks } = await broker.claim(0, [["job", 5]], 5000, "w.1", "w");
     assert.equal(tasks.map((t) => t.refcode), [b.refcode]);
     assert.is((await broker.cancel(newRefcode())).outcome, "missing");
   });
@@ -133,24 +143,40 @@ for (const backend of backends()) {
     const { broker, elapse } = make();
     const e = entry({ maxAttempts: 2 });
     await broker.enqueue(e);
-    let [task] = (await broker.claim([["job", 1]], 5000, "w.1", "w")).tasks;
+    let [task] = (await broker.claim(0, [["job", 1]], 5000, "w.1", "w")).tasks;
     const retry = { kind: "retry" as const, error: "boom 1", delayMs: 150 };
-    assert.equal(await broker.finish([{ refcode: e.refcode, token: task.token, outcome: retry }]), [
-      "queued",
-    ]);
+    assert.equal(
+      await broker.finish([{
+        refcode: e.refcode,
+        type: e.type,
+        token: task.token,
+        outcome: retry,
+      }]),
+      [
+        "queued",
+      ],
+    );
     const waiting = await broker.get(e.refcode);
     assert.is(waiting?.status, "queued");
     assert.is(waiting?.error, "boom 1");
-    const early = await broker.claim([["job", 1]], 5000, "w.2", "w");
+    const early = await broker.claim(0, [["job", 1]], 5000, "w.2", "w");
     assert.equal(early.tasks, []);
     assert.ok(early.nextDueMs !== null && early.nextDueMs <= 150, `next ${early.nextDueMs}`);
     await elapse(200);
-    [task] = (await broker.claim([["job", 1]], 5000, "w.3", "w")).tasks;
+    [task] = (await broker.claim(0, [["job", 1]], 5000, "w.3", "w")).tasks;
     assert.is(task.attempt, 2);
     const again = { kind: "retry" as const, error: "boom 2", delayMs: 0 };
-    assert.equal(await broker.finish([{ refcode: e.refcode, token: task.token, outcome: again }]), [
-      "failed",
-    ]);
+    assert.equal(
+      await broker.finish([{
+        refcode: e.refcode,
+        type: e.type,
+        token: task.token,
+        outcome: again,
+      }]),
+      [
+        "failed",
+      ],
+    );
     const failed = await broker.get(e.refcode);
     assert.is(failed?.status, "failed");
     assert.is(failed?.error, "boom 2");
@@ -167,9 +193,10 @@ for (const backend of backends()) {
       const e = entry({ maxAttempts: 1 });
       await broker.enqueue(e);
       assert.is((await broker.retry(e.refcode)).outcome, "state");
-      const [task] = (await broker.claim([["job", 1]], 5000, "w.1", "w")).tasks;
+      const [task] = (await broker.claim(0, [["job", 1]], 5000, "w.1", "w")).tasks;
       await broker.finish([{
         refcode: e.refcode,
+        type: e.type,
         token: task.token,
         outcome: { kind: "fail", error: "no" },
       }]);
@@ -179,7 +206,7 @@ for (const backend of backends()) {
       assert.is(change.record?.error, undefined);
       assert.is(Number(await rt.store.command(["PTTL", keys.record(e.refcode)])), -1);
       assert.equal(await broker.list("failed", 10, { types: ["job"] }), []);
-      const [again] = (await broker.claim([["job", 1]], 5000, "w.2", "w")).tasks;
+      const [again] = (await broker.claim(0, [["job", 1]], 5000, "w.2", "w")).tasks;
       assert.is(again.attempt, 1);
       assert.is((await broker.retry(newRefcode())).outcome, "missing");
     },
@@ -192,16 +219,17 @@ for (const backend of backends()) {
       const a = entry(), b = entry();
       await broker.enqueue(a);
       await broker.enqueue(b);
-      const [task] = (await broker.claim([["job", 1]], 5000, "w.1", "w")).tasks;
+      const [task] = (await broker.claim(0, [["job", 1]], 5000, "w.1", "w")).tasks;
       assert.equal(
         await broker.finish([{
           refcode: a.refcode,
+          type: a.type,
           token: task.token,
           outcome: { kind: "release" },
         }]),
         ["queued"],
       );
-      const { tasks } = await broker.claim([["job", 2]], 5000, "w.2", "w");
+      const { tasks } = await broker.claim(0, [["job", 2]], 5000, "w.2", "w");
       assert.equal(tasks.map((t) => [t.refcode, t.attempt]), [[a.refcode, 1], [b.refcode, 1]]);
     },
   );
@@ -213,18 +241,23 @@ for (const backend of backends()) {
       const a = entry(), b = entry({ maxAttempts: 1 });
       await broker.enqueue(a);
       await broker.enqueue(b);
-      const claimed = (await broker.claim([["job", 2]], 100, "w.1", "w")).tasks;
-      assert.equal(await broker.reclaim(), []);
+      const claimed = (await broker.claim(0, [["job", 2]], 100, "w.1", "w")).tasks;
+      assert.equal(await broker.reclaim(["job", "other"]), []);
       await elapse(150);
-      const back = await broker.reclaim();
+      const back = await broker.reclaim(["job", "other"]);
       assert.equal(back.sort(), [["job", "failed"], ["job", "queued"]]);
       assert.is((await broker.get(b.refcode))?.error, LEASE_EXPIRED_ERROR);
       const outcome = { kind: "ok" as const, result: "1" };
       assert.equal(
-        await broker.finish([{ refcode: a.refcode, token: claimed[0].token, outcome }]),
+        await broker.finish([{
+          refcode: a.refcode,
+          type: a.type,
+          token: claimed[0].token,
+          outcome,
+        }]),
         ["lost"],
       );
-      const [again] = (await broker.claim([["job", 1]], 5000, "w2.1", "w2")).tasks;
+      const [again] = (await broker.claim(0, [["job", 1]], 5000, "w2.1", "w2")).tasks;
       assert.is(again.refcode, a.refcode);
       assert.is(again.attempt, 2);
     },
@@ -234,12 +267,12 @@ for (const backend of backends()) {
     const { broker, elapse } = make();
     const e = entry();
     await broker.enqueue(e);
-    const [task] = (await broker.claim([["job", 1]], 150, "w.1", "w")).tasks;
+    const [task] = (await broker.claim(0, [["job", 1]], 150, "w.1", "w")).tasks;
     for (let i = 0; i < 3; i++) {
       await elapse(80);
       assert.equal(await broker.renew([[e.refcode, task.token]], 150), { lost: [], cancel: [] });
     }
-    assert.equal(await broker.reclaim(), []);
+    assert.equal(await broker.reclaim(["job", "other"]), []);
     assert.equal(await broker.renew([[e.refcode, "other/1"]], 150), {
       lost: [e.refcode],
       cancel: [],
@@ -267,11 +300,11 @@ for (const backend of backends()) {
     await broker.enqueue(e);
     await broker.enqueue(entry());
     assert.equal([...await broker.depth(["job", "none"])], [["job", 2], ["none", 0]]);
-    const now = await broker.claim([["job", 5]], 5000, "w.1", "w");
+    const now = await broker.claim(0, [["job", 5]], 5000, "w.1", "w");
     assert.is(now.tasks.length, 1);
     assert.ok(now.nextDueMs !== null && now.nextDueMs <= 120);
     await elapse(150);
-    const later = await broker.claim([["job", 5]], 5000, "w.2", "w");
+    const later = await broker.claim(0, [["job", 5]], 5000, "w.2", "w");
     assert.equal(later.tasks.map((t) => t.refcode), [e.refcode]);
   });
 
@@ -279,7 +312,7 @@ for (const backend of backends()) {
     const { broker } = make();
     const e = entry();
     await broker.enqueue(e);
-    const [task] = (await broker.claim([["job", 1]], 5000, "w.1", "w")).tasks;
+    const [task] = (await broker.claim(0, [["job", 1]], 5000, "w.1", "w")).tasks;
     assert.is(await broker.progress(e.refcode, task.token, 0.25), true);
     assert.is((await broker.get(e.refcode))?.progress, "0.25");
     assert.is(await broker.progress(e.refcode, "w.0/1", 0.5), false);
@@ -303,9 +336,9 @@ for (const backend of backends()) {
     assert.equal(await queued(undefined, 1), [refs[3]]);
     await broker.cancel(refs[2]);
     assert.equal(await queued("a"), [refs[3], refs[0]]);
-    await broker.claim([["a", 1]], 5000, "w.1", "w");
+    await broker.claim(0, [["a", 1]], 5000, "w.1", "w");
     await elapse(3);
-    await broker.claim([["b", 1]], 5000, "w.2", "w");
+    await broker.claim(0, [["b", 1]], 5000, "w.2", "w");
     const running = await broker.list("in_progress", 10, { types });
     assert.equal(running.map((r) => r.refcode), [refs[1], refs[0]]);
     assert.equal(
@@ -331,7 +364,7 @@ for (const backend of backends()) {
     assert.equal(await cancelled(1), [refs[2]]);
     await rt.store.command(["DEL", keys.record(refs[1])]);
     assert.equal(await cancelled(), [refs[2], refs[0]]);
-    assert.is(Number(await rt.store.command(["ZCARD", keys.status("cancelled")])), 2);
+    assert.is(Number(await rt.store.command(["ZCARD", keys.shards[0].status("cancelled")])), 2);
   });
 }
 

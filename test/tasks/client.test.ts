@@ -11,7 +11,7 @@ import {
   TaskStateError,
   UnknownTaskTypeError,
 } from "../../src/tasks/errors.ts";
-import { backends, cleanup, testRuntime } from "../helpers.ts";
+import { backends, claimAll, cleanup, testRuntime } from "../helpers.ts";
 
 test.after(cleanup);
 
@@ -115,7 +115,7 @@ for (const backend of backends()) {
     const rt = make();
     const client = taskClient(rt);
     const { refcode } = await client.enqueue("report", { day: "2026-01-01" }, { delayMs: 60_000 });
-    const { tasks } = await client.broker.claim([["report", 5]], 1000, "w.1", "w");
+    const tasks = await claimAll(client.broker, [["report", 5]], 1000, "w.1", "w");
     assert.equal(tasks, []);
     assert.is((await client.get(refcode)).status, "queued");
   });

@@ -7,7 +7,15 @@ import { LeaseSet } from "../../src/tasks/lease-keeper.ts";
 import { Recoverer } from "../../src/tasks/recoverer.ts";
 import { TaskWorker } from "../../src/tasks/worker.ts";
 import { blockTask } from "./fixtures/blocking-worker.ts";
-import { backends, cleanup, onCleanup, spawnProgram, testRuntime, waitFor } from "../helpers.ts";
+import {
+  backends,
+  claimAll,
+  cleanup,
+  onCleanup,
+  spawnProgram,
+  testRuntime,
+  waitFor,
+} from "../helpers.ts";
 
 test.after(cleanup);
 
@@ -41,7 +49,7 @@ for (const backend of backends()) {
     const a = await client.enqueue("block", { ms: 0 });
     const b = await client.enqueue("block", { ms: 0 });
     const c = await client.enqueue("block", { ms: 0 });
-    const tasks = (await broker.claim([["block", 3]], 5000, "w.1", "w")).tasks;
+    const tasks = await claimAll(broker, [["block", 3]], 5000, "w.1", "w");
     const token = (ref: string) => tasks.find((t) => t.refcode === ref)!.token;
     const set = new LeaseSet(5000);
     set.track(a.refcode, token(a.refcode), Date.now() + 60_000);

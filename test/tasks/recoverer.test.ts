@@ -7,7 +7,7 @@ import { taskClient } from "../../src/tasks/client.ts";
 import { ManualClock } from "../../src/async/clock.ts";
 import { Recoverer } from "../../src/tasks/recoverer.ts";
 import { TaskWorker } from "../../src/tasks/worker.ts";
-import { backends, cleanup, onCleanup, storeTime, testRuntime } from "../helpers.ts";
+import { backends, claimAll, cleanup, onCleanup, storeTime, testRuntime } from "../helpers.ts";
 
 test.after(cleanup);
 
@@ -31,8 +31,8 @@ for (const backend of backends()) {
       const refs = [];
       for (let i = 0; i < 3; i++) refs.push((await client.enqueue("job", {})).refcode);
       // A worker that claims, then dies without renewing or finishing.
-      const dead = await client.broker.claim([["job", 3]], 200, "dead.1", "dead");
-      assert.is(dead.tasks.length, 3);
+      const dead = await claimAll(client.broker, [["job", 3]], 200, "dead.1", "dead");
+      assert.is(dead.length, 3);
       const worker = new TaskWorker(rt);
       const recoverer = new Recoverer(rt, { intervalMs: 100 });
       await worker.start();
@@ -60,11 +60,11 @@ for (const backend of backends()) {
     });
     const client = taskClient(rt);
     const { refcode } = await client.enqueue("job", {});
-    await client.broker.claim([["job", 1]], 50, "dead.1", "dead");
+    await claimAll(client.broker, [["job", 1]], 50, "dead.1", "dead");
     await time.elapse(80);
     const recoverer = new Recoverer(rt);
     assert.is(await recoverer.recover(), 1);
-    await client.broker.claim([["job", 1]], 50, "dead.2", "dead");
+    await claimAll(client.broker, [["job", 1]], 50, "dead.2", "dead");
     await time.elapse(80);
     assert.is(await recoverer.recover(), 1);
     const view = await client.get(refcode);

@@ -7,7 +7,7 @@ import { defineTask } from "../../src/tasks/define.ts";
 import { taskClient } from "../../src/tasks/client.ts";
 import { QueueFullError } from "../../src/tasks/errors.ts";
 import { TaskWorker } from "../../src/tasks/worker.ts";
-import { backends, cleanup, onCleanup, testRuntime } from "../helpers.ts";
+import { backends, claimAll, cleanup, onCleanup, testRuntime } from "../helpers.ts";
 
 test.after(cleanup);
 
@@ -211,8 +211,10 @@ for (const backend of backends()) {
     const waiting = app.request(`/tasks/${refcode}?wait=20`);
     setTimeout(async () => {
       const broker = taskClient(rt).broker;
-      const [task] = (await broker.claim([["echo", 1]], 5000, "w.1", "w")).tasks;
-      await broker.finish([{ refcode, token: task.token, outcome: { kind: "ok", result: "7" } }]);
+      const [task] = await claimAll(broker, [["echo", 1]], 5000, "w.1", "w");
+      await broker.finish([
+        { refcode, type: "echo", token: task.token, outcome: { kind: "ok", result: "7" } },
+      ]);
     }, 200);
     const res = await waiting;
     const view = await res.json();
