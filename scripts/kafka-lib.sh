@@ -2,7 +2,7 @@
 # Shared by scripts/kafka.sh (single broker), scripts/kafka-cluster.sh (3-node KRaft cluster) and
 # scripts/kafka-sasl.sh (SASL_SSL broker): resolving the Kafka jars from Maven Central into one
 # cache, the raw metadata probe, the Java AdminClient readiness check, formatting and starting a
-# KRaft node. Sourced, not run. See scripts/KAFKA.md.
+# KRaft node, and a one-node broker's start from fresh storage. Sourced, not run. See scripts/KAFKA.md.
 #
 # Environment (all optional):
 #   KAFKA_HOME_CACHE   cache dir outside the repo (default: $HOME/.cache/svc-kafka)
@@ -249,4 +249,85 @@ wait_until() {
   log "not ready within ${TIMEOUT}s"
   for f in "$@"; do tail -n 20 "$(dirname "$f")/kafka.log" >&2 || true; tail -n 5 "$(dirname "$f")/ready.log" >&2 || true; done
   return 1
+}
+
+# ---------------------------------------------------------------------------------------------
+# One node (scripts/kafka.sh, scripts/kafka-sasl.sh): each defines `ready` (its readiness
+# check), then calls these in order.
+# ---------------------------------------------------------------------------------------------
+
+# A broker started earlier may still be booting (or hung): waits for it (exit 0 once ready), or
+# stops it; then its ports must be free. $1 = pid file, $2... = the ports.
+resume_or_free() {
+  local pidfile=$1; shift
+  if pid_alive "$pidfile"; then
+    log "broker pid $(cat "$pidfile") (started earlier) is alive but not ready yet; waiting ..."
+    if wait_until ready "$pidfile"; then exit 0; fi
+    log "killing unresponsive broker"
+    stop_pid "$pidfile"
+  fi
+  rm -f "$pidfile"
+  ports_free "$@"
+}
+
+ports_free() { # $@ = ports these scripts are about to listen on
+  local p
+  for p in "$@"; do
+    if port_open "$p"; then
+      die "port $HOST:$p is in use by something these scripts did not start; free it first"
+    fi
+  done
+}
+
+# The server.properties lines every node of these scripts shares: broker and controller in one
+# process, three partitions a topic, the internal topics on $1 replicas with min ISR $2, and $3
+# I/O threads.
+kraft_properties() {
+  cat <<EOP
+process.roles=broker,controller
+controller.listener.names=CONTROLLER
+num.partitions=3
+default.replication.factor=1
+offsets.topic.replication.factor=$1
+transaction.state.log.replication.factor=$1
+transaction.state.log.min.isr=$2
+share.coordinator.state.topic.replication.factor=$1
+share.coordinator.state.topic.min.isr=$2
+group.initial.rebalance.delay.ms=0
+num.network.threads=2
+num.io.threads=$3
+EOP
+}
+
+# The server.properties lines of a one-node cluster on $PORT (clients) and $CPORT (controller),
+# with its data in $RUN/data. $1 = the clients' protocol (PLAINTEXT, SASL_SSL), $2 = I/O threads.
+one_node_properties() {
+  cat <<EOP
+node.id=1
+controller.quorum.voters=1@$HOST:$CPORT
+listeners=$1://$HOST:$PORT,CONTROLLER://$HOST:$CPORT
+advertised.listeners=$1://$HOST:$PORT
+inter.broker.listener.name=$1
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,$1:$1
+log.dirs=$RUN/data
+EOP
+  kraft_properties 1 1 "$2"
+}
+
+# Formats fresh storage in $1/data (with $1/server.properties), starts the node and waits until
+# `ready`. $1 = run dir, $2 = heap options, $3 = what it is (for the log), $4... = extra
+# StorageTool format arguments.
+start_fresh_node() {
+  local run=$1 heap=$2 what=$3 id; shift 3
+  rm -rf "$run/data"
+  mkdir -p "$run/data"
+  id=$(new_cluster_id "$run")
+  [[ -n $id ]] || die "StorageTool random-uuid failed (see $run/format.log)"
+  format_node "$run" "$id" "$@"
+  log "starting $what on $HOST:$PORT, log: $run/kafka.log"
+  start_node "$run" "$heap"
+  if ! wait_until ready "$run/kafka.pid"; then
+    die "$what did not come up on $HOST:$PORT (pid $(cat "$run/kafka.pid"), log $run/kafka.log)"
+  fi
+  log "$what ready on $HOST:$PORT (pid $(cat "$run/kafka.pid"))"
 }

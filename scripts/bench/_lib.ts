@@ -120,6 +120,45 @@ export async function wrk(
 }
 
 /**
+ * Starts a redis-server of the benchmark's own on `port` (no persistence), stopped at
+ * `cleanup()`, and waits until it accepts connections.
+ *
+ * @param port its port
+ * @param extra more arguments (`--replicaof …`, `--cluster-enabled yes`…)
+ * @param dir its working directory; a new temporary one by default
+ */
+export async function redisServer(port: number, extra: string[] = [], dir?: string): Promise<void> {
+  killOnCleanup(
+    new Deno.Command("redis-server", {
+      args: [
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        String(port),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        dir ?? await Deno.makeTempDir({ prefix: "bench-redis-" }),
+        ...extra,
+      ],
+      stdin: "null",
+      stdout: "null",
+      stderr: "inherit",
+    }).spawn(),
+  );
+  await waitFor(
+    async () => {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return true;
+    },
+    10_000,
+    `redis-server on ${port}`,
+  );
+}
+
+/**
  * Starts a Redis of the benchmark's own on a free port (no persistence), so that INFO
  * commandstats counts only the contenders' commands and no other load on the shared server
  * skews the figures. Stopped at `cleanup()`.
@@ -128,23 +167,7 @@ export async function wrk(
  */
 export async function privateRedis(): Promise<string> {
   const port = freePort();
-  killOnCleanup(
-    new Deno.Command("redis-server", {
-      args: ["--bind", "127.0.0.1", "--port", String(port), "--save", "", "--appendonly", "no"],
-      stdin: "null",
-      stdout: "null",
-      stderr: "inherit",
-    }).spawn(),
-  );
-  await waitFor(
-    async () => {
-      const c = await Deno.connect({ hostname: "127.0.0.1", port });
-      c.close();
-      return true;
-    },
-    10_000,
-    "redis-server",
-  );
+  await redisServer(port);
   return `redis://127.0.0.1:${port}`;
 }
 
@@ -158,38 +181,10 @@ export async function privateCluster(): Promise<string> {
   const ports = [freePort(), freePort(), freePort()];
   const dir = await Deno.makeTempDir({ prefix: "bench-cluster-" });
   for (const port of ports) {
-    killOnCleanup(
-      new Deno.Command("redis-server", {
-        args: [
-          "--bind",
-          "127.0.0.1",
-          "--port",
-          String(port),
-          "--save",
-          "",
-          "--appendonly",
-          "no",
-          "--cluster-enabled",
-          "yes",
-          "--cluster-config-file",
-          `${dir}/nodes-${port}.conf`,
-          "--dir",
-          dir,
-        ],
-        stdin: "null",
-        stdout: "null",
-        stderr: "inherit",
-      }).spawn(),
-    );
-  }
-  for (const port of ports) {
-    await waitFor(
-      async () => {
-        (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-        return true;
-      },
-      10_000,
-      "redis-server (cluster node)",
+    await redisServer(
+      port,
+      ["--cluster-enabled", "yes", "--cluster-config-file", `${dir}/nodes-${port}.conf`],
+      dir,
     );
   }
   const created = await new Deno.Command("redis-cli", {

@@ -11,8 +11,8 @@ import { loadConfig } from "../../src/config.ts";
 import { createRuntime } from "../../src/runtime.ts";
 import { defineTask } from "../../src/tasks/define.ts";
 import { enqueueTask } from "../../src/tasks/client.ts";
-import { cleanup, deleteKeys, freePort, killOnCleanup, waitFor } from "../../test/helpers.ts";
-import { median, percentile, summaryRow } from "./_lib.ts";
+import { cleanup, deleteKeys, freePort, waitFor } from "../../test/helpers.ts";
+import { median, percentile, redisServer, summaryRow } from "./_lib.ts";
 
 const arg = (name: string, fallback: string) => {
   const i = Deno.args.indexOf(`--${name}`);
@@ -22,41 +22,10 @@ const TASKS = Number(arg("tasks", "5000"));
 const INFLIGHT = Number(arg("inflight", "50"));
 const ROUNDS = Number(arg("rounds", "3"));
 
-async function server(port: number, ...extra: string[]): Promise<void> {
-  killOnCleanup(
-    new Deno.Command("redis-server", {
-      args: [
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        String(port),
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        await Deno.makeTempDir(),
-        ...extra,
-      ],
-      stdin: "null",
-      stdout: "null",
-      stderr: "inherit",
-    }).spawn(),
-  );
-  await waitFor(
-    async () => {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return true;
-    },
-    10_000,
-    "redis-server",
-  );
-}
-
 const primary = freePort();
-await server(primary);
+await redisServer(primary);
 const replica = freePort();
-await server(replica, "--replicaof", "127.0.0.1", String(primary));
+await redisServer(replica, ["--replicaof", "127.0.0.1", String(primary)]);
 await waitFor(
   async () => {
     const out = await new Deno.Command("redis-cli", {

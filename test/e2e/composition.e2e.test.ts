@@ -8,8 +8,10 @@ import {
   cleanup,
   deleteKeys,
   deleteTopicsLater,
+  getJson,
   KAFKA_BROKERS,
   onCleanup,
+  postJson,
   type Program,
   REDIS_URL,
   spawnProgram,
@@ -22,20 +24,6 @@ test.after(cleanup);
 
 const ORDERS = 60;
 const EVENTS = 500;
-
-const postJson = (url: string, body: unknown) =>
-  fetch(url, {
-    method: "POST",
-    body: JSON.stringify(body),
-    headers: { "content-type": "application/json" },
-  });
-
-async function getJson(url: string): Promise<any> {
-  const r = await fetch(url);
-  const body = await r.json();
-  if (!r.ok) throw new Error(`${url} → ${r.status} ${JSON.stringify(body)}`);
-  return body;
-}
 
 /** The whole story against an HTTP base URL; `disrupt` runs mid-flight (kills and adds). */
 async function story(api: string, disrupt: () => Promise<void> = async () => {}): Promise<void> {

@@ -6,7 +6,8 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { createClient } from "redis";
-import { cleanup, readyzStatus, ROOT, spawnProgram, unique, waitFor } from "../helpers.ts";
+import { cleanup, ROOT, unique, waitFor } from "../helpers.ts";
+import { lostTasks, spawnWaitingProgram, streamTasks } from "./task-stream.ts";
 
 test.after(cleanup);
 
@@ -57,36 +58,9 @@ test.before(ensureCluster);
 
 test("kill -9 a master mid-stream: only 202/503, every 202 completes", async () => {
   const prefix = unique("tf");
-  const p = await spawnProgram({
-    ROLE: "http,async-worker",
-    REDIS_URL: CLUSTER_URL,
-    REDIS_WAIT_REPLICAS: "1",
-    REDIS_WAIT_TIMEOUT_MS: "500",
-    KEY_PREFIX: prefix,
-  });
-  await waitFor(
-    async () => (await readyzStatus(p.url)) === 200,
-    20_000,
-    "ready",
-  );
-
-  const accepted: string[] = [];
-  const statuses = new Map<number, number>();
-  let streaming = true;
-  const post = async () => {
-    while (streaming) {
-      const r = await fetch(`${p.url}/tasks/sleep`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ ms: 20 }),
-      });
-      statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
-      if (r.status === 202) accepted.push((await r.json()).refcode);
-      else await r.body?.cancel();
-      await new Promise((res) => setTimeout(res, 10));
-    }
-  };
-  const stream = Promise.all([post(), post()]);
+  const p = await spawnWaitingProgram(CLUSTER_URL, prefix);
+  const stream = streamTasks(p.url, { posters: 2, pauseMs: 10 });
+  const { accepted, statuses } = stream;
   await waitFor(() => accepted.length >= 30, 20_000, "30 tasks accepted before the kill");
 
   const before = await masters(prefix);
@@ -98,8 +72,7 @@ test("kill -9 a master mid-stream: only 202/503, every 202 completes", async () 
   await ensureCluster();
   const healed = accepted.length;
   await waitFor(() => accepted.length >= healed + 20, 30_000, "20 more tasks accepted");
-  streaming = false;
-  await stream;
+  await stream.stop();
 
   const counts = Object.fromEntries(statuses);
   console.log(
@@ -110,17 +83,7 @@ test("kill -9 a master mid-stream: only 202/503, every 202 completes", async () 
       `${acceptedBeforeKill} accepted before the kill, ${accepted.length} in all`,
   );
   assert.equal([...statuses.keys()].filter((s) => s !== 202 && s !== 503), []);
-  let lost = 0;
-  for (const refcode of accepted) {
-    const r = await fetch(`${p.url}/tasks/${refcode}?wait=20`);
-    const task = r.status === 200 ? await r.json() : (await r.body?.cancel(), null);
-    if (task?.status !== "completed") {
-      lost++;
-      console.log(`not completed: ${refcode} ${r.status} ${task?.status}`);
-    }
-  }
-  console.log(`lost: ${lost} of ${accepted.length}`);
-  assert.is(lost, 0);
+  assert.is(await lostTasks(p.url, accepted), 0);
   assert.is((await p.stop()).code, 0);
   await masters(prefix, true);
 });

@@ -6,7 +6,8 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { cleanup, readyzStatus, ROOT, spawnProgram, unique, waitFor } from "../helpers.ts";
+import { cleanup, ROOT, spawnProgram, unique, waitFor } from "../helpers.ts";
+import { lostTasks, spawnWaitingProgram, streamTasks } from "./task-stream.ts";
 
 test.after(cleanup);
 
@@ -70,35 +71,9 @@ test("pointed at a replica: /readyz 503 naming redis, writes 503 (READONLY), nev
 
 test("kill -9 the primary mid-stream with REDIS_WAIT_REPLICAS=1: only 202/503, every 202 completes; the old primary restarted empty is demoted and never written", async () => {
   const prefix = unique("ts");
-  const p = await spawnProgram({
-    ROLE: "http,async-worker",
-    REDIS_URL: SENTINEL_URL,
-    REDIS_WAIT_REPLICAS: "1",
-    REDIS_WAIT_TIMEOUT_MS: "500",
-    KEY_PREFIX: prefix,
-  });
-  await waitFor(
-    async () => (await readyzStatus(p.url)) === 200,
-    20_000,
-    "ready",
-  );
-
-  const accepted: string[] = [];
-  const statuses = new Map<number, number>();
-  let streaming = true;
-  const stream = (async () => {
-    while (streaming) {
-      const r = await fetch(`${p.url}/tasks/sleep`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ ms: 20 }),
-      });
-      statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
-      if (r.status === 202) accepted.push((await r.json()).refcode);
-      else await r.body?.cancel();
-      await new Promise((res) => setTimeout(res, 20));
-    }
-  })();
+  const p = await spawnWaitingProgram(SENTINEL_URL, prefix);
+  const stream = streamTasks(p.url);
+  const { accepted, statuses } = stream;
   await waitFor(() => accepted.length >= 20, 20_000, "20 tasks accepted before the kill");
 
   const old = await namedPrimary();
@@ -148,8 +123,7 @@ test("kill -9 the primary mid-stream with REDIS_WAIT_REPLICAS=1: only 202/503, e
   // A little more of the stream on the new primary, now with a replica again.
   const afterHeal = accepted.length;
   await waitFor(() => accepted.length >= afterHeal + 10, 20_000, "10 more tasks accepted");
-  streaming = false;
-  await stream;
+  await stream.stop();
   // The sentinels end every client of a node they reconfigure, MONITOR included.
   try {
     monitor.kill("SIGTERM");
@@ -173,17 +147,7 @@ test("kill -9 the primary mid-stream with REDIS_WAIT_REPLICAS=1: only 202/503, e
   );
   assert.equal([...statuses.keys()].filter((s) => s !== 202 && s !== 503), []);
 
-  let lost = 0;
-  for (const refcode of accepted) {
-    const r = await fetch(`${p.url}/tasks/${refcode}?wait=20`);
-    const task = r.status === 200 ? await r.json() : (await r.body?.cancel(), null);
-    if (task?.status !== "completed") {
-      lost++;
-      console.log(`not completed: ${refcode} ${r.status} ${task?.status}`);
-    }
-  }
-  console.log(`lost: ${lost} of ${accepted.length}`);
-  assert.is(lost, 0);
+  assert.is(await lostTasks(p.url, accepted), 0);
   assert.is((await p.stop()).code, 0);
   await ensureHarness();
 });

@@ -10,8 +10,10 @@ import {
   cleanup,
   deleteKeys,
   deleteTopicsLater,
+  getJson,
   KAFKA_BROKERS,
   onCleanup,
+  postJson,
   type Program,
   REDIS_URL,
   ROOT,
@@ -50,20 +52,6 @@ async function guideApp(): Promise<string> {
   return dir;
 }
 
-const post = (url: string, body: unknown) =>
-  fetch(url, {
-    method: "POST",
-    body: JSON.stringify(body),
-    headers: { "content-type": "application/json" },
-  });
-
-async function getJson(url: string): Promise<any> {
-  const r = await fetch(url);
-  const body = await r.json();
-  if (!r.ok) throw new Error(`${url} → ${r.status} ${JSON.stringify(body)}`);
-  return body;
-}
-
 /** What every start of the guide's app must show, embedded or on the real engines. */
 async function exercise(app: Program, serviceName: string): Promise<void> {
   const res = await fetch(`${app.url}/openapi.json`);
@@ -78,7 +66,7 @@ async function exercise(app: Program, serviceName: string): Promise<void> {
   assert.is((await fetch(`${app.url}/orders/x`)).status, 404, "no example route");
 
   const email = `${unique("u")}@example.com`;
-  const accepted = await post(`${app.url}/signups`, { email });
+  const accepted = await postJson(`${app.url}/signups`, { email });
   assert.is(accepted.status, 202, await accepted.text());
   await waitFor(
     async () => (await getJson(`${app.url}/signups/${email}`)).welcomed,
@@ -86,7 +74,7 @@ async function exercise(app: Program, serviceName: string): Promise<void> {
     "the signup consumed and its welcome task run",
   );
 
-  const started = await post(`${app.url}/parallel-tasks`, {
+  const started = await postJson(`${app.url}/parallel-tasks`, {
     task_id: "sum-squares",
     worker_count: 2,
     input: { n: 1000 },

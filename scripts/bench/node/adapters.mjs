@@ -45,6 +45,29 @@ export async function connectProducer() {
   };
 }
 
+/** Stores a new order (one MULTI) and publishes it, as our POST /orders does; returns it. */
+export async function createOrder(redis, bus, { item, qty }) {
+  const id = crypto.randomUUID();
+  const created_at = new Date().toISOString();
+  await redis.multi()
+    .hSet(orderKey(id), { id, item, qty, processed: "0", created_at })
+    .sAdd(ordersAllKey, id)
+    .exec();
+  await bus.publish(id, JSON.stringify({ id, item, qty, processed: false, created_at }));
+  return { id, item, qty, processed: false };
+}
+
+/** Reads an order (one HMGET), as our GET /orders/{id} does; undefined when unknown. */
+export async function readOrder(redis, id) {
+  const [found, item, qty, processed] = await redis.hmGet(orderKey(id), [
+    "id",
+    "item",
+    "qty",
+    "processed",
+  ]);
+  return found ? { id: found, item, qty: Number(qty), processed: processed === "1" } : undefined;
+}
+
 /** The order input check both peers use (what our valibot schema says). */
 export function orderInputError(body) {
   if (typeof body !== "object" || body === null || Array.isArray(body)) return "not an object";

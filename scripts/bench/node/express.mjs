@@ -8,9 +8,9 @@ import promBundle from "express-prom-bundle";
 import {
   connectProducer,
   connectRedis,
+  createOrder,
   orderInputError,
-  orderKey,
-  ordersAllKey,
+  readOrder,
 } from "./adapters.mjs";
 
 const redis = await connectRedis();
@@ -29,34 +29,22 @@ app.post("/orders", async (req, res, next) => {
     if (error) {
       return res.status(400).type("application/problem+json").json({ status: 400, detail: error });
     }
-    const { item, qty } = req.body;
-    const id = crypto.randomUUID();
-    const created_at = new Date().toISOString();
-    await redis.multi()
-      .hSet(orderKey(id), { id, item, qty, processed: "0", created_at })
-      .sAdd(ordersAllKey, id)
-      .exec();
-    await bus.publish(id, JSON.stringify({ id, item, qty, processed: false, created_at }));
-    res.status(201).location(`/orders/${id}`).json({ id, item, qty, processed: false });
+    const order = await createOrder(redis, bus, req.body);
+    res.status(201).location(`/orders/${order.id}`).json(order);
   } catch (err) {
     next(err);
   }
 });
 app.get("/orders/:id", async (req, res, next) => {
   try {
-    const [found, item, qty, processed] = await redis.hmGet(orderKey(req.params.id), [
-      "id",
-      "item",
-      "qty",
-      "processed",
-    ]);
-    if (!found) {
+    const order = await readOrder(redis, req.params.id);
+    if (!order) {
       return res.status(404).type("application/problem+json").json({
         status: 404,
         detail: `Order "${req.params.id}" does not exist`,
       });
     }
-    res.json({ id: found, item, qty: Number(qty), processed: processed === "1" });
+    res.json(order);
   } catch (err) {
     next(err);
   }

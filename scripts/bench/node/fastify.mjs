@@ -5,7 +5,7 @@
 // and the same Redis and Kafka clients as ours.
 import Fastify from "fastify";
 import metrics from "fastify-metrics";
-import { connectProducer, connectRedis, orderKey, ordersAllKey } from "./adapters.mjs";
+import { connectProducer, connectRedis, createOrder, readOrder } from "./adapters.mjs";
 
 const redis = await connectRedis();
 const bus = await connectProducer();
@@ -26,31 +26,19 @@ app.post("/orders", {
     },
   },
 }, async (req, reply) => {
-  const { item, qty } = req.body;
-  const id = crypto.randomUUID();
-  const created_at = new Date().toISOString();
-  await redis.multi()
-    .hSet(orderKey(id), { id, item, qty, processed: "0", created_at })
-    .sAdd(ordersAllKey, id)
-    .exec();
-  await bus.publish(id, JSON.stringify({ id, item, qty, processed: false, created_at }));
-  reply.code(201).header("location", `/orders/${id}`);
-  return { id, item, qty, processed: false };
+  const order = await createOrder(redis, bus, req.body);
+  reply.code(201).header("location", `/orders/${order.id}`);
+  return order;
 });
 app.get("/orders/:id", {
   schema: { params: { type: "object", properties: { id: { type: "string", minLength: 1 } } } },
 }, async (req, reply) => {
-  const [found, item, qty, processed] = await redis.hmGet(orderKey(req.params.id), [
-    "id",
-    "item",
-    "qty",
-    "processed",
-  ]);
-  if (!found) {
+  const order = await readOrder(redis, req.params.id);
+  if (!order) {
     reply.code(404).type("application/problem+json");
     return { status: 404, title: "Not Found", detail: `Order "${req.params.id}" does not exist` };
   }
-  return { id: found, item, qty: Number(qty), processed: processed === "1" };
+  return order;
 });
 
 await app.listen({ port: Number(process.env.PORT), host: "127.0.0.1" });
