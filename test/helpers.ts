@@ -8,7 +8,7 @@ import { System } from "../src/system.ts";
 import type { Command, Reply, Store } from "../src/infra/store.ts";
 import { MemoryStore } from "../src/infra/memory-store.ts";
 import { RedisStore } from "../src/infra/redis.ts";
-import { ManualClock } from "../src/async/clock.ts";
+import { type Clock, ManualClock, systemClock } from "../src/async/clock.ts";
 import type { ClaimedTask, TaskBroker } from "../src/tasks/broker.ts";
 import { TASK_SHARDS } from "../src/tasks/keys.ts";
 
@@ -97,8 +97,18 @@ export interface StoreTime {
   store?: Store;
   /** The manual clock (embedded engine only). */
   clock?: ManualClock;
+  /** The clock for the test's loops (heartbeats, polls): the manual one, or the wall clock. */
+  loops: Clock;
   /** Lets `ms` pass on the store's clock: moved at once when manual, waited for on Redis. */
   elapse(ms: number): Promise<void>;
+  /** The store's time now as the test knows it: the manual clock, or the wall clock. */
+  now(): number;
+  /**
+   * Checks a time stamp the store's scripts wrote (`TIME`) since `since` (from `now()`): the
+   * manual clock did not move, so exactly `since`; on Redis (its own clock, on this machine) a
+   * time between `since` and now.
+   */
+  assertStamp(stamp: string | null | undefined, since: number): void;
 }
 
 /**
@@ -107,15 +117,40 @@ export interface StoreTime {
  * clock, so there the time really passes.
  *
  * @param backend the engine
+ * @param start where the manual clock starts (epoch ms; default now)
  * @returns the store (embedded) and how to let time pass
  */
-export function storeTime(backend: Backend): StoreTime {
+export function storeTime(backend: Backend, start = Date.now()): StoreTime {
   if (backend.name === "redis") {
-    return { elapse: (ms) => new Promise((r) => setTimeout(r, ms)) };
+    return {
+      loops: systemClock,
+      now: () => Date.now(),
+      // Redis's clock cannot be moved: the one place where a test really waits for time.
+      elapse: (ms) => new Promise((r) => setTimeout(r, ms)),
+      assertStamp(stamp, since) {
+        const at = Date.parse(stamp ?? "");
+        // Redis's TIME is read on this machine; a second either way allows for its rounding.
+        if (!(at >= since - 1000 && at <= Date.now() + 1000)) {
+          throw new Error(
+            `Time stamp ${stamp} is not between ${new Date(since).toISOString()} and now`,
+          );
+        }
+      },
+    };
   }
-  const clock = new ManualClock(Date.now(), 200);
+  const clock = new ManualClock(start, 200);
   const store = new MemoryStore({ clock: () => clock.now() });
-  return { store, clock, elapse: (ms) => clock.advance(ms) };
+  return {
+    store,
+    clock,
+    loops: clock,
+    now: () => clock.now(),
+    elapse: (ms) => clock.advance(ms),
+    assertStamp(stamp, since) {
+      const want = new Date(since).toISOString();
+      if (stamp !== want) throw new Error(`Time stamp ${stamp} is not the clock's ${want}`);
+    },
+  };
 }
 
 /** A backend the behavioural tests run on. */
@@ -232,13 +267,11 @@ export function testRuntime(options: TestRuntimeOptions = {}): Runtime {
  */
 export async function readyRedis(url = REDIS_URL): Promise<RedisStore> {
   const store = new RedisStore(url, createLogger("error"));
-  const end = Date.now() + 5000;
-  while (!(await store.check()).ok) {
-    if (Date.now() > end) {
-      await store.close();
-      throw new Error(`Redis at ${url} is not reachable`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
+  try {
+    await waitFor(async () => (await store.check()).ok, 5000, `Redis at ${url}`, 50);
+  } catch {
+    await store.close();
+    throw new Error(`Redis at ${url} is not reachable`);
   }
   return store;
 }
@@ -380,6 +413,31 @@ export async function waitFor<T>(
     await new Promise((r) => setTimeout(r, intervalMs));
   }
   throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${last}` : ""}`);
+}
+
+/**
+ * CPU time a process used so far (user + system, from `/proc`), ms.
+ *
+ * @param pid the process (default this one)
+ * @returns milliseconds, in steps of 10
+ */
+export function cpuMs(pid = Deno.pid): number {
+  const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/**
+ * The CPU time a process uses during the next `ms` of real time: how tests see that threads
+ * stopped. The window is real time on purpose: threads' CPU cannot follow a manual clock.
+ *
+ * @param ms the window
+ * @param pid the process (default this one)
+ * @returns milliseconds of CPU used in the window
+ */
+export async function cpuDuring(ms: number, pid = Deno.pid): Promise<number> {
+  const before = cpuMs(pid);
+  await new Promise((r) => setTimeout(r, ms));
+  return cpuMs(pid) - before;
 }
 
 /** A program started with `deno run -A <entry>`. */

@@ -23,8 +23,11 @@ export class StatusReply {
 /** A command's reply as a script sees it (RESP2). Error replies are thrown `Error`s. */
 export type ScriptReply = string | number | null | StatusReply | ScriptReply[];
 
-/** Runs one command for `redis.call`; throws an Error whose message is the error reply. */
-export type Dispatch = (command: string[]) => ScriptReply;
+/**
+ * Runs one command for `redis.call` (its name, then its arguments); throws an Error whose
+ * message is the error reply.
+ */
+export type Dispatch = (name: string, args: string[]) => ScriptReply;
 
 /** Where `redis.log` writes: level is `debug`, `verbose`, `notice` or `warning`. */
 export type ScriptLog = (level: string, message: string) => void;
@@ -48,8 +51,8 @@ const T_NIL = 0, T_BOOLEAN = 1, T_LIGHTUSERDATA = 2, T_NUMBER = 3, T_STRING = 4,
 const LOG_LEVELS = ["debug", "verbose", "notice", "warning"];
 /** Longest string remembered by address (see `#string`). */
 const SHORT_STRING = 256;
-/** Most short strings remembered (then the cache starts over). */
-const STRING_CACHE = 8192;
+/** Slots of the cache of short strings by address (a power of two; one string per slot). */
+const STRING_SLOTS = 1 << 14;
 
 /**
  * Lua 5.4 appends ".0" to integral floats (`tostring(3.0)` is "3.0"; Lua 5.1, hence Redis,
@@ -287,8 +290,12 @@ export class LuaScripts {
   #names = new Map<string, number>();
   /** The error `redis.call` raised last: it reaches the caller as is, without "ERR ". */
   #raised: string | undefined;
-  /** JS strings made from short Lua strings, by address (see `#string`). */
-  #strings = new Map<number, string>();
+  /**
+   * JS strings made from short Lua strings, by address (see `#string`): a direct-mapped cache,
+   * the address's slot holding the last address seen there and its string.
+   */
+  #slotAddress = new Uint32Array(STRING_SLOTS);
+  #slotText: string[] = new Array(STRING_SLOTS).fill("");
   #encoder = new TextEncoder();
   #decoder = new TextDecoder();
 
@@ -440,15 +447,19 @@ export class LuaScripts {
       if (n === 0) {
         throw new Error("ERR Please specify at least one argument for this redis lib call");
       }
-      const command: string[] = [];
+      const args: string[] = new Array(n - 1);
+      let name = "";
       for (let i = 1; i <= n; i++) {
         const type = m.lua_type(L, i);
+        let arg: string;
         // Redis 7.0 writes a number argument with %.17g (integers exactly up to 2^53).
-        if (type === T_NUMBER) command.push(formatDouble(m.lua_tonumberx(L, i, 0)));
-        else if (type === T_STRING) command.push(this.#string(L, i));
+        if (type === T_STRING) arg = this.#string(L, i);
+        else if (type === T_NUMBER) arg = formatDouble(m.lua_tonumberx(L, i, 0));
         else throw new Error("ERR Lua redis lib command arguments must be strings or integers");
+        if (i === 1) name = arg;
+        else args[i - 2] = arg;
       }
-      reply = this.#dispatch(command);
+      reply = this.#dispatch(name, args);
     } catch (err) {
       m.lua_pushnil(L);
       this.#raised = String(err instanceof Error ? err.message : err).replace(/\r?\n$/, "");
@@ -540,7 +551,8 @@ export class LuaScripts {
     // A Lua string keeps its address while it lives, and Lua interns short ones (the same text
     // is one string): the JS string made from that address last time is reused when the bytes
     // still match (no allocation, and a key the keyspace's maps hashed stays hashed).
-    const cached = n <= SHORT_STRING ? this.#strings.get(pointer) : undefined;
+    const slot = (pointer >>> 3) & (STRING_SLOTS - 1);
+    const cached = this.#slotAddress[slot] === pointer ? this.#slotText[slot] : undefined;
     if (cached !== undefined && cached.length === n) {
       let j = 0;
       while (j < n && cached.charCodeAt(j) === heap[pointer + j]) j++;
@@ -557,8 +569,9 @@ export class LuaScripts {
   }
 
   #remember(pointer: number, text: string): void {
-    if (this.#strings.size >= STRING_CACHE) this.#strings.clear();
-    this.#strings.set(pointer, text);
+    const slot = (pointer >>> 3) & (STRING_SLOTS - 1);
+    this.#slotAddress[slot] = pointer;
+    this.#slotText[slot] = text;
   }
 
   /** The message of a failed run, from its handler's `{e, source, line}`, as Redis words it. */

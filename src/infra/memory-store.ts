@@ -719,7 +719,7 @@ export class MemoryStore implements Store {
       if (this.#closed) return;
       this.#lua = new LuaScripts(
         module,
-        (command) => _script(this.#lookup(command, true).run(this.#db, command.slice(1))),
+        (name, args) => _script(this.#lookup(name, args, true).run(this.#db, args)),
         options.log,
       );
     });
@@ -766,18 +766,24 @@ export class MemoryStore implements Store {
     }
   }
 
-  /** The command's spec, after the checks Redis makes before queueing it in a MULTI. */
-  #lookup(command: string[], fromScript = false): Spec {
-    const [name = "", ...rest] = command;
-    const spec = COMMANDS.get(name.toUpperCase());
+  /**
+   * The command's spec, after the checks Redis makes before queueing it in a MULTI.
+   *
+   * @param name the command's name, any case
+   * @param args its arguments (the name left out)
+   */
+  #lookup(name: string, args: string[], fromScript = false): Spec {
+    // Scripts and the runtime name commands in upper case: one lookup, no new string.
+    const spec = COMMANDS.get(name) ?? COMMANDS.get(name.toUpperCase());
     if (!spec) {
-      const shown = rest.slice(0, 3).map((x) => `'${x.slice(0, 128)}' `).join("");
+      const shown = args.slice(0, 3).map((x) => `'${x.slice(0, 128)}' `).join("");
       return _fail(
         `ERR unknown command '${name}' (not emulated by the embedded store), ` +
           `with args beginning with: ${shown}`,
       );
     }
-    if (spec.arity > 0 ? command.length !== spec.arity : command.length < -spec.arity) {
+    const n = args.length + 1;
+    if (spec.arity > 0 ? n !== spec.arity : n < -spec.arity) {
       _fail(
         fromScript
           ? "ERR Wrong number of args calling Redis command from script"
@@ -790,7 +796,8 @@ export class MemoryStore implements Store {
   /** Runs one command on the keyspace; throws Redis errors. */
   #run(command: Command): Raw {
     const args = command.map(String);
-    return this.#lookup(args).run(this.#db, args.slice(1));
+    const name = args.shift() ?? "";
+    return this.#lookup(name, args).run(this.#db, args);
   }
 
   /** Runs every command, collecting replies, with an Error in place of each failure. */
@@ -815,7 +822,7 @@ export class MemoryStore implements Store {
   multi(commands: Command[]): Promise<Reply[]> {
     return this.#settle(() => {
       // A command Redis refuses to queue aborts the whole transaction (EXECABORT).
-      for (const c of commands) this.#lookup(c.map(String));
+      for (const c of commands) this.#lookup(String(c[0] ?? ""), c.slice(1).map(String));
       const { replies, errors } = this.#batch(commands);
       if (errors.length) throw new MultiError(replies, errors);
       return replies as Reply[];

@@ -2,11 +2,22 @@
  * @module The lease pattern every job engine follows: a worker claims work under a lease (a
  * token and an expiry in the store), renews what it holds a few times per lease, learns from
  * each renewal what it lost or what ended meanwhile, and the store takes back what nobody
- * renewed (reclaim). This file holds the worker's side: the renewal cadence and the loop.
+ * renewed (reclaim). This file holds the clock of leases and the worker's side: the renewal
+ * cadence and the loop.
  */
 import { type Clock, systemClock } from "../async/clock.ts";
 import { Loop } from "../async/loop.ts";
 import type { Logger } from "../log.ts";
+
+/**
+ * Lua: `now`, the store's clock in epoch ms (`TIME`), read once at the top of every script of
+ * the job engines. Every lease expiry, reclaim, retry due time and job time stamp is on it, so
+ * pods with skewed clocks agree on when a lease ran out; the embedded store's `TIME` follows the
+ * clock it is given, so tests drive the same scripts with a manual clock.
+ */
+export const NOW_LUA = `local _t = redis.call("TIME")
+local now = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
+`;
 
 /**
  * How often a lease is renewed: four chances per lease, so one late or failed renewal never

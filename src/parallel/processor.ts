@@ -38,7 +38,10 @@ export interface ProcessorOptions {
   pollMs?: number;
   /** Heartbeat interval (default: `renewEvery` of the shortest lease). */
   heartbeatMs?: number;
-  /** Whose time leases, polls and heartbeats run on (tests); the wall clock and the store's own by default. */
+  /**
+   * Whose time polls and heartbeats run on (tests; the wall clock by default). Leases are on
+   * the store's clock: a test moves both with one manual clock (the embedded store takes one).
+   */
   clock?: Clock;
 }
 
@@ -81,9 +84,7 @@ export class ParallelProcessor implements Service {
   constructor(rt: Runtime, options: ProcessorOptions = {}) {
     this.#rt = rt;
     this.#clock = options.clock ?? systemClock;
-    // Leases are on the store's clock unless a test drives time itself.
-    const now = options.clock && (() => this.#clock.now());
-    this.#runs = new RunStore(rt.store, rt.config.keyPrefix, now);
+    this.#runs = new RunStore(rt.store, rt.config.keyPrefix);
     this.#log = rt.log.child({ component: "parallel-worker" });
     this.#metrics = parallelMetrics(rt);
     this.#defs = new Map(rt.system.all(PARALLEL_TASKS).map((d) => [d.name, d]));

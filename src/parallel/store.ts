@@ -8,6 +8,7 @@ import { defineScript, type Reply, type Script, type Store, toHash } from "../in
 import { activeRunsKey, eventsChannel, runKeyList, runKeys } from "./keys.ts";
 import { RUN_REFCODES } from "../jobs/refcode.ts";
 import type { JobStatus } from "../jobs/status.ts";
+import { NOW_LUA } from "../jobs/lease.ts";
 
 /** How long an ended run stays readable, in seconds. */
 export const RUN_TTL_S = 24 * 3600;
@@ -52,27 +53,41 @@ export interface NewRun {
 }
 
 // Every run script receives the run's keys (keys.ts `runKeyList`) and starts its ARGV with
-// ARGV[1] now in epoch ms for leases ("" = Redis server time, so pods with skewed clocks agree;
-// tests pass their clock), ARGV[2] now as ISO for the run's times, ARGV[3] TTL of an ended run
-// (s), ARGV[4] the events channel; its own arguments follow from ARGV[5].
+// ARGV[1] TTL of an ended run (s), ARGV[2] the events channel; its own arguments follow from
+// ARGV[3]. Its time is the store's (`NOW_LUA`): leases and the run's times alike.
 
-/** Lua: the lease clock. */
-const NOW_LUA = `
-local function now_ms()
-  if ARGV[1] ~= "" then return tonumber(ARGV[1]) end
-  local t = redis.call("TIME")
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+// ARGV[3] the result JSON when there are no chunks, ARGV[4] how many field pairs follow,
+// ARGV[5..] the run's fields as name, value, then the chunks (JSON), one argument each.
+// Returns 1: the run is recorded, `queued` with its chunks pending, or `completed` at once
+// without chunks.
+const CREATE = defineScript({
+  name: "parallel.create",
+  lua: NOW_LUA + `
+local first = 5 + 2 * tonumber(ARGV[4])
+redis.call("HSET", KEYS[1], "created_at", now, unpack(ARGV, 5, first - 1))
+if first > #ARGV then
+  redis.call("HSET", KEYS[1], "status", "completed", "started_at", now, "finished_at", now,
+    "result", ARGV[3])
+  redis.call("EXPIRE", KEYS[1], ARGV[1])
+  return 1
 end
-`;
+redis.call("HSET", KEYS[1], "status", "queued")
+for i = first, #ARGV do
+  redis.call("HSET", KEYS[6], i - first, ARGV[i])
+  redis.call("RPUSH", KEYS[2], i - first)
+end
+return 1
+`,
+});
 
 /** Lua: ends the run with a status (and a result or error), drops its work, tells workers. */
 const END_RUN_LUA = `
 local function end_run(status, field, value)
-  redis.call("HSET", KEYS[1], "status", status, "finished_at", ARGV[2])
+  redis.call("HSET", KEYS[1], "status", status, "finished_at", now)
   if field then redis.call("HSET", KEYS[1], field, value) end
   redis.call("DEL", KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
-  redis.call("EXPIRE", KEYS[1], ARGV[3])
-  redis.call("PUBLISH", ARGV[4], "stop " .. redis.call("HGET", KEYS[1], "refcode"))
+  redis.call("EXPIRE", KEYS[1], ARGV[1])
+  redis.call("PUBLISH", ARGV[2], "stop " .. redis.call("HGET", KEYS[1], "refcode"))
 end
 `;
 
@@ -90,7 +105,6 @@ local function claim(token)
   if status ~= "queued" and status ~= "in_progress" then return {"gone", status or ""} end
   local run = redis.call("HMGET", KEYS[1], "worker_count", "total", "done", "lease_ms",
     "max_attempts", "task_id")
-  local now = now_ms()
   for _, index in ipairs(redis.call("ZRANGEBYSCORE", KEYS[3], "-inf", now)) do
     redis.call("ZREM", KEYS[3], index)
     redis.call("HDEL", KEYS[4], index)
@@ -117,56 +131,56 @@ local function claim(token)
   redis.call("HSET", KEYS[4], index, token)
   redis.call("HINCRBY", KEYS[5], index, 1)
   if status == "queued" then
-    redis.call("HSET", KEYS[1], "status", "in_progress", "started_at", ARGV[2])
+    redis.call("HSET", KEYS[1], "status", "in_progress", "started_at", now)
   end
   return {"chunk", index, redis.call("HGET", KEYS[6], index), run[6]}
 end
 `;
 
-// ARGV[5] claim token. Returns what `claim` returns.
+// ARGV[3] claim token. Returns what `claim` returns.
 const CLAIM = defineScript({
   name: "parallel.claim",
-  lua: NOW_LUA + END_RUN_LUA + CLAIM_LUA + `return claim(ARGV[5])`,
+  lua: NOW_LUA + END_RUN_LUA + CLAIM_LUA + `return claim(ARGV[3])`,
 });
 
-// ARGV[5] chunk index, ARGV[6] claim token, ARGV[7] result JSON, ARGV[8] a token for the next
+// ARGV[3] chunk index, ARGV[4] claim token, ARGV[5] result JSON, ARGV[6] a token for the next
 // claim ("" for none).
 // Returns {0}: the claim is no longer the token's (the run ended or the chunk was reclaimed),
-// the result is dropped; {1, claim...}: recorded, then what `claim` returned for ARGV[8] (a
+// the result is dropped; {1, claim...}: recorded, then what `claim` returned for ARGV[6] (a
 // process's thread goes on to its next chunk in the same round trip); {2}: recorded and it was
 // the last chunk: the token now holds the merge lease.
 const COMPLETE = defineScript({
   name: "parallel.complete",
   lua: NOW_LUA + END_RUN_LUA + CLAIM_LUA + `
 if redis.call("HGET", KEYS[1], "status") ~= "in_progress" then return {0} end
-if redis.call("HGET", KEYS[4], ARGV[5]) ~= ARGV[6] then return {0} end
-redis.call("ZREM", KEYS[3], ARGV[5])
-redis.call("HDEL", KEYS[4], ARGV[5])
-redis.call("HSET", KEYS[7], ARGV[5], ARGV[7])
+if redis.call("HGET", KEYS[4], ARGV[3]) ~= ARGV[4] then return {0} end
+redis.call("ZREM", KEYS[3], ARGV[3])
+redis.call("HDEL", KEYS[4], ARGV[3])
+redis.call("HSET", KEYS[7], ARGV[3], ARGV[5])
 local done = redis.call("HINCRBY", KEYS[1], "done", 1)
 if done >= tonumber(redis.call("HGET", KEYS[1], "total")) then
   local lease = tonumber(redis.call("HGET", KEYS[1], "lease_ms"))
-  redis.call("ZADD", KEYS[3], now_ms() + lease, "merge")
-  redis.call("HSET", KEYS[4], "merge", ARGV[6])
+  redis.call("ZADD", KEYS[3], now + lease, "merge")
+  redis.call("HSET", KEYS[4], "merge", ARGV[4])
   return {2}
 end
-if ARGV[8] == "" then return {1} end
-local out = claim(ARGV[8])
+if ARGV[6] == "" then return {1} end
+local out = claim(ARGV[6])
 table.insert(out, 1, 1)
 return out
 `,
 });
 
-// ARGV[5] lease slot (chunk index or "merge"), ARGV[6] claim token, ARGV[7] status
-// ("completed" or "failed"), ARGV[8] the result JSON or the error.
+// ARGV[3] lease slot (chunk index or "merge"), ARGV[4] claim token, ARGV[5] status
+// ("completed" or "failed"), ARGV[6] the result JSON or the error.
 // Returns 1 when the run ended, 0 when the slot is not the token's (nothing changes).
 const END = defineScript({
   name: "parallel.end",
-  lua: END_RUN_LUA + `
+  lua: NOW_LUA + END_RUN_LUA + `
 if redis.call("HGET", KEYS[1], "status") ~= "in_progress" then return 0 end
-if redis.call("HGET", KEYS[4], ARGV[5]) ~= ARGV[6] then return 0 end
-if ARGV[7] == "completed" then end_run("completed", "result", ARGV[8])
-else end_run("failed", "error", ARGV[8]) end
+if redis.call("HGET", KEYS[4], ARGV[3]) ~= ARGV[4] then return 0 end
+if ARGV[5] == "completed" then end_run("completed", "result", ARGV[6])
+else end_run("failed", "error", ARGV[6]) end
 return 1
 `,
 });
@@ -176,14 +190,14 @@ return 1
 // dropped, workers told to stop), a terminal status (unchanged), or "" when unknown.
 const CANCEL = defineScript({
   name: "parallel.cancel",
-  lua: END_RUN_LUA + `
+  lua: NOW_LUA + END_RUN_LUA + `
 local status = redis.call("HGET", KEYS[1], "status")
 if status == "queued" or status == "in_progress" then end_run("cancelled") end
 return status or ""
 `,
 });
 
-// ARGV[5..] pairs of lease slot and claim token.
+// ARGV[3..] pairs of lease slot and claim token.
 // Returns {status, lost slot...}: the run's status ("" when unknown) and the slots that are no
 // longer the token's; the others' leases are renewed.
 const HEARTBEAT = defineScript({
@@ -192,8 +206,8 @@ const HEARTBEAT = defineScript({
 local status = redis.call("HGET", KEYS[1], "status")
 if status ~= "in_progress" then return {status or ""} end
 local out = {status}
-local expiry = now_ms() + tonumber(redis.call("HGET", KEYS[1], "lease_ms"))
-for i = 5, #ARGV, 2 do
+local expiry = now + tonumber(redis.call("HGET", KEYS[1], "lease_ms"))
+for i = 3, #ARGV, 2 do
   if redis.call("HGET", KEYS[4], ARGV[i]) == ARGV[i + 1] then
     redis.call("ZADD", KEYS[3], expiry, ARGV[i])
   else
@@ -204,7 +218,7 @@ return out
 `,
 });
 
-// ARGV[5..] pairs of lease slot and claim token.
+// ARGV[3..] pairs of lease slot and claim token.
 // Returns how many slots were handed back: their chunks go to the head of the queue and the
 // claim does not count as an attempt (a clean shutdown is not a failure).
 const RELEASE = defineScript({
@@ -212,7 +226,7 @@ const RELEASE = defineScript({
   lua: `
 if redis.call("HGET", KEYS[1], "status") ~= "in_progress" then return 0 end
 local n = 0
-for i = 5, #ARGV, 2 do
+for i = 3, #ARGV, 2 do
   if redis.call("HGET", KEYS[4], ARGV[i]) == ARGV[i + 1] then
     redis.call("ZREM", KEYS[3], ARGV[i])
     redis.call("HDEL", KEYS[4], ARGV[i])
@@ -226,6 +240,10 @@ end
 return n
 `,
 });
+
+/** A run's time stamp (epoch ms on the store's clock) as ISO, null when unset. */
+const _iso = (ms: string | undefined): string | null =>
+  ms === undefined ? null : new Date(Number(ms)).toISOString();
 
 function _toClaim(reply: string[]): Claim {
   switch (reply[0]) {
@@ -255,20 +273,14 @@ const _parse = (text: string | undefined): unknown => {
 export class RunStore {
   #store: Store;
   #prefix: string;
-  #now: () => number;
-  #clock: (() => number) | undefined;
 
   /**
-   * @param store the store
+   * @param store the store (its clock is the runs' clock: see `NOW_LUA`)
    * @param prefix `KEY_PREFIX`
-   * @param now the clock of leases (epoch ms); by default Redis's own, so pods with skewed
-   *   clocks agree on when a lease ran out. Tests pass one they move.
    */
-  constructor(store: Store, prefix: string, now?: () => number) {
+  constructor(store: Store, prefix: string) {
     this.#store = store;
     this.#prefix = prefix;
-    this.#clock = now;
-    this.#now = now ?? Date.now;
   }
 
   /** The events channel workers subscribe to. */
@@ -277,10 +289,7 @@ export class RunStore {
   }
 
   #eval(script: Script, refcode: string, args: (string | number)[]): Promise<Reply> {
-    const now = this.#now();
     return this.#store.eval(script, runKeyList(runKeys(this.#prefix, refcode)), [
-      this.#clock ? now : "",
-      new Date(now).toISOString(),
       RUN_TTL_S,
       this.channel,
       ...args,
@@ -295,56 +304,34 @@ export class RunStore {
    */
   async create(run: NewRun): Promise<string> {
     const refcode = RUN_REFCODES.make();
-    const keys = runKeys(this.#prefix, refcode);
-    const now = this.#now();
-    const iso = new Date(now).toISOString();
-    const total = run.chunks.length;
-    const fields: (string | number)[] = [
-      "refcode",
-      refcode,
-      "task_id",
-      run.taskId,
-      "worker_count",
-      run.workerCount,
-      "total",
-      total,
-      "done",
-      0,
-      "lease_ms",
-      run.leaseMs,
-      "max_attempts",
-      run.maxAttempts,
-      "created_at",
-      iso,
-    ];
-    if (total === 0) {
-      await this.#store.multi([
-        [
-          "HSET",
-          keys.run,
-          ...fields,
-          "status",
-          "completed",
-          "started_at",
-          iso,
-          "finished_at",
-          iso,
-          "result",
-          JSON.stringify(run.emptyResult ?? null),
-        ],
-        ["EXPIRE", keys.run, RUN_TTL_S],
+    // The index first (a run without chunks ends at once and is never indexed): a worker that
+    // finds the refcode before the run exists skips it, while a run written first and never
+    // indexed would wait forever. Its score is this pod's clock: it is only compared with pods'
+    // clocks, to forget a refcode whose run was never written.
+    if (run.chunks.length) {
+      await this.#store.command([
+        "ZADD",
+        activeRunsKey(this.#prefix, run.taskId),
+        Date.now(),
+        refcode,
       ]);
-      return refcode;
     }
-    // The index first: a worker that finds the refcode before the run exists skips it, while
-    // a run written first and never indexed would wait forever.
-    await this.#store.command(["ZADD", activeRunsKey(this.#prefix, run.taskId), now, refcode]);
-    await this.#store.multi([
-      ["HSET", keys.run, ...fields, "status", "queued"],
-      ["HSET", keys.chunks, ...run.chunks.flatMap((c, i) => [i, JSON.stringify(c ?? null)])],
-      ["RPUSH", keys.pending, ...run.chunks.map((_, i) => i)],
+    const fields = [
+      ["refcode", refcode],
+      ["task_id", run.taskId],
+      ["worker_count", run.workerCount],
+      ["total", run.chunks.length],
+      ["done", 0],
+      ["lease_ms", run.leaseMs],
+      ["max_attempts", run.maxAttempts],
+    ];
+    await this.#eval(CREATE, refcode, [
+      JSON.stringify(run.emptyResult ?? null),
+      fields.length,
+      ...fields.flat(),
+      ...run.chunks.map((c) => JSON.stringify(c ?? null)),
     ]);
-    await this.announce(run.taskId, refcode);
+    if (run.chunks.length) await this.announce(run.taskId, refcode);
     return refcode;
   }
 
@@ -375,9 +362,9 @@ export class RunStore {
       progress: { done: Number(h.done ?? 0), total: Number(h.total ?? 0) },
       result: h.status === "completed" ? _parse(h.result) : null,
       error: h.error ?? null,
-      created_at: h.created_at,
-      started_at: h.started_at ?? null,
-      finished_at: h.finished_at ?? null,
+      created_at: _iso(h.created_at)!,
+      started_at: _iso(h.started_at),
+      finished_at: _iso(h.finished_at),
     };
   }
 

@@ -14,6 +14,7 @@
 import { defineScript, type Reply, type Store, toHash } from "../infra/store.ts";
 import type { TaskKeys } from "./keys.ts";
 import type { JobStatus } from "../jobs/status.ts";
+import { NOW_LUA } from "../jobs/lease.ts";
 
 /** Longest listing kept per terminal status (the newest entries win). */
 export const INDEX_CAP = 10_000;
@@ -81,11 +82,6 @@ export interface EnqueueEntry {
   idempotency?: { keyHash: string; fingerprint: string; ttlMs: number };
 }
 
-// Every script starts from the server's clock, in ms.
-const NOW = `local _t = redis.call("TIME")
-local now = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
-`;
-
 // Shared Lua helper: end a task in a terminal status (record and more fields, index, TTL,
 // notification on the task's own channel). An empty `lease` means none: no token matches it.
 // Scripts trim the indexes they touched once, at their end (`trim`).
@@ -114,7 +110,7 @@ end
 // delayed task tells them when it is the list's earliest: they sleep until the earliest one.
 const ENQUEUE = defineScript({
   name: "tasks.enqueue",
-  lua: NOW + `
+  lua: NOW_LUA + `
 if KEYS[4] then
   local seen = redis.call("GET", KEYS[4])
   if seen then
@@ -154,7 +150,7 @@ return {"created", ARGV[1]}
 //   input, attempt, max attempts, ready_at}
 const CLAIM = defineScript({
   name: "tasks.claim",
-  lua: NOW + `
+  lua: NOW_LUA + `
 local more = {}
 local out = {-1, more}
 local next_due = nil
@@ -215,7 +211,7 @@ return out
 // Returns per run: the task's new status, or "lost" when the lease was not this run's.
 const FINISH = defineScript({
   name: "tasks.finish",
-  lua: NOW + TERMINAL + `
+  lua: NOW_LUA + TERMINAL + `
 local ready, done, cap, shard = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local out = {}
 for i = 5, #ARGV, 7 do
@@ -271,7 +267,7 @@ return out
 // Returns {lost refcodes, refcodes asked to cancel}
 const RENEW = defineScript({
   name: "tasks.renew",
-  lua: NOW + `
+  lua: NOW_LUA + `
 local lost, cancel = {}, {}
 local until_ms = now + tonumber(ARGV[1])
 for i = 2, #ARGV, 2 do
@@ -293,7 +289,7 @@ return {lost, cancel}
 // Returns the refcodes whose lease expired (server clock), oldest expiry first.
 const EXPIRED = defineScript({
   name: "tasks.expired",
-  lua: NOW + `
+  lua: NOW_LUA + `
 return redis.call("ZRANGEBYSCORE", KEYS[1], "-inf", now, "LIMIT", 0, tonumber(ARGV[1]))
 `,
 });
@@ -310,7 +306,7 @@ return redis.call("ZRANGEBYSCORE", KEYS[1], "-inf", now, "LIMIT", 0, tonumber(AR
 // Returns per task: type, new status
 const RECLAIM = defineScript({
   name: "tasks.reclaim",
-  lua: NOW + TERMINAL + `
+  lua: NOW_LUA + TERMINAL + `
 local ready, done, cap, shard = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[5]
 local n = tonumber(ARGV[6])
 local pending = {}
@@ -361,7 +357,7 @@ return out
 // Returns {"missing"} or {"terminal"|"cancelled"|"cancelling", the record as HGETALL}
 const CANCEL = defineScript({
   name: "tasks.cancel",
-  lua: NOW + TERMINAL + `
+  lua: NOW_LUA + TERMINAL + `
 local f = redis.call("HMGET", KEYS[1], "status", "ttl_ms")
 local ref = ARGV[4]
 local outcome
@@ -389,7 +385,7 @@ return {outcome, redis.call("HGETALL", KEYS[1])}
 // Returns {"missing"} or {"queued"|"state", the record as HGETALL}
 const RETRY = defineScript({
   name: "tasks.retry",
-  lua: NOW + `
+  lua: NOW_LUA + `
 local f = redis.call("HMGET", KEYS[1], "status")
 if not f[1] then return {"missing"} end
 if f[1] ~= "failed" then return {"state", redis.call("HGETALL", KEYS[1])} end
@@ -410,7 +406,7 @@ return {"queued", redis.call("HGETALL", KEYS[1])}
 // Returns 1 when written, 0 otherwise
 const PROGRESS = defineScript({
   name: "tasks.progress",
-  lua: NOW + `
+  lua: NOW_LUA + `
 if redis.call("HGET", KEYS[1], "lease") ~= ARGV[1] then return 0 end
 redis.call("HSET", KEYS[1], "progress", ARGV[2], "updated_at", now)
 return 1

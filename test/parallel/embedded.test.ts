@@ -4,16 +4,12 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { cleanup, type Program, spawnProgram, unique, waitFor } from "../helpers.ts";
+import { cleanup, cpuDuring, type Program, spawnProgram, unique, waitFor } from "../helpers.ts";
 
 test.after(cleanup);
 
 let p: Program;
 
-function cpuMs(pid: number): number {
-  const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
 const start = async (worker_count: number, to: number) =>
   await (await fetch(`${p.url}/parallel-tasks`, {
     method: "POST",
@@ -56,10 +52,8 @@ test("DELETE mid-run: cancelled, and the process idles within a second", async (
   const res = await fetch(`${p.url}/parallel-tasks/${refcode}`, { method: "DELETE" });
   assert.is(res.status, 202);
   assert.is((await res.json()).status, "cancelled");
-  await new Promise((r) => setTimeout(r, 500));
-  const before = cpuMs(p.pid);
-  await new Promise((r) => setTimeout(r, 500));
-  const used = cpuMs(p.pid) - before;
+  await cpuDuring(500, p.pid); // the first half second: the threads stop
+  const used = await cpuDuring(500, p.pid);
   assert.ok(used < 100, `${used} ms of CPU in 500 ms after the cancel`);
   assert.is((await read(refcode)).result, null);
 });

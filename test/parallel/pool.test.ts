@@ -1,6 +1,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { STOP_GRACE_MS, ThreadPool } from "../../src/parallel/pool.ts";
+import { cpuDuring, cpuMs, waitFor } from "../helpers.ts";
 
 const WORKER = new URL("./_worker.ts", import.meta.url).href;
 const PRIMES = new URL("../../workers/primes.ts", import.meta.url).href;
@@ -13,12 +14,6 @@ const pool = (size: number) => {
 test.after(async () => {
   for (const p of pools) await p.destroy();
 });
-
-/** CPU time of this process so far, ms (user + system, from /proc). */
-function cpuMs(): number {
-  const fields = Deno.readTextFileSync(`/proc/${Deno.pid}/stat`).split(") ")[1].split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
 
 test("start() runs a chunk on a thread and returns the worker's result", async () => {
   const p = pool(2);
@@ -51,31 +46,35 @@ test("start() rejects with the worker's error", async () => {
 
 test("stop() ends a chunk that checks its signal at once, and its CPU use with it", async () => {
   const p = pool(1);
+  await p.start(WORKER, { op: "square", n: 1 }).result; // the thread and its file are loaded
+  const spinning = cpuMs() + 50;
   const running = p.start(WORKER, { op: "spin", ms: 10_000, honour: true });
-  await new Promise((r) => setTimeout(r, 300));
+  await waitFor(() => cpuMs() >= spinning, 5000, "the chunk spinning", 10);
   const t = performance.now();
   running.stop();
   const err = await running.result.then(() => null, (e: Error) => e);
   assert.is(err?.name, "AbortError");
   assert.ok(performance.now() - t < STOP_GRACE_MS, `stopped in ${performance.now() - t} ms`);
-  const before = cpuMs();
-  await new Promise((r) => setTimeout(r, 500));
-  assert.ok(cpuMs() - before < 150, `idle after stop (${cpuMs() - before} ms CPU in 500 ms)`);
+  const used = await cpuDuring(500);
+  assert.ok(used < 150, `idle after stop (${used} ms CPU in 500 ms)`);
   assert.is(await p.start(PRIMES, { from: 0, to: 100 }).result, 25, "the pool still works");
 });
 
 test("stop() aborts a chunk that ignores its signal after the grace period", async () => {
   const p = pool(1);
+  await p.start(WORKER, { op: "square", n: 1 }).result; // the thread and its file are loaded
+  const spinning = cpuMs() + 30;
   const running = p.start(WORKER, { op: "spin", ms: 800, honour: false });
-  await new Promise((r) => setTimeout(r, 100));
+  await waitFor(() => cpuMs() >= spinning, 5000, "the chunk spinning", 10);
   const t = performance.now();
   running.stop();
   const err = await running.result.then(() => null, (e: Error) => e);
   assert.is(err?.name, "AbortError");
   const took = performance.now() - t;
   assert.ok(took >= STOP_GRACE_MS - 20 && took < 1000, `aborted after ${took} ms`);
-  // On Deno the terminated thread spins on until its loop ends (denoland/deno#35657).
-  await new Promise((r) => setTimeout(r, 800));
+  // On Deno the terminated thread spins on until its loop ends (denoland/deno#35657): wait for
+  // it to go quiet, so it takes no CPU from the files that run next.
+  await waitFor(async () => (await cpuDuring(50)) < 30, 5000, "the aborted thread idle", 0);
 });
 
 test.run();

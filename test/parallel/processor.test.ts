@@ -1,7 +1,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as v from "valibot";
-import { backends, cleanup, onCleanup, testRuntime, waitFor } from "../helpers.ts";
+import { backends, cleanup, cpuDuring, onCleanup, testRuntime, waitFor } from "../helpers.ts";
 import { defineParallelTask, type ParallelTask } from "../../src/parallel/define.ts";
 import { ParallelProcessor } from "../../src/parallel/processor.ts";
 import { RunStore } from "../../src/parallel/store.ts";
@@ -49,10 +49,6 @@ const badMerge = defineParallelTask({
 const system = () => new System().add(squares, spin, failing, badMerge);
 
 /** CPU time of this process so far, ms. */
-function cpuMs(): number {
-  const fields = Deno.readTextFileSync(`/proc/${Deno.pid}/stat`).split(") ")[1].split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
 
 /** Largest number of spans open at one instant. */
 function maxOverlap(spans: number[][]): number {
@@ -154,9 +150,8 @@ for (const backend of backends()) {
     await waitFor(() => p.busy === 0, 1000, "threads stopped", 5);
     const took = performance.now() - t;
     assert.ok(took < 1000, `stopped in ${took.toFixed(0)} ms`);
-    const cpu = cpuMs();
-    await new Promise((r) => setTimeout(r, 400));
-    assert.ok(cpuMs() - cpu < 200, `idle after cancel (${cpuMs() - cpu} ms CPU in 400 ms)`);
+    const used = await cpuDuring(400);
+    assert.ok(used < 200, `idle after cancel (${used} ms CPU in 400 ms)`);
     const run = await finished(rt, refcode);
     assert.is(run.status, "cancelled");
     assert.is(run.result, null);

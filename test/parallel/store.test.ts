@@ -1,6 +1,6 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { backends, cleanup, testRuntime, waitFor } from "../helpers.ts";
+import { backends, cleanup, storeTime, testRuntime, waitFor } from "../helpers.ts";
 import { type NewRun, RunStore } from "../../src/parallel/store.ts";
 import { RUN_REFCODES } from "../../src/jobs/refcode.ts";
 
@@ -14,11 +14,12 @@ for (const backend of backends()) {
   test.after(cleanup);
 
   const setup = async () => {
-    const rt = testRuntime({ redis: backend.name === "redis" });
+    // Leases and the run's times are on the store's clock: a manual one on the embedded engine.
+    const time = storeTime(backend, T0);
+    const rt = testRuntime({ redis: backend.name === "redis", store: time.store });
     await waitFor(async () => (await rt.store.check()).ok, 5000, "store ready");
-    const clock = { now: T0 };
-    const runs = new RunStore(rt.store, rt.config.keyPrefix, () => clock.now);
-    return { rt, runs, clock };
+    const runs = new RunStore(rt.store, rt.config.keyPrefix);
+    return { rt, runs, time };
   };
   const run = (over: Partial<NewRun> = {}): NewRun => ({
     taskId: "sum",
@@ -30,11 +31,14 @@ for (const backend of backends()) {
   });
 
   test("create() records a queued run and indexes it; get() shows it", async () => {
-    const { rt, runs } = await setup();
+    const { rt, runs, time } = await setup();
+    const since = time.now();
+    const wall = Date.now();
     const refcode = await runs.create(run());
     assert.ok(RUN_REFCODES.test(refcode), refcode);
     const view = await runs.get(refcode);
-    assert.equal(view, {
+    time.assertStamp(view!.created_at, since);
+    assert.equal({ ...view, created_at: "" }, {
       refcode,
       task_id: "sum",
       worker_count: 2,
@@ -42,12 +46,14 @@ for (const backend of backends()) {
       progress: { done: 0, total: 3 },
       result: null,
       error: null,
-      created_at: new Date(T0).toISOString(),
+      created_at: "",
       started_at: null,
       finished_at: null,
     });
     assert.equal((await runs.active("sum")).map((r) => r.refcode), [refcode]);
-    assert.equal((await runs.active("sum"))[0].createdMs, T0);
+    // The index's score is the creating pod's clock (only pods compare it).
+    const { createdMs } = (await runs.active("sum"))[0];
+    assert.ok(createdMs >= wall && createdMs <= Date.now(), `${createdMs}`);
     const ttl = await rt.store.command(["TTL", runKeys(rt.config.keyPrefix, refcode).run]);
     assert.is(ttl, -1, "a live run never expires");
   });
@@ -67,8 +73,9 @@ for (const backend of backends()) {
   });
 
   test("claim() hands out chunks in order and never more than worker_count at once", async () => {
-    const { runs } = await setup();
+    const { runs, time } = await setup();
     const refcode = await runs.create(run());
+    const since = time.now();
     const a = await runs.claim(refcode, "a");
     assert.equal(a, { kind: "chunk", index: 0, chunk: { n: 1 }, taskId: "sum" });
     assert.equal(await runs.claim(refcode, "b"), {
@@ -80,7 +87,7 @@ for (const backend of backends()) {
     assert.equal(await runs.claim(refcode, "c"), { kind: "full" });
     const view = await runs.get(refcode);
     assert.is(view!.status, "in_progress");
-    assert.is(view!.started_at, new Date(T0).toISOString());
+    time.assertStamp(view!.started_at, since);
   });
 
   test("claim() is atomic: concurrent claimers never exceed worker_count", async () => {
@@ -94,7 +101,7 @@ for (const backend of backends()) {
   });
 
   test("complete() records results; the last one grants the merge lease", async () => {
-    const { runs } = await setup();
+    const { runs, time } = await setup();
     const refcode = await runs.create(run({ workerCount: 3 }));
     for (const t of ["a", "b", "c"]) await runs.claim(refcode, t);
     assert.is((await runs.complete(refcode, 1, "b", 20)).outcome, "recorded");
@@ -110,13 +117,14 @@ for (const backend of backends()) {
       false,
       "only the merge lease's holder ends the run",
     );
+    const since = time.now();
     assert.ok(
       await runs.end(refcode, { slot: "merge", token: "c" }, { status: "completed", result: 60 }),
     );
     const view = await runs.get(refcode);
     assert.is(view!.status, "completed");
     assert.is(view!.result, 60);
-    assert.is(view!.finished_at, new Date(T0).toISOString());
+    time.assertStamp(view!.finished_at, since);
   });
 
   test("complete() claims the next chunk for the given token in the same call", async () => {
@@ -146,12 +154,13 @@ for (const backend of backends()) {
   });
 
   test("an expired lease goes back to the queue and is claimed again", async () => {
-    const { runs, clock } = await setup();
+    const { runs, time } = await setup();
     const refcode = await runs.create(run({ workerCount: 1 }));
     await runs.claim(refcode, "dead");
-    clock.now += 999;
+    // Just before and just after the lease's end (on Redis, with room for a slow machine).
+    await time.elapse(time.clock ? 999 : 500);
     assert.equal(await runs.claim(refcode, "b"), { kind: "full" });
-    clock.now += 2;
+    await time.elapse(time.clock ? 2 : 600);
     assert.equal(await runs.claim(refcode, "b"), {
       kind: "chunk",
       index: 0,
@@ -167,12 +176,12 @@ for (const backend of backends()) {
   });
 
   test("a chunk that loses its worker max_attempts times fails the run", async () => {
-    const { runs, clock } = await setup();
+    const { runs, time } = await setup();
     const refcode = await runs.create(run({ workerCount: 1, maxAttempts: 2 }));
     await runs.claim(refcode, "a");
-    clock.now += 1001;
+    await time.elapse(1001);
     assert.is((await runs.claim(refcode, "b")).kind, "chunk");
-    clock.now += 1001;
+    await time.elapse(1001);
     assert.equal(await runs.claim(refcode, "c"), { kind: "gone", status: "failed" });
     const view = await runs.get(refcode);
     assert.is(view!.status, "failed");
@@ -180,15 +189,16 @@ for (const backend of backends()) {
   });
 
   test("heartbeat() renews held leases and names the ones lost", async () => {
-    const { runs, clock } = await setup();
+    const { runs, time } = await setup();
     const refcode = await runs.create(run({ workerCount: 1 }));
     await runs.claim(refcode, "a");
-    clock.now += 800;
+    // Past the first lease, within the renewed one (on Redis, with room for a slow machine).
+    await time.elapse(time.clock ? 800 : 500);
     assert.equal(await runs.heartbeat(refcode, [{ slot: "0", token: "a" }]), {
       status: "in_progress",
       lost: [],
     });
-    clock.now += 800;
+    await time.elapse(time.clock ? 800 : 600);
     assert.equal(await runs.claim(refcode, "b"), { kind: "full" }, "renewed: not reclaimed");
     assert.equal(await runs.heartbeat(refcode, [{ slot: "1", token: "a" }]), {
       status: "in_progress",

@@ -1,6 +1,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { backends, cleanup, onCleanup, testRuntime, waitFor } from "../helpers.ts";
+import { backends, cleanup, onCleanup, storeTime, testRuntime, waitFor } from "../helpers.ts";
+import type { Store } from "../../src/infra/store.ts";
 import { System } from "../../src/system.ts";
 import type { Runtime } from "../../src/runtime.ts";
 import { defineSchedule } from "../../src/scheduler/define.ts";
@@ -15,7 +16,7 @@ for (const backend of backends()) {
   test.after(cleanup);
 
   /** Two replicas of one every-second schedule on one store; `ran` counts actions per tick. */
-  const pair = async (action: () => Promise<void> | void = () => {}) => {
+  const pair = async (action: () => Promise<void> | void = () => {}, store?: Store) => {
     const ran = new Map<number, number>();
     const system = new System().add(defineSchedule({
       name: "beat",
@@ -27,7 +28,7 @@ for (const backend of backends()) {
       },
     }));
     const redis = backend.name === "redis";
-    const first = testRuntime({ redis, system });
+    const first = testRuntime({ redis, system, store });
     const second: Runtime = testRuntime({
       redis,
       system,
@@ -37,8 +38,7 @@ for (const backend of backends()) {
     for (const rt of [first, second]) {
       await waitFor(async () => (await rt.store.check()).ok, 5000, "store");
     }
-    const store = new ScheduleStore(first.store, first.config.keyPrefix);
-    return { ran, first, second, store };
+    return { ran, first, second, store: new ScheduleStore(first.store, first.config.keyPrefix) };
   };
 
   test("a replica killed between claiming a tick and running it: another runs that tick, once", async () => {
@@ -75,17 +75,21 @@ for (const backend of backends()) {
     );
     assert.is(taken.replica, "alive");
     // Every tick since the dead claim ran exactly once, the orphaned one included.
-    await new Promise((r) => setTimeout(r, 1500));
-    const runs = await store.runs("beat", 100);
-    const since = runs.filter((r) =>
-      r.scheduledAt >= taken.scheduledAt && r.status === "completed"
+    const since = await waitFor(
+      async () => {
+        const done = (await store.runs("beat", 100)).filter((r) =>
+          r.scheduledAt >= taken.scheduledAt && r.status === "completed"
+        );
+        return done.length >= 2 ? done : undefined;
+      },
+      10_000,
+      "two runs since the takeover",
     );
-    assert.ok(since.length >= 2, `${since.length} runs`);
     for (const r of since) assert.is(ran.get(r.scheduledAt), 1, `tick ${r.scheduledAt}`);
     assert.is(ran.get(taken.scheduledAt), 1);
     // The dead replica, back after the takeover, does not run the tick again.
     revive();
-    await new Promise((r) => setTimeout(r, 200));
+    await dead.idle(); // the revived run went as far as it goes
     assert.is(ran.get(taken.scheduledAt), 1);
     const after = (await store.runs("beat", 100)).find((r) => r.id === hung)!;
     assert.is(after.replica, "alive");
@@ -93,6 +97,7 @@ for (const backend of backends()) {
   });
 
   test("a live replica's long run is never taken over (exactly once)", async () => {
+    // Runs four leases long, on real loops: the replicas' renewals must keep them.
     const { ran, first, second, store } = await pair(() =>
       new Promise((r) => setTimeout(r, 4 * LEASE_MS))
     );
@@ -117,9 +122,10 @@ for (const backend of backends()) {
   });
 
   test("ScheduleStore fences a taken-over run: its first replica can neither renew nor finish it", async () => {
-    const { first, store } = await pair();
-    void first;
-    const t = Date.now();
+    // Leases are keys' TTLs, on the store's clock: a manual one on the embedded engine.
+    const time = storeTime(backend);
+    const { store } = await pair(undefined, time.store);
+    const t = time.now();
     const record = {
       trigger: "schedule" as const,
       scheduledAt: t,
@@ -137,18 +143,18 @@ for (const backend of backends()) {
       record,
     });
     assert.is(await store.takeOver("beat", "run-1", "r2", 5000, t, 3), "kept", "lease still held");
-    await new Promise((r) => setTimeout(r, 350));
+    await time.elapse(350);
     assert.equal((await store.orphans("beat", 10)).map((r) => r.id), ["run-1"]);
-    assert.is(await store.takeOver("beat", "run-1", "r2", 5000, Date.now(), 3), "taken");
-    assert.is(await store.takeOver("beat", "run-1", "r3", 5000, Date.now(), 3), "kept");
+    assert.is(await store.takeOver("beat", "run-1", "r2", 5000, time.now(), 3), "taken");
+    assert.is(await store.takeOver("beat", "run-1", "r3", 5000, time.now(), 3), "kept");
     assert.is(await store.renew("beat", "run-1", 5000, "r1"), false);
     assert.is(
-      await store.finish("beat", "run-1", "r1", { status: "failed", finishedAt: Date.now() }),
+      await store.finish("beat", "run-1", "r1", { status: "failed", finishedAt: time.now() }),
       false,
     );
     assert.is(await store.renew("beat", "run-1", 5000, "r2"), true);
     assert.is(
-      await store.finish("beat", "run-1", "r2", { status: "completed", finishedAt: Date.now() }),
+      await store.finish("beat", "run-1", "r2", { status: "completed", finishedAt: time.now() }),
       true,
     );
     const [run] = await store.runs("beat", 1);
@@ -156,8 +162,9 @@ for (const backend of backends()) {
   });
 
   test("a run whose replicas keep dying is failed after MAX_TAKEOVERS takeovers", async () => {
-    const { store } = await pair();
-    const t = Date.now();
+    const time = storeTime(backend);
+    const { store } = await pair(undefined, time.store);
+    const t = time.now();
     await store.begin("beat", {
       id: "poison",
       claimUpTo: t,
@@ -174,15 +181,15 @@ for (const backend of backends()) {
       },
     });
     for (let i = 1; i <= MAX_TAKEOVERS; i++) {
-      await new Promise((r) => setTimeout(r, 120));
+      await time.elapse(120);
       assert.is(
-        await store.takeOver("beat", "poison", `r${i}`, 50, Date.now(), MAX_TAKEOVERS),
+        await store.takeOver("beat", "poison", `r${i}`, 50, time.now(), MAX_TAKEOVERS),
         "taken",
       );
     }
-    await new Promise((r) => setTimeout(r, 120));
+    await time.elapse(120);
     assert.is(
-      await store.takeOver("beat", "poison", "rx", 50, Date.now(), MAX_TAKEOVERS),
+      await store.takeOver("beat", "poison", "rx", 50, time.now(), MAX_TAKEOVERS),
       "failed",
     );
     const [run] = await store.runs("beat", 1);

@@ -319,6 +319,33 @@ for (const backend of backends()) {
     assert.is((await broker.get(e.refcode))?.progress, "0.25");
   });
 
+  test(name("list() merges the shards' indexes, newest first, with a type filter"), async () => {
+    const { broker, elapse } = make();
+    const done: string[] = [];
+    // Tasks in every shard, finished one after another.
+    for (let i = 0; i < 12; i++) {
+      const e = entry({ refcode: TASK_REFCODES.make(), type: i % 3 ? "a" : "b" });
+      await broker.enqueue(e);
+      const [task] = (await broker.claim(shardIndex(e.refcode), [[e.type, 1]], 5000, "w.1", "w"))
+        .tasks;
+      await broker.finish([{
+        refcode: e.refcode,
+        type: e.type,
+        token: task.token,
+        outcome: { kind: "ok", result: "1" },
+      }]);
+      done.push(e.refcode);
+      await elapse(3);
+    }
+    const newest = [...done].reverse();
+    const types = ["a", "b"];
+    const completed = async (limit: number, type?: string) =>
+      (await broker.list("completed", limit, { type, types })).map((r) => r.refcode);
+    assert.equal(await completed(20), newest);
+    assert.equal(await completed(5), newest.slice(0, 5));
+    assert.equal(await completed(20, "b"), newest.filter((_, i) => (11 - i) % 3 === 0));
+  });
+
   test(name("list() of queued and running tasks reads the queues, newest first"), async () => {
     const { broker, elapse } = make();
     const refs: string[] = [];
