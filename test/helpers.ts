@@ -277,6 +277,55 @@ export async function readyRedis(url = REDIS_URL): Promise<RedisStore> {
 }
 
 /**
+ * Starts a redis-server of the caller's own on `port` (no persistence), killed at `cleanup()`,
+ * and waits until it accepts connections.
+ *
+ * @param port its port
+ * @param extra more arguments (`--replicaof …`, `--cluster-enabled yes`…)
+ * @param dir its working directory; a new temporary one by default
+ * @returns the process
+ */
+export async function redisServer(
+  port: number,
+  extra: string[] = [],
+  dir?: string,
+): Promise<Deno.ChildProcess> {
+  const child = killOnCleanup(
+    new Deno.Command("redis-server", {
+      args: [
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        String(port),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        dir ?? await Deno.makeTempDir({ prefix: "redis-" }),
+        ...extra,
+      ],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn(),
+  );
+  await waitFor(
+    async () => {
+      try {
+        (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    10_000,
+    `redis-server on ${port}`,
+  );
+  return child;
+}
+
+/**
  * Deletes keys matching a pattern (SCAN, never KEYS on a shared server).
  *
  * @param rt a runtime on Redis
