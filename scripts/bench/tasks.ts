@@ -80,6 +80,8 @@ interface Contender {
   startWorker(onStart: (t: number) => void): Promise<void>;
   /** Tasks whose completion is written so far. */
   completed(): Promise<number>;
+  /** What a stuck drain reports beside the count (ours: its tasks by status). */
+  state?(): Promise<string>;
   stopWorker(): Promise<void>;
   /** Deletes every key this contender wrote. */
   clean(): Promise<void>;
@@ -132,6 +134,10 @@ function ours(): Contender {
       const metric = await rt.metrics.getSingleMetric("tasks_total")?.get();
       return metric?.values.find((x) => x.labels.status === "completed")?.value ?? 0;
     },
+    async state() {
+      const metric = await rt.metrics.getSingleMetric("tasks_total")?.get();
+      return JSON.stringify(metric?.values.map((x) => [x.labels.status, x.value]));
+    },
     async stopWorker() {
       await recoverer?.stop();
       await worker?.stop(Date.now() + 5000);
@@ -168,6 +174,24 @@ function bullmq(): Contender {
   };
 }
 
+/** How long a drain may take before the run stops and says how far it got. */
+const DRAIN_LIMIT_MS = 120_000;
+
+/** Waits until `count` tasks are completed, or fails after {@link DRAIN_LIMIT_MS} with the count. */
+async function drained(c: Contender, count: number): Promise<void> {
+  const limit = performance.now() + DRAIN_LIMIT_MS;
+  let done = 0;
+  while ((done = await c.completed()) < count) {
+    if (performance.now() > limit) {
+      const state = (await c.state?.()) ?? "";
+      throw new Error(
+        `${c.name}: ${done} of ${count} tasks completed after ${DRAIN_LIMIT_MS} ms ${state}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
 async function measure(c: Contender): Promise<Figures> {
   await c.clean();
   // Warm-up, the same for both: connections, script loading, JIT of both paths.
@@ -183,10 +207,10 @@ async function measure(c: Contender): Promise<Figures> {
   let measuring = false;
   await c.startWorker((t) => measuring && latencies.push(performance.now() - t));
   await flood(WARMUP, INFLIGHT, () => c.enqueue(performance.now()));
-  while (await c.completed() < WARMUP) await new Promise((r) => setTimeout(r, 2));
+  await drained(c, WARMUP);
   t0 = performance.now();
   await flood(TASKS, INFLIGHT, () => c.enqueue(performance.now()));
-  while (await c.completed() < WARMUP + TASKS) await new Promise((r) => setTimeout(r, 2));
+  await drained(c, WARMUP + TASKS);
   const endToEndPerSecond = TASKS / ((performance.now() - t0) / 1000);
 
   await new Promise((r) => setTimeout(r, 500));
