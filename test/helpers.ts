@@ -267,15 +267,62 @@ export function testRuntime(options: TestRuntimeOptions = {}): Runtime {
  */
 export async function readyRedis(url = REDIS_URL): Promise<RedisStore> {
   const store = new RedisStore(url, createLogger("error"));
-  const end = Date.now() + 5000;
-  while (!(await store.check()).ok) {
-    if (Date.now() > end) {
-      await store.close();
-      throw new Error(`Redis at ${url} is not reachable`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
+  try {
+    await waitFor(async () => (await store.check()).ok, 5000, `Redis at ${url}`, 50);
+  } catch {
+    await store.close();
+    throw new Error(`Redis at ${url} is not reachable`);
   }
   return store;
+}
+
+/**
+ * Starts a redis-server of the caller's own on `port` (no persistence), killed at `cleanup()`,
+ * and waits until it accepts connections.
+ *
+ * @param port its port
+ * @param extra more arguments (`--replicaof …`, `--cluster-enabled yes`…)
+ * @param dir its working directory; a new temporary one by default
+ * @returns the process
+ */
+export async function redisServer(
+  port: number,
+  extra: string[] = [],
+  dir?: string,
+): Promise<Deno.ChildProcess> {
+  const child = killOnCleanup(
+    new Deno.Command("redis-server", {
+      args: [
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        String(port),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        dir ?? await Deno.makeTempDir({ prefix: "redis-" }),
+        ...extra,
+      ],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn(),
+  );
+  await waitFor(
+    async () => {
+      try {
+        (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    10_000,
+    `redis-server on ${port}`,
+  );
+  return child;
 }
 
 /**

@@ -3,8 +3,8 @@ import * as assert from "uvu/assert";
 import {
   cleanup,
   freePort,
-  killOnCleanup,
   readyzStatus,
+  redisServer,
   spawnProgram,
   unique,
   waitFor,
@@ -12,33 +12,9 @@ import {
 
 test.after(cleanup);
 
-async function startRedis(port: number): Promise<Deno.ChildProcess> {
-  const child = killOnCleanup(
-    new Deno.Command("redis-server", {
-      args: ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-      stdout: "null",
-      stderr: "null",
-    }).spawn(),
-  );
-  await waitFor(
-    async () => {
-      try {
-        const c = await Deno.connect({ hostname: "127.0.0.1", port });
-        c.close();
-        return true;
-      } catch {
-        return false;
-      }
-    },
-    10_000,
-    "redis-server to listen",
-  );
-  return child;
-}
-
 test("stopping Redis turns /readyz 503 naming redis, /healthz stays 200; restarting recovers", async () => {
   const port = freePort();
-  let redis = await startRedis(port);
+  let redis = await redisServer(port);
   const p = await spawnProgram({
     ROLE: "http",
     REDIS_URL: `redis://127.0.0.1:${port}`,
@@ -72,7 +48,7 @@ test("stopping Redis turns /readyz 503 naming redis, /healthz stays 200; restart
   assert.is(during.headers.get("content-type"), "application/problem+json");
   await during.body?.cancel();
 
-  redis = await startRedis(port);
+  redis = await redisServer(port);
   await waitFor(
     async () => (await readyzStatus(p.url)) === 200,
     15_000,
@@ -115,7 +91,7 @@ test("ROLE=all with Redis down at start-up becomes ready once Redis comes up", a
   const health = await fetch(`${p.url}/healthz`);
   assert.is(health.status, 200);
   await health.body?.cancel();
-  await startRedis(port);
+  await redisServer(port);
   await waitFor(
     async () => (await readyzStatus(p.url)) === 200,
     20_000,

@@ -53,6 +53,7 @@ test("SIGTERM while 50 requests are in flight: every one is answered, exit 0", a
         body: await r.json(),
       })),
   );
+  // A real process: time for the 50 requests to reach its handlers before the signal.
   await new Promise((r) => setTimeout(r, 400));
   p.kill("SIGTERM");
   const results = await Promise.all(inflight);

@@ -1,7 +1,14 @@
 /**
  * @module What the benchmarks share: arguments, wrk, a private Redis, server processes, figures.
  */
-import { freePort, killOnCleanup, onCleanup, ROOT, waitFor } from "../../test/helpers.ts";
+import {
+  freePort,
+  killOnCleanup,
+  onCleanup,
+  redisServer,
+  ROOT,
+  waitFor,
+} from "../../test/helpers.ts";
 
 /**
  * Reads `--name value` from the command line.
@@ -117,45 +124,6 @@ export async function wrk(
     p99: r.p99 / 1000,
     non2xx: r.non2xx,
   };
-}
-
-/**
- * Starts a redis-server of the benchmark's own on `port` (no persistence), stopped at
- * `cleanup()`, and waits until it accepts connections.
- *
- * @param port its port
- * @param extra more arguments (`--replicaof …`, `--cluster-enabled yes`…)
- * @param dir its working directory; a new temporary one by default
- */
-export async function redisServer(port: number, extra: string[] = [], dir?: string): Promise<void> {
-  killOnCleanup(
-    new Deno.Command("redis-server", {
-      args: [
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        String(port),
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        dir ?? await Deno.makeTempDir({ prefix: "bench-redis-" }),
-        ...extra,
-      ],
-      stdin: "null",
-      stdout: "null",
-      stderr: "inherit",
-    }).spawn(),
-  );
-  await waitFor(
-    async () => {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return true;
-    },
-    10_000,
-    `redis-server on ${port}`,
-  );
 }
 
 /**

@@ -20,7 +20,7 @@ import kafkajs from "kafkajs";
 import { createClient } from "redis";
 import * as v from "valibot";
 import { loadConfig } from "../../src/config.ts";
-import { createRuntime, type Runtime } from "../../src/runtime.ts";
+import { createRuntime, type Runtime, type Service } from "../../src/runtime.ts";
 import { System } from "../../src/system.ts";
 import { defineBulkConsumer, defineConsumer } from "../../src/consumers/define.ts";
 import { ConsumerService } from "../../src/consumers/consumer.ts";
@@ -173,6 +173,23 @@ async function bareEachBatch(topic: string, count: number, run: string): Promise
   return rate;
 }
 
+/**
+ * Runs one of our consumer services until its clock has seen every message, then stops it and
+ * closes the runtime.
+ *
+ * @param rt its runtime
+ * @param service the consumer or bulk consumer
+ * @param clock ticked by its handler
+ * @returns messages/s
+ */
+async function _drain(rt: Runtime, service: Service, clock: Clock): Promise<number> {
+  await service.start();
+  const rate = await clock.done();
+  await service.stop(Date.now() + 10_000);
+  await Promise.allSettled([rt.bus.close(), rt.store.close()]);
+  return rate;
+}
+
 async function ours(topic: string, count: number, run: string): Promise<number> {
   const clock = new Clock(count);
   const rt = runtime();
@@ -188,11 +205,7 @@ async function ours(topic: string, count: number, run: string): Promise<number> 
       },
     }),
   );
-  await service.start();
-  const rate = await clock.done();
-  await service.stop(Date.now() + 10_000);
-  await Promise.allSettled([rt.bus.close(), rt.store.close()]);
-  return rate;
+  return await _drain(rt, service, clock);
 }
 
 async function oursBulk(topic: string, count: number, run: string): Promise<number> {
@@ -212,10 +225,7 @@ async function oursBulk(topic: string, count: number, run: string): Promise<numb
       },
     }),
   );
-  await service.start();
-  const rate = await clock.done();
-  await service.stop(Date.now() + 10_000);
-  await Promise.allSettled([rt.bus.close(), rt.store.close()]);
+  const rate = await _drain(rt, service, clock);
   batchSizes[count === BULK_MESSAGES ? "oursBulk" : "oursBulkSmall"].push(clock.batch);
   return rate;
 }

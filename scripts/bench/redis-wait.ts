@@ -11,8 +11,8 @@ import { loadConfig } from "../../src/config.ts";
 import { createRuntime } from "../../src/runtime.ts";
 import { defineTask } from "../../src/tasks/define.ts";
 import { enqueueTask } from "../../src/tasks/client.ts";
-import { cleanup, deleteKeys, freePort, waitFor } from "../../test/helpers.ts";
-import { median, percentile, redisServer, summaryRow } from "./_lib.ts";
+import { cleanup, deleteKeys, freePort, redisServer, waitFor } from "../../test/helpers.ts";
+import { median, percentile, summaryRow } from "./_lib.ts";
 
 const arg = (name: string, fallback: string) => {
   const i = Deno.args.indexOf(`--${name}`);

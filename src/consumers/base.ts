@@ -18,7 +18,8 @@ import {
   type PartitionOffset,
   type TopicPartition,
 } from "../infra/bus-consumer.ts";
-import type { CommonOptions, Message } from "./define.ts";
+import type { BaseContext, CommonOptions, Message } from "./define.ts";
+import { enqueueTask } from "../tasks/client.ts";
 import { type BufferLimits, RecordBuffer, type Taken } from "./record-buffer.ts";
 import { Committer } from "./committer.ts";
 import { type DeadLetter, deadLetterMessage } from "./dead-letter.ts";
@@ -213,6 +214,22 @@ export abstract class BaseConsumerService implements Service, LagSource {
   /** Aborted shortly before the shutdown deadline. */
   protected get signal(): AbortSignal {
     return this.#deadline.signal;
+  }
+
+  /**
+   * What the context of every handler call holds.
+   *
+   * @param attempt 1 on the first try, 2 on the first retry…
+   * @returns the runtime, logger, signal, attempt and `enqueue`
+   */
+  protected baseContext(attempt: number): BaseContext {
+    return {
+      rt: this.rt,
+      log: this.log,
+      signal: this.signal,
+      attempt,
+      enqueue: (task, input, options) => enqueueTask(this.rt, task, input, options),
+    };
   }
 
   /**

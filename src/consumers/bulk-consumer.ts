@@ -3,7 +3,6 @@
  * bounded by count, bytes and time; each batch handled in one call, retried, then bisected to
  * isolate poison records for the dead-letter topic; offsets committed after each batch.
  */
-import { enqueueTask } from "../tasks/client.ts";
 import type { Runtime } from "../runtime.ts";
 import type { BusRecord } from "../infra/bus-consumer.ts";
 import { BaseConsumerService, isUnavailable, SchemaError } from "./base.ts";
@@ -156,11 +155,7 @@ export class BulkConsumerService extends BaseConsumerService {
 
   #context(attempt: number): BulkContext {
     return {
-      rt: this.rt,
-      log: this.log,
-      signal: this.signal,
-      attempt,
-      enqueue: (task, input, options) => enqueueTask(this.rt, task, input, options),
+      ...this.baseContext(attempt),
       onceEach: (effects, summary) => applyOnce(this.rt.store, this.markerKey, effects, summary),
     };
   }

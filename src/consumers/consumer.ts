@@ -2,7 +2,6 @@
  * @module The consumer loop: one message at a time per partition (several partitions at once if
  * configured), retried with backoff, dead-lettered when it keeps failing, committed after.
  */
-import { enqueueTask } from "../tasks/client.ts";
 import type { Runtime } from "../runtime.ts";
 import { BaseConsumerService, isUnavailable, SchemaError } from "./base.ts";
 import type { ConsumerContext, ConsumerDefinition, Message } from "./define.ts";
@@ -103,11 +102,7 @@ export class ConsumerService extends BaseConsumerService {
 
   #context(message: Message<unknown>, attempt: number): ConsumerContext {
     return {
-      rt: this.rt,
-      log: this.log,
-      signal: this.signal,
-      attempt,
-      enqueue: (task, input, options) => enqueueTask(this.rt, task, input, options),
+      ...this.baseContext(attempt),
       once: async (commands, identity = message.id) =>
         (await applyOnce(this.rt.store, this.markerKey, [{ id: identity, commands }])) > 0,
     };

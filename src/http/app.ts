@@ -2,10 +2,10 @@
  * @module The HTTP kit's app: middleware, auth, probes, metrics, OpenAPI and problem+json
  * errors around the route modules it is given. It knows no feature: `src/app.ts` composes them.
  */
-import { type Context, Hono } from "hono";
+import { type Context, type ErrorHandler, Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { bodyLimit } from "hono/body-limit";
-import { openAPIRouteHandler, uniqueSymbol } from "hono-openapi";
+import { openAPIRouteHandler } from "hono-openapi";
 import { loadVendor } from "@standard-community/standard-json";
 import { toJsonSchema } from "@valibot/to-json-schema";
 import {
@@ -19,7 +19,8 @@ import type { AppEnv, AppRoutes } from "./env.ts";
 import { HttpProblem, problem } from "./problem.ts";
 import { probeRoutes } from "./probes.ts";
 import { bearer, cookie, isKey, isSession, SESSION_COOKIE, SESSION_HEADER } from "./auth.ts";
-import { requestGuard } from "./guard.ts";
+import { refuseRequest } from "./guard.ts";
+import { type Around, RouteChains } from "./router.ts";
 import { UnavailableError } from "../infra/store.ts";
 import { perRuntime, promRegistry, type Runtime, type Service } from "../runtime.ts";
 
@@ -86,22 +87,20 @@ const _httpMetrics = perRuntime((rt) => {
   };
 });
 
+/** This process's request ids: random per process, then a counter (unique without a UUID each). */
+const _ID_PREFIX = Array.from(
+  crypto.getRandomValues(new Uint8Array(6)),
+  (b) => b.toString(16).padStart(2, "0"),
+).join("");
+let _idCounter = 0;
+
 /**
- * Keeps `describeRoute` middlewares out of the router: they only carry a route's OpenAPI
- * description (read from `app.routes` when `/openapi.json` is built) and would otherwise be
- * one more async step of every request.
+ * A request id for a request that brought none: `<12 random hex digits>-<counter in base 36>`.
+ *
+ * @returns the id
  */
-function _describeOnly(app: Hono<AppEnv>): void {
-  const router = app.router;
-  const add = router.add.bind(router);
-  router.add = (method, path, entry) => {
-    const handler: unknown = Array.isArray(entry) ? entry[0] : entry;
-    const meta = typeof handler === "function"
-      ? (handler as unknown as Record<symbol, { spec?: unknown; target?: unknown }>)[uniqueSymbol]
-      : undefined;
-    if (meta?.spec !== undefined && meta.target === undefined) return;
-    add(method, path, entry);
-  };
+export function nextRequestId(): string {
+  return `${_ID_PREFIX}-${(++_idCounter).toString(36)}`;
 }
 
 /** The methods `http_requests_total` names; any other is counted as `other`. */
@@ -112,12 +111,13 @@ const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PAT
  * method or `other`, a route template or `unmatched`.
  *
  * @param c the Hono context, after the handler ran
+ * @param route the route's template when the caller knows it (else read from the request)
  * @returns the method and route labels
  */
-export function requestLabels(c: Context): { method: string; route: string } {
+export function requestLabels(c: Context, route?: string): { method: string; route: string } {
   const method = METHODS.has(c.req.method) ? c.req.method : "other";
-  const route = c.req.routePath === "/*" || c.req.routePath === "*" ? "unmatched" : c.req.routePath;
-  return { method, route };
+  const path = route ?? c.req.routePath;
+  return { method, route: path === "/*" || path === "*" ? "unmatched" : path };
 }
 
 /**
@@ -133,32 +133,78 @@ export function requestLabels(c: Context): { method: string; route: string } {
  * ```
  */
 export function createHttpApp(rt: Runtime, options: HttpAppOptions): Hono<AppEnv> {
-  const app = new Hono<AppEnv>();
-  _describeOnly(app);
   const metrics = _httpMetrics(rt);
   const log = rt.log.child({ component: "http" });
   const access = recordWriter(log, "info", "request");
 
-  app.use(async (c, next) => {
+  const maxSize = rt.config.bodyLimitBytes;
+  const limit = bodyLimit({
+    maxSize,
+    onError: (c) => problem(c, 413, `The request body exceeds ${maxSize} bytes`),
+  });
+  const keys = rt.config.apiKeys;
+  const browser = options.browser;
+  const bodyTimeoutMs = options.bodyTimeoutMs;
+
+  /** The API key check: undefined when the request may go on, else the 401 answer. */
+  const refuseUnauthorized = async (c: Context<AppEnv>): Promise<Response | undefined> => {
+    if (OPEN_PATHS.has(c.req.path) || browser?.openPaths.has(c.req.path)) return undefined;
+    const token = bearer(c);
+    if (token !== undefined && isKey(token, keys)) return undefined;
+    // A browser cannot put a header on a page load or an EventSource, so a browser area's
+    // pages take its session cookie; anything else takes it only with the session header,
+    // which another site's page cannot send (CSRF).
+    const page = browser !== undefined && c.req.method === "GET" &&
+      c.req.path.startsWith(browser.prefix);
+    const session = page || c.req.header(SESSION_HEADER) !== undefined
+      ? cookie(c, SESSION_COOKIE)
+      : undefined;
+    if (session !== undefined && await isSession(session, keys)) return undefined;
+    if (page && c.req.path === browser.prefix) return c.html(await browser.loginPage(rt), 401);
+    c.header("www-authenticate", 'Bearer realm="svc"');
+    return problem(
+      c,
+      401,
+      token !== undefined
+        ? "The API key is not valid"
+        : "An API key is required: Authorization: Bearer <key>",
+    );
+  };
+
+  /** The request checks, then the route: a refusal is the answer. */
+  const admit = async (c: Context<AppEnv>, next: () => Promise<void>): Promise<void> => {
+    const refused = refuseRequest(c) ?? (keys.length > 0 ? await refuseUnauthorized(c) : undefined);
+    if (refused) c.res = refused;
+    else await next();
+  };
+
+  // One middleware rather than one per concern (each would be an async step of every request),
+  // run by the router around each route's own handlers.
+  const around: Around = async (c, next, template) => {
     const started = performance.now();
     const incoming = c.req.header("x-request-id");
     const propagated = incoming !== undefined && /^[\w.\-:]{1,128}$/.test(incoming);
-    const requestId = propagated ? incoming : crypto.randomUUID();
+    const requestId = propagated ? incoming : nextRequestId();
     c.set("requestId", requestId);
     c.set("rt", rt);
-    if (options.bodyTimeoutMs !== undefined) c.set("bodyTimeoutMs", options.bodyTimeoutMs);
+    if (bodyTimeoutMs !== undefined) c.set("bodyTimeoutMs", bodyTimeoutMs);
     // A caller's (or ingress's) request id is echoed; one made here is logged and put in error
     // bodies but not sent on successes: any header beyond content-type takes Deno.serve off its
     // fast path, which cost a fifth of the throughput of a cheap route. Set before the handler,
     // since a header added after `next()` makes Hono rebuild the response.
     if (propagated) c.header("x-request-id", requestId);
-    await next();
-    const { method, route } = requestLabels(c);
+    // GET and HEAD carry no body we read; asking for one would build a stream per request.
+    if (c.req.method === "GET" || c.req.method === "HEAD") await admit(c, next);
+    else {
+      const tooLarge = await limit(c, () => admit(c, next));
+      if (tooLarge instanceof Response && !c.finalized) c.res = tooLarge;
+    }
+    const { method, route } = requestLabels(c, template);
     const seconds = (performance.now() - started) / 1000;
     metrics.observe(method, route, c.res.status, seconds);
     const path = c.req.path;
     if (!OPEN_PATHS.has(path)) {
-      // The request id is a UUID or matched the pattern above: nothing in it needs escaping.
+      // The request id matched the pattern above or is ours: nothing in it needs escaping.
       access(
         `"request_id":"${requestId}","method":${
           method === "other" ? logString(c.req.method.slice(0, 32)) : `"${method}"`
@@ -167,48 +213,27 @@ export function createHttpApp(rt: Runtime, options: HttpAppOptions): Hono<AppEnv
         }`,
       );
     }
-  });
-
-  const maxSize = rt.config.bodyLimitBytes;
-  const limit = bodyLimit({
-    maxSize,
-    onError: (c) => problem(c, 413, `The request body exceeds ${maxSize} bytes`),
-  });
-  // GET and HEAD carry no body we read; asking for one would build a stream per request.
-  app.use((
-    c,
-    next,
-  ) => (c.req.method === "GET" || c.req.method === "HEAD" ? next() : limit(c, next)));
-
-  app.use(requestGuard());
-
-  const keys = rt.config.apiKeys;
-  const browser = options.browser;
-  if (keys.length > 0) {
-    app.use(async (c, next) => {
-      if (OPEN_PATHS.has(c.req.path) || browser?.openPaths.has(c.req.path)) return next();
-      const token = bearer(c);
-      if (token !== undefined && isKey(token, keys)) return next();
-      // A browser cannot put a header on a page load or an EventSource, so a browser area's
-      // pages take its session cookie; anything else takes it only with the session header,
-      // which another site's page cannot send (CSRF).
-      const page = browser !== undefined && c.req.method === "GET" &&
-        c.req.path.startsWith(browser.prefix);
-      const session = page || c.req.header(SESSION_HEADER) !== undefined
-        ? cookie(c, SESSION_COOKIE)
-        : undefined;
-      if (session !== undefined && await isSession(session, keys)) return next();
-      if (page && c.req.path === browser.prefix) return c.html(await browser.loginPage(rt), 401);
-      c.header("www-authenticate", 'Bearer realm="svc"');
-      return problem(
-        c,
-        401,
-        token !== undefined
-          ? "The API key is not valid"
-          : "An API key is required: Authorization: Bearer <key>",
-      );
-    });
-  }
+  };
+  const onError: ErrorHandler<AppEnv> = (err, c) => {
+    if (err instanceof HttpProblem) {
+      for (const [name, value] of Object.entries(err.headers)) c.header(name, value);
+      return problem(c, err.status, err.detail, err.extra);
+    }
+    if (err instanceof UnavailableError) {
+      c.header("retry-after", "1");
+      return problem(c, 503, err.message, { dependency: err.dependency });
+    }
+    if (err instanceof HTTPException) {
+      const status = err.status >= 400 && err.status < 500 ? err.status : 400;
+      return problem(c, status as 400, err.message || "The request is invalid");
+    }
+    if (err instanceof SyntaxError || err instanceof TypeError && /body|json/i.test(err.message)) {
+      return problem(c, 400, `The request body is not valid JSON: ${err.message}`);
+    }
+    log.error("unhandled error", { request_id: c.get("requestId"), error: err, stack: err.stack });
+    return problem(c, 500, "An unexpected error occurred; it has been logged");
+  };
+  const app = new Hono<AppEnv>({ router: new RouteChains(around, onError as ErrorHandler) });
 
   probeRoutes(app, rt, options.services);
 
@@ -236,25 +261,18 @@ export function createHttpApp(rt: Runtime, options: HttpAppOptions): Hono<AppEnv
     );
   }
 
-  app.notFound((c) => problem(c, 404, `No route for ${c.req.method} ${c.req.path}`));
-  app.onError((err, c) => {
-    if (err instanceof HttpProblem) {
-      for (const [name, value] of Object.entries(err.headers)) c.header(name, value);
-      return problem(c, err.status, err.detail, err.extra);
-    }
-    if (err instanceof UnavailableError) {
-      c.header("retry-after", "1");
-      return problem(c, 503, err.message, { dependency: err.dependency });
-    }
-    if (err instanceof HTTPException) {
-      const status = err.status >= 400 && err.status < 500 ? err.status : 400;
-      return problem(c, status as 400, err.message || "The request is invalid");
-    }
-    if (err instanceof SyntaxError || err instanceof TypeError && /body|json/i.test(err.message)) {
-      return problem(c, 400, `The request body is not valid JSON: ${err.message}`);
-    }
-    log.error("unhandled error", { request_id: c.get("requestId"), error: err, stack: err.stack });
-    return problem(c, 500, "An unexpected error occurred; it has been logged");
+  const notFound = (c: Context<AppEnv>) =>
+    problem(c, 404, `No route for ${c.req.method} ${c.req.path}`);
+  app.notFound(async (c) => {
+    // A request no route matched has not been through `around` yet (one whose route called
+    // `next()` has).
+    if (c.get("requestId") !== undefined) return notFound(c);
+    await around(c, () => {
+      c.res = notFound(c);
+      return Promise.resolve();
+    }, "unmatched");
+    return c.res;
   });
+  app.onError(onError);
   return app;
 }

@@ -1,14 +1,14 @@
 /**
  * @module Request validation with valibot schemas that also document the route in OpenAPI.
  */
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler, Next } from "hono";
 import {
   describeRoute as _describeRoute,
   type DescribeRouteOptions,
   resolver,
   validator,
 } from "hono-openapi";
-import type * as v from "valibot";
+import * as v from "valibot";
 import { type Issue, problem } from "./problem.ts";
 import { jsonWithin, unlessJson } from "./guard.ts";
 
@@ -95,6 +95,36 @@ export function arrayForObject(
     : undefined;
 }
 
+/** Reads the part of the request a schema checks (`json` is read by the middleware itself). */
+function _reader(
+  target: Exclude<Target, "json">,
+  schema: v.GenericSchema | v.GenericSchemaAsync,
+): (c: Context) => unknown {
+  if (target === "param") return (c) => c.req.param();
+  if (target === "query") {
+    return (c) => {
+      const out: Record<string, string | string[]> = {};
+      for (const [k, values] of Object.entries(c.req.queries())) {
+        out[k] = values.length === 1 ? values[0] : values;
+      }
+      return out;
+    };
+  }
+  // An object schema reads only the headers it names: all of them would be a copy of every
+  // header per request, and an object schema drops the others anyway.
+  const entries = (schema as { entries?: Record<string, unknown> }).entries;
+  if (!entries || !OBJECT_TYPES.has(schema.type)) return (c) => c.req.header();
+  const names = Object.keys(entries);
+  return (c) => {
+    const out: Record<string, string> = {};
+    for (const name of names) {
+      const value = c.req.header(name);
+      if (value !== undefined) out[name] = value;
+    }
+    return out;
+  };
+}
+
 /**
  * Validates one part of the request; failure → 400 problem+json with `issues`. The schema
  * also appears in `/openapi.json`. A `json` body must be declared `application/json` (415
@@ -114,34 +144,49 @@ export function validate<T extends Target, S extends v.GenericSchema | v.Generic
   schema: S,
 ): Validated<T, S> {
   const where = target === "json" ? "body" : target;
-  const inner = validator(target, schema, (result, c) => {
+  type Result = { success: boolean; output: unknown; issues?: readonly v.BaseIssue<unknown>[] };
+  const accept = (c: Context, next: Next, result: Result): Response | Promise<void> => {
     if (!result.success) {
       return problem(c, 400, `The request ${where} is invalid`, {
-        issues: toIssues(result.error as { message: string; path?: unknown[] }[]),
+        issues: toIssues(result.issues ?? []),
       });
     }
-  }) as unknown as MiddlewareHandler;
-  const checked: MiddlewareHandler = target !== "json" ? inner : async (c, next) => {
-    const refused = unlessJson(c);
-    if (refused) return refused;
-    const body = await jsonWithin(c);
-    if (body instanceof Response) {
-      c.header("connection", "close");
-      return body;
-    }
-    const array = arrayForObject(schema, body);
-    if (array) return problem(c, 400, "The request body is invalid", { issues: [array] });
-    return inner(c, next);
+    c.req.addValidatedData(target, result.output as object);
+    return next();
   };
-  // hono-openapi finds the schema for the document on the middleware itself.
-  if (checked !== inner) {
-    Object.defineProperty(checked, "name", { value: inner.name, configurable: true });
-    for (const symbol of Object.getOwnPropertySymbols(inner)) {
-      (checked as unknown as Record<symbol, unknown>)[symbol] =
-        (inner as unknown as Record<symbol, unknown>)[symbol];
-    }
+  // valibot directly, synchronously for a synchronous schema: hono-openapi's validator goes
+  // through Standard Schema and two more awaits per request.
+  const checkAsync = async (c: Context, next: Next, value: unknown) =>
+    await accept(c, next, await v.safeParseAsync(schema, value) as Result);
+  const check = (c: Context, next: Next, value: unknown): Response | Promise<Response | void> =>
+    schema.async
+      ? checkAsync(c, next, value)
+      : accept(c, next, v.safeParse(schema as v.GenericSchema, value) as Result);
+  let middleware: (c: Context, next: Next) => Response | Promise<Response | void>;
+  if (target === "json") {
+    middleware = async (c, next) => {
+      const refused = unlessJson(c);
+      if (refused) return refused;
+      const body = await jsonWithin(c);
+      if (body instanceof Response) {
+        c.header("connection", "close");
+        return body;
+      }
+      const array = arrayForObject(schema, body);
+      if (array) return problem(c, 400, "The request body is invalid", { issues: [array] });
+      return await check(c, next, body);
+    };
+  } else {
+    const read = _reader(target as Exclude<Target, "json">, schema);
+    middleware = (c, next) => check(c, next, read(c));
   }
-  return checked as unknown as Validated<T, S>;
+  // hono-openapi finds the schema for the document on the middleware itself.
+  const documented = validator(target, schema as never) as unknown as Record<symbol, unknown>;
+  Object.defineProperty(middleware, "name", { value: "validator", configurable: true });
+  for (const symbol of Object.getOwnPropertySymbols(documented)) {
+    (middleware as unknown as Record<symbol, unknown>)[symbol] = documented[symbol];
+  }
+  return middleware as unknown as Validated<T, S>;
 }
 
 /**

@@ -28,6 +28,7 @@ interface _Data {
 
 abstract class _Cheap<C> {
   readonly aggregator = "sum" as const;
+  abstract readonly type: _Data["type"];
   protected children = new Map<string, C>();
 
   constructor(
@@ -52,6 +53,24 @@ abstract class _Cheap<C> {
   reset(): void {
     this.children.clear();
   }
+
+  /**
+   * What the registry reads.
+   *
+   * @returns name, help, type and the {@link _Cheap.values}
+   */
+  get(): Promise<_Data> {
+    return Promise.resolve({
+      name: this.name,
+      help: this.help,
+      type: this.type,
+      values: this.values(),
+      aggregator: this.aggregator,
+    });
+  }
+
+  /** The metric's values, in prom-client's shape. */
+  protected abstract values(): _Value[];
 }
 
 /** One label set of a {@link CheapCounter}. */
@@ -87,20 +106,14 @@ export class CheapCounter
   }
 
   /**
-   * What the registry reads.
+   * One value per label set.
    *
-   * @returns name, help, type and one value per label set
+   * @returns the values
    */
-  get(): Promise<_Data> {
+  protected values(): _Value[] {
     const values: _Value[] = [];
     for (const c of this.children.values()) values.push({ labels: c.labels, value: c.value });
-    return Promise.resolve({
-      name: this.name,
-      help: this.help,
-      type: this.type,
-      values,
-      aggregator: this.aggregator,
-    });
+    return values;
   }
 }
 
@@ -170,12 +183,12 @@ export class CheapHistogram extends _Cheap<_HistogramState> {
   }
 
   /**
-   * What the registry reads, in prom-client's histogram shape (cumulative `_bucket` values with
-   * `le`, then `_sum` and `_count`).
+   * prom-client's histogram shape: cumulative `_bucket` values with `le`, then `_sum` and
+   * `_count`.
    *
-   * @returns name, help, type and the values
+   * @returns the values
    */
-  get(): Promise<_Data> {
+  protected values(): _Value[] {
     const values: _Value[] = [];
     for (const h of this.children.values()) {
       let cumulative = 0;
@@ -190,12 +203,6 @@ export class CheapHistogram extends _Cheap<_HistogramState> {
       values.push({ labels: h.labels, value: h.sum, metricName: `${this.name}_sum` });
       values.push({ labels: h.labels, value: h.count, metricName: `${this.name}_count` });
     }
-    return Promise.resolve({
-      name: this.name,
-      help: this.help,
-      type: this.type,
-      values,
-      aggregator: this.aggregator,
-    });
+    return values;
   }
 }

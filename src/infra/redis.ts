@@ -112,9 +112,19 @@ export function routingKey(args: string[]): string | undefined {
 
 const _sha1 = (text: string) => createHash("sha1").update(text).digest("hex");
 
+/**
+ * Most time an operation may wait however busy its connection is: one that keeps answering
+ * others bounds a wait by {@link COMMAND_TIMEOUT_MS} of its silence instead (see `#sweep`), and
+ * this bounds the rest (a node of a cluster that froze while the others answer).
+ */
+const QUEUED_MAX_MS = 4 * COMMAND_TIMEOUT_MS;
+
 /** An operation waiting for its reply, with its deadline. */
 interface Pending {
-  deadline: number;
+  /** When it was sent (epoch ms). */
+  sent: number;
+  /** How long its connection may stay silent before it fails. */
+  timeoutMs: number;
   link: Link | undefined;
   fail: (err: Error) => void;
 }
@@ -148,7 +158,10 @@ export class RedisStore implements Store {
   #closed = false;
   #shas = new Map<Script, string>();
   #pending = new Set<Pending>();
+  /** When each link last answered a command (epoch ms). */
+  #answered = new WeakMap<Link, number>();
   #sweeper: ReturnType<typeof setInterval>;
+  #lastSweep = Date.now();
   /** Resolved whenever a link becomes ready; replaced after. */
   #linked!: Promise<void>;
   #onLinked!: () => void;
@@ -178,12 +191,25 @@ export class RedisStore implements Store {
     this.#linked = new Promise((resolve) => (this.#onLinked = resolve));
   }
 
-  /** Fails what is overdue; replaces a link that let a command go unanswered. */
+  /**
+   * Fails what is overdue; replaces a link that let a command go unanswered. A command is
+   * overdue when its connection has answered nothing for its timeout since it was sent: a
+   * connection that answers others is alive, and a command queued behind them under load waits
+   * its turn (up to {@link QUEUED_MAX_MS}) instead of failing with 503 while Redis works.
+   */
   #sweep(): void {
     const now = Date.now();
+    const late = now - this.#lastSweep > 4 * SWEEP_EVERY_MS;
+    this.#lastSweep = now;
+    // A sweep that ran late ran after the event loop was held up (GC, a long task): replies may
+    // be waiting unread, so silence is judged at the next sweep, once they have been read.
+    if (late) return;
     const stale = new Set<Link>();
     for (const p of this.#pending) {
-      if (p.deadline > now) continue;
+      const since = Math.max(p.sent, p.link ? this.#answered.get(p.link) ?? 0 : 0);
+      if (now - since < p.timeoutMs && now - p.sent < Math.max(p.timeoutMs, QUEUED_MAX_MS)) {
+        continue;
+      }
       this.#pending.delete(p);
       if (p.link) stale.add(p.link);
       p.fail(
@@ -205,20 +231,23 @@ export class RedisStore implements Store {
    * Runs `work` with a deadline the sweeper enforces.
    *
    * @param link the link it runs on (replaced if it does not answer), none while connecting
-   * @param timeoutMs the deadline from now
+   * @param timeoutMs how long the link may stay silent (from now) before `work` fails
    * @param work the operation
    */
   #bounded<T>(link: Link | undefined, timeoutMs: number, work: () => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const entry: Pending = { deadline: Date.now() + timeoutMs, link, fail: reject };
+      const entry: Pending = { sent: Date.now(), timeoutMs, link, fail: reject };
       this.#pending.add(entry);
       work().then(
         (value) => {
           this.#pending.delete(entry);
+          if (link) this.#answered.set(link, Date.now());
           resolve(value);
         },
         (err) => {
           this.#pending.delete(entry);
+          // An error reply is an answer too; a connection that failed is replaced anyway.
+          if (link) this.#answered.set(link, Date.now());
           reject(err);
         },
       );

@@ -130,6 +130,8 @@ export class TaskClient {
 
   /** @param rt the runtime */
   #depth = new Map<string, { at: number; count: Promise<number>; added: number }>();
+  /** `tasks_total{status="queued"}` of each type (a labelled child, not a label lookup each). */
+  #queued = new Map<string, { inc(): void }>();
 
   /** Creates the client of a runtime (use {@link taskClient}: one per runtime). */
   constructor(rt: Runtime) {
@@ -204,6 +206,24 @@ export class TaskClient {
     const def = typeof type === "string" ? this.definition(type) : type;
     const checked = safeParse(def.input, input);
     if (!checked.success) throw new TaskInputError(def.name, toIssues(checked.issues));
+    return await this.enqueueValid(def, input, options);
+  }
+
+  /**
+   * {@link enqueue} of an input already checked against the type's schema (the HTTP route's
+   * `validate` did), so it is not parsed twice.
+   *
+   * @internal
+   * @param def the type
+   * @param input the input, valid for `def.input`
+   * @param options idempotency key, delay
+   * @returns the refcode and status
+   */
+  async enqueueValid(
+    def: TaskDefinition,
+    input: unknown,
+    options: EnqueueOptions = {},
+  ): Promise<EnqueueResult> {
     await this.#roomFor(def);
     const json = JSON.stringify(input ?? null);
     const idempotency = options.idempotencyKey === undefined ? undefined : {
@@ -242,7 +262,12 @@ export class TaskClient {
     // The record and the idempotency record share a shard, hence a node.
     await this.#rt.store.replicate([this.#broker.keys.record(refcode)]);
     if (outcome === "created") {
-      taskMetrics(this.#rt).transitions.inc({ type: def.name, status: "queued" });
+      let queued = this.#queued.get(def.name);
+      if (!queued) {
+        queued = taskMetrics(this.#rt).transitions.labels(def.name, "queued");
+        this.#queued.set(def.name, queued);
+      }
+      queued.inc();
       return { refcode, type: def.name, status: "queued", created: true };
     }
     const record = await this.#broker.get(refcode);

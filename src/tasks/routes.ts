@@ -154,7 +154,7 @@ export const taskRoutes: AppRoutes = (app, rt) => {
           const input = await c.req.json().catch(() => ({}));
           const key = c.req.valid("header")["idempotency-key"];
           // Keys are the caller's: another client's key names another request, never theirs.
-          const task = await client.enqueue(def, input, {
+          const task = await client.enqueueValid(def, input, {
             idempotencyKey: key,
             idempotencyScope: key === undefined ? undefined : bearer(c) ?? "",
           });

@@ -159,7 +159,7 @@ for (const backend of busBackends()) {
     const dead = await h.deadLetters();
     await h.publish(values(0, 20));
     await waitFor(() => handled.length === 20, 30_000, "20 handled");
-    await sleep(200);
+    await sleep(200); // Real broker: a dead letter would arrive within this window.
     assert.is(dead.length, 0);
   });
 
@@ -175,7 +175,7 @@ for (const backend of busBackends()) {
       maxWaitMs: 50,
       handler: async (batch, ctx) => {
         batches++;
-        await sleep(50);
+        await sleep(50); // The handler's work, so batches pile up.
         await ctx.onceEach(
           batch.map((m) => ({ id: m.id, commands: [["SADD", `${stats}:ns`, m.value.n]] })),
           [["HINCRBY", stats, "stored", APPLIED], ["HINCRBY", stats, "handled", batch.length]],
@@ -194,7 +194,7 @@ for (const backend of busBackends()) {
       60_000,
       "2000 stored",
     );
-    await sleep(300);
+    await sleep(300); // Real broker: a duplicate batch would land within this window.
     assert.is(await h.rt.store.command(["SCARD", `${stats}:ns`]), 2000);
     assert.is(
       await h.rt.store.command(["HGET", stats, "handled"]),
@@ -233,7 +233,7 @@ for (const backend of busBackends()) {
     }
     const lag = () => h.metric("consumer_lag", { consumer: def.name });
     await waitFor(async () => (await lag()) === 20_000, 30_000, "lag 20 000");
-    await sleep(500);
+    await sleep(500); // Real broker: time for the fetches to overfill a buffer without a bound.
     const buffered = (service as unknown as { buffer: { count: number } }).buffer.count;
     assert.ok(buffered >= 1000 && buffered <= 12_000, `${buffered} buffered`);
     release();

@@ -3,6 +3,7 @@ import * as assert from "uvu/assert";
 import { Committer } from "../../src/consumers/committer.ts";
 import type { GroupConsumer, PartitionOffset } from "../../src/infra/bus-consumer.ts";
 import { createLogger } from "../../src/log.ts";
+import { waitFor } from "../helpers.ts";
 
 function fakeConsumer(fail = { count: 0 }) {
   const commits: PartitionOffset[][] = [];
@@ -55,7 +56,7 @@ test("forget() drops revoked partitions; start() commits on an interval", async 
   c.done({ topic: "t", partition: 1, offset: 7 });
   c.forget(["t/0"]);
   c.start();
-  await new Promise((r) => setTimeout(r, 60));
+  await waitFor(() => commits.length, 2000, "a commit on the interval", 5);
   c.stop();
   assert.equal(commits, [[{ topic: "t", partition: 1, offset: 7 }]]);
 });

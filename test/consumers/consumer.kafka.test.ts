@@ -53,7 +53,7 @@ for (const backend of busBackends()) {
     await h.publish([{ key: "late", value: JSON.stringify({ n: 60 }) }]);
     const again = await h.run(new ConsumerService(h.rt, def));
     await waitFor(() => seen.length === 61, 30_000, "the new message");
-    await sleep(500);
+    await sleep(500); // Real broker: a redelivered message would arrive within this window.
     assert.is(seen.length, 61, "no message handled twice after a clean stop");
     assert.is(await h.metric("consumer_messages_processed_total", { consumer: def.name }), 61);
     await again.stop(Date.now() + 5_000);
@@ -155,7 +155,7 @@ for (const backend of busBackends()) {
     const dead = await h.deadLetters();
     await h.publish([{ key: "k", value: JSON.stringify({ n: 1 }) }]);
     await waitFor(() => calls === 6, 30_000, "success on the 6th call");
-    await sleep(300);
+    await sleep(300); // Real broker: a dead letter would arrive within this window.
     assert.is(dead.length, 0);
     assert.is(await h.metric("consumer_messages_processed_total", { consumer: def.name }), 1);
   });
@@ -187,7 +187,7 @@ for (const backend of busBackends()) {
       topic: h.topic,
       schema: Value,
       handler: async (m) => {
-        await sleep(20);
+        await sleep(20); // The handler's work: the stop comes mid-stream.
         seen.push(m.value.n);
       },
     });
@@ -201,7 +201,7 @@ for (const backend of busBackends()) {
     assert.ok(atStop < 150, "stopped mid-stream");
     await h.run(new ConsumerService(h.rt, def));
     await waitFor(() => seen.length >= 150, 60_000, "all handled");
-    await sleep(500);
+    await sleep(500); // Real broker: a redelivered message would arrive within this window.
     assert.is(seen.length, 150, "each handled once");
     assert.is(new Set(seen).size, 150);
   });
@@ -250,7 +250,7 @@ for (const backend of busBackends()) {
       schema: Value,
       sessionTimeoutMs: 6000,
       handler: async (m) => {
-        if (m.value.n === 0) await sleep(9000);
+        if (m.value.n === 0) await sleep(9000); // Work longer than the real session timeout.
         seen.push(m.value.n);
       },
     });
@@ -274,7 +274,7 @@ for (const backend of busBackends()) {
       partitionsConsumedConcurrently: 3,
       handler: async (m) => {
         most = Math.max(most, ++running);
-        await sleep(10);
+        await sleep(10); // The handler's work, so partitions overlap.
         running--;
         seen.push(m);
       },
@@ -302,7 +302,7 @@ for (const backend of busBackends()) {
         topic: h.topic,
         schema: Value,
         handler: async (m, ctx) => {
-          await sleep(2);
+          await sleep(2); // The handler's work, so both services share the stream.
           if (await ctx.once([["INCR", counter]], `n:${m.value.n}`)) byService[i]++;
         },
       });
@@ -318,7 +318,7 @@ for (const backend of busBackends()) {
       60_000,
       "300 effects",
     );
-    await sleep(300);
+    await sleep(300); // Real broker: a duplicate effect would land within this window.
     assert.is(await h.rt.store.command(["GET", counter]), "300");
     assert.ok(byService[0] > 0 && byService[1] > 0, `shares ${byService}`);
   });

@@ -6,15 +6,15 @@ import * as assert from "uvu/assert";
 import { applyOnce } from "../../src/consumers/once.ts";
 import { APPLIED } from "../../src/consumers/define.ts";
 import { onceMarkerKey } from "../../src/consumers/keys.ts";
-import { clusterSlot, hashTag } from "../../src/infra/store.ts";
-import { backends, cleanup, testRuntime } from "../helpers.ts";
+import { clusterSlot, hashTag, type Store } from "../../src/infra/store.ts";
+import { backends, cleanup, storeTime, testRuntime } from "../helpers.ts";
 
 for (const backend of backends()) {
   const it = suite(`applyOnce() on ${backend.name}`);
   it.after(cleanup);
 
-  const setup = () => {
-    const rt = testRuntime({ env: backend.env });
+  const setup = (store?: Store) => {
+    const rt = testRuntime({ env: backend.env, store });
     const p = rt.config.keyPrefix;
     return { rt, p, marker: (id: string, tag: string) => onceMarkerKey(p, "test", id, tag) };
   };
@@ -60,12 +60,14 @@ for (const backend of backends()) {
   });
 
   it("markers expire after their time to live", async () => {
-    const { rt, p, marker } = setup();
+    // Keys expire on the store's clock: a manual one on the embedded engine.
+    const time = storeTime(backend);
+    const { rt, p, marker } = setup(time.store);
     const effect = [{ id: "x", commands: [["INCR", `${p}:{n}`]] }];
     assert.is(await applyOnce(rt.store, marker, effect, [], 50), 1);
     const ttl = Number(await rt.store.command(["PTTL", marker("x", "n")]));
     assert.ok(ttl > 0 && ttl <= 50, `ttl ${ttl}`);
-    await new Promise((r) => setTimeout(r, 120));
+    await time.elapse(120);
     assert.is(await applyOnce(rt.store, marker, effect, [], 50), 1);
     assert.is(await rt.store.command(["GET", `${p}:{n}`]), "2");
   });

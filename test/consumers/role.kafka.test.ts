@@ -99,7 +99,7 @@ function deployment(brokers = KAFKA_BROKERS) {
         `${orders} orders and ${events} events handled`,
         250,
       );
-      await sleep(1000);
+      await sleep(1000); // Real processes: a duplicate would land within this window.
       const p = await this.progress();
       assert.is(p.processed, orders, "orders processed");
       assert.is(p.stored, events, "events stored");
@@ -136,7 +136,7 @@ function produce(d: ReturnType<typeof deployment>, rounds: number) {
     for (let i = 0; i < rounds && !stop; i++) {
       await d.orders(50);
       await d.events(1000);
-      await sleep(50);
+      await sleep(50); // The load's pace: rounds of traffic while the broker fails.
     }
   })();
   return { done, stop: () => (stop = true) };
@@ -250,7 +250,7 @@ test("the broker stopped and restarted mid-stream: consumers recover by themselv
     "readyz 503 while the broker is down",
   );
   assert.is(down.checks.kafka.status, "failing");
-  await sleep(3000);
+  await sleep(3000); // A real broker stays down a while before it comes back.
   broker.start();
   await waitFor(async () => (await d.rt.bus.check()).ok, 60_000, "the broker back", 500);
   for (let i = 0; i < 10; i++) {

@@ -223,7 +223,10 @@ test("an unknown route answers 404 problem+json carrying the request id", async 
   const res = await app.request("/nope");
   assert.is(res.status, 404);
   assert.is(res.headers.get("content-type"), "application/problem+json");
-  assert.match((await res.json()).request_id, /^[0-9a-f-]{36}$/);
+  const id = (await res.json()).request_id;
+  assert.match(id, /^[0-9a-f]{12}-[0-9a-z]+$/);
+  // Each request its own id.
+  assert.is.not((await (await app.request("/nope")).json()).request_id, id);
 });
 
 test("a handler's unexpected error answers 500 problem+json without details", async () => {

@@ -112,6 +112,7 @@ for (const backend of busBackends()) {
     const m2 = join(bus, group, topic);
     await m2.consumer.start();
     await waitFor(() => m2.records.length === 1, 20_000, "the record after the committed ones");
+    // Real broker: a committed record redelivered would arrive within this window.
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(m2.records.map((r) => r.value), ["late"]);
     await m2.consumer.stop();
@@ -168,6 +169,7 @@ for (const backend of busBackends()) {
     await m.consumer.start();
     await waitFor(() => m.consumer.inGroup(), 20_000, "in group");
     m.consumer.pause([topic]);
+    // Real broker: fetches in flight before the pause end, then a window for a wrong delivery.
     await new Promise((r) => setTimeout(r, 300));
     await bus.publish(topic, [{ key: "a", value: "1" }]);
     await new Promise((r) => setTimeout(r, 1000));

@@ -48,6 +48,7 @@ test("a consumer with no broker to reach is not in its group and stops at once",
   const b = bus([`127.0.0.1:${freePort()}`]);
   const c = b.consumer({ groupId: unique("g"), topics: ["t"], onRecords: () => {} });
   await c.start();
+  // Real client: long enough for it to have tried (and failed) to reach a broker.
   await new Promise((r) => setTimeout(r, 1500));
   assert.is((await c.check()).ok, false);
   const t0 = Date.now();

@@ -2,6 +2,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { MemoryStore, MultiError } from "../../src/infra/memory-store.ts";
 import { defineScript, toHash, UnavailableError } from "../../src/infra/store.ts";
+import { waitFor } from "../helpers.ts";
 
 const stores: MemoryStore[] = [];
 function store(options?: ConstructorParameters<typeof MemoryStore>[0]): MemoryStore {
@@ -15,7 +16,6 @@ async function rejects(fn: () => Promise<unknown>, expected: RegExp | ((e: unkno
   if (expected instanceof RegExp) assert.match((err as Error).message, expected);
   else assert.ok(expected(err), `unexpected rejection: ${err}`);
 }
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test.after(async () => {
   await Promise.all(stores.map((s) => s.close()));
@@ -59,11 +59,13 @@ test("sorted set scores are strings by default (RESP2) and numbers with resp 3",
   assert.is(await s2.command(["ZSCORE", "z", "a"]), "1.5");
 });
 
-test("keys with PX expire on access and in the sweep", async () => {
-  const s = store();
+test("keys with PX expire on the store's clock", async () => {
+  let now = Date.now();
+  const s = store({ clock: () => now });
   await s.command(["SET", "k", "v", "PX", 30]);
+  now += 29;
   assert.is(await s.command(["EXISTS", "k"]), 1);
-  await sleep(60);
+  now += 1;
   assert.is(await s.command(["GET", "k"]), null);
   assert.is(await s.command(["TTL", "k"]), -2);
 });
@@ -128,7 +130,7 @@ test("subscribe() gets PUBLISH from commands and scripts after the script ends, 
   await s.eval(script, [], []);
   assert.equal(got, []);
   await s.multi([["PUBLISH", "ch", "d"]]);
-  await sleep(10);
+  await waitFor(() => got.length >= 4, 2000, "four messages");
   assert.equal(got, ["a", "b", "c", "d"]);
   await off();
   assert.is(await s.command(["PUBLISH", "ch", "e"]), 0);

@@ -9,10 +9,9 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import "../../mod.ts";
-import { MemoryStore } from "../../src/infra/memory-store.ts";
 import type { RedisStore } from "../../src/infra/redis.ts";
 import { type Command, definedScripts, type Reply, type Store } from "../../src/infra/store.ts";
-import { readyRedis } from "../helpers.ts";
+import { readyRedis, type StoreTime, storeTime } from "../helpers.ts";
 import { TaskBroker } from "../../src/tasks/broker.ts";
 import { shardIndex, taskKeys } from "../../src/tasks/keys.ts";
 import { RunStore } from "../../src/parallel/store.ts";
@@ -23,8 +22,6 @@ const RUN = crypto.randomUUID().slice(0, 8);
 
 /** The runtime's scripts: those declared by the modules `mod.ts` loads. */
 const RUNTIME_SCRIPTS = definedScripts().map((s) => s.name);
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** One script call as seen at the store: its reply or error. */
 interface Call {
@@ -64,7 +61,12 @@ interface Outcome {
 const swallow = (p: Promise<unknown>) => p.catch(() => {});
 
 /** The paths of the behavioural tests, through the runtime's own classes. */
-async function scenario(store: Store, prefix: string, names: Map<string, string>) {
+async function scenario(
+  store: Store,
+  prefix: string,
+  names: Map<string, string>,
+  time: StoreTime,
+) {
   // --- async tasks ---
   const k = taskKeys(prefix);
   // Every task in shard 0, so the claims of one shard serve them all, as before sharding.
@@ -136,10 +138,10 @@ async function scenario(store: Store, prefix: string, names: Map<string, string>
     },
   ]);
   await broker.claim(0, [["sleep", 10]], 1, "w2.1", "w2");
-  await sleep(30);
+  await time.elapse(30);
   await broker.reclaim(["sleep", "other"]);
   await broker.claim(0, [["sleep", 10]], 1, "w2.2", "w2");
-  await sleep(30);
+  await time.elapse(30);
   await broker.reclaim(["sleep", "other"]);
   await broker.reclaim(["sleep", "other"]);
   await broker.retry(ref("t_o"));
@@ -172,7 +174,7 @@ async function scenario(store: Store, prefix: string, names: Map<string, string>
   const r2 = await runs.create({ ...base, leaseMs: 20, maxAttempts: 1, chunks: ["a", "b"] });
   names.set(r2, "<run2>");
   await runs.claim(r2, "q1");
-  await sleep(50);
+  await time.elapse(50);
   await runs.claim(r2, "q2");
   await runs.heartbeat(r2, [{ slot: "0", token: "q1" }]);
   const r3 = await runs.create({ ...base, chunks: ["x"] });
@@ -234,7 +236,7 @@ async function scenario(store: Store, prefix: string, names: Map<string, string>
   await begin("run8", "allow", undefined, 20);
   await begin("run9", "allow", undefined, 20);
   await schedules.takeOver("report", "run8", "pod-b", 30_000, 60_400, 2);
-  await sleep(50);
+  await time.elapse(50);
   await schedules.takeOver("report", "run8", "pod-b", 30_000, 60_500, 2);
   await schedules.takeOver("report", "run8", "pod-c", 30_000, 60_600, 2);
   await schedules.renew("report", "run8", 30_000, "pod-a");
@@ -342,10 +344,10 @@ function settle(call: Call): Call {
   return { ...call, reply: [next < 0 ? next : Math.round(next / 1000) * 1000, ...rest] };
 }
 
-async function outcome(store: Store, prefix: string): Promise<Outcome> {
+async function outcome(store: Store, prefix: string, time: StoreTime): Promise<Outcome> {
   const calls: Call[] = [];
   const names = new Map<string, string>();
-  await scenario(recording(store, calls), prefix, names);
+  await scenario(recording(store, calls), prefix, names, time);
   const data = await dump(store, prefix);
   const out = normalize({ calls: calls.map(settle), data }, prefix, names) as Outcome;
   sortPairs(out.data as Record<string, { value: unknown }>);
@@ -353,13 +355,15 @@ async function outcome(store: Store, prefix: string): Promise<Outcome> {
 }
 
 let redis: RedisStore;
-let memory: MemoryStore;
+// Leases run out on the embedded store's manual clock; on Redis the time really passes.
+const redisTime = storeTime({ name: "redis", env: {} });
+const memoryTime = storeTime({ name: "memory", env: {} });
+const memory = memoryTime.store!;
 const redisPrefix = `dts-${RUN}-r`;
 const memoryPrefix = `dts-${RUN}-m`;
 
 test.before(async () => {
   redis = await readyRedis();
-  memory = new MemoryStore();
 });
 
 test.after(async () => {
@@ -369,8 +373,8 @@ test.after(async () => {
 });
 
 test("every runtime script: the same replies, errors and data on Redis and the embedded store", async () => {
-  const fromRedis = await outcome(redis, redisPrefix);
-  const fromMemory = await outcome(memory, memoryPrefix);
+  const fromRedis = await outcome(redis, redisPrefix, redisTime);
+  const fromMemory = await outcome(memory, memoryPrefix, memoryTime);
   assert.is(fromMemory.calls.length, fromRedis.calls.length, "as many script calls");
   fromRedis.calls.forEach((call, i) =>
     assert.equal(fromMemory.calls[i], call, `call ${i} (${call.script})`)

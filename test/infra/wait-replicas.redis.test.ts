@@ -5,46 +5,12 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { cleanup, killOnCleanup, onCleanup, spawnProgram, unique, waitFor } from "../helpers.ts";
+import { cleanup, onCleanup, redisServer, spawnProgram, unique, waitFor } from "../helpers.ts";
 import { startFreezeProxy } from "../freeze-proxy.ts";
 
 test.after(cleanup);
 
 const PRIMARY = 16510, REPLICA = 16511;
-
-async function redisServer(port: number, ...extra: string[]): Promise<void> {
-  killOnCleanup(
-    new Deno.Command("redis-server", {
-      args: [
-        "--dir",
-        Deno.makeTempDirSync(),
-        "--port",
-        String(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        ...extra,
-      ],
-      stdout: "null",
-      stderr: "null",
-    }).spawn(),
-  );
-  await waitFor(
-    async () => {
-      try {
-        (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-        return true;
-      } catch {
-        return false;
-      }
-    },
-    10_000,
-    `redis-server on ${port}`,
-  );
-}
 
 async function replicaLinked(): Promise<boolean> {
   const out = await new Deno.Command("redis-cli", {
@@ -58,7 +24,7 @@ test("a write answered 202/201 waits for the replica; past the timeout 503, and 
   await redisServer(PRIMARY);
   const proxy = startFreezeProxy({ hostname: "127.0.0.1", port: PRIMARY });
   onCleanup(() => proxy.close());
-  await redisServer(REPLICA, "--replicaof", "127.0.0.1", String(proxy.port));
+  await redisServer(REPLICA, ["--replicaof", "127.0.0.1", String(proxy.port)]);
   await waitFor(replicaLinked, 15_000, "the replica to sync");
 
   const p = await spawnProgram({

@@ -44,33 +44,34 @@ test("start() rejects with the worker's error", async () => {
   assert.is(await p.start(PRIMES, { from: 0, to: 100 }).result, 25, "the pool still works");
 });
 
-test("stop() ends a chunk that checks its signal at once, and its CPU use with it", async () => {
+/**
+ * Starts a spinning chunk on a one-thread pool and returns once it spins (its CPU shows), then
+ * stops it and measures how long the chunk took to end.
+ */
+async function stopSpinning(chunk: { ms: number; honour: boolean }) {
   const p = pool(1);
   await p.start(WORKER, { op: "square", n: 1 }).result; // the thread and its file are loaded
-  const spinning = cpuMs() + 50;
-  const running = p.start(WORKER, { op: "spin", ms: 10_000, honour: true });
+  const spinning = cpuMs() + 30;
+  const running = p.start(WORKER, { op: "spin", ...chunk });
   await waitFor(() => cpuMs() >= spinning, 5000, "the chunk spinning", 10);
   const t = performance.now();
   running.stop();
   const err = await running.result.then(() => null, (e: Error) => e);
+  return { p, err, took: performance.now() - t };
+}
+
+test("stop() ends a chunk that checks its signal at once, and its CPU use with it", async () => {
+  const { p, err, took } = await stopSpinning({ ms: 10_000, honour: true });
   assert.is(err?.name, "AbortError");
-  assert.ok(performance.now() - t < STOP_GRACE_MS, `stopped in ${performance.now() - t} ms`);
+  assert.ok(took < STOP_GRACE_MS, `stopped in ${took} ms`);
   const used = await cpuDuring(500);
   assert.ok(used < 150, `idle after stop (${used} ms CPU in 500 ms)`);
   assert.is(await p.start(PRIMES, { from: 0, to: 100 }).result, 25, "the pool still works");
 });
 
 test("stop() aborts a chunk that ignores its signal after the grace period", async () => {
-  const p = pool(1);
-  await p.start(WORKER, { op: "square", n: 1 }).result; // the thread and its file are loaded
-  const spinning = cpuMs() + 30;
-  const running = p.start(WORKER, { op: "spin", ms: 800, honour: false });
-  await waitFor(() => cpuMs() >= spinning, 5000, "the chunk spinning", 10);
-  const t = performance.now();
-  running.stop();
-  const err = await running.result.then(() => null, (e: Error) => e);
+  const { err, took } = await stopSpinning({ ms: 800, honour: false });
   assert.is(err?.name, "AbortError");
-  const took = performance.now() - t;
   assert.ok(took >= STOP_GRACE_MS - 20 && took < 1000, `aborted after ${took} ms`);
   // On Deno the terminated thread spins on until its loop ends (denoland/deno#35657): wait for
   // it to go quiet, so it takes no CPU from the files that run next.

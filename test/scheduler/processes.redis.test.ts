@@ -67,7 +67,7 @@ test("three replicas run each tick once; after kill -9 of the last runner the re
     ),
   );
   const allUp = Date.now();
-  await sleep(10_000);
+  await sleep(10_000); // Real processes on the wall clock: ten seconds of real ticks to count.
   const windowEnd = Date.now() - 1500;
   let runs = await store.runs("heartbeat", 100);
   const window = assertEachTickOnce(runs, allUp + 1000, windowEnd);
@@ -94,7 +94,7 @@ test("three replicas run each tick once; after kill -9 of the last runner the re
   victim.kill("SIGKILL");
   const killedAt = Date.now();
   await victim.exited;
-  await sleep(6000);
+  await sleep(6000); // Real processes: the survivors' ticks after the kill, on the wall clock.
   const after = assertEachTickOnce(
     await store.runs("heartbeat", 100),
     killedAt,
@@ -120,9 +120,9 @@ test("downtime across 5+ ticks: missed skip, latest and all do what they say", a
   await waitFor(async () => (await store.runs("missed-all", 3)).length >= 2, 10_000, "runs");
   assert.is((await first.stop()).code, 0);
   const stoppedAt = Date.now();
-  await sleep(5200);
+  await sleep(5200); // No replica runs while the ticks of five seconds are missed (wall clock).
   const second = await spawnProgram(programEnv, fixture);
-  await sleep(2500);
+  await sleep(2500); // The new real process catches the missed ticks up.
   await second.stop();
 
   for (const policy of ["skip", "latest", "all"] as const) {
@@ -181,7 +181,7 @@ test("POST /schedules/orders-report-nightly/run enqueues one orders-report task,
   );
   assert.is(task.type, "orders-report");
   assert.equal(Object.keys(task.result).sort(), ["orders", "processed"]);
-  await sleep(500);
+  await sleep(500); // Real processes: a second run of the manual request would show by now.
   const runs = await (await fetch(`${api}/schedules/orders-report-nightly/runs`)).json();
   assert.is(runs.length, 1);
   await Promise.all(programs.map((p) => p.stop()));

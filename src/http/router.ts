@@ -1,0 +1,136 @@
+/**
+ * @module The app's router: each route's handlers run as one step inside the app's own
+ * middleware, so a request to a route costs one router lookup and no per-request composition.
+ */
+import type { Context, ErrorHandler, Next } from "hono";
+import type { Result, Router } from "hono/router";
+import type { H, RouterRoute } from "hono/types";
+import { TrieRouter } from "hono/router/trie-router";
+import { uniqueSymbol } from "hono-openapi";
+
+/** What Hono hands a router for each handler: the handler and the route it belongs to. */
+type Entry = [H, RouterRoute];
+
+/**
+ * The app's middleware around a route: `route` is the route's template, or undefined when it
+ * must be read from the request (`c.req.routePath`).
+ */
+export type Around = (c: Context, next: Next, route?: string) => Promise<void>;
+
+/**
+ * Whether a handler is a `describeRoute` middleware: it only carries a route's OpenAPI
+ * description (read from `app.routes` when `/openapi.json` is built) and is left out of the
+ * router.
+ */
+function _describeOnly(handler: unknown): boolean {
+  if (typeof handler !== "function") return false;
+  const meta = (handler as unknown as Record<symbol, { spec?: unknown; target?: unknown }>)[
+    uniqueSymbol
+  ];
+  return meta?.spec !== undefined && meta.target === undefined;
+}
+
+/**
+ * Runs a route's handlers in turn as Hono's `compose` does: an error answers through the error
+ * handler at the step that threw, and the last handler's `next` is the router's.
+ */
+async function _step(
+  c: Context,
+  handlers: readonly Entry[0][],
+  i: number,
+  next: Next,
+  onError: ErrorHandler,
+): Promise<void> {
+  const handler = handlers[i];
+  if (handler === undefined) return await next();
+  let res: unknown;
+  let failed = false;
+  try {
+    res = await handler(c, () => _step(c, handlers, i + 1, next, onError));
+  } catch (err) {
+    if (!(err instanceof Error)) throw err;
+    res = await onError(err, c);
+    failed = true;
+  }
+  if (res instanceof Response && (!c.finalized || failed)) c.res = res;
+}
+
+/**
+ * Hono's router interface over a `TrieRouter` holding one handler per route (the route's own
+ * handlers inside `around`), with static paths answered from a map built once. A route module
+ * that registers middleware for many routes (`app.use`, `app.all`, a `*` path) gets Hono's own
+ * order of handlers instead: `around` first, then every matching handler.
+ */
+export class RouteChains implements Router<Entry> {
+  /** The router's name, as Hono's routers have one. */
+  readonly name = "RouteChains";
+  #around: Around;
+  #onError: ErrorHandler;
+  #added: { method: string; path: string; entry: Entry }[] = [];
+  #built: { statics: Map<string, Map<string, Result<Entry>>>; trie: TrieRouter<Entry> } | undefined;
+
+  /**
+   * @param around the app's middleware, run once per request around the route
+   * @param onError the app's error handler
+   */
+  constructor(around: Around, onError: ErrorHandler) {
+    this.#around = around;
+    this.#onError = onError;
+  }
+
+  /**
+   * Adds one handler of a route (Hono calls this once per handler, in order).
+   *
+   * @param method the method, or `ALL`
+   * @param path the path template
+   * @param entry the handler and its route
+   */
+  add(method: string, path: string, entry: Entry): void {
+    if (_describeOnly(entry[0])) return;
+    this.#added.push({ method, path, entry });
+    this.#built = undefined;
+  }
+
+  /**
+   * The handlers of a request.
+   *
+   * @param method the method
+   * @param path the path
+   * @returns Hono's match result
+   */
+  match(method: string, path: string): Result<Entry> {
+    const built = this.#built ??= this.#build();
+    return built.statics.get(method)?.get(path) ?? built.trie.match(method, path);
+  }
+
+  #build(): { statics: Map<string, Map<string, Result<Entry>>>; trie: TrieRouter<Entry> } {
+    const trie = new TrieRouter<Entry>();
+    const statics = new Map<string, Map<string, Result<Entry>>>();
+    const around = this.#around;
+    if (this.#added.some(({ method, path }) => method === "ALL" || path.includes("*"))) {
+      const first: Entry[0] = (c, next) => around(c, next);
+      trie.add("ALL", "/*", [first, { basePath: "/", path: "/*", method: "ALL", handler: first }]);
+      for (const { method, path, entry } of this.#added) trie.add(method, path, entry);
+      return { statics, trie };
+    }
+    const onError = this.#onError;
+    const routes: { method: string; path: string; route: Entry[1]; handlers: Entry[0][] }[] = [];
+    for (const { method, path, entry } of this.#added) {
+      const last = routes.at(-1);
+      if (last?.method === method && last.path === path) last.handlers.push(entry[0]);
+      else routes.push({ method, path, route: entry[1], handlers: [entry[0]] });
+    }
+    for (const { method, path, route, handlers } of routes) {
+      const chain: Entry[0] = (c, next) =>
+        around(c, () => _step(c, handlers, 0, next, onError), route.path);
+      trie.add(method, path, [chain, route]);
+    }
+    for (const { method, path } of routes) {
+      if (/[:*?{]/.test(path)) continue;
+      let byPath = statics.get(method);
+      if (!byPath) statics.set(method, byPath = new Map());
+      byPath.set(path, trie.match(method, path));
+    }
+    return { statics, trie };
+  }
+}
