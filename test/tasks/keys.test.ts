@@ -24,6 +24,9 @@ test("taskKeys() puts KEY_PREFIX inside each shard's tag and the shards in disti
       return Math.floor(slot / (16384 / TASK_SHARDS));
     });
     assert.equal(quarters, [0, 1, 2, 3]);
+    // On 3 masters with equal ranges: the first, the middle one twice, the last.
+    const master = (slot: number) => slot <= 5460 ? 0 : slot <= 10922 ? 1 : 2;
+    assert.equal(keys.shards.map((s) => master(clusterSlot(s.active))), [0, 1, 1, 2]);
     assert.is.not(hashTag(keys.shards[0].active), hashTag(taskKeys(`${prefix}x`).shards[0].active));
   }
 });
