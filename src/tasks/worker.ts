@@ -211,6 +211,12 @@ export class TaskWorker implements Service {
   #due = new Map<number, number>();
   /** Whether the next round looks at every shard (start, fallback poll, after a failure). */
   #sweep = true;
+  /**
+   * When a round last looked at every shard (epoch ms). A busy worker does so once per poll
+   * interval too: a lost notification must not leave a shard's tasks waiting while other shards
+   * keep it busy.
+   */
+  #sweptAt = 0;
   #loop: Promise<void> | undefined;
   #stopping = false;
   #dirty = false;
@@ -374,7 +380,10 @@ export class TaskWorker implements Service {
     };
     const now = Date.now();
     for (const [shard, at] of this.#due) if (at <= now) visit(shard);
-    if (this.#sweep) { for (let shard = 0; shard < TASK_SHARDS; shard++) visit(shard); }
+    if (this.#sweep || now - this.#sweptAt >= this.#pollMs) {
+      this.#sweptAt = now;
+      for (let shard = 0; shard < TASK_SHARDS; shard++) visit(shard);
+    }
     for (const type of order) {
       const room = this.#room(type);
       if (room <= 0) continue;
