@@ -36,7 +36,14 @@ test("a write that outlives its caller's deadline is reported with its id when i
   const topic = unique("late");
   deleteTopicsLater([topic], KAFKA_CLUSTER_BROKERS);
   await bus.ensureTopics([topic]);
-  await bus.publish(topic, [{ key: "warm", value: "up" }]);
+  // The new topic's leader may take a moment to be known (more after the broker-loss test's kill
+  // and restart of the leader of most partitions): warm up until one write is acknowledged.
+  await waitFor(
+    () => bus.publish(topic, [{ key: "warm", value: "up" }]).then(() => true),
+    20_000,
+    "a first acknowledged write",
+    200,
+  );
 
   const kafka = clusterClient();
   const admin = kafka.admin();
