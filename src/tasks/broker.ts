@@ -11,8 +11,8 @@
  * A cancelled task that is still in a `pending` list stays there and is skipped when popped
  * (cancel is O(1) instead of an O(n) LREM); every pop checks that the record is still `queued`.
  */
-import { defineScript, type Reply, type Store, toHash } from "../infra/store.ts";
-import type { TaskKeys } from "./keys.ts";
+import { defineScript, type Reply, type Script, type Store, toHash } from "../infra/store.ts";
+import type { ShardKeys, TaskKeys } from "./keys.ts";
 import type { JobStatus } from "../jobs/status.ts";
 import { NOW_LUA } from "../jobs/lease.ts";
 
@@ -627,19 +627,12 @@ export class TaskBroker {
    * @param refcode the task
    * @returns what happened and the record afterwards
    */
-  async cancel(refcode: string): Promise<ChangeResult> {
+  cancel(refcode: string): Promise<ChangeResult> {
     const k = this.keys;
-    const s = k.shardOf(refcode);
-    // The type names the scheduled set the script may touch; a task's type never changes.
-    const type = await this.store.command(["HGET", s.record(refcode), "type"]);
-    if (type === null) return { outcome: "missing", record: null };
-    return _change(
-      await this.store.eval(
-        CANCEL,
-        [s.record(refcode), s.status("cancelled"), s.scheduled(String(type))],
-        [k.cancelChannel, k.donePrefix, INDEX_CAP, refcode],
-      ),
-    );
+    return this.#change(refcode, CANCEL, (s, type) => [
+      [s.record(refcode), s.status("cancelled"), s.scheduled(type)],
+      [k.cancelChannel, k.donePrefix, INDEX_CAP, refcode],
+    ]);
   }
 
   /**
@@ -648,18 +641,29 @@ export class TaskBroker {
    * @param refcode the task
    * @returns what happened and the record afterwards
    */
-  async retry(refcode: string): Promise<ChangeResult> {
+  retry(refcode: string): Promise<ChangeResult> {
     const k = this.keys;
-    const s = k.shardOf(refcode);
+    return this.#change(refcode, RETRY, (s, type) => [
+      [s.record(refcode), s.status("failed"), s.pending(type)],
+      [k.readyChannel, refcode, `${type}:${s.index}`],
+    ]);
+  }
+
+  /**
+   * Runs a script that changes one task's status, with the keys and arguments it needs once the
+   * task's shard and type are known (the type names the per-type list or set it may touch; a
+   * task's type never changes).
+   */
+  async #change(
+    refcode: string,
+    script: Script,
+    args: (s: ShardKeys, type: string) => [string[], (string | number)[]],
+  ): Promise<ChangeResult> {
+    const s = this.keys.shardOf(refcode);
     const type = await this.store.command(["HGET", s.record(refcode), "type"]);
     if (type === null) return { outcome: "missing", record: null };
-    return _change(
-      await this.store.eval(
-        RETRY,
-        [s.record(refcode), s.status("failed"), s.pending(String(type))],
-        [k.readyChannel, refcode, `${type}:${s.index}`],
-      ),
-    );
+    const [keys, argv] = args(s, String(type));
+    return _change(await this.store.eval(script, keys, argv));
   }
 
   /**
