@@ -27,18 +27,15 @@ import { ConsumerService } from "../../src/consumers/consumer.ts";
 import { BulkConsumerService } from "../../src/consumers/bulk-consumer.ts";
 import { key } from "../../src/infra/store.ts";
 import { deleteKeys } from "../../test/helpers.ts";
-import { summaryRow } from "./_lib.ts";
+import { arg, summaryRow } from "./_lib.ts";
 import { produceBench } from "./_produce.ts";
 
-const arg = (name: string, fallback: number) => {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 ? Number(Deno.args[i + 1]) : fallback;
-};
-const MESSAGES = arg("messages", 20_000);
-const BULK_MESSAGES = arg("bulk-messages", 100_000);
-const ROUNDS = arg("rounds", 3);
-const PRODUCE = arg("produce", 3000);
-const CONCURRENCY = arg("concurrency", 64);
+const numArg = (name: string, fallback: number) => Number(arg(name, String(fallback)));
+const MESSAGES = numArg("messages", 20_000);
+const BULK_MESSAGES = numArg("bulk-messages", 100_000);
+const ROUNDS = numArg("rounds", 3);
+const PRODUCE = numArg("produce", 3000);
+const CONCURRENCY = numArg("concurrency", 64);
 const PRODUCE_ONLY = Deno.args.includes("--produce-only");
 const CLUSTER = !Deno.args.includes("--no-cluster");
 const CLUSTER_BROKERS = (Deno.env.get("KAFKA_CLUSTER_BROKERS") ??

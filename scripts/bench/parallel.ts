@@ -11,13 +11,9 @@
 import Tinypool from "tinypool";
 import { cleanup, type Program, spawnProgram, unique, waitFor } from "../../test/helpers.ts";
 import { primesTask } from "../../src/example/parallel.ts";
-import { summaryRow } from "./_lib.ts";
+import { arg, summaryRow } from "./_lib.ts";
 
 const PRIMES = new URL("../../workers/primes.ts", import.meta.url).href;
-const arg = (name: string, fallback: string) => {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 ? Deno.args[i + 1] : fallback;
-};
 
 /**
  * `--probe-atomics true|false --probe burst|sequential`: child mode on a fresh pool of two

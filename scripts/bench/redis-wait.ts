@@ -12,12 +12,8 @@ import { createRuntime } from "../../src/runtime.ts";
 import { defineTask } from "../../src/tasks/define.ts";
 import { enqueueTask } from "../../src/tasks/client.ts";
 import { cleanup, deleteKeys, freePort, redisServer, waitFor } from "../../test/helpers.ts";
-import { median, percentile, summaryRow } from "./_lib.ts";
+import { arg, median, percentile, summaryRow } from "./_lib.ts";
 
-const arg = (name: string, fallback: string) => {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 ? Deno.args[i + 1] : fallback;
-};
 const TASKS = Number(arg("tasks", "5000"));
 const INFLIGHT = Number(arg("inflight", "50"));
 const ROUNDS = Number(arg("rounds", "3"));

@@ -35,7 +35,7 @@ import { TaskWorker } from "../../src/tasks/worker.ts";
 import { sleepTask } from "../../src/example/tasks.ts";
 import { Recoverer } from "../../src/tasks/recoverer.ts";
 import { cleanup, deleteKeys } from "../../test/helpers.ts";
-import { median, percentile, privateCluster, privateRedis, summaryRow } from "./_lib.ts";
+import { arg, median, percentile, privateCluster, privateRedis, summaryRow } from "./_lib.ts";
 import { flood } from "./_tasks-system.ts";
 import {
   measureSystem,
@@ -44,10 +44,6 @@ import {
   type SystemOptions,
 } from "./_tasks-system.ts";
 
-const arg = (name: string, fallback: string) => {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 ? Deno.args[i + 1] : fallback;
-};
 const TASKS = Number(arg("tasks", "20000"));
 const CONCURRENCY = Number(arg("concurrency", "50"));
 const INFLIGHT = Number(arg("inflight", "50"));

@@ -1,12 +1,17 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { type EnqueueEntry, LEASE_EXPIRED_ERROR, TaskBroker } from "../../src/tasks/broker.ts";
+import {
+  type EnqueueEntry,
+  LEASE_EXPIRED_ERROR,
+  type Outcome,
+  TaskBroker,
+} from "../../src/tasks/broker.ts";
 import { shardIndex, taskKeys } from "../../src/tasks/keys.ts";
 import { TASK_REFCODES } from "../../src/jobs/refcode.ts";
+import { backends, cleanup, storeTime, testRuntime } from "../helpers.ts";
 
 // Every task in shard 0: the claims of one shard see them all, in the order they were queued.
 const newRefcode = () => TASK_REFCODES.make((r) => shardIndex(r) === 0);
-import { backends, cleanup, storeTime, testRuntime } from "../helpers.ts";
 
 test.after(cleanup);
 
@@ -20,6 +25,10 @@ const entry = (over: Partial<EnqueueEntry> = {}): EnqueueEntry => ({
   delayMs: 0,
   ...over,
 });
+
+/** Finishes one claimed task of an entry with an outcome. */
+const finishOne = (broker: TaskBroker, e: EnqueueEntry, token: string, outcome: Outcome) =>
+  broker.finish([{ refcode: e.refcode, type: e.type, token, outcome }]);
 
 for (const backend of backends()) {
   const name = (s: string) => `[${backend.name}] ${s}`;
@@ -80,7 +89,7 @@ for (const backend of backends()) {
     const [task] = (await broker.claim(0, [["job", 1]], 5000, "w.1", "w")).tasks;
     const outcome = { kind: "ok" as const, result: '{"ok":true}' };
     assert.equal(
-      await broker.finish([{ refcode: e.refcode, type: e.type, token: task.token, outcome }]),
+      await finishOne(broker, e, task.token, outcome),
       [
         "completed",
       ],
@@ -93,7 +102,7 @@ for (const backend of backends()) {
     const ttl = Number(await rt.store.command(["PTTL", keys.record(e.refcode)]));
     assert.ok(ttl > 50_000 && ttl <= 60_000, `ttl ${ttl}`);
     assert.equal(
-      await broker.finish([{ refcode: e.refcode, type: e.type, token: task.token, outcome }]),
+      await finishOne(broker, e, task.token, outcome),
       [
         "lost",
       ],
@@ -115,7 +124,7 @@ for (const backend of backends()) {
     });
     const outcome = { kind: "ok" as const, result: "1" };
     assert.equal(
-      await broker.finish([{ refcode: e.refcode, type: e.type, token: task.token, outcome }]),
+      await finishOne(broker, e, task.token, outcome),
       [
         "cancelled",
       ],
@@ -146,15 +155,8 @@ for (const backend of backends()) {
     let [task] = (await broker.claim(0, [["job", 1]], 5000, "w.1", "w")).tasks;
     const retry = { kind: "retry" as const, error: "boom 1", delayMs: 150 };
     assert.equal(
-      await broker.finish([{
-        refcode: e.refcode,
-        type: e.type,
-        token: task.token,
-        outcome: retry,
-      }]),
-      [
-        "queued",
-      ],
+      await finishOne(broker, e, task.token, retry),
+      ["queued"],
     );
     const waiting = await broker.get(e.refcode);
     assert.is(waiting?.status, "queued");
@@ -167,15 +169,8 @@ for (const backend of backends()) {
     assert.is(task.attempt, 2);
     const again = { kind: "retry" as const, error: "boom 2", delayMs: 0 };
     assert.equal(
-      await broker.finish([{
-        refcode: e.refcode,
-        type: e.type,
-        token: task.token,
-        outcome: again,
-      }]),
-      [
-        "failed",
-      ],
+      await finishOne(broker, e, task.token, again),
+      ["failed"],
     );
     const failed = await broker.get(e.refcode);
     assert.is(failed?.status, "failed");
@@ -194,12 +189,7 @@ for (const backend of backends()) {
       await broker.enqueue(e);
       assert.is((await broker.retry(e.refcode)).outcome, "state");
       const [task] = (await broker.claim(0, [["job", 1]], 5000, "w.1", "w")).tasks;
-      await broker.finish([{
-        refcode: e.refcode,
-        type: e.type,
-        token: task.token,
-        outcome: { kind: "fail", error: "no" },
-      }]);
+      await finishOne(broker, e, task.token, { kind: "fail", error: "no" });
       const change = await broker.retry(e.refcode);
       assert.is(change.outcome, "queued");
       assert.is(change.record?.attempts, "0");
@@ -221,12 +211,7 @@ for (const backend of backends()) {
       await broker.enqueue(b);
       const [task] = (await broker.claim(0, [["job", 1]], 5000, "w.1", "w")).tasks;
       assert.equal(
-        await broker.finish([{
-          refcode: a.refcode,
-          type: a.type,
-          token: task.token,
-          outcome: { kind: "release" },
-        }]),
+        await finishOne(broker, a, task.token, { kind: "release" }),
         ["queued"],
       );
       const { tasks } = await broker.claim(0, [["job", 2]], 5000, "w.2", "w");
@@ -249,12 +234,7 @@ for (const backend of backends()) {
       assert.is((await broker.get(b.refcode))?.error, LEASE_EXPIRED_ERROR);
       const outcome = { kind: "ok" as const, result: "1" };
       assert.equal(
-        await broker.finish([{
-          refcode: a.refcode,
-          type: a.type,
-          token: claimed[0].token,
-          outcome,
-        }]),
+        await finishOne(broker, a, claimed[0].token, outcome),
         ["lost"],
       );
       const [again] = (await broker.claim(0, [["job", 1]], 5000, "w2.1", "w2")).tasks;
@@ -328,12 +308,7 @@ for (const backend of backends()) {
       await broker.enqueue(e);
       const [task] = (await broker.claim(shardIndex(e.refcode), [[e.type, 1]], 5000, "w.1", "w"))
         .tasks;
-      await broker.finish([{
-        refcode: e.refcode,
-        type: e.type,
-        token: task.token,
-        outcome: { kind: "ok", result: "1" },
-      }]);
+      await finishOne(broker, e, task.token, { kind: "ok", result: "1" });
       done.push(e.refcode);
       await elapse(3);
     }
