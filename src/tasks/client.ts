@@ -236,18 +236,12 @@ export class TaskClient {
     // The refcode picks the task's shard: one of the type's shards, or, with an idempotency
     // key, the one the key picks (the key's record and the task share a slot). At most one
     // draw in TASK_SHARDS (4) is kept, so a refcode keeps 128 of its 130 random bits or more.
-    const shards = this.#shards(def);
-    const shard = idempotency
-      ? shards[fnv1a(idempotency.keyHash) % shards.length]
-      : shards.length === TASK_SHARDS
-      ? undefined
-      : shards;
+    const ofType = this.#shards(def);
+    const shards = idempotency ? [ofType[fnv1a(idempotency.keyHash) % ofType.length]] : ofType;
     const { outcome, refcode } = await this.#broker.enqueue({
-      refcode: shard === undefined
-        ? TASK_REFCODES.make()
-        : typeof shard === "number"
-        ? TASK_REFCODES.make((r) => shardIndex(r) === shard)
-        : TASK_REFCODES.make((r) => shard.includes(shardIndex(r))),
+      refcode: TASK_REFCODES.make(
+        shards.length === TASK_SHARDS ? undefined : (r) => shards.includes(shardIndex(r)),
+      ),
       type: def.name,
       input: json,
       maxAttempts: def.attempts,
