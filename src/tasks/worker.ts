@@ -113,11 +113,16 @@ interface _Run {
 
 const _message = (err: unknown) => err instanceof Error ? err.message : String(err);
 
-/** Writes run outcomes in batches: one write in flight, the next batch gathering meanwhile. */
-class _Finisher {
+type _Pending = { entry: FinishEntry; resolve: (r: FinishResult | "unwritten") => void };
+
+/**
+ * Writes run outcomes in batches: one write in flight, the next batch gathering meanwhile.
+ * Exported for its test only.
+ */
+export class _Finisher {
   #broker: TaskBroker;
   #log: Logger;
-  #queue: { entry: FinishEntry; resolve: (r: FinishResult | "unwritten") => void }[] = [];
+  #queue: _Pending[] = [];
   #flushing: Promise<void> | undefined;
   /** Give up retrying at this time (set at shutdown). */
   deadline = Infinity;
@@ -130,7 +135,7 @@ class _Finisher {
   write(entry: FinishEntry): Promise<FinishResult | "unwritten"> {
     return new Promise((resolve) => {
       this.#queue.push({ entry, resolve });
-      this.#flushing ??= this.#flush().finally(() => (this.#flushing = undefined));
+      this.#flushing ??= this.#flush();
     });
   }
 
@@ -140,27 +145,34 @@ class _Finisher {
   }
 
   async #flush(): Promise<void> {
-    while (this.#queue.length) {
-      const batch = this.#queue.splice(0, FINISH_BATCH);
-      const giveUp = Math.min(Date.now() + FINISH_RETRY_MS, this.deadline);
-      for (let attempt = 0;; attempt++) {
-        try {
-          const results = await this.#broker.finish(batch.map((b) => b.entry));
-          batch.forEach((b, i) => b.resolve(results[i]));
-          break;
-        } catch (err) {
-          if (Date.now() >= Math.min(giveUp, this.deadline)) {
-            this.#log.error("task outcomes not written; their leases will expire", {
-              error: err,
-              tasks: batch.map((b) => b.entry.refcode),
-            });
-            batch.forEach((b) => b.resolve("unwritten"));
-            break;
-          }
-          if (attempt === 0) this.#log.warn("writing task outcomes failed", { error: err });
-          const left = Math.max(0, this.deadline - Date.now());
-          await delay(Math.min(backoff(attempt + 1, FINISH_BACKOFF), left));
+    try {
+      while (this.#queue.length) await this.#writeBatch(this.#queue.splice(0, FINISH_BATCH));
+    } finally {
+      // In the step that found the queue empty, with no await between: a write arriving
+      // after it starts a new flush instead of joining one that has ended.
+      this.#flushing = undefined;
+    }
+  }
+
+  async #writeBatch(batch: _Pending[]): Promise<void> {
+    const giveUp = Math.min(Date.now() + FINISH_RETRY_MS, this.deadline);
+    for (let attempt = 0;; attempt++) {
+      try {
+        const results = await this.#broker.finish(batch.map((b) => b.entry));
+        batch.forEach((b, i) => b.resolve(results[i]));
+        return;
+      } catch (err) {
+        if (Date.now() >= Math.min(giveUp, this.deadline)) {
+          this.#log.error("task outcomes not written; their leases will expire", {
+            error: err,
+            tasks: batch.map((b) => b.entry.refcode),
+          });
+          batch.forEach((b) => b.resolve("unwritten"));
+          return;
         }
+        if (attempt === 0) this.#log.warn("writing task outcomes failed", { error: err });
+        const left = Math.max(0, this.deadline - Date.now());
+        await delay(Math.min(backoff(attempt + 1, FINISH_BACKOFF), left));
       }
     }
   }
