@@ -211,6 +211,7 @@ export class TaskWorker implements Service {
   #finisher: _Finisher;
   #keeper: LeaseKeeper | undefined;
   #unsubscribe: (() => Promise<void>)[] = [];
+  #subscribed: Promise<void> = Promise.resolve();
   #leaseMs: number;
   #pollMs: number;
   #keeperMode: "auto" | "loop";
@@ -287,7 +288,7 @@ export class TaskWorker implements Service {
     if (this.#defs.size === 0) this.#log.warn("no task types to run");
     // Not awaited: with the store down, start-up (and /healthz) must not wait for it. Until the
     // subscriptions are up, the fallback poll and the lease renewals' cancel flags stand in.
-    this.#subscribeUntilDone(keys.readyChannel, (message) => {
+    const ready = this.#subscribeUntilDone(keys.readyChannel, (message) => {
       const colon = message.lastIndexOf(":");
       const type = message.slice(0, colon);
       const shard = Number(message.slice(colon + 1));
@@ -297,7 +298,11 @@ export class TaskWorker implements Service {
       more.add(shard);
       this.#poke();
     });
-    this.#subscribeUntilDone(keys.cancelChannel, (refcode) => this.#abort(refcode, "cancel"));
+    const cancel = this.#subscribeUntilDone(
+      keys.cancelChannel,
+      (refcode) => this.#abort(refcode, "cancel"),
+    );
+    this.#subscribed = Promise.all([ready, cancel]).then(() => {});
     this.#keeper = await startLeaseKeeper(
       this.#rt,
       this.#broker,
@@ -320,6 +325,30 @@ export class TaskWorker implements Service {
       lease_ms: this.#leaseMs,
       lease_keeper: this.#keeper.mode,
     });
+  }
+
+  /**
+   * Settles once the ready and cancel subscriptions of a started worker are up (or it stopped
+   * first). `start()` does not wait for them (see there); until they are, a new task waits for
+   * the fallback poll, so a test of the notifications waits for this instead of a guessed time.
+   *
+   * @returns settles when subscribed
+   */
+  subscribed(): Promise<void> {
+    return this.#subscribed;
+  }
+
+  /**
+   * Settles once no run is open and no outcome write is under way: every run taken so far has
+   * its outcome written (or given up). Tests check a worker's effects after it instead of
+   * waiting a guessed time. A handler that ignores its cancel may still be running then: its
+   * run was closed without it (see {@link TaskWorker.running}).
+   *
+   * @returns settles when idle
+   */
+  async idle(): Promise<void> {
+    await this.#drained();
+    await this.#finisher.drain();
   }
 
   async #subscribeUntilDone(channel: string, onMessage: (message: string) => void): Promise<void> {

@@ -20,6 +20,12 @@ const sleep = (ms: number, signal?: AbortSignal) =>
     }, { once: true });
   });
 
+/** A handler's work that lasts until its run is aborted: rejects with the abort's reason. */
+const untilAborted = (signal: AbortSignal) =>
+  new Promise<never>((_, reject) =>
+    signal.addEventListener("abort", () => reject(signal.reason), { once: true })
+  );
+
 const Input = v.object({ ms: v.optional(v.number(), 0), tag: v.optional(v.string()) });
 
 for (const backend of backends()) {
@@ -68,9 +74,9 @@ for (const backend of backends()) {
   test(name("a notification wakes an idle worker (the fallback poll is a minute)"), async () => {
     const def = defineTask({ name: "noop", input: v.unknown(), handler: () => "ok" });
     const rt = make(def);
-    await startWorker(rt, { pollMs: 60_000 });
+    const { worker } = await startWorker(rt, { pollMs: 60_000 });
     const client = taskClient(rt);
-    await sleep(50);
+    await worker.subscribed();
     for (let i = 0; i < 3; i++) {
       const { refcode } = await client.enqueue("noop", {});
       assert.is((await client.wait(refcode, 5000)).status, "completed");
@@ -164,7 +170,7 @@ for (const backend of backends()) {
         handler: async (_input, ctx) => {
           runs++;
           try {
-            await sleep(60_000, ctx.signal);
+            await untilAborted(ctx.signal);
           } catch (err) {
             aborted = (err as DOMException).message;
             throw err;
@@ -172,7 +178,7 @@ for (const backend of backends()) {
         },
       });
       const rt = make(def);
-      await startWorker(rt);
+      const { worker } = await startWorker(rt);
       const client = taskClient(rt);
       const { refcode } = await client.enqueue("long", {});
       await waitFor(async () => (await client.get(refcode)).status === "in_progress", 5000);
@@ -183,7 +189,7 @@ for (const backend of backends()) {
       assert.is(view.status, "cancelled");
       assert.ok(Date.now() - asked < 1000, `cancelled after ${Date.now() - asked} ms`);
       assert.is(aborted, "Task cancelled");
-      await sleep(300);
+      await worker.idle();
       assert.is(runs, 1);
       assert.is((await client.get(refcode)).status, "cancelled");
     },
@@ -193,17 +199,19 @@ for (const backend of backends()) {
     name("a handler ignoring cancel is closed cancelled; its late result is dropped"),
     async () => {
       let finished = false;
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
       const def = defineTask({
         name: "stubborn",
         input: v.unknown(),
         handler: async () => {
-          await sleep(1200);
+          await released;
           finished = true;
           return "too late";
         },
       });
       const rt = make(def);
-      await startWorker(rt);
+      const { worker } = await startWorker(rt);
       const client = taskClient(rt);
       const { refcode } = await client.enqueue("stubborn", {});
       await waitFor(async () => (await client.get(refcode)).status === "in_progress", 5000);
@@ -212,8 +220,13 @@ for (const backend of backends()) {
       const view = await client.wait(refcode, 5000);
       assert.is(view.status, "cancelled");
       assert.ok(Date.now() - asked < 1000, `cancelled after ${Date.now() - asked} ms`);
-      await waitFor(() => finished, 5000, "the handler to return");
-      await sleep(50);
+      // The run was closed while its handler still runs: the handler ignored the cancel.
+      await worker.idle();
+      assert.is(worker.running, 1);
+      release();
+      await waitFor(() => worker.running === 0, 5000, "the handler to return");
+      assert.ok(finished);
+      await worker.idle();
       const after = await client.get(refcode);
       assert.equal([after.status, after.result], ["cancelled", null]);
     },
@@ -235,13 +248,16 @@ for (const backend of backends()) {
 
   test(name("a type's concurrency bounds its runs in one worker"), async () => {
     let now = 0, most = 0;
+    // Each run holds its slot until the test lets it go, oldest first: the gates not yet
+    // opened are the runs going on.
+    const gates: (() => void)[] = [];
     const def = defineTask({
       name: "bounded",
       input: v.unknown(),
       concurrency: 3,
       handler: async () => {
         most = Math.max(most, ++now);
-        await sleep(30);
+        await new Promise<void>((resolve) => gates.push(resolve));
         now--;
       },
     });
@@ -250,6 +266,12 @@ for (const backend of backends()) {
     const client = taskClient(rt);
     const refs = [];
     for (let i = 0; i < 12; i++) refs.push((await client.enqueue("bounded", {})).refcode);
+    // Every slot fills while tasks wait, and no run starts beyond them.
+    for (let left = 12; left > 0; left--) {
+      const full = Math.min(3, left);
+      await waitFor(() => gates.length === full, 5000, `${full} runs at once`);
+      gates.shift()!();
+    }
     for (const r of refs) assert.is((await client.wait(r, 10_000)).status, "completed");
     assert.is(most, 3);
   });
