@@ -432,6 +432,8 @@ export class MemoryGroupConsumer implements GroupConsumer {
   #running = false;
   #joined = false;
   #loop: Promise<void> | undefined;
+  /** Callers of `idle()` waiting for a fetch pass that delivers nothing. */
+  #idleWaiters: (() => void)[] = [];
 
   /**
    * @param bus the embedded bus
@@ -536,6 +538,21 @@ export class MemoryGroupConsumer implements GroupConsumer {
     setTimeout(() => this.#leave("session timed out"), timeout);
   }
 
+  /**
+   * Settles after a fetch pass begun after this call delivered nothing: every owned partition
+   * is read to its end or paused, so nothing more arrives until a publish, a resume or a
+   * rebalance. Tests assert what was not delivered with it instead of a window of time.
+   *
+   * @returns settles when caught up (at once when not running)
+   */
+  idle(): Promise<void> {
+    if (!this.#running) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#idleWaiters.push(resolve);
+      this.#bus._wake();
+    });
+  }
+
   /** @internal Called by the group with this member's new share. */
   _assign(generation: number, partitions: TopicPartition[]): void {
     this.#generation = generation;
@@ -566,6 +583,7 @@ export class MemoryGroupConsumer implements GroupConsumer {
     const maxWait = this.#options.maxWaitMs ?? DEFAULT_MAX_WAIT_MS;
     const maxBytes = this.#options.maxBytesPerPartition ?? DEFAULT_MAX_BYTES_PER_PARTITION;
     while (this.#running) {
+      const asked = this.#idleWaiters.splice(0);
       let delivered = 0;
       const generation = this.#generation;
       for (const tp of this.#assigned) {
@@ -580,9 +598,16 @@ export class MemoryGroupConsumer implements GroupConsumer {
         delivered += records.length;
         this.#options.onRecords(records);
       }
-      // Yield a macrotask so handlers' I/O runs between fetches, as with a real broker.
-      if (delivered > 0) await new Promise((r) => setTimeout(r, 0));
-      else await this.#bus._waitForData(maxWait);
+      if (delivered > 0) {
+        this.#idleWaiters.unshift(...asked);
+        // Yield a macrotask so handlers' I/O runs between fetches, as with a real broker.
+        await new Promise((r) => setTimeout(r, 0));
+      } else {
+        for (const done of asked) done();
+        // An idle() called during the pass gets a pass of its own at once.
+        if (this.#idleWaiters.length === 0) await this.#bus._waitForData(maxWait);
+      }
     }
+    for (const done of this.#idleWaiters.splice(0)) done();
   }
 }

@@ -93,7 +93,7 @@ test("members of a group split the partitions; a member leaving hands its uncomm
   await waitFor(() => b.length === 40, 2000, "a's records redelivered to b");
   const redelivered = b.slice(40 - a.length);
   assert.ok(redelivered.every((r) => aPartitions.has(r.partition)));
-  await new Promise((r) => setTimeout(r, 50));
+  await mb.c.idle();
   assert.is(b.length, 40);
   await bus.close();
 });
@@ -148,7 +148,7 @@ test("pause() stops delivery of a topic and resume() continues where it was", as
   await m.c.start();
   m.c.pause(["t"]);
   await bus.publish("t", [{ key: "a", value: "1" }]);
-  await new Promise((r) => setTimeout(r, 50));
+  await m.c.idle();
   assert.is(seen.length, 0);
   m.c.resume(["t"]);
   await waitFor(() => seen.length === 1, 2000, "delivery after resume");
@@ -156,6 +156,23 @@ test("pause() stops delivery of a topic and resume() continues where it was", as
   assert.equal(await m.c.check(), { ok: true });
   await m.c.stop();
   assert.is((await m.c.check()).ok, false);
+  await bus.close();
+});
+
+test("idle() settles only once every owned partition is read to its end; at once when stopped", async () => {
+  const bus = new MemoryBus();
+  const seen: BusRecord[] = [];
+  const m = member(bus, "g", seen);
+  await m.c.start();
+  // More than one pass delivers (a pass takes at most 1000 records of a partition).
+  await bus.publish(
+    "t",
+    Array.from({ length: 2500 }, (_, i) => ({ key: "one", value: String(i) })),
+  );
+  await m.c.idle();
+  assert.is(seen.length, 2500);
+  await m.c.stop();
+  await m.c.idle();
   await bus.close();
 });
 
