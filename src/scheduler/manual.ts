@@ -20,6 +20,8 @@ export class ManualRuns {
   #log: Logger;
   #unsubscribe: (() => Promise<void>) | undefined;
   #loop: Loop;
+  /** Callers of `idle()` waiting for a pass that finds no request. */
+  #idleWaiters: (() => void)[] = [];
 
   /**
    * @param deps the store, the runs, the schedules by name, a logger, the polling interval
@@ -54,18 +56,40 @@ export class ManualRuns {
   /** Stops taking requests. */
   async stop(): Promise<void> {
     await this.#loop.stop();
+    for (const done of this.#idleWaiters.splice(0)) done();
     await this.#unsubscribe?.().catch(() => {});
+  }
+
+  /**
+   * Settles after a pass begun after this call found no request to take (or the store did not
+   * answer): the requests queued before the call are taken, their runs begun. It wakes the loop
+   * for that pass, so it does not wait for a wake-up or the poll.
+   *
+   * @returns settles when caught up (at once when stopped)
+   */
+  idle(): Promise<void> {
+    if (!this.#loop.running) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#idleWaiters.push(resolve);
+      this.#loop.wake();
+    });
   }
 
   /** Takes one request and starts its run; 0 (take the next at once) when there was one. */
   async #take(signal: AbortSignal): Promise<number | void> {
+    const asked = this.#idleWaiters.splice(0);
     let request = null;
     try {
       request = await this.#store.takeManual();
     } catch (err) {
       this.#log.debug("manual runs: store unavailable", { error: err });
     }
-    if (!request || signal.aborted) return;
+    if (!request || signal.aborted) {
+      for (const done of asked) done();
+      return;
+    }
+    // The next pass, at once, may find the queue empty.
+    this.#idleWaiters.unshift(...asked);
     const def = this.#schedules.get(request.name);
     if (!def) {
       this.#log.warn("manual run dropped: unknown schedule", { schedule: request.name });

@@ -142,8 +142,12 @@ export class Scheduler implements Service {
     }
   }
 
-  /** Resolves when no run is going and no catch-up is pending (tests). */
+  /**
+   * Resolves when no run is going, no catch-up is pending and no manual request queued before
+   * the call still waits to be taken (tests).
+   */
   async idle(): Promise<void> {
+    await this.#manual.idle();
     await Promise.all(this.#loops.map((loop) => loop.idle()));
     await this.#runs.idle();
   }

@@ -176,16 +176,12 @@ for (const backend of backends()) {
     assert.is(res.headers.get("location"), "/schedules/orders-report-nightly/runs");
     const queued = await res.json();
     assert.is(queued.status, "queued");
-    const runs = await waitFor(
-      async () => {
-        const list = await (await app.request("/schedules/orders-report-nightly/runs")).json();
-        return list[0]?.status === "completed" ? list : null;
-      },
-      5000,
-      "the manual run",
-    );
-    // Manual runs are taken on pub/sub wake-ups (real time): a second run would show by now.
-    await new Promise((r) => setTimeout(r, 300));
+    const list = async () => (await app.request("/schedules/orders-report-nightly/runs")).json();
+    await waitFor(async () => (await list())[0]?.status === "completed", 5000, "the manual run");
+    // Every replica has looked for requests since, and its runs have ended: a second run of
+    // the request would show now.
+    await Promise.all(schedulers.map((s) => s.idle()));
+    const runs = await list();
     assert.is(runs.length, 1);
     assert.is(runs[0].scheduled_at, queued.scheduled_at);
     assert.is(runs[0].refcode, "ref-1");
