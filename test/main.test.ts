@@ -1,6 +1,6 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { cleanup, runProgram, spawnProgram, unique } from "./helpers.ts";
+import { cleanup, getJson, runProgram, spawnProgram, unique, waitFor } from "./helpers.ts";
 
 test.after(cleanup);
 
@@ -53,8 +53,11 @@ test("SIGTERM while 50 requests are in flight: every one is answered, exit 0", a
         body: await r.json(),
       })),
   );
-  // A real process: time for the 50 requests to reach its handlers before the signal.
-  await new Promise((r) => setTimeout(r, 400));
+  await waitFor(
+    async () => (await getJson(`${p.url}/slow/arrived`)).arrived === 50,
+    10_000,
+    "the 50 requests in their handlers",
+  );
   p.kill("SIGTERM");
   const results = await Promise.all(inflight);
   assert.ok(
