@@ -259,6 +259,25 @@ export function testRuntime(options: TestRuntimeOptions = {}): Runtime {
 }
 
 /**
+ * A runtime of {@link testRuntime} on an engine whose store keeps the test's time (see
+ * {@link storeTime}), once the store answers.
+ *
+ * @param backend the engine
+ * @param options `testRuntime`'s options, and `start`: where the manual clock starts
+ * @returns the runtime and its time
+ */
+export async function timedRuntime(
+  backend: Backend,
+  options: Omit<TestRuntimeOptions, "redis" | "store"> & { start?: number } = {},
+): Promise<{ rt: Runtime; time: StoreTime }> {
+  const { start, ...rest } = options;
+  const time = storeTime(backend, start);
+  const rt = testRuntime({ ...rest, redis: backend.name === "redis", store: time.store });
+  await waitFor(async () => (await rt.store.check()).ok, 5000, "store ready");
+  return { rt, time };
+}
+
+/**
  * A RedisStore on the tests' Redis, once it answers.
  *
  * @param url the Redis

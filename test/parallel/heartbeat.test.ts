@@ -1,14 +1,6 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import {
-  backends,
-  cleanup,
-  onCleanup,
-  type StoreTime,
-  storeTime,
-  testRuntime,
-  waitFor,
-} from "../helpers.ts";
+import { backends, cleanup, onCleanup, type StoreTime, timedRuntime, waitFor } from "../helpers.ts";
 import { Heartbeat } from "../../src/parallel/heartbeat.ts";
 import { type Held, RunStore } from "../../src/parallel/store.ts";
 
@@ -22,9 +14,7 @@ for (const backend of backends()) {
   const setup = async () => {
     // Leases and beats on one manual clock on the embedded engine: the test moves time instead
     // of waiting for it. Redis's clock cannot be moved: there the time passes.
-    const time = storeTime(backend);
-    const rt = testRuntime({ redis: backend.name === "redis", store: time.store });
-    await waitFor(async () => (await rt.store.check()).ok, 5000, "store ready");
+    const { rt, time } = await timedRuntime(backend);
     const runs = new RunStore(rt.store, rt.config.keyPrefix);
     const refcode = await runs.create({
       taskId: "t",

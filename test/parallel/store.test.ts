@@ -1,6 +1,6 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { backends, cleanup, storeTime, testRuntime, waitFor } from "../helpers.ts";
+import { backends, cleanup, timedRuntime, waitFor } from "../helpers.ts";
 import { type NewRun, RunStore } from "../../src/parallel/store.ts";
 import { RUN_REFCODES } from "../../src/jobs/refcode.ts";
 
@@ -15,9 +15,7 @@ for (const backend of backends()) {
 
   const setup = async () => {
     // Leases and the run's times are on the store's clock: a manual one on the embedded engine.
-    const time = storeTime(backend, T0);
-    const rt = testRuntime({ redis: backend.name === "redis", store: time.store });
-    await waitFor(async () => (await rt.store.check()).ok, 5000, "store ready");
+    const { rt, time } = await timedRuntime(backend, { start: T0 });
     const runs = new RunStore(rt.store, rt.config.keyPrefix);
     return { rt, runs, time };
   };

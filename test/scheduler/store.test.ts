@@ -1,6 +1,6 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { backends, cleanup, storeTime, testRuntime, waitFor } from "../helpers.ts";
+import { backends, cleanup, timedRuntime, waitFor } from "../helpers.ts";
 import { RUNS_KEPT, ScheduleStore } from "../../src/scheduler/store.ts";
 import { scheduleKeys } from "../../src/scheduler/keys.ts";
 
@@ -12,9 +12,7 @@ for (const backend of backends()) {
 
   // Leases are key expiries: on the embedded engine they follow a manual clock.
   const setup = async () => {
-    const time = storeTime(backend);
-    const rt = testRuntime({ redis: backend.name === "redis", store: time.store });
-    await waitFor(async () => (await rt.store.check()).ok, 5000, "store ready");
+    const { rt, time } = await timedRuntime(backend);
     return { rt, store: new ScheduleStore(rt.store, rt.config.keyPrefix), elapse: time.elapse };
   };
   const record = (tick: number, replica = "r1") => ({

@@ -8,7 +8,7 @@ import {
 } from "../../src/tasks/broker.ts";
 import { shardIndex, taskKeys } from "../../src/tasks/keys.ts";
 import { TASK_REFCODES } from "../../src/jobs/refcode.ts";
-import { backends, cleanup, storeTime, testRuntime } from "../helpers.ts";
+import { backends, cleanup, timedRuntime } from "../helpers.ts";
 
 // Every task in shard 0: the claims of one shard see them all, in the order they were queued.
 const newRefcode = () => TASK_REFCODES.make((r) => shardIndex(r) === 0);
@@ -33,9 +33,8 @@ const finishOne = (broker: TaskBroker, e: EnqueueEntry, token: string, outcome: 
 for (const backend of backends()) {
   const name = (s: string) => `[${backend.name}] ${s}`;
   // The embedded store runs on a manual clock: leases, retries and delays pass without waiting.
-  const make = () => {
-    const time = storeTime(backend);
-    const rt = testRuntime({ redis: backend.name === "redis", store: time.store });
+  const make = async () => {
+    const { rt, time } = await timedRuntime(backend);
     const keys = taskKeys(rt.config.keyPrefix);
     return { rt, keys, broker: new TaskBroker(rt.store, keys), elapse: time.elapse };
   };
@@ -43,7 +42,7 @@ for (const backend of backends()) {
   test(
     name("enqueue() stores the record and queues it; claim() starts it with attempt 1"),
     async () => {
-      const { broker } = make();
+      const { broker } = await make();
       const e = entry();
       assert.equal(await broker.enqueue(e), { outcome: "created", refcode: e.refcode });
       const queued = await broker.get(e.refcode);
@@ -72,7 +71,7 @@ for (const backend of backends()) {
   );
 
   test(name("claim() honours the asked count per type and serves FIFO"), async () => {
-    const { broker } = make();
+    const { broker } = await make();
     const refs = [];
     for (let i = 0; i < 5; i++) refs.push((await broker.enqueue(entry())).refcode);
     await broker.enqueue(entry({ type: "other" }));
@@ -83,7 +82,7 @@ for (const backend of backends()) {
   });
 
   test(name("finish() completes a run; a second finish with the same token is lost"), async () => {
-    const { broker, keys, rt } = make();
+    const { broker, keys, rt } = await make();
     const e = entry();
     await broker.enqueue(e);
     const [task] = (await broker.claim(0, [["job", 1]], 5000, "w.1", "w")).tasks;
@@ -111,7 +110,7 @@ for (const backend of backends()) {
   });
 
   test(name("a cancel asked while running wins over a late completion"), async () => {
-    const { broker } = make();
+    const { broker } = await make();
     const e = entry();
     await broker.enqueue(e);
     const [task] = (await broker.claim(0, [["job", 1]], 5000, "w.1", "w")).tasks;
@@ -136,7 +135,7 @@ for (const backend of backends()) {
   });
 
   test(name("cancel() of a queued task ends it at once; claim() skips it"), async () => {
-    const { broker } = make();
+    const { broker } = await make();
     const a = entry(), b = entry();
     await broker.enqueue(a);
     await broker.enqueue(b);
@@ -149,7 +148,7 @@ for (const backend of backends()) {
   });
 
   test(name("finish(retry) schedules the next attempt; the last attempt ends failed"), async () => {
-    const { broker, elapse } = make();
+    const { broker, elapse } = await make();
     const e = entry({ maxAttempts: 2 });
     await broker.enqueue(e);
     let [task] = (await broker.claim(0, [["job", 1]], 5000, "w.1", "w")).tasks;
@@ -184,7 +183,7 @@ for (const backend of backends()) {
   test(
     name("retry() requeues a failed task with attempts reset; other statuses refuse"),
     async () => {
-      const { broker, keys, rt } = make();
+      const { broker, keys, rt } = await make();
       const e = entry({ maxAttempts: 1 });
       await broker.enqueue(e);
       assert.is((await broker.retry(e.refcode)).outcome, "state");
@@ -205,7 +204,7 @@ for (const backend of backends()) {
   test(
     name("finish(release) hands the task back to the front without using an attempt"),
     async () => {
-      const { broker } = make();
+      const { broker } = await make();
       const a = entry(), b = entry();
       await broker.enqueue(a);
       await broker.enqueue(b);
@@ -222,7 +221,7 @@ for (const backend of backends()) {
   test(
     name("reclaim() takes back expired leases (attempt + 1), fails the last attempt"),
     async () => {
-      const { broker, elapse } = make();
+      const { broker, elapse } = await make();
       const a = entry(), b = entry({ maxAttempts: 1 });
       await broker.enqueue(a);
       await broker.enqueue(b);
@@ -244,7 +243,7 @@ for (const backend of backends()) {
   );
 
   test(name("renew() extends held leases and reports lost ones"), async () => {
-    const { broker, elapse } = make();
+    const { broker, elapse } = await make();
     const e = entry();
     await broker.enqueue(e);
     const [task] = (await broker.claim(0, [["job", 1]], 150, "w.1", "w")).tasks;
@@ -260,7 +259,7 @@ for (const backend of backends()) {
   });
 
   test(name("enqueue() with an idempotency key returns the first task or a conflict"), async () => {
-    const { broker } = make();
+    const { broker } = await make();
     const idem = { keyHash: "k1", fingerprint: "f1", ttlMs: 60_000 };
     const first = entry({ idempotency: idem });
     assert.is((await broker.enqueue(first)).outcome, "created");
@@ -275,7 +274,7 @@ for (const backend of backends()) {
   });
 
   test(name("enqueue() with a delay schedules the task; depth() counts it"), async () => {
-    const { broker, elapse } = make();
+    const { broker, elapse } = await make();
     const e = entry({ delayMs: 120 });
     await broker.enqueue(e);
     await broker.enqueue(entry());
@@ -289,7 +288,7 @@ for (const backend of backends()) {
   });
 
   test(name("progress() writes only while the run holds the lease"), async () => {
-    const { broker } = make();
+    const { broker } = await make();
     const e = entry();
     await broker.enqueue(e);
     const [task] = (await broker.claim(0, [["job", 1]], 5000, "w.1", "w")).tasks;
@@ -300,7 +299,7 @@ for (const backend of backends()) {
   });
 
   test(name("list() merges the shards' indexes, newest first, with a type filter"), async () => {
-    const { broker, elapse } = make();
+    const { broker, elapse } = await make();
     const done: string[] = [];
     // Tasks in every shard, finished one after another.
     for (let i = 0; i < 12; i++) {
@@ -322,7 +321,7 @@ for (const backend of backends()) {
   });
 
   test(name("list() of queued and running tasks reads the queues, newest first"), async () => {
-    const { broker, elapse } = make();
+    const { broker, elapse } = await make();
     const refs: string[] = [];
     for (const type of ["a", "b", "a", "a"]) {
       const e = entry({ type });
@@ -351,7 +350,7 @@ for (const backend of backends()) {
   });
 
   test(name("list() of a terminal status drops records that expired from its index"), async () => {
-    const { broker, elapse, keys, rt } = make();
+    const { broker, elapse, keys, rt } = await make();
     const refs: string[] = [];
     for (let i = 0; i < 3; i++) {
       const e = entry();

@@ -7,7 +7,7 @@ import { taskClient } from "../../src/tasks/client.ts";
 import { ManualClock } from "../../src/async/clock.ts";
 import { Recoverer } from "../../src/tasks/recoverer.ts";
 import { TaskWorker } from "../../src/tasks/worker.ts";
-import { backends, claimAll, cleanup, onCleanup, storeTime, testRuntime } from "../helpers.ts";
+import { backends, claimAll, cleanup, onCleanup, testRuntime, timedRuntime } from "../helpers.ts";
 
 test.after(cleanup);
 
@@ -52,12 +52,7 @@ for (const backend of backends()) {
 
   test(name("recover() fails a task whose last attempt's worker died"), async () => {
     // Leases run out on the store's clock: a manual one on the embedded engine.
-    const time = storeTime(backend);
-    const rt = testRuntime({
-      redis: backend.name === "redis",
-      system: new System().add(job),
-      store: time.store,
-    });
+    const { rt, time } = await timedRuntime(backend, { system: new System().add(job) });
     const client = taskClient(rt);
     const { refcode } = await client.enqueue("job", {});
     await claimAll(client.broker, [["job", 1]], 50, "dead.1", "dead");
