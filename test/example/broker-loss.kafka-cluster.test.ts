@@ -17,6 +17,7 @@ import {
   deleteTopicsLater,
   KAFKA_CLUSTER_BROKERS,
   onCleanup,
+  readyzStatus,
   REDIS_URL,
   spawnProgram,
   unique,
@@ -68,9 +69,7 @@ test(`kill -9 the leader of most partitions during ${ORDERS} orders: no 201 lost
     LOG_LEVEL: Deno.env.get("TEST_LOSS_LOG") ? "debug" : "info",
   });
   await waitFor(
-    async () =>
-      (await fetch(`${program.url}/readyz`).then((r) => r.body?.cancel().then(() => r.status))) ===
-        200,
+    async () => (await readyzStatus(program.url)) === 200,
     60_000,
     "ready (consumer in its group)",
     250,

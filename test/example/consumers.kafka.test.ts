@@ -17,6 +17,7 @@ import {
   deleteKeys,
   deleteTopicsLater,
   onCleanup,
+  readyzStatus,
   unique,
   waitFor,
 } from "../helpers.ts";
@@ -60,8 +61,7 @@ async function boot(backend: BusBackend) {
     return await res.json();
   };
   await waitFor(
-    async () =>
-      (await fetch(`${url}/readyz`).then((r) => r.body?.cancel().then(() => r.status))) === 200,
+    async () => (await readyzStatus(url)) === 200,
     30_000,
     "ready (consumers in their groups)",
   );
