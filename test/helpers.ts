@@ -6,6 +6,8 @@ import { createLogger } from "../src/log.ts";
 import { createRuntime, type Runtime, type RuntimeOptions } from "../src/runtime.ts";
 import { System } from "../src/system.ts";
 import type { Command, Reply, Store } from "../src/infra/store.ts";
+import type { Bus } from "../src/infra/bus.ts";
+import type { BusRecord } from "../src/infra/bus-consumer.ts";
 import { MemoryStore } from "../src/infra/memory-store.ts";
 import { RedisStore } from "../src/infra/redis.ts";
 import { type Clock, ManualClock, systemClock } from "../src/async/clock.ts";
@@ -214,6 +216,29 @@ export function deleteTopicsLater(topics: string[], brokers = KAFKA_BROKERS): vo
     } catch { /* already gone, or the broker is down */ }
     await admin.disconnect().catch(() => {});
   });
+}
+
+/**
+ * Collects the records of a topic from its start, read in a group of its own once the reader
+ * is in it; the reader stops at `cleanup()`.
+ *
+ * @param bus the bus
+ * @param topic the full topic name (with its prefix)
+ * @param label names the reader's group
+ * @returns the records: the array grows as more arrive
+ */
+export async function readTopic(bus: Bus, topic: string, label = "reader"): Promise<BusRecord[]> {
+  const records: BusRecord[] = [];
+  const reader = bus.consumer({
+    groupId: unique(label),
+    topics: [topic],
+    maxWaitMs: 100,
+    onRecords: (r) => records.push(...r),
+  });
+  await reader.start();
+  onCleanup(() => reader.stop());
+  await waitFor(() => reader.inGroup(), 20_000, `the ${label} in its group`);
+  return records;
 }
 
 /** Options of `testRuntime`. */

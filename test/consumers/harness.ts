@@ -9,6 +9,7 @@ import {
   type BusBackend,
   deleteTopicsLater,
   onCleanup,
+  readTopic,
   testRuntime,
   unique,
   waitFor,
@@ -44,7 +45,7 @@ export async function harness(backend: BusBackend): Promise<Harness> {
   const dlq = `${fullTopic}.dlq`;
   if (backend.name === "kafka") deleteTopicsLater([fullTopic, dlq]);
   await rt.bus.ensureTopics([topic, `${topic}.dlq`], 3);
-  let dead: BusRecord[] | undefined;
+  let dead: Promise<BusRecord[]> | undefined;
   return {
     rt,
     topic,
@@ -56,20 +57,7 @@ export async function harness(backend: BusBackend): Promise<Harness> {
       onCleanup(() => service.stop(Date.now() + 5_000));
       return service;
     },
-    async deadLetters() {
-      if (dead) return dead;
-      const records: BusRecord[] = dead = [];
-      const reader = rt.bus.consumer({
-        groupId: unique("dlq-reader"),
-        topics: [dlq],
-        maxWaitMs: 100,
-        onRecords: (r) => records.push(...r),
-      });
-      await reader.start();
-      onCleanup(() => reader.stop());
-      await waitFor(() => reader.inGroup(), 20_000, "the dead-letter reader in its group");
-      return records;
-    },
+    deadLetters: () => dead ??= readTopic(rt.bus, dlq, "dlq-reader"),
     async metric(name, labels = {}) {
       // Histograms: ask for `<name>_count` or `<name>_sum`.
       const base = name.replace(/_(count|sum)$/, "");

@@ -9,7 +9,6 @@ import { start } from "../../src/main.ts";
 import { exampleSystem } from "../../src/example/mod.ts";
 import { eventsLogKey, orderKey, ordersProcessedKey } from "../../src/example/keys.ts";
 import { DLQ_HEADERS } from "../../src/consumers/dead-letter.ts";
-import type { BusRecord } from "../../src/infra/bus-consumer.ts";
 import {
   type BusBackend,
   busBackends,
@@ -17,6 +16,7 @@ import {
   deleteKeys,
   deleteTopicsLater,
   onCleanup,
+  readTopic,
   readyzStatus,
   unique,
   waitFor,
@@ -76,19 +76,6 @@ async function pool(n: number, concurrency: number, work: (i: number) => Promise
   }));
 }
 
-async function readTopic(rt: { bus: import("../../src/infra/bus.ts").Bus }, topic: string) {
-  const records: BusRecord[] = [];
-  const reader = rt.bus.consumer({
-    groupId: unique("reader"),
-    topics: [topic],
-    maxWaitMs: 100,
-    onRecords: (r) => records.push(...r),
-  });
-  await reader.start();
-  onCleanup(() => reader.stop());
-  return records;
-}
-
 for (const backend of busBackends()) {
   const it = suite(`example consumers on ${backend.name}`);
   it.after(cleanup);
@@ -115,7 +102,7 @@ for (const backend of busBackends()) {
 
   it("invalid JSON and schema failures on orders go to orders.dlq with error headers; later orders are processed", async () => {
     const { rt, json, topicPrefix } = await boot(backend);
-    const dead = await readTopic(rt, `${topicPrefix}orders.dlq`);
+    const dead = await readTopic(rt.bus, `${topicPrefix}orders.dlq`);
     await rt.bus.publish("orders", [
       { key: "bad-1", value: "{{{not json" },
       { key: "bad-2", value: JSON.stringify({ id: "x", item: "lamp", qty: -3 }) },
@@ -137,7 +124,7 @@ for (const backend of busBackends()) {
 
   it(`${EVENTS} events are stored exactly once in batches; a poison event goes to events.dlq, its batch stored`, async () => {
     const { rt, json, prefix, topicPrefix } = await boot(backend);
-    const dead = await readTopic(rt, `${topicPrefix}events.dlq`);
+    const dead = await readTopic(rt.bus, `${topicPrefix}events.dlq`);
     const at = new Date().toISOString();
     const requests = Math.ceil(EVENTS / 1000);
     await pool(requests, 4, async (r) => {
