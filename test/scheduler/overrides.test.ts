@@ -4,20 +4,11 @@ import { ConfigError, loadConfig } from "../../src/config.ts";
 import { System } from "../../src/system.ts";
 import { defineSchedule } from "../../src/scheduler/define.ts";
 import { validateSchedules } from "../../src/scheduler/overrides.ts";
-
-const system = () =>
-  new System().add(
-    defineSchedule({ name: "heartbeat", cron: "*/30 * * * * *", action: () => {} }),
-    defineSchedule({
-      name: "orders-report-nightly",
-      cron: "0 2 * * *",
-      action: { enqueue: "orders-report" },
-    }),
-  );
+import { scheduleSystem } from "./fixtures/schedules.ts";
 
 test("validateSchedules() applies SCHEDULE_<NAME>_CRON, with - turned into _", () => {
   const resolved = validateSchedules(
-    system(),
+    scheduleSystem(),
     loadConfig({ SCHEDULE_ORDERS_REPORT_NIGHTLY_CRON: "15 3 * * *" }),
   );
   const nightly = resolved.get("orders-report-nightly")!;
@@ -33,7 +24,7 @@ test("validateSchedules() applies SCHEDULE_<NAME>_CRON, with - turned into _", (
 
 test("validateSchedules() disables a schedule with off, in any case", () => {
   for (const off of ["off", "OFF", " Off "]) {
-    const h = validateSchedules(system(), loadConfig({ SCHEDULE_HEARTBEAT_CRON: off })).get(
+    const h = validateSchedules(scheduleSystem(), loadConfig({ SCHEDULE_HEARTBEAT_CRON: off })).get(
       "heartbeat",
     )!;
     assert.is(h.enabled, false);
@@ -44,7 +35,7 @@ test("validateSchedules() disables a schedule with off, in any case", () => {
 test("validateSchedules() throws ConfigError naming the variable for an invalid cron", () => {
   for (const bad of ["not a cron", "* * * *", "61 * * * *", "* * * * * * *"]) {
     try {
-      validateSchedules(system(), loadConfig({ SCHEDULE_HEARTBEAT_CRON: bad }));
+      validateSchedules(scheduleSystem(), loadConfig({ SCHEDULE_HEARTBEAT_CRON: bad }));
       assert.unreachable(bad);
     } catch (err) {
       assert.instance(err, ConfigError);
@@ -56,7 +47,7 @@ test("validateSchedules() throws ConfigError naming the variable for an invalid 
 
 test("validateSchedules() rejects an override that names no schedule", () => {
   try {
-    validateSchedules(system(), loadConfig({ SCHEDULE_HEARTBEET_CRON: "* * * * *" }));
+    validateSchedules(scheduleSystem(), loadConfig({ SCHEDULE_HEARTBEET_CRON: "* * * * *" }));
     assert.unreachable();
   } catch (err) {
     assert.instance(err, ConfigError);

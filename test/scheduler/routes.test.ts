@@ -1,35 +1,18 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { backends, cleanup, onCleanup, testRuntime, waitFor } from "../helpers.ts";
-import { System } from "../../src/system.ts";
 import { createApp } from "../../src/app.ts";
 import type { Runtime } from "../../src/runtime.ts";
-import { defineSchedule } from "../../src/scheduler/define.ts";
 import { Scheduler } from "../../src/scheduler/scheduler.ts";
 import { ScheduleStore } from "../../src/scheduler/store.ts";
-
-const system = () =>
-  new System().add(
-    defineSchedule({ name: "heartbeat", cron: "*/30 * * * * *", action: () => {} }),
-    defineSchedule({
-      name: "orders-report-nightly",
-      cron: "0 2 * * *",
-      action: { enqueue: "orders-report", input: {} },
-    }),
-    defineSchedule({
-      name: "ny",
-      cron: "30 2 * * *",
-      timezone: "America/New_York",
-      action: () => {},
-    }),
-  );
+import { scheduleSystem } from "./fixtures/schedules.ts";
 
 for (const backend of backends()) {
   const test = suite(`schedule routes on ${backend.name}`);
   test.after(cleanup);
 
   const setup = async (env: Record<string, string> = {}) => {
-    const rt = testRuntime({ redis: backend.name === "redis", system: system(), env });
+    const rt = testRuntime({ redis: backend.name === "redis", system: scheduleSystem(), env });
     await waitFor(async () => (await rt.store.check()).ok, 5000, "store");
     const app = createApp(rt, { api: true, services: () => [], routes: [] });
     return { rt, app, store: new ScheduleStore(rt.store, rt.config.keyPrefix) };
@@ -154,7 +137,7 @@ for (const backend of backends()) {
     for (let i = 0; i < 2; i++) {
       replicas.push(testRuntime({
         redis: backend.name === "redis",
-        system: system(),
+        system: scheduleSystem(),
         env: { KEY_PREFIX: rt.config.keyPrefix },
         store: backend.name === "redis" ? undefined : rt.store,
       }));
