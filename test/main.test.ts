@@ -1,6 +1,14 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { cleanup, getJson, runProgram, spawnProgram, unique, waitFor } from "./helpers.ts";
+import {
+  cleanup,
+  getJson,
+  postJson,
+  runProgram,
+  spawnProgram,
+  unique,
+  waitFor,
+} from "./helpers.ts";
 
 test.after(cleanup);
 
@@ -26,11 +34,7 @@ test("a malformed REDIS_URL exits 2 naming REDIS_URL", async () => {
 
 test("the default start serves every HTTP route of the example in embedded mode", async () => {
   const p = await spawnProgram({ KEY_PREFIX: unique("t") });
-  const created = await fetch(`${p.url}/orders`, {
-    method: "POST",
-    body: JSON.stringify({ item: "pen", qty: 1 }),
-    headers: { "content-type": "application/json" },
-  });
+  const created = await postJson(`${p.url}/orders`, { item: "pen", qty: 1 });
   assert.is(created.status, 201);
   const order = await created.json();
   assert.is((await fetch(`${p.url}/orders/${order.id}`)).status, 200);

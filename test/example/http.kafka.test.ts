@@ -6,6 +6,7 @@ import {
   cleanup,
   KAFKA_BROKERS,
   onCleanup,
+  postJson,
   REDIS_URL,
   spawnProgram,
   unique,
@@ -25,11 +26,7 @@ test("with REDIS_URL and KAFKA_BROKERS a posted order is in Redis and on <TOPIC_
     KEY_PREFIX: prefix,
     TOPIC_PREFIX: topicPrefix,
   });
-  const res = await fetch(`${p.url}/orders`, {
-    method: "POST",
-    body: JSON.stringify({ item: "lamp", qty: 3 }),
-    headers: { "content-type": "application/json" },
-  });
+  const res = await postJson(`${p.url}/orders`, { item: "lamp", qty: 3 });
   assert.is(res.status, 201);
   const order = await res.json();
 
