@@ -94,7 +94,7 @@ test(`kill -9 the leader of most partitions during ${ORDERS} orders: no 201 lost
   const sampler = (async () => {
     while (sampling) {
       progress.push({ at: Date.now(), count: await redis.sCard(processedKey) });
-      await new Promise((r) => setTimeout(r, 250));
+      await new Promise((r) => setTimeout(r, 250)); // The sampling period, on the wall clock.
     }
   })();
   // Stopped before the Redis client closes, also when an assertion fails first.
