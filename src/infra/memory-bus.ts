@@ -598,15 +598,17 @@ export class MemoryGroupConsumer implements GroupConsumer {
         delivered += records.length;
         this.#options.onRecords(records);
       }
+      // A pass cut short by a rebalance proves nothing: the new share may hold records.
+      const caughtUp = delivered === 0 && generation === this.#generation;
+      if (caughtUp) asked.forEach((done) => done());
+      else this.#idleWaiters.unshift(...asked);
       if (delivered > 0) {
-        this.#idleWaiters.unshift(...asked);
         // Yield a macrotask so handlers' I/O runs between fetches, as with a real broker.
         await new Promise((r) => setTimeout(r, 0));
-      } else {
-        for (const done of asked) done();
-        // An idle() called during the pass gets a pass of its own at once.
-        if (this.#idleWaiters.length === 0) await this.#bus._waitForData(maxWait);
+      } else if (this.#idleWaiters.length === 0) {
+        await this.#bus._waitForData(maxWait);
       }
+      // Otherwise an idle() is waiting for a pass: the next one starts at once.
     }
     for (const done of this.#idleWaiters.splice(0)) done();
   }
