@@ -3,6 +3,7 @@
  * and consumer groups (assignment across members, committed offsets, redelivery after a member
  * leaves or dies), all in process.
  */
+import { IdleWaiters } from "../async/idle.ts";
 import type { Bus, OutgoingMessage } from "./bus.ts";
 import {
   type BusRecord,
@@ -433,7 +434,7 @@ export class MemoryGroupConsumer implements GroupConsumer {
   #joined = false;
   #loop: Promise<void> | undefined;
   /** Callers of `idle()` waiting for a fetch pass that delivers nothing. */
-  #idleWaiters: (() => void)[] = [];
+  #idle = new IdleWaiters();
 
   /**
    * @param bus the embedded bus
@@ -547,10 +548,9 @@ export class MemoryGroupConsumer implements GroupConsumer {
    */
   idle(): Promise<void> {
     if (!this.#running) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.#idleWaiters.push(resolve);
-      this.#bus._wake();
-    });
+    const caughtUp = this.#idle.next();
+    this.#bus._wake();
+    return caughtUp;
   }
 
   /** @internal Called by the group with this member's new share. */
@@ -583,7 +583,7 @@ export class MemoryGroupConsumer implements GroupConsumer {
     const maxWait = this.#options.maxWaitMs ?? DEFAULT_MAX_WAIT_MS;
     const maxBytes = this.#options.maxBytesPerPartition ?? DEFAULT_MAX_BYTES_PER_PARTITION;
     while (this.#running) {
-      const asked = this.#idleWaiters.splice(0);
+      const end = this.#idle.begin();
       let delivered = 0;
       const generation = this.#generation;
       for (const tp of this.#assigned) {
@@ -599,17 +599,15 @@ export class MemoryGroupConsumer implements GroupConsumer {
         this.#options.onRecords(records);
       }
       // A pass cut short by a rebalance proves nothing: the new share may hold records.
-      const caughtUp = delivered === 0 && generation === this.#generation;
-      if (caughtUp) asked.forEach((done) => done());
-      else this.#idleWaiters.unshift(...asked);
+      end(delivered === 0 && generation === this.#generation);
       if (delivered > 0) {
         // Yield a macrotask so handlers' I/O runs between fetches, as with a real broker.
         await new Promise((r) => setTimeout(r, 0));
-      } else if (this.#idleWaiters.length === 0) {
+      } else if (!this.#idle.waiting) {
         await this.#bus._waitForData(maxWait);
       }
       // Otherwise an idle() is waiting for a pass: the next one starts at once.
     }
-    for (const done of this.#idleWaiters.splice(0)) done();
+    this.#idle.releaseAll();
   }
 }

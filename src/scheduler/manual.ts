@@ -3,6 +3,7 @@
  * sits in one Redis list and is popped by exactly one scheduler replica, woken by pub/sub and
  * polling as a fallback.
  */
+import { IdleWaiters } from "../async/idle.ts";
 import { Loop } from "../async/loop.ts";
 import type { Logger } from "../log.ts";
 import type { ScheduleDefinition } from "./define.ts";
@@ -21,7 +22,7 @@ export class ManualRuns {
   #unsubscribe: (() => Promise<void>) | undefined;
   #loop: Loop;
   /** Callers of `idle()` waiting for a pass that finds no request. */
-  #idleWaiters: (() => void)[] = [];
+  #idle = new IdleWaiters();
 
   /**
    * @param deps the store, the runs, the schedules by name, a logger, the polling interval
@@ -56,7 +57,7 @@ export class ManualRuns {
   /** Stops taking requests. */
   async stop(): Promise<void> {
     await this.#loop.stop();
-    for (const done of this.#idleWaiters.splice(0)) done();
+    this.#idle.releaseAll();
     await this.#unsubscribe?.().catch(() => {});
   }
 
@@ -69,27 +70,23 @@ export class ManualRuns {
    */
   idle(): Promise<void> {
     if (!this.#loop.running) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.#idleWaiters.push(resolve);
-      this.#loop.wake();
-    });
+    const caughtUp = this.#idle.next();
+    this.#loop.wake();
+    return caughtUp;
   }
 
   /** Takes one request and starts its run; 0 (take the next at once) when there was one. */
   async #take(signal: AbortSignal): Promise<number | void> {
-    const asked = this.#idleWaiters.splice(0);
+    const end = this.#idle.begin();
     let request = null;
     try {
       request = await this.#store.takeManual();
     } catch (err) {
       this.#log.debug("manual runs: store unavailable", { error: err });
     }
-    if (!request || signal.aborted) {
-      for (const done of asked) done();
-      return;
-    }
-    // The next pass, at once, may find the queue empty.
-    this.#idleWaiters.unshift(...asked);
+    // With a request, the next pass (at once) may find the queue empty.
+    end(!request || signal.aborted);
+    if (!request || signal.aborted) return;
     const def = this.#schedules.get(request.name);
     if (!def) {
       this.#log.warn("manual run dropped: unknown schedule", { schedule: request.name });
