@@ -1,6 +1,7 @@
 /**
  * @module The test command: starts Redis and Kafka if absent, runs every `test/**\/*.test.ts`
- * file as its own process, and ends with one line `N passed, N failed, N skipped`.
+ * file as its own process (`TEST_JOBS` of them at a time, default 3), and ends with one line
+ * `N passed, N failed, N skipped`.
  *
  * Usage: `deno task test [substring…]` (only files whose path contains a substring).
  */
@@ -67,7 +68,12 @@ if (needSasl) await ensure("kafka-sasl.sh");
 // TEST_REDIS_MATRIX=off leaves it out.
 const MATRIX_DIRS = ["test/tasks/", "test/consumers/", "test/scheduler/", "test/parallel/"];
 const CLUSTER_URL = Deno.env.get("TEST_REDIS_CLUSTER_URL") ?? "redis://127.0.0.1:7000";
-const runs: { file: string; label: string; env: Record<string, string> }[] = files.map((file) => ({
+interface Run {
+  file: string;
+  label: string;
+  env: Record<string, string>;
+}
+const runs: Run[] = files.map((file) => ({
   file,
   label: file,
   env: {},
@@ -93,7 +99,9 @@ if (files.some((f) => f.includes(".browser."))) await ensure("chromium.sh");
 let passed = 0, failed = 0, skipped = 0;
 const failures: string[] = [];
 const started = Date.now();
-for (const { file, label, env } of runs) {
+
+/** Runs one file in its own process and prints its line (and its output's tail if it failed). */
+async function runFile({ file, label, env }: Run): Promise<void> {
   const t0 = Date.now();
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", file],
@@ -133,14 +141,63 @@ for (const { file, label, env } of runs) {
   }
   failed += fileFailed;
   const mark = fileFailed > 0 ? "FAIL" : "ok  ";
-  console.log(
+  const lines = [
     `${mark} ${label} (${s ? `${s.passed}/${s.total}` : `exit ${out.code}`}, ${seconds}s)`,
-  );
+  ];
   if (fileFailed > 0) {
     failures.push(label);
-    console.log(text.split("\n").slice(-80).map((l) => `     ${l}`).join("\n"));
+    lines.push(text.split("\n").slice(-80).map((l) => `     ${l}`).join("\n"));
   }
+  console.log(lines.join("\n"));
 }
+
+// Files run JOBS at a time (TEST_JOBS, default 3: most files wait on brokers, timers and child
+// processes far more than they compute). Files that share an engine a test disrupts or that is
+// one of a kind run one after another in a lane: the Redis Cluster (its failover test stops a
+// node; the matrix runs use it), the 3-broker Kafka (brokers are stopped), the Sentinel group.
+// Lanes start first since they are the longest chains; then the rest, the slowest kinds first.
+const JOBS = Math.max(1, Number(Deno.env.get("TEST_JOBS") ?? 3));
+const laneOf = (r: Run): string | undefined =>
+  r.env.TEST_REDIS_URL === CLUSTER_URL || r.file.includes(".redis-cluster.")
+    ? "redis-cluster"
+    : r.file.includes(".kafka-cluster.")
+    ? "kafka-cluster"
+    : r.file.includes(".redis-sentinel.")
+    ? "redis-sentinel"
+    : undefined;
+const WEIGHT = [".kafka.", ".e2e.", ".kafka-sasl.", ".redis.", ".browser."];
+const weight = (r: Run) => {
+  const i = WEIGHT.findIndex((w) => r.file.includes(w));
+  return i < 0 ? WEIGHT.length : i;
+};
+// A file whose test needs the machine to itself (it measures CPU, or a lease thread must renew
+// within a tight lease) says so with a line `// test-runner: alone (why)`; such files run one at
+// a time with nothing beside them, before the rest.
+const alone = new Set<string>();
+for (const f of files) {
+  if (/^\/\/ test-runner: alone\b/m.test(await Deno.readTextFile(`${ROOT}${f}`))) alone.add(f);
+}
+for (const r of runs.filter((r) => alone.has(r.file))) await runFile(r);
+const chains: Run[][] = [];
+const lanes = new Map<string, Run[]>();
+for (const r of runs.filter((r) => !alone.has(r.file))) {
+  const lane = laneOf(r);
+  if (lane === undefined) continue;
+  if (!lanes.has(lane)) lanes.set(lane, []);
+  lanes.get(lane)!.push(r);
+}
+chains.push(...[...lanes.values()].sort((a, b) => b.length - a.length));
+const rest = runs.filter((r) => !alone.has(r.file) && laneOf(r) === undefined);
+chains.push(
+  ...rest.map((r, i) => ({ r, i })).sort((a, b) => weight(a.r) - weight(b.r) || a.i - b.i)
+    .map(({ r }) => [r]),
+);
+let next = 0;
+await Promise.all(Array.from({ length: Math.min(JOBS, chains.length) }, async () => {
+  while (next < chains.length) {
+    for (const run of chains[next++]) await runFile(run);
+  }
+}));
 console.log(`\n${runs.length} files in ${((Date.now() - started) / 1000).toFixed(0)}s`);
 if (failures.length) console.log(`failing files: ${failures.join(", ")}`);
 console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);

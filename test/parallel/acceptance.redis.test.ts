@@ -1,3 +1,4 @@
+// test-runner: alone (it measures the workers' CPU and a capacity plan's wall time)
 /**
  * Issue 6's acceptance on real Redis with real processes: one `http` process and
  * `parallel-worker` processes allowed one thread each (PARALLEL_MAX_WORKERS=1).

@@ -1,3 +1,4 @@
+// test-runner: alone (a lease thread renews a 500 ms lease while the machine is busy elsewhere)
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { System } from "../../src/system.ts";
