@@ -11,6 +11,7 @@ import {
   logLevel,
   type SASLOptions,
 } from "kafkajs";
+import RequestQueue from "kafkajs/src/network/requestQueue/index.js";
 import { backoff } from "../async/backoff.ts";
 import { deadline } from "../async/deadline.ts";
 import type { KafkaSettings } from "../config.ts";
@@ -25,6 +26,34 @@ import type {
   TopicPartition,
 } from "./bus-consumer.ts";
 import { type Check, UnavailableError } from "./store.ts";
+
+/**
+ * kafkajs 2.2.4's request queue re-arms a timer every millisecond for as long as a broker
+ * connection is open, with nothing pending (its `throttledUntil` is -1, so the delay is negative):
+ * an idle producer or consumer spins at 1 kHz per broker (tulios/kafkajs#1556, #1704; the open
+ * fixes #1667, #1768). Its check is kept where it does something: a request waiting, or a
+ * broker's throttle to wait out. A request that cannot go at once is pushed to `pending` and
+ * schedules its own check; a reply checks the queue as before.
+ */
+const CHECK_PENDING_REQUESTS_INTERVAL = 10; // kafkajs's own constant
+interface _RequestQueue {
+  throttledUntil: number;
+  throttleCheckTimeoutId: ReturnType<typeof setTimeout> | null;
+  pending: unknown[];
+  checkPendingRequests(): void;
+}
+(RequestQueue as unknown as { prototype: _RequestQueue & { scheduleCheckPendingRequests(): void } })
+  .prototype.scheduleCheckPendingRequests = function (this: _RequestQueue) {
+    if (this.throttleCheckTimeoutId) return;
+    let scheduleAt = this.throttledUntil - Date.now();
+    if (this.pending.length > 0) {
+      scheduleAt = scheduleAt > 0 ? scheduleAt : CHECK_PENDING_REQUESTS_INTERVAL;
+    } else if (scheduleAt <= 0) return;
+    this.throttleCheckTimeoutId = setTimeout(() => {
+      this.throttleCheckTimeoutId = null;
+      this.checkPendingRequests();
+    }, scheduleAt);
+  };
 
 /** Longest a publish may take before it fails with `UnavailableError` (default). */
 const PUBLISH_TIMEOUT_MS = 5_000;

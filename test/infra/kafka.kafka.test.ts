@@ -3,6 +3,7 @@ import * as assert from "uvu/assert";
 import { KafkaBus } from "../../src/infra/kafka.ts";
 import { UnavailableError } from "../../src/infra/store.ts";
 import { createLogger } from "../../src/log.ts";
+import RequestQueue from "kafkajs/src/network/requestQueue/index.js";
 import {
   cleanup,
   deleteTopicsLater,
@@ -60,6 +61,29 @@ test("a consumer with no broker to reach is not in its group and stops at once",
   const t0 = Date.now();
   await c.stop();
   assert.ok(Date.now() - t0 < 2_000, `stop took ${Date.now() - t0} ms`);
+});
+
+test("an idle connection does not spin: kafkajs's request queue checks only when a request waits", async () => {
+  const b = bus();
+  const topic = unique("idle");
+  deleteTopicsLater([topic]);
+  await b.publish(topic, [{ key: "a", value: "1" }]);
+  const proto = (RequestQueue as unknown as { prototype: { checkPendingRequests(): void } })
+    .prototype;
+  const original = proto.checkPendingRequests;
+  let checks = 0;
+  proto.checkPendingRequests = function (this: unknown) {
+    checks++;
+    return original.call(this);
+  };
+  try {
+    await new Promise((r) => setTimeout(r, 1000));
+  } finally {
+    proto.checkPendingRequests = original;
+  }
+  // kafkajs 2.2.4 on its own re-arms a 1 ms timer per connection: hundreds of checks a second.
+  assert.ok(checks < 20, `${checks} checks of the request queue in 1 s of idling`);
+  await b.publish(topic, [{ key: "b", value: "2" }]);
 });
 
 test("ensureTopics() creates topics with the partition count and is idempotent", async () => {
