@@ -121,6 +121,19 @@ export function requestLabels(c: Context, route?: string): { method: string; rou
 }
 
 /**
+ * The body length a request declares: its `Content-Length` when it has no `Transfer-Encoding`
+ * (which would override it), else undefined (the body's own length is then counted as it is read).
+ */
+function declaredLength(c: Context): number | undefined {
+  const headers = c.req.raw.headers;
+  const length = headers.get("content-length");
+  if (length === null || headers.has("transfer-encoding") || !/^\d{1,15}$/.test(length)) {
+    return undefined;
+  }
+  return Number(length);
+}
+
+/**
  * Builds the app around the given route modules.
  *
  * @param rt the runtime
@@ -138,10 +151,9 @@ export function createHttpApp(rt: Runtime, options: HttpAppOptions): Hono<AppEnv
   const access = recordWriter(log, "info", "request");
 
   const maxSize = rt.config.bodyLimitBytes;
-  const limit = bodyLimit({
-    maxSize,
-    onError: (c) => problem(c, 413, `The request body exceeds ${maxSize} bytes`),
-  });
+  const limitError = (c: Context<AppEnv>) =>
+    problem(c, 413, `The request body exceeds ${maxSize} bytes`);
+  const limit = bodyLimit({ maxSize, onError: limitError });
   const keys = rt.config.apiKeys;
   const browser = options.browser;
   const bodyTimeoutMs = options.bodyTimeoutMs;
@@ -196,8 +208,17 @@ export function createHttpApp(rt: Runtime, options: HttpAppOptions): Hono<AppEnv
     // GET and HEAD carry no body we read; asking for one would build a stream per request.
     if (c.req.method === "GET" || c.req.method === "HEAD") await admit(c, next);
     else {
-      const tooLarge = await limit(c, () => admit(c, next));
-      if (tooLarge instanceof Response && !c.finalized) c.res = tooLarge;
+      // A declared length is checked here: Hono's bodyLimit reads `req.body` first, which builds
+      // a stream and takes the body read off Deno's direct path (about 8 µs a request). A body
+      // of undeclared length is counted by bodyLimit as it arrives.
+      const length = declaredLength(c);
+      if (length !== undefined) {
+        if (length > maxSize) c.res = limitError(c);
+        else await admit(c, next);
+      } else {
+        const tooLarge = await limit(c, () => admit(c, next));
+        if (tooLarge instanceof Response && !c.finalized) c.res = tooLarge;
+      }
     }
     const { method, route } = requestLabels(c, template);
     const seconds = (performance.now() - started) / 1000;
