@@ -26,6 +26,7 @@ const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
  * @returns true for JSON
  */
 export function isJsonType(contentType: string | undefined): boolean {
+  if (contentType === "application/json") return true; // most requests: no split, no regex
   return contentType !== undefined && JSON_MEDIA.test(contentType.split(";")[0].trim());
 }
 

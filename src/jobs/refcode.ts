@@ -7,6 +7,15 @@ const ALPHABET = "abcdefghijklmnopqrstuvwxyz234567";
 /** 26 base32 characters: 130 bits, of which 17 random bytes give 136. */
 const CHARS = 26;
 
+/** Random bytes per refcode. */
+const DRAW_BYTES = 17;
+/**
+ * CSPRNG bytes drawn 256 refcodes at a time (as nanoid pools them): one `getRandomValues` call
+ * costs more than the encoding of a refcode. Each byte is used once.
+ */
+const _pool = new Uint8Array(DRAW_BYTES * 256);
+let _poolAt = _pool.length;
+
 /** The refcodes of one kind of job: `<prefix>_` and 26 base32 characters. */
 export class Refcodes {
   /** What one looks like, e.g. `/^t_[a-z2-7]{26}$/`. */
@@ -33,11 +42,16 @@ export class Refcodes {
   }
 
   #draw(): string {
-    const bytes = crypto.getRandomValues(new Uint8Array(17));
+    if (_poolAt + DRAW_BYTES > _pool.length) {
+      crypto.getRandomValues(_pool);
+      _poolAt = 0;
+    }
+    const at = _poolAt;
+    _poolAt += DRAW_BYTES;
     let out = "";
     let bits = 0, value = 0;
-    for (const byte of bytes) {
-      value = (value << 8) | byte;
+    for (let i = at; i < at + DRAW_BYTES; i++) {
+      value = (value << 8) | _pool[i];
       bits += 8;
       while (bits >= 5 && out.length < CHARS) {
         out += ALPHABET[(value >>> (bits - 5)) & 31];
