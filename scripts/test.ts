@@ -6,7 +6,19 @@
  * Usage: `deno task test [substring…]` (only files whose path contains a substring).
  */
 const ROOT = new URL("../", import.meta.url).pathname;
-const FILE_TIMEOUT_MS = Number(Deno.env.get("TEST_FILE_TIMEOUT_MS") ?? 15 * 60_000);
+/** A positive integer from the environment, or the fallback; anything else stops with exit 2. */
+function positiveInt(name: string, fallback: number): number {
+  const raw = Deno.env.get(name);
+  const value = raw === undefined ? fallback : Number(raw);
+  if (!Number.isInteger(value) || value < 1) {
+    console.error(`${name} must be a positive integer, not "${raw}"`);
+    Deno.exit(2);
+  }
+  return value;
+}
+const FILE_TIMEOUT_MS = positiveInt("TEST_FILE_TIMEOUT_MS", 15 * 60_000);
+/** Files run at once (see below). */
+const JOBS = positiveInt("TEST_JOBS", 3);
 
 async function ensure(script: string): Promise<boolean> {
   const out = await new Deno.Command("bash", {
@@ -156,7 +168,6 @@ async function runFile({ file, label, env }: Run): Promise<void> {
 // one of a kind run one after another in a lane: the Redis Cluster (its failover test stops a
 // node; the matrix runs use it), the 3-broker Kafka (brokers are stopped), the Sentinel group.
 // Lanes start first since they are the longest chains; then the rest, the slowest kinds first.
-const JOBS = Math.max(1, Number(Deno.env.get("TEST_JOBS") ?? 3));
 const laneOf = (r: Run): string | undefined =>
   r.env.TEST_REDIS_URL === CLUSTER_URL || r.file.includes(".redis-cluster.")
     ? "redis-cluster"
