@@ -85,6 +85,9 @@ interface Run {
   label: string;
   env: Record<string, string>;
 }
+/** Each file's source, read once: the matrix and the `alone` mark are read from it. */
+const sources = new Map<string, string>();
+for (const f of files) sources.set(f, await Deno.readTextFile(`${ROOT}${f}`));
 const runs: Run[] = files.map((file) => ({
   file,
   label: file,
@@ -93,7 +96,7 @@ const runs: Run[] = files.map((file) => ({
 if (Deno.env.get("TEST_REDIS_MATRIX") !== "off") {
   for (const file of files) {
     if (!MATRIX_DIRS.some((d) => file.startsWith(d)) || file.includes(".redis-cluster.")) continue;
-    if (!(await Deno.readTextFile(`${ROOT}${file}`)).includes("backends()")) continue;
+    if (!sources.get(file)!.includes("backends()")) continue;
     runs.push({
       file,
       label: `${file} [redis-cluster]`,
@@ -184,25 +187,21 @@ const weight = (r: Run) => {
 // A file whose test needs the machine to itself (it measures CPU, or a lease thread must renew
 // within a tight lease) says so with a line `// test-runner: alone (why)`; such files run one at
 // a time with nothing beside them, before the rest.
-const alone = new Set<string>();
-for (const f of files) {
-  if (/^\/\/ test-runner: alone\b/m.test(await Deno.readTextFile(`${ROOT}${f}`))) alone.add(f);
-}
-for (const r of runs.filter((r) => alone.has(r.file))) await runFile(r);
-const chains: Run[][] = [];
+const ALONE = /^\/\/ test-runner: alone\b/m;
+const alone: Run[] = [], rest: Run[] = [];
 const lanes = new Map<string, Run[]>();
-for (const r of runs.filter((r) => !alone.has(r.file))) {
+for (const r of runs) {
   const lane = laneOf(r);
-  if (lane === undefined) continue;
-  if (!lanes.has(lane)) lanes.set(lane, []);
-  lanes.get(lane)!.push(r);
+  if (ALONE.test(sources.get(r.file)!)) alone.push(r);
+  else if (lane === undefined) rest.push(r);
+  else lanes.set(lane, [...lanes.get(lane) ?? [], r]);
 }
-chains.push(...[...lanes.values()].sort((a, b) => b.length - a.length));
-const rest = runs.filter((r) => !alone.has(r.file) && laneOf(r) === undefined);
-chains.push(
-  ...rest.map((r, i) => ({ r, i })).sort((a, b) => weight(a.r) - weight(b.r) || a.i - b.i)
-    .map(({ r }) => [r]),
-);
+for (const r of alone) await runFile(r);
+const chains: Run[][] = [
+  ...[...lanes.values()].sort((a, b) => b.length - a.length),
+  // Array.prototype.sort is stable: within a weight, files keep their order.
+  ...rest.sort((a, b) => weight(a) - weight(b)).map((r) => [r]),
+];
 let next = 0;
 await Promise.all(Array.from({ length: Math.min(JOBS, chains.length) }, async () => {
   while (next < chains.length) {
