@@ -42,4 +42,38 @@ test("createLogger() writes valid JSON whatever the fields, base fields first", 
   assert.is(JSON.parse(lines[1]).msg, "plain");
 });
 
+test("stdout gets every line whole and in order: short, multi-byte, longer than a batch", async () => {
+  // A child process logs to its real stdout: 3000 lines (several batches), lines of non-ASCII
+  // text, and lines of 100k and 300k characters of 3 bytes each in UTF-8 (the buffer is 256 KiB).
+  const code = `
+    import { createLogger, flushLogs } from ${
+    JSON.stringify(new URL("../src/log.ts", import.meta.url).href)
+  };
+    const log = createLogger("info");
+    for (let i = 0; i < 3000; i++) log.info("line", { i, text: i % 7 === 0 ? "zürich 東京 🚀" : "x" });
+    log.info("long", { text: "€".repeat(100_000) });
+    log.info("long", { text: "€".repeat(300_000) });
+    log.info("after");
+    setTimeout(() => log.info("timer"), 1);
+    setTimeout(() => { flushLogs(); }, 100);
+  `;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--ext=ts", code],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  assert.is(out.code, 0);
+  const lines = new TextDecoder().decode(out.stdout).trimEnd().split("\n").map((l) =>
+    JSON.parse(l)
+  );
+  assert.is(lines.length, 3004);
+  for (let i = 0; i < 3000; i++) {
+    assert.is(lines[i].i, i);
+    assert.is(lines[i].text, i % 7 === 0 ? "zürich 東京 🚀" : "x");
+  }
+  assert.is(lines[3000].text, "€".repeat(100_000));
+  assert.is(lines[3001].text, "€".repeat(300_000));
+  assert.equal(lines.slice(3002).map((l) => l.msg), ["after", "timer"]);
+});
+
 test.run();

@@ -6,6 +6,8 @@ import type { Context, ErrorHandler, Next } from "hono";
 import type { Result, Router } from "hono/router";
 import type { H, RouterRoute } from "hono/types";
 import { TrieRouter } from "hono/router/trie-router";
+import { RegExpRouter } from "hono/router/reg-exp-router";
+import { SmartRouter } from "hono/router/smart-router";
 import { uniqueSymbol } from "hono-openapi";
 
 /** What Hono hands a router for each handler: the handler and the route it belongs to. */
@@ -28,6 +30,11 @@ function _describeOnly(handler: unknown): boolean {
     uniqueSymbol
   ];
   return meta?.spec !== undefined && meta.target === undefined;
+}
+
+/** Whether a route's path has no parameter, wildcard or pattern. */
+function _isStatic(path: string): boolean {
+  return !/[:*?{]/.test(path);
 }
 
 /**
@@ -56,7 +63,7 @@ async function _step(
 }
 
 /**
- * Hono's router interface over a `TrieRouter` holding one handler per route (the route's own
+ * Hono's router interface over Hono's `SmartRouter` holding one handler per route (the route's own
  * handlers inside `around`), with static paths answered from a map built once. A route module
  * that registers middleware for many routes (`app.use`, `app.all`, a `*` path) gets Hono's own
  * order of handlers instead: `around` first, then every matching handler.
@@ -67,7 +74,7 @@ export class RouteChains implements Router<Entry> {
   #around: Around;
   #onError: ErrorHandler;
   #added: { method: string; path: string; entry: Entry }[] = [];
-  #built: { statics: Map<string, Map<string, Result<Entry>>>; trie: TrieRouter<Entry> } | undefined;
+  #built: { statics: Map<string, Map<string, Result<Entry>>>; inner: Router<Entry> } | undefined;
 
   /**
    * @param around the app's middleware, run once per request around the route
@@ -100,18 +107,22 @@ export class RouteChains implements Router<Entry> {
    */
   match(method: string, path: string): Result<Entry> {
     const built = this.#built ??= this.#build();
-    return built.statics.get(method)?.get(path) ?? built.trie.match(method, path);
+    return built.statics.get(method)?.get(path) ?? built.inner.match(method, path);
   }
 
-  #build(): { statics: Map<string, Map<string, Result<Entry>>>; trie: TrieRouter<Entry> } {
-    const trie = new TrieRouter<Entry>();
+  #build(): { statics: Map<string, Map<string, Result<Entry>>>; inner: Router<Entry> } {
+    // Hono's default pair: one regular expression per method when the paths allow it (a path
+    // with a parameter costs one match, not a walk of its segments), else the trie.
+    const inner: Router<Entry> = new SmartRouter<Entry>({
+      routers: [new RegExpRouter(), new TrieRouter()],
+    });
     const statics = new Map<string, Map<string, Result<Entry>>>();
     const around = this.#around;
     if (this.#added.some(({ method, path }) => method === "ALL" || path.includes("*"))) {
       const first: Entry[0] = (c, next) => around(c, next);
-      trie.add("ALL", "/*", [first, { basePath: "/", path: "/*", method: "ALL", handler: first }]);
-      for (const { method, path, entry } of this.#added) trie.add(method, path, entry);
-      return { statics, trie };
+      inner.add("ALL", "/*", [first, { basePath: "/", path: "/*", method: "ALL", handler: first }]);
+      for (const { method, path, entry } of this.#added) inner.add(method, path, entry);
+      return { statics, inner };
     }
     const onError = this.#onError;
     const routes: { method: string; path: string; route: Entry[1]; handlers: Entry[0][] }[] = [];
@@ -120,17 +131,22 @@ export class RouteChains implements Router<Entry> {
       if (last?.method === method && last.path === path) last.handlers.push(entry[0]);
       else routes.push({ method, path, route: entry[1], handlers: [entry[0]] });
     }
+    // Static paths are answered from the map, with every route that matches them (from a trie
+    // of all routes); the inner router holds only the paths with parameters, which also keeps
+    // out of it what RegExpRouter cannot take (`/tasks/sleep` beside `/tasks/:type`).
+    const all = new TrieRouter<Entry>();
     for (const { method, path, route, handlers } of routes) {
       const chain: Entry[0] = (c, next) =>
         around(c, () => _step(c, handlers, 0, next, onError), route.path);
-      trie.add(method, path, [chain, route]);
+      all.add(method, path, [chain, route]);
+      if (!_isStatic(path)) inner.add(method, path, [chain, route]);
     }
     for (const { method, path } of routes) {
-      if (/[:*?{]/.test(path)) continue;
+      if (!_isStatic(path)) continue;
       let byPath = statics.get(method);
       if (!byPath) statics.set(method, byPath = new Map());
-      byPath.set(path, trie.match(method, path));
+      byPath.set(path, all.match(method, path));
     }
-    return { statics, trie };
+    return { statics, inner };
   }
 }

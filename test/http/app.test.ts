@@ -258,6 +258,33 @@ test("a handler's unexpected error answers 500 problem+json without details", as
   assert.not.match(await res.text(), /secret internals/);
 });
 
+test("routes: a static path beside a parameter on the same method, in order, with fall-through", async () => {
+  const system = new System().routes((app) => {
+    app.post("/things/special", (c) => c.json({ route: "special" }));
+    app.post("/things/:name", (c) => c.json({ route: "param", name: c.req.param("name") }));
+    app.post("/things/:id/parts/:part", (c) => c.json(c.req.param()));
+    app.get("/things/:name", async (c, next) => {
+      if (c.req.param("name") === "skip") return await next();
+      return c.json({ route: "get", name: c.req.param("name") });
+    });
+    app.get("/things/:other", (c) => c.json({ route: "second", other: c.req.param("other") }));
+  });
+  const { app } = appWith({}, system);
+  const json = async (path: string, method = "POST") =>
+    await (await app.request(path, { method })).json();
+  assert.equal(await json("/things/special"), { route: "special" });
+  assert.equal(await json("/things/other"), { route: "param", name: "other" });
+  assert.equal(await json("/things/a%20b"), { route: "param", name: "a b" });
+  assert.equal(await json("/things/7/parts/x"), { id: "7", part: "x" });
+  assert.equal(await json("/things/n", "GET"), { route: "get", name: "n" });
+  assert.equal(await json("/things/skip", "GET"), { route: "second", other: "skip" });
+  const head = await app.request("/things/n", { method: "HEAD" });
+  assert.is(head.status, 200);
+  assert.is(await head.text(), "");
+  assert.is((await app.request("/things/special/more", { method: "POST" })).status, 404);
+  assert.is((await app.request("/things/n", { method: "DELETE" })).status, 404);
+});
+
 test("validate() documents and checks query parameters", async () => {
   const system = new System().routes((app) => {
     app.get(
