@@ -258,16 +258,15 @@ test("a handler's unexpected error answers 500 problem+json without details", as
   assert.not.match(await res.text(), /secret internals/);
 });
 
-test("routes: a static path beside a parameter on the same method, in order, with fall-through", async () => {
+test("routes: a static path beside a parameter on the same method, several parameters, HEAD", async () => {
   const system = new System().routes((app) => {
     app.post("/things/special", (c) => c.json({ route: "special" }));
     app.post("/things/:name", (c) => c.json({ route: "param", name: c.req.param("name") }));
-    app.post("/things/:id/parts/:part", (c) => c.json(c.req.param()));
-    app.get("/things/:name", async (c, next) => {
-      if (c.req.param("name") === "skip") return await next();
-      return c.json({ route: "get", name: c.req.param("name") });
-    });
-    app.get("/things/:other", (c) => c.json({ route: "second", other: c.req.param("other") }));
+    app.post(
+      "/things/:id/parts/:part",
+      (c) => c.json({ id: c.req.param("id"), part: c.req.param("part") }),
+    );
+    app.get("/things/:name", (c) => c.json({ route: "get", name: c.req.param("name") }));
   });
   const { app } = appWith({}, system);
   const json = async (path: string, method = "POST") =>
@@ -277,7 +276,6 @@ test("routes: a static path beside a parameter on the same method, in order, wit
   assert.equal(await json("/things/a%20b"), { route: "param", name: "a b" });
   assert.equal(await json("/things/7/parts/x"), { id: "7", part: "x" });
   assert.equal(await json("/things/n", "GET"), { route: "get", name: "n" });
-  assert.equal(await json("/things/skip", "GET"), { route: "second", other: "skip" });
   const head = await app.request("/things/n", { method: "HEAD" });
   assert.is(head.status, 200);
   assert.is(await head.text(), "");
