@@ -37,11 +37,27 @@ function _isStatic(path: string): boolean {
   return !/[:*?{]/.test(path);
 }
 
+/** A settled step. */
+const _DONE: Promise<void> = Promise.resolve();
+
+/** Takes a step's answer, as Hono's `compose` does. */
+function _answer(c: Context, res: unknown, failed: boolean): void {
+  if (res instanceof Response && (!c.finalized || failed)) c.res = res;
+}
+
+/** Answers a step's error through the error handler (anything not an Error goes on up). */
+async function _failed(c: Context, err: unknown, onError: ErrorHandler): Promise<void> {
+  if (!(err instanceof Error)) throw err;
+  _answer(c, await onError(err, c), true);
+}
+
 /**
  * Runs a route's handlers in turn as Hono's `compose` does: an error answers through the error
- * handler at the step that threw, and the last handler's `next` is the router's.
+ * handler at the step that threw, and the last handler's `next` is the router's. Not an async
+ * function: a step whose handler answers at once costs no promise of its own, and one that awaits
+ * costs one `then`.
  */
-async function _step(
+function _step(
   c: Context,
   handlers: readonly Entry[0][],
   i: number,
@@ -49,17 +65,21 @@ async function _step(
   onError: ErrorHandler,
 ): Promise<void> {
   const handler = handlers[i];
-  if (handler === undefined) return await next();
+  if (handler === undefined) return next();
   let res: unknown;
-  let failed = false;
   try {
-    res = await handler(c, () => _step(c, handlers, i + 1, next, onError));
+    res = handler(c, () => _step(c, handlers, i + 1, next, onError));
   } catch (err) {
-    if (!(err instanceof Error)) throw err;
-    res = await onError(err, c);
-    failed = true;
+    return _failed(c, err, onError);
   }
-  if (res instanceof Response && (!c.finalized || failed)) c.res = res;
+  if (typeof (res as PromiseLike<unknown> | undefined)?.then === "function") {
+    return Promise.resolve(res).then(
+      (value) => _answer(c, value, false),
+      (err) => _failed(c, err, onError),
+    );
+  }
+  _answer(c, res, false);
+  return _DONE;
 }
 
 /**
