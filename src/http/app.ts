@@ -68,22 +68,21 @@ const _httpMetrics = perRuntime((rt) => {
     [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     promRegistry(rt),
   );
-  // Both label sets are closed (see requestLabels), so these maps stay small. Route, then
-  // method, then status: no key string is built per request.
-  type Children = { count: Map<number, CounterChild>; time: HistogramChild };
-  const byRoute = new Map<string, Map<string, Children>>();
+  // Both label sets are closed (see requestLabels), so this map stays small.
+  const children = new Map<string, { count: CounterChild; time: HistogramChild }>();
   return {
     observe(method: string, route: string, status: number, seconds: number) {
-      let byMethod = byRoute.get(route);
-      if (!byMethod) byRoute.set(route, byMethod = new Map());
-      let children = byMethod.get(method);
-      if (!children) {
-        byMethod.set(method, children = { count: new Map(), time: duration.child(method, route) });
+      const id = `${method} ${status} ${route}`;
+      let child = children.get(id);
+      if (!child) {
+        child = {
+          count: requests.child(method, route, String(status)),
+          time: duration.child(method, route),
+        };
+        children.set(id, child);
       }
-      let count = children.count.get(status);
-      if (!count) children.count.set(status, count = requests.child(method, route, String(status)));
-      count.inc();
-      children.time.observe(seconds);
+      child.count.inc();
+      child.time.observe(seconds);
     },
   };
 });
@@ -184,20 +183,22 @@ export function createHttpApp(rt: Runtime, options: HttpAppOptions): Hono<AppEnv
     );
   };
 
-  /** The request checks, then the route: a refusal is the answer. */
-  const admit = keys.length === 0
-    // Without API keys nothing here awaits: no async step of its own per request.
-    ? (c: Context<AppEnv>, next: () => Promise<void>): Promise<void> => {
-      const refused = refuseRequest(c);
-      if (!refused) return next();
+  /**
+   * The request checks, then the route: a refusal is the answer. Not an async function: without
+   * API keys nothing here awaits, so it adds no async step of its own.
+   */
+  const admit = (c: Context<AppEnv>, next: () => Promise<void>): Promise<void> => {
+    const refused = refuseRequest(c);
+    if (refused) {
       c.res = refused;
       return Promise.resolve();
     }
-    : async (c: Context<AppEnv>, next: () => Promise<void>): Promise<void> => {
-      const refused = refuseRequest(c) ?? await refuseUnauthorized(c);
-      if (refused) c.res = refused;
-      else await next();
-    };
+    if (keys.length === 0) return next();
+    return refuseUnauthorized(c).then((unauthorized) => {
+      if (!unauthorized) return next();
+      c.res = unauthorized;
+    });
+  };
 
   // One middleware rather than one per concern (each would be an async step of every request),
   // run by the router around each route's own handlers.
