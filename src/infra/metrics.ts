@@ -21,7 +21,7 @@ interface _Value {
 interface _Data {
   name: string;
   help: string;
-  type: "counter" | "histogram";
+  type: "counter" | "gauge" | "histogram";
   values: _Value[];
   aggregator: "sum";
 }
@@ -78,31 +78,38 @@ export interface CounterChild {
   inc(by?: number): void;
 }
 
-/** A counter; `child(...values)` once per label set, then `inc()` is one addition. */
-export class CheapCounter
-  extends _Cheap<CounterChild & { labels: Record<string, string>; value: number }> {
-  readonly type = "counter" as const;
+/** One label set of a {@link CheapGauge}. */
+export interface GaugeChild extends CounterChild {
+  dec(by?: number): void;
+}
 
+type _ValueState = GaugeChild & { labels: Record<string, string>; value: number };
+
+/** A metric of one number per label set: counters and gauges. */
+abstract class _Valued<C extends CounterChild> extends _Cheap<_ValueState> {
   /**
-   * The counter of one label set (made on first use; keep it).
+   * The record of one label set (made on first use; keep it).
    *
    * @param values label values, in the order of `labelNames`
-   * @returns its counter
+   * @returns its record
    */
-  child(...values: string[]): CounterChild {
+  child(...values: string[]): C {
     const id = values.join("\u0000");
     let child = this.children.get(id);
     if (!child) {
-      const c = {
+      const c: _ValueState = {
         labels: this.labelsOf(values),
         value: 0,
         inc(by = 1) {
           c.value += by;
         },
+        dec(by = 1) {
+          c.value -= by;
+        },
       };
       this.children.set(id, child = c);
     }
-    return child;
+    return child as unknown as C; // a counter hands out the same record without its dec
   }
 
   /**
@@ -115,6 +122,16 @@ export class CheapCounter
     for (const c of this.children.values()) values.push({ labels: c.labels, value: c.value });
     return values;
   }
+}
+
+/** A counter; `child(...values)` once per label set, then `inc()` is one addition. */
+export class CheapCounter extends _Valued<CounterChild> {
+  readonly type = "counter" as const;
+}
+
+/** A gauge; `child(...values)` once per label set, then `inc()`/`dec()` are one addition. */
+export class CheapGauge extends _Valued<GaugeChild> {
+  readonly type = "gauge" as const;
 }
 
 /** One label set of a {@link CheapHistogram}. */

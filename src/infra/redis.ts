@@ -657,17 +657,22 @@ export class RedisStore implements Store {
   }
 
   async eval(script: Script, keys: string[], args: (string | number)[]): Promise<Reply> {
-    const rest = [String(keys.length), ...keys, ...args.map(String)];
     let sha = this.#shas.get(script);
     if (!sha) this.#shas.set(script, sha = _sha1(script.lua));
+    // One array, built once: a batch's arguments run to hundreds, on every claim and finish.
+    const command = ["EVALSHA", sha, String(keys.length)];
+    for (const key of keys) command.push(key);
+    for (const arg of args) command.push(typeof arg === "string" ? arg : String(arg));
     try {
       try {
-        return _normalize(await this.#send(["EVALSHA", sha, ...rest]));
+        return _normalize(await this.#send(command));
       } catch (err) {
         if (!(err instanceof Error) || !err.message.startsWith("NOSCRIPT")) throw err;
       }
       // EVAL caches the script on the node that runs it (each node of a cluster learns it once).
-      return _normalize(await this.#send(["EVAL", script.lua, ...rest]));
+      command[0] = "EVAL";
+      command[1] = script.lua;
+      return _normalize(await this.#send(command));
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       if (

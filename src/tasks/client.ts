@@ -258,7 +258,7 @@ export class TaskClient {
     if (outcome === "created") {
       let queued = this.#queued.get(def.name);
       if (!queued) {
-        queued = taskMetrics(this.#rt).transitions.labels(def.name, "queued");
+        queued = taskMetrics(this.#rt).transitions.child(def.name, "queued");
         this.#queued.set(def.name, queued);
       }
       queued.inc();
@@ -367,7 +367,7 @@ export class TaskClient {
     const view = this.#changed(refcode, change, "cancel");
     if (change.outcome === "cancelled") {
       const metrics = taskMetrics(this.#rt);
-      metrics.transitions.inc({ type: metrics.label(view.type), status: "cancelled" });
+      metrics.transitions.child(metrics.label(view.type), "cancelled").inc();
     }
     return view;
   }
@@ -384,7 +384,7 @@ export class TaskClient {
     if (!TASK_REFCODES.test(refcode)) throw new TaskNotFoundError(refcode);
     const view = this.#changed(refcode, await this.#broker.retry(refcode), "retry");
     const metrics = taskMetrics(this.#rt);
-    metrics.transitions.inc({ type: metrics.label(view.type), status: "queued" });
+    metrics.transitions.child(metrics.label(view.type), "queued").inc();
     return view;
   }
 

@@ -1,7 +1,10 @@
 /**
- * @module Prometheus metrics of async tasks, made once per runtime.
+ * @module Prometheus metrics of async tasks, made once per runtime. Those a run touches are the
+ * cheap kinds (`infra/metrics.ts`): a task's run updates half a dozen, and prom-client's label
+ * hashing on each cost several microseconds of a no-op task.
  */
-import { Counter, Gauge, Histogram } from "prom-client";
+import { Gauge } from "prom-client";
+import { CheapCounter, CheapGauge, CheapHistogram } from "../infra/metrics.ts";
 import { perRuntime, promRegistry, type Runtime } from "../runtime.ts";
 import { TASKS } from "./define.ts";
 import { taskKeys } from "./keys.ts";
@@ -15,20 +18,26 @@ export interface TaskMetrics {
    * closed set.
    */
   label(type: string): string;
-  /** Tasks entering each status (`queued` counts new tasks, retries and hand-backs too). */
-  transitions: Counter<"type" | "status">;
+  /**
+   * Tasks entering each status (`queued` counts new tasks, retries and hand-backs too); labels
+   * `type`, `status`.
+   */
+  transitions: CheapCounter;
   /** Waiting tasks per type (pending plus scheduled), read from the store at each scrape. */
   depth: Gauge<"type">;
-  /** Handlers running in this process. */
-  running: Gauge<"type">;
-  /** Handler run time by outcome (`completed`, `failed`, `retry`, `cancelled`, `released`). */
-  runSeconds: Histogram<"type" | "outcome">;
-  /** From ready (enqueued, retry due, reclaimed) to started. */
-  startDelaySeconds: Histogram<"type">;
-  /** Runs that failed and were scheduled again. */
-  retries: Counter<"type">;
-  /** Tasks taken back from workers whose lease expired. */
-  reclaims: Counter<"type">;
+  /** Handlers running in this process; label `type`. */
+  running: CheapGauge;
+  /**
+   * Handler run time by outcome (`completed`, `failed`, `retry`, `cancelled`, `released`);
+   * labels `type`, `outcome`.
+   */
+  runSeconds: CheapHistogram;
+  /** From ready (enqueued, retry due, reclaimed) to started; label `type`. */
+  startDelaySeconds: CheapHistogram;
+  /** Runs that failed and were scheduled again; label `type`. */
+  retries: CheapCounter;
+  /** Tasks taken back from workers whose lease expired; label `type`. */
+  reclaims: CheapCounter;
 }
 
 /**
@@ -38,17 +47,18 @@ export interface TaskMetrics {
  * @returns the metrics
  */
 export const taskMetrics: (rt: Runtime) => TaskMetrics = perRuntime((rt) => {
-  const registers = [promRegistry(rt)];
+  const registry = promRegistry(rt);
+  const registers = [registry];
   const broker = new TaskBroker(rt.store, taskKeys(rt.config.keyPrefix));
   const defined = new Set(rt.system.all(TASKS).map((d) => d.name));
   return {
     label: (type) => (defined.has(type) ? type : "other"),
-    transitions: new Counter({
-      name: "tasks_total",
-      help: "Async tasks entering each status, by type and status",
-      labelNames: ["type", "status"] as const,
-      registers,
-    }),
+    transitions: new CheapCounter(
+      "tasks_total",
+      "Async tasks entering each status, by type and status",
+      ["type", "status"],
+      registry,
+    ),
     depth: new Gauge({
       name: "tasks_queue_depth",
       help: "Async tasks waiting to run (ready or scheduled for a retry), by type",
@@ -64,37 +74,37 @@ export const taskMetrics: (rt: Runtime) => TaskMetrics = perRuntime((rt) => {
         }
       },
     }),
-    running: new Gauge({
-      name: "tasks_running",
-      help: "Async task handlers running in this process, by type",
-      labelNames: ["type"] as const,
-      registers,
-    }),
-    runSeconds: new Histogram({
-      name: "task_run_duration_seconds",
-      help: "Async task handler run time, by type and outcome",
-      labelNames: ["type", "outcome"] as const,
-      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800],
-      registers,
-    }),
-    startDelaySeconds: new Histogram({
-      name: "task_start_delay_seconds",
-      help: "Time from ready (enqueued, retry due, reclaimed) to started, by type",
-      labelNames: ["type"] as const,
-      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
-      registers,
-    }),
-    retries: new Counter({
-      name: "task_retries_total",
-      help: "Async task runs that failed and were scheduled again, by type",
-      labelNames: ["type"] as const,
-      registers,
-    }),
-    reclaims: new Counter({
-      name: "task_reclaims_total",
-      help: "Async tasks taken back after their worker's lease expired, by type",
-      labelNames: ["type"] as const,
-      registers,
-    }),
+    running: new CheapGauge(
+      "tasks_running",
+      "Async task handlers running in this process, by type",
+      ["type"],
+      registry,
+    ),
+    runSeconds: new CheapHistogram(
+      "task_run_duration_seconds",
+      "Async task handler run time, by type and outcome",
+      ["type", "outcome"],
+      [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800],
+      registry,
+    ),
+    startDelaySeconds: new CheapHistogram(
+      "task_start_delay_seconds",
+      "Time from ready (enqueued, retry due, reclaimed) to started, by type",
+      ["type"],
+      [0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+      registry,
+    ),
+    retries: new CheapCounter(
+      "task_retries_total",
+      "Async task runs that failed and were scheduled again, by type",
+      ["type"],
+      registry,
+    ),
+    reclaims: new CheapCounter(
+      "task_reclaims_total",
+      "Async tasks taken back after their worker's lease expired, by type",
+      ["type"],
+      registry,
+    ),
   };
 });

@@ -71,8 +71,8 @@ export class Recoverer implements Service {
       this.#failing = false;
       for (const [name, status] of reclaimed) {
         const type = this.#metrics.label(name);
-        this.#metrics.reclaims.inc({ type });
-        this.#metrics.transitions.inc({ type, status });
+        this.#metrics.reclaims.child(type).inc();
+        this.#metrics.transitions.child(type, status).inc();
       }
       if (reclaimed.length) {
         this.#log.warn("tasks taken back from workers whose lease expired", {

@@ -21,6 +21,7 @@ import {
 } from "./broker.ts";
 import { type Lease, type LeaseKeeper, startLeaseKeeper } from "./lease-keeper.ts";
 import { type TaskMetrics, taskMetrics } from "./metrics.ts";
+import type { CounterChild, GaugeChild, HistogramChild } from "../infra/metrics.ts";
 import { NonRetryableError } from "./errors.ts";
 
 /** Default lease: a dead worker's tasks run again this long after it stopped renewing. */
@@ -199,6 +200,11 @@ export class TaskWorker implements Service {
   #log: Logger;
   #broker: TaskBroker;
   #metrics: TaskMetrics;
+  /** Per type, the metric records every run updates (looked up once). */
+  #typeMetrics = new Map<
+    string,
+    { inProgress: CounterChild; running: GaugeChild; startDelay: HistogramChild }
+  >();
   #defs = new Map<string, TaskDefinition>();
   #limits = new Map<string, number>();
   #busy = new Map<string, number>();
@@ -268,6 +274,11 @@ export class TaskWorker implements Service {
       this.#runMs.set(def.name, Infinity);
       this.#more.set(def.name, new Set());
       this.#turn.set(def.name, 0);
+      this.#typeMetrics.set(def.name, {
+        inProgress: this.#metrics.transitions.child(def.name, "in_progress"),
+        running: this.#metrics.running.child(def.name),
+        startDelay: this.#metrics.startDelaySeconds.child(def.name),
+      });
     }
   }
 
@@ -551,7 +562,7 @@ export class TaskWorker implements Service {
   /** Books a claimed task: metrics, lease. */
   #prepare(task: ClaimedTask): _Run {
     const def = this.#defs.get(task.type)!;
-    this.#metrics.transitions.inc({ type: def.name, status: "in_progress" });
+    this.#typeMetrics.get(def.name)!.inProgress.inc();
     // A run claimed ahead may wait for a slot up to one run's time before its own starts.
     this.#keeper!.track(
       task.refcode,
@@ -592,11 +603,9 @@ export class TaskWorker implements Service {
     const { task, def } = run;
     const type = def.name;
     this.#busy.set(type, this.#busy.get(type)! + 1);
-    this.#metrics.running.inc({ type });
-    this.#metrics.startDelaySeconds.observe(
-      { type },
-      Math.max(0, Date.now() - task.readyAt) / 1000,
-    );
+    const metrics = this.#typeMetrics.get(type)!;
+    metrics.running.inc();
+    metrics.startDelay.observe(Math.max(0, Date.now() - task.readyAt) / 1000);
     run.started = true;
     run.deadline = Date.now() + def.timeoutMs;
     run.startedAt = performance.now();
@@ -638,7 +647,7 @@ export class TaskWorker implements Service {
       // The slot frees when the handler returns, even if its run was closed earlier.
       clearTimeout(run.grace);
       this.#busy.set(type, this.#busy.get(type)! - 1);
-      this.#metrics.running.dec({ type });
+      metrics.running.dec();
       const ms = performance.now() - run.startedAt;
       const mean = this.#runMs.get(type)!;
       this.#runMs.set(type, Number.isFinite(mean) ? mean + (ms - mean) / 8 : ms);
@@ -761,14 +770,14 @@ export class TaskWorker implements Service {
         : status === "queued"
         ? "retry"
         : status;
-      if (run.started) this.#metrics.runSeconds.observe({ type, outcome: label }, seconds);
-      this.#metrics.transitions.inc({ type, status });
+      if (run.started) this.#metrics.runSeconds.child(type, label).observe(seconds);
+      this.#metrics.transitions.child(type, status).inc();
       if (label === "retry") {
         // The claim this wakes (in the task's shard) learns when the retry is due and sleeps
         // until then.
         this.#due.set(shardIndex(refcode), Date.now());
         this.#poke();
-        this.#metrics.retries.inc({ type });
+        this.#metrics.retries.child(type).inc();
         this.#log.info("task failed; retry scheduled", {
           refcode,
           task: type,
