@@ -1,7 +1,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { Counter, Histogram, Registry } from "prom-client";
-import { CheapCounter, CheapHistogram } from "../../src/infra/metrics.ts";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { CheapCounter, CheapGauge, CheapHistogram } from "../../src/infra/metrics.ts";
 
 const BUCKETS = [0.001, 0.01, 0.1, 1];
 const SAMPLES: [string, string, number][] = [
@@ -40,6 +40,20 @@ test("the cheap counter and histogram expose exactly what prom-client's would", 
   assert.equal(single?.values.map((v) => v.value), [4, 1]);
   ours.resetMetrics();
   assert.not.match(await ours.metrics(), /x_total\{/);
+});
+
+test("the cheap gauge exposes exactly what prom-client's would", async () => {
+  const theirs = new Registry(), ours = new Registry();
+  const g1 = new Gauge({ name: "x_running", help: "h", labelNames: ["t"], registers: [theirs] });
+  const g2 = new CheapGauge("x_running", "h", ["t"], ours);
+  for (const [t, by] of [["a", 1], ["b", 1], ["a", 1], ["a", -1], ["b", -1], ["c", 3]] as const) {
+    if (by > 0) g1.inc({ t }, by);
+    else g1.dec({ t }, -by);
+    if (by > 0) g2.child(t).inc(by);
+    else g2.child(t).dec(-by);
+  }
+  assert.is(await ours.metrics(), await theirs.metrics());
+  assert.match(await ours.metrics(), /x_running\{t="a"\} 1\n/);
 });
 
 test("a child is one record per label set; a wrong label count throws", () => {
