@@ -95,6 +95,7 @@ ${WRK_DONE}`;
  * @param lua the script (see {@link wrkScript})
  * @param seconds duration
  * @param connections open connections
+ * @param cpus CPUs to run it on (`taskset -c`; see {@link pinning}), default any
  * @returns its summary
  */
 export async function wrk(
@@ -102,11 +103,24 @@ export async function wrk(
   lua: string,
   seconds: number,
   connections: number,
+  cpus?: string,
 ): Promise<WrkResult> {
   const file = await Deno.makeTempFile({ suffix: ".lua" });
   await Deno.writeTextFile(file, lua);
-  const out = await new Deno.Command("wrk", {
-    args: ["-t", "2", "-c", String(connections), "-d", `${seconds}s`, "--latency", "-s", file, url],
+  const args = [
+    "-t",
+    "2",
+    "-c",
+    String(connections),
+    "-d",
+    `${seconds}s`,
+    "--latency",
+    "-s",
+    file,
+    url,
+  ];
+  const out = await new Deno.Command(cpus ? "taskset" : "wrk", {
+    args: cpus ? ["-c", cpus, "wrk", ...args] : args,
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -124,6 +138,25 @@ export async function wrk(
     p99: r.p99 / 1000,
     non2xx: r.non2xx,
   };
+}
+
+/**
+ * Where a server under load and its load generator run: apart, on CPUs of their own, when the
+ * machine has at least two and `taskset` is there. Left to the scheduler, the two meet on one core
+ * in some runs and not in others, and a server's CPU time per request moved by a third between
+ * runs of the same code (the engines it calls stay unpinned).
+ *
+ * @returns `taskset -c` lists for the server and the load generator, or undefined
+ */
+export function pinning(): { server: string; load: string } | undefined {
+  const n = navigator.hardwareConcurrency;
+  if (n < 2) return undefined;
+  try {
+    if (!new Deno.Command("taskset", { args: ["-c", "0", "true"] }).outputSync().success) return;
+  } catch {
+    return undefined;
+  }
+  return { server: String(n - 1), load: n === 2 ? "0" : `0-${n - 2}` };
 }
 
 /**
@@ -213,17 +246,20 @@ export function cpuMs(pid: number): number {
  * @param cmd the program and its arguments (`deno` for Deno.execPath())
  * @param env environment; PORT is added
  * @param cwd working directory (default: the repository)
+ * @param cpus CPUs to run it on (`taskset -c`; see {@link pinning}), default any
  * @returns the server
  */
 export async function serve(
   cmd: string[],
   env: Record<string, string>,
   cwd?: string,
+  cpus?: string,
 ): Promise<Server> {
   const port = freePort();
+  const program = cmd[0] === "deno" ? Deno.execPath() : cmd[0];
   const child = killOnCleanup(
-    new Deno.Command(cmd[0] === "deno" ? Deno.execPath() : cmd[0], {
-      args: cmd.slice(1),
+    new Deno.Command(cpus ? "taskset" : program, {
+      args: cpus ? ["-c", cpus, program, ...cmd.slice(1)] : cmd.slice(1),
       cwd: cwd ?? ROOT,
       env: { ...env, PORT: String(port) },
       stdin: "null",

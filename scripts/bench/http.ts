@@ -27,6 +27,7 @@ import {
   cpuMs,
   ensureWrk,
   median,
+  pinning,
   serve,
   type Server,
   summaryRow,
@@ -111,13 +112,30 @@ if (env.REDIS_URL) {
   deleteTopicsLater([`${prefix}.orders`]);
 }
 
+// Every server on the same CPU, wrk on the others (see pinning()).
+const pin = pinning();
 const servers: Record<string, Server> = {
-  ours: await serve(["deno", "run", "-A", "src/example/main.ts"], { ...common, ROLE: "http" }),
+  ours: await serve(
+    ["deno", "run", "-A", "src/example/main.ts"],
+    { ...common, ROLE: "http" },
+    undefined,
+    pin?.server,
+  ),
 };
 for (const peer of PEERS) {
   servers[peer] = peer === "bare"
-    ? await serve(["deno", "run", "-A", "scripts/bench/_bare-http.ts"], common)
-    : await serve(["node", `${peer}.mjs`], { ...common, NODE_ENV: "production" }, nodeDir);
+    ? await serve(
+      ["deno", "run", "-A", "scripts/bench/_bare-http.ts"],
+      common,
+      undefined,
+      pin?.server,
+    )
+    : await serve(
+      ["node", `${peer}.mjs`],
+      { ...common, NODE_ENV: "production" },
+      nodeDir,
+      pin?.server,
+    );
 }
 
 const post = async (base: string) => {
@@ -137,7 +155,7 @@ async function run(name: string, route: string): Promise<Result> {
   const url = route === "get" ? `${s.url}/orders/${ids[name]}` : `${s.url}/orders`;
   const lua = route === "get" ? wrkScript("GET") : wrkScript("POST", '{"item":"bench","qty":2}');
   const before = cpuMs(s.pid);
-  const r = await wrk(url, lua, SECONDS, CONNECTIONS);
+  const r = await wrk(url, lua, SECONDS, CONNECTIONS, pin?.load);
   return { ...r, cpuUs: ((cpuMs(s.pid) - before) * 1000) / Math.max(1, r.requests) };
 }
 
@@ -157,6 +175,8 @@ const label = (route: string) => route === "get" ? "GET /orders/{id}" : "POST /o
 console.log(
   `\nHTTP benchmark: ${CONNECTIONS} connections, ${SECONDS}s per run, ${ROUNDS} rounds (medians), ${
     env.REDIS_URL ? "real Redis + Kafka" : "embedded"
+  }; ${
+    pin ? `servers on CPU ${pin.server}, wrk on CPU ${pin.load}` : "unpinned"
   }; CPU µs/request is the server process's own CPU time per answered request`,
 );
 console.log(
