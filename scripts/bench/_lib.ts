@@ -107,23 +107,17 @@ export async function wrk(
 ): Promise<WrkResult> {
   const file = await Deno.makeTempFile({ suffix: ".lua" });
   await Deno.writeTextFile(file, lua);
-  const args = [
-    "-t",
-    "2",
-    "-c",
-    String(connections),
-    "-d",
-    `${seconds}s`,
-    "--latency",
-    "-s",
-    file,
-    url,
-  ];
-  const out = await new Deno.Command(cpus ? "taskset" : "wrk", {
-    args: cpus ? ["-c", cpus, "wrk", ...args] : args,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+  const out = await _command(
+    "wrk",
+    [
+      ...["-t", "2", "-c", String(connections), "-d", `${seconds}s`, "--latency", "-s", file, url],
+    ],
+    cpus,
+    {
+      stdout: "piped",
+      stderr: "piped",
+    },
+  ).output();
   await Deno.remove(file);
   const text = new TextDecoder().decode(out.stdout);
   const line = text.split("\n").find((l) => l.startsWith("JSON "));
@@ -140,11 +134,23 @@ export async function wrk(
   };
 }
 
+/** A command, under `taskset -c cpus` when CPUs are given. */
+function _command(
+  program: string,
+  args: string[],
+  cpus: string | undefined,
+  options: Deno.CommandOptions,
+): Deno.Command {
+  return cpus
+    ? new Deno.Command("taskset", { ...options, args: ["-c", cpus, program, ...args] })
+    : new Deno.Command(program, { ...options, args });
+}
+
 /**
  * Where a server under load and its load generator run: apart, on CPUs of their own, when the
- * machine has at least two and `taskset` is there. Left to the scheduler, the two meet on one core
- * in some runs and not in others, and a server's CPU time per request moved by a third between
- * runs of the same code (the engines it calls stay unpinned).
+ * machine has at least two and `taskset` is there, so that no run has the two on one core (the
+ * engines the server calls stay unpinned). It does not remove this machine's swing between
+ * rounds, which moves every contender alike.
  *
  * @returns `taskset -c` lists for the server and the load generator, or undefined
  */
@@ -245,22 +251,20 @@ export function cpuMs(pid: number): number {
  *
  * @param cmd the program and its arguments (`deno` for Deno.execPath())
  * @param env environment; PORT is added
- * @param cwd working directory (default: the repository)
- * @param cpus CPUs to run it on (`taskset -c`; see {@link pinning}), default any
+ * @param options `cwd`: working directory (default: the repository); `cpus`: CPUs to run it on
+ *   (`taskset -c`; see {@link pinning}), default any
  * @returns the server
  */
 export async function serve(
   cmd: string[],
   env: Record<string, string>,
-  cwd?: string,
-  cpus?: string,
+  options: { cwd?: string; cpus?: string } = {},
 ): Promise<Server> {
   const port = freePort();
   const program = cmd[0] === "deno" ? Deno.execPath() : cmd[0];
   const child = killOnCleanup(
-    new Deno.Command(cpus ? "taskset" : program, {
-      args: cpus ? ["-c", cpus, program, ...cmd.slice(1)] : cmd.slice(1),
-      cwd: cwd ?? ROOT,
+    _command(program, cmd.slice(1), options.cpus, {
+      cwd: options.cwd ?? ROOT,
       env: { ...env, PORT: String(port) },
       stdin: "null",
       stdout: "null",

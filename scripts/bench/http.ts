@@ -114,28 +114,19 @@ if (env.REDIS_URL) {
 
 // Every server on the same CPU, wrk on the others (see pinning()).
 const pin = pinning();
+const cpus = pin?.server;
 const servers: Record<string, Server> = {
-  ours: await serve(
-    ["deno", "run", "-A", "src/example/main.ts"],
-    { ...common, ROLE: "http" },
-    undefined,
-    pin?.server,
-  ),
+  ours: await serve(["deno", "run", "-A", "src/example/main.ts"], { ...common, ROLE: "http" }, {
+    cpus,
+  }),
 };
 for (const peer of PEERS) {
   servers[peer] = peer === "bare"
-    ? await serve(
-      ["deno", "run", "-A", "scripts/bench/_bare-http.ts"],
-      common,
-      undefined,
-      pin?.server,
-    )
-    : await serve(
-      ["node", `${peer}.mjs`],
-      { ...common, NODE_ENV: "production" },
-      nodeDir,
-      pin?.server,
-    );
+    ? await serve(["deno", "run", "-A", "scripts/bench/_bare-http.ts"], common, { cpus })
+    : await serve(["node", `${peer}.mjs`], { ...common, NODE_ENV: "production" }, {
+      cwd: nodeDir,
+      cpus,
+    });
 }
 
 const post = async (base: string) => {

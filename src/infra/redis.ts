@@ -662,7 +662,7 @@ export class RedisStore implements Store {
     // One array, built once: a batch's arguments run to hundreds, on every claim and finish.
     const command = ["EVALSHA", sha, String(keys.length)];
     for (const key of keys) command.push(key);
-    for (const arg of args) command.push(typeof arg === "string" ? arg : String(arg));
+    for (const arg of args) command.push(String(arg));
     try {
       try {
         return _normalize(await this.#send(command));

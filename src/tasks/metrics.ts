@@ -48,7 +48,6 @@ export interface TaskMetrics {
  */
 export const taskMetrics: (rt: Runtime) => TaskMetrics = perRuntime((rt) => {
   const registry = promRegistry(rt);
-  const registers = [registry];
   const broker = new TaskBroker(rt.store, taskKeys(rt.config.keyPrefix));
   const defined = new Set(rt.system.all(TASKS).map((d) => d.name));
   return {
@@ -63,7 +62,7 @@ export const taskMetrics: (rt: Runtime) => TaskMetrics = perRuntime((rt) => {
       name: "tasks_queue_depth",
       help: "Async tasks waiting to run (ready or scheduled for a retry), by type",
       labelNames: ["type"] as const,
-      registers,
+      registers: [registry],
       async collect() {
         const types = rt.system.all(TASKS).map((d) => d.name);
         if (types.length === 0) return;
